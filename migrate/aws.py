@@ -1,0 +1,284 @@
+"""The only module that talks to boto3/botocore directly.
+
+:class:`AwsSession` hands out clients configured for the operator's profile, region and endpoint
+(``--endpoint-url`` or the ``AWS_ENDPOINT_URL`` convention), with botocore's ``adaptive`` retry mode.
+Two hooks hang on its botocore event system:
+
+* the **dry-run guard** (``before-call``): while planning, every operation that is not on the
+  read-only allow-list is refused before it is sent;
+* the **journal** (``after-call``/``after-call-error``): every mutating call that is sent is handed
+  to a recorder with redacted parameters, request id and outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+
+from migrate.errors import AwsError, BadInputError, DryRunViolation
+
+# Operations that only read. Anything else is "mutating" for the guard and the journal.
+READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search")
+# Reads that are still refused while planning: they return secret material.
+READ_DENY = frozenset({"GetSecretValue", "GetParametersByPath", "GetParameter", "GetParameters"})
+# Operations that do not start with a read prefix but only read.
+READ_EXTRA = frozenset({"SelectObjectContent"})
+
+# Parameters whose values identify a target and are safe to journal. Everything else is redacted.
+IDENTIFIER_PARAMS = (
+    "Bucket",
+    "Key",
+    "KeyId",
+    "AliasName",
+    "TargetKeyId",
+    "DBInstanceIdentifier",
+    "DBClusterIdentifier",
+    "DBSnapshotIdentifier",
+    "SourceDBSnapshotIdentifier",
+    "TargetDBSnapshotIdentifier",
+    "NewDBInstanceIdentifier",
+    "UserName",
+    "RoleName",
+    "PolicyName",
+    "InstanceProfileName",
+    "AccessKeyId",
+    "InstanceId",
+    "SecretId",
+    "Name",
+    "FunctionName",
+    "QueryExecutionId",
+)
+
+# The key material of a request never has a business in the journal, even if it has an id-like name.
+_SECRETISH = re.compile(r"secret|password|token|credential|private", re.IGNORECASE)
+
+
+def is_read_only(operation: str) -> bool:
+    """Return True if the AWS operation (PascalCase, as botocore names it) only reads."""
+    if operation in READ_DENY:
+        return False
+    return operation.startswith(READ_ONLY_PREFIXES) or operation in READ_EXTRA
+
+
+def redact_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Keep identifier parameters, replace every other value with a marker."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in IDENTIFIER_PARAMS and isinstance(value, str) and not _SECRETISH.search(name):
+            out[name] = value
+        else:
+            out[name] = "<redacted>"
+    return out
+
+
+def target_of(params: dict[str, Any]) -> str | None:
+    """The most specific identifier in a request, for the journal's target column."""
+    bucket = params.get("Bucket")
+    key = params.get("Key")
+    if isinstance(bucket, str) and isinstance(key, str):
+        return f"s3://{bucket}/{key}"
+    for name in IDENTIFIER_PARAMS:
+        value = params.get(name)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One mutating call as the journal keeps it."""
+
+    service: str
+    operation: str
+    region: str | None
+    target: str | None
+    params: dict[str, Any]
+    request_id: str | None
+    outcome: str
+    error_message: str | None = None
+
+
+Recorder = Callable[[CallRecord], None]
+
+
+@dataclass
+class AwsSession:
+    """Client factory for one operator's AWS identity.
+
+    Steps never build clients themselves; they ask the session passed in their context, so that the
+    guard and the journal see every call.
+    """
+
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    max_attempts: int = 8
+    _session: Any = field(default=None, init=False, repr=False)
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _dry_run: bool = field(default=False, init=False)
+    _recorder: Recorder | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.endpoint_url is None:
+            self.endpoint_url = os.environ.get("AWS_ENDPOINT_URL") or None
+        try:
+            self._session = boto3.session.Session(
+                profile_name=self.profile, region_name=self.region
+            )
+        except ProfileNotFound as exc:
+            raise BadInputError(
+                f"AWS profile {self.profile!r} is not configured ({exc}). Pass an existing "
+                "profile with --profile or AWS_PROFILE, or configure it with `aws configure "
+                f"--profile {self.profile}`."
+            ) from None
+        if self.region is None:
+            self.region = self._session.region_name or "us-east-1"
+
+    # -- configuration -------------------------------------------------------------------------
+    @property
+    def dry_run(self) -> bool:
+        """True while the session refuses mutating calls."""
+        return self._dry_run
+
+    @contextlib.contextmanager
+    def read_only(self) -> Iterator[None]:
+        """Refuse every mutating operation inside the block (the planning guard)."""
+        previous = self._dry_run
+        self._dry_run = True
+        try:
+            yield
+        finally:
+            self._dry_run = previous
+
+    def set_recorder(self, recorder: Recorder | None) -> None:
+        """Send every mutating call that leaves the machine to ``recorder``."""
+        self._recorder = recorder
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A botocore client for ``service`` in ``region`` (default: the session's)."""
+        region = region or self.region or "us-east-1"
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                config = Config(
+                    retries={"mode": "adaptive", "max_attempts": self.max_attempts},
+                    max_pool_connections=32,
+                    s3={"addressing_style": "path"} if self.endpoint_url else None,
+                )
+                client = self._session.client(
+                    service, region_name=region, endpoint_url=self.endpoint_url, config=config
+                )
+                events = client.meta.events
+                events.register("provide-client-params.*.*", _remember_api_params)
+                events.register("before-call.*.*", self._guard)
+                events.register("after-call.*.*", self._after_call)
+                events.register("after-call-error.*.*", self._after_call_error)
+                self._clients[key] = client
+            return self._clients[key]
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _guard(self, model: Any, **kwargs: Any) -> None:
+        operation = model.name
+        if self._dry_run and not is_read_only(operation):
+            service = model.service_model.service_name
+            raise DryRunViolation(
+                f"Refused {service}:{operation} while planning: a plan may only read. This is a "
+                "bug in the step that made the call (its observe/decide must only read); please "
+                "report it with --debug output."
+            )
+
+    def _record(
+        self,
+        model: Any,
+        context: dict[str, Any],
+        outcome: str,
+        request_id: str | None,
+        error_message: str | None,
+    ) -> None:
+        operation = model.name
+        if is_read_only(operation) or self._recorder is None:
+            return
+        api_params = context.get("migrate_api_params") or {}
+        self._recorder(
+            CallRecord(
+                service=model.service_model.service_name,
+                operation=operation,
+                region=context.get("client_region"),
+                target=target_of(api_params),
+                params=redact_params(api_params),
+                request_id=request_id,
+                outcome=outcome,
+                error_message=error_message,
+            )
+        )
+
+    def _after_call(
+        self,
+        model: Any,
+        parsed: dict[str, Any],
+        context: dict[str, Any],
+        http_response: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        meta = parsed.get("ResponseMetadata", {}) if isinstance(parsed, dict) else {}
+        request_id = meta.get("RequestId") or (meta.get("HTTPHeaders") or {}).get(
+            "x-amz-request-id"
+        )
+        error = parsed.get("Error") if isinstance(parsed, dict) else None
+        status = getattr(http_response, "status_code", 200)
+        if error or status >= 300:
+            code = (error or {}).get("Code") or str(status)
+            self._record(model, context, f"error:{code}", request_id, (error or {}).get("Message"))
+        else:
+            self._record(model, context, "ok", request_id, None)
+
+    def _after_call_error(
+        self, model: Any, context: dict[str, Any], exception: Exception, **kwargs: Any
+    ) -> None:
+        self._record(model, context, f"error:{type(exception).__name__}", None, str(exception))
+
+
+def _remember_api_params(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+    # The journal wants the user-level parameters; after-call only sees the serialized request.
+    context["migrate_api_params"] = dict(params)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a ClientError, or None."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code"))
+    return None
+
+
+def describe_aws_failure(exc: BaseException) -> AwsError:
+    """Turn a botocore failure into a one-paragraph AwsError."""
+    if isinstance(exc, NoCredentialsError):
+        return AwsError(
+            "No AWS credentials were found. Set AWS_PROFILE or pass --profile, or export "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; for the sandbox run `migrate sandbox serve` "
+            "and export what it prints."
+        )
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        op = getattr(exc, "operation_name", "an AWS call")
+        return AwsError(
+            f"AWS refused {op}: {err.get('Code')}: {err.get('Message')}. Check that the "
+            "migrator's identity has the permissions `migrate permissions PLAYBOOK` lists, and "
+            "that the resource exists in the selected region."
+        )
+    if isinstance(exc, BotoCoreError):
+        return AwsError(
+            f"Could not reach AWS: {exc}. Check --endpoint-url/AWS_ENDPOINT_URL, --region and "
+            "the network, then resume."
+        )
+    return AwsError(str(exc))

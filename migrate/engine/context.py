@@ -1,0 +1,174 @@
+"""What a step sees: AWS clients, regions, progress, checkpoints, resources, outputs.
+
+The same context class serves planning and running; while planning it has no action, and
+``checkpoint``/``record_resource`` refuse (a plan writes nothing).
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from tqdm import tqdm
+
+from migrate.aws import AwsSession
+from migrate.playbook import is_known
+from migrate.store import Store, utcnow
+from migrate.store.models import Checkpoint, Resource
+
+T = TypeVar("T")
+
+
+def operator_name() -> str:
+    """The OS user and host running migrate, as recorded in approvals and locks."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass
+class StepContext:
+    """Everything a step needs, passed into observe/decide/act/verify."""
+
+    aws: AwsSession
+    step_id: str
+    regions: list[str]
+    state_dir: Path
+    quiet: bool = False
+    run_id: str | None = None
+    store: Store | None = None
+    action_id: int | None = None
+    planning: bool = False
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    _account_id: str | None = field(default=None, init=False)
+
+    # -- identity -------------------------------------------------------------------------------
+    @property
+    def account_id(self) -> str:
+        """The AWS account id of the operator's identity (one STS call, cached)."""
+        if self._account_id is None:
+            ident = self.aws.client("sts").get_caller_identity()
+            self._account_id = str(ident["Account"])
+        return self._account_id
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A client of the run's session (guarded while planning, journaled while running)."""
+        return self.aws.client(service, region)
+
+    @staticmethod
+    def is_known(value: Any) -> bool:
+        """False when ``value`` is (or contains) ``(known after STEP)``."""
+        return is_known(value)
+
+    # -- progress --------------------------------------------------------------------------------
+    def progress(
+        self,
+        iterable: Iterable[T] | None = None,
+        *,
+        total: float | None = None,
+        desc: str = "",
+        unit: str = "it",
+        unit_scale: bool = False,
+    ) -> tqdm[T]:
+        """A tqdm bar that goes silent under ``--quiet``; steps never branch on it."""
+        return tqdm(
+            iterable,
+            total=total,
+            desc=desc,
+            unit=unit,
+            unit_scale=unit_scale,
+            disable=self.quiet,
+            leave=False,
+            dynamic_ncols=True,
+        )
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _require_action(self) -> tuple[Store, int]:
+        if self.planning or self.store is None or self.action_id is None:
+            raise RuntimeError("checkpoints and resources exist only while an action runs")
+        return self.store, self.action_id
+
+    def load_checkpoint(self, name: str = "main") -> dict[str, Any] | None:
+        """The last committed checkpoint of the current action, or None."""
+        store, action_id = self._require_action()
+        with store.read() as session:
+            row = session.scalar(
+                select(Checkpoint).where(Checkpoint.action_id == action_id, Checkpoint.name == name)
+            )
+            if row is None:
+                return None
+            return {"cursor": dict(row.cursor), "done": row.done, "total": row.total}
+
+    def checkpoint(
+        self, cursor: Mapping[str, Any], *, done: int, total: int | None = None, name: str = "main"
+    ) -> None:
+        """Commit fine-grained progress (a batch) of the current action in its own transaction."""
+        store, action_id = self._require_action()
+        with store.write() as session:
+            row = session.scalar(
+                select(Checkpoint).where(Checkpoint.action_id == action_id, Checkpoint.name == name)
+            )
+            if row is None:
+                row = Checkpoint(action_id=action_id, name=name)
+                session.add(row)
+            row.cursor = dict(cursor)
+            row.done = done
+            row.total = total
+            row.updated_at = utcnow()
+
+    def record_resource(
+        self,
+        kind: str,
+        identifier: str,
+        *,
+        change: str = "created",
+        region: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Remember a resource this run created or changed (for rollback, cleanup, reports)."""
+        store, action_id = self._require_action()
+        assert self.run_id is not None
+        with store.write() as session:
+            existing = session.scalar(
+                select(Resource).where(
+                    Resource.run_id == self.run_id,
+                    Resource.step_id == self.step_id,
+                    Resource.kind == kind,
+                    Resource.identifier == identifier,
+                )
+            )
+            if existing is not None:
+                existing.details = dict(details or {})
+                return
+            session.add(
+                Resource(
+                    run_id=self.run_id,
+                    step_id=self.step_id,
+                    action_id=action_id,
+                    kind=kind,
+                    identifier=identifier,
+                    region=region,
+                    change=change,
+                    details=dict(details or {}),
+                    created_at=utcnow(),
+                )
+            )
+
+    def resources(self, kind: str | None = None) -> Iterator[Resource]:
+        """Resources this step recorded in this run (for rollback)."""
+        if self.store is None or self.run_id is None:
+            return iter(())
+        with self.store.read() as session:
+            query = select(Resource).where(
+                Resource.run_id == self.run_id, Resource.step_id == self.step_id
+            )
+            if kind is not None:
+                query = query.where(Resource.kind == kind)
+            return iter(list(session.scalars(query)))

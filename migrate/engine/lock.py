@@ -1,0 +1,189 @@
+"""The run lease: one live holder per run, with a heartbeat.
+
+A holder that died on this host (its pid is gone) is taken over at once, so that ``resume`` after a
+crash or SIGKILL just works. A holder on another host keeps the run until its lease expires, or an
+operator breaks it with ``migrate unlock RUN --lock-id ID``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from migrate.errors import LockedError, NotFoundError
+from migrate.store import Store, utcnow
+from migrate.store.models import Lock, Run
+
+LEASE = timedelta(seconds=60)
+HEARTBEAT_S = 15.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@dataclass
+class LockInfo:
+    """Who holds a run's lease."""
+
+    run_id: str
+    lock_id: str
+    holder_host: str
+    holder_pid: int
+    holder_user: str
+    acquired_at: datetime
+    expires_at: datetime
+
+    def describe(self) -> str:
+        """One line naming the holder, for error messages."""
+        return (
+            f"{self.holder_user}@{self.holder_host} (pid {self.holder_pid}, since "
+            f"{self.acquired_at:%Y-%m-%d %H:%M:%S} UTC, lock id {self.lock_id})"
+        )
+
+
+def _info(row: Lock) -> LockInfo:
+    return LockInfo(
+        row.run_id,
+        row.lock_id,
+        row.holder_host,
+        row.holder_pid,
+        row.holder_user,
+        row.acquired_at,
+        row.expires_at,
+    )
+
+
+def holder_is_live(row: Lock, now: datetime | None = None) -> bool:
+    """True while the lease is held by a process that may still be running."""
+    now = now or utcnow()
+    if row.holder_host == socket.gethostname():
+        return _pid_alive(row.holder_pid) and row.holder_pid != 0
+    return row.expires_at > now
+
+
+def live_lock(store: Store, run_id: str) -> LockInfo | None:
+    """The live lease on a run, or None."""
+    with store.read() as session:
+        row = session.get(Lock, run_id)
+        if row is not None and holder_is_live(row):
+            return _info(row)
+    return None
+
+
+class RunLock:
+    """Context manager holding a run's lease, renewed by a heartbeat thread."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.lock_id = uuid.uuid4().hex[:12]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> None:
+        """Take the lease or raise LockedError naming the live holder."""
+        now = utcnow()
+        with self.store.write() as session:
+            row = session.get(Lock, self.run_id)
+            if row is not None and holder_is_live(row, now) and row.holder_pid != os.getpid():
+                info = _info(row)
+                raise LockedError(
+                    f"run {self.run_id} is locked by {info.describe()}. Wait for it to finish, "
+                    "or, if that process is dead on another machine, break the lease with "
+                    f"`migrate unlock {self.run_id} --lock-id {info.lock_id}`."
+                )
+            if row is not None:
+                session.delete(row)
+                session.flush()
+            session.add(
+                Lock(
+                    run_id=self.run_id,
+                    lock_id=self.lock_id,
+                    holder_host=socket.gethostname(),
+                    holder_pid=os.getpid(),
+                    holder_user=_user(),
+                    acquired_at=now,
+                    heartbeat_at=now,
+                    expires_at=now + LEASE,
+                )
+            )
+        self._thread = threading.Thread(target=self._beat, name="migrate-lease", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                with self.store.write() as session:
+                    row = session.get(Lock, self.run_id)
+                    if row is None or row.lock_id != self.lock_id:
+                        return  # broken by `migrate unlock`
+                    now = utcnow()
+                    row.heartbeat_at = now
+                    row.expires_at = now + LEASE
+            except Exception:  # a busy store must not kill the run; the next beat retries
+                continue
+
+    def release(self) -> None:
+        """Stop the heartbeat and drop the lease (if still ours)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self.store.write() as session:
+            row = session.get(Lock, self.run_id)
+            if row is not None and row.lock_id == self.lock_id:
+                session.delete(row)
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def break_lock(store: Store, run_id: str, lock_id: str) -> LockInfo:
+    """Remove a run's lease, if ``lock_id`` matches the one held (``migrate unlock``)."""
+    with store.write() as session:
+        if session.get(Run, run_id) is None:
+            raise NotFoundError(f"there is no run {run_id!r}; `migrate status` lists the runs.")
+        row = session.get(Lock, run_id)
+        if row is None:
+            raise NotFoundError(f"run {run_id} is not locked; nothing to unlock.")
+        if row.lock_id != lock_id:
+            raise NotFoundError(
+                f"run {run_id} is locked with lock id {row.lock_id}, not {lock_id}. Check the id "
+                "in the error message of the refused command (or `migrate status`)."
+            )
+        info = _info(row)
+        session.delete(row)
+        return info
+
+
+def locks_for_playbook(store: Store, playbook_name: str) -> list[LockInfo]:
+    """Live leases on runs of the same playbook (a second `run` must not race the first)."""
+    with store.read() as session:
+        rows = session.execute(
+            select(Lock).join(Run, Run.id == Lock.run_id).where(Run.playbook_name == playbook_name)
+        ).scalars()
+        return [_info(r) for r in rows if holder_is_live(r)]

@@ -1,0 +1,156 @@
+"""Planning: observe + decide for every step under the read-only guard, fingerprinted.
+
+The planner is the executor's dry-run twin: the same steps, a session that refuses mutating calls.
+An output that only exists after an earlier step runs renders as ``(known after STEP)`` and the
+actions that use it are marked so; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from migrate.aws import AwsSession
+from migrate.engine.base import Action
+from migrate.engine.context import StepContext
+from migrate.engine.runner import step_regions
+from migrate.errors import MigrateError
+from migrate.playbook import Playbook, _PendingOutputs, render_step, unknown_steps, validate_with
+
+
+@dataclass
+class PlannedStep:
+    """One step of a plan: what was observed and what would change."""
+
+    id: str
+    uses: str
+    description: str
+    depends_on: list[str]
+    facts: dict[str, Any]
+    actions: list[Action]
+    gated: bool
+    known_after: list[str]
+    planned_outputs: dict[str, Any]
+
+
+@dataclass
+class PlanResult:
+    """A whole plan: steps and the fingerprint of the observed facts."""
+
+    playbook: Playbook
+    steps: list[PlannedStep]
+    fingerprint: str
+
+    def facts(self) -> dict[str, Any]:
+        """Facts per step id (what the fingerprint covers)."""
+        return {s.id: s.facts for s in self.steps}
+
+    def body(self) -> dict[str, Any]:
+        """JSON form of the plan (stored with it, and printed by ``plan --json``)."""
+        return {
+            "playbook": self.playbook.path,
+            "name": self.playbook.name,
+            "params": self.playbook.params,
+            "fingerprint": self.fingerprint,
+            "steps": [
+                {
+                    "id": s.id,
+                    "uses": s.uses,
+                    "description": s.description,
+                    "depends_on": s.depends_on,
+                    "gated": s.gated,
+                    "known_after": s.known_after,
+                    "planned_outputs": s.planned_outputs,
+                    "compliant": s.facts.get("compliant", []),
+                    "actions": [a.to_dict() for a in s.actions],
+                }
+                for s in self.steps
+            ],
+        }
+
+
+def fingerprint(facts: dict[str, Any]) -> str:
+    """A stable hash of observed facts."""
+    blob = json.dumps(facts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def make_plan(
+    playbook: Playbook, aws: AwsSession, state_dir: Path, quiet: bool = True
+) -> PlanResult:
+    """Observe and decide every step of ``playbook`` without changing anything."""
+    outputs: dict[str, Any] = {}
+    planned: list[PlannedStep] = []
+    prior: list[str] = []
+    with aws.read_only():
+        for pstep in playbook.steps:
+            definition = pstep.definition()
+            rendered = render_step(definition, playbook.params, outputs, prior, playbook.path)
+            params = validate_with(pstep, rendered, playbook.path)
+            step = pstep.step_type(params)
+            ctx = StepContext(
+                aws=aws,
+                step_id=pstep.id,
+                regions=step_regions(step, aws),
+                state_dir=state_dir,
+                quiet=quiet,
+                planning=True,
+                outputs=outputs,
+            )
+            try:
+                facts = step.observe(ctx)
+                actions = step.decide(ctx, facts)
+                planned_outputs = step.planned_outputs(ctx, facts)
+            except MigrateError:
+                raise
+            waits_for = sorted(unknown_steps(rendered))
+            if waits_for:
+                actions = [
+                    dataclasses.replace(
+                        a, known_after=tuple(sorted(set(a.known_after) | set(waits_for)))
+                    )
+                    for a in actions
+                ]
+            planned.append(
+                PlannedStep(
+                    id=pstep.id,
+                    uses=pstep.uses,
+                    description=pstep.description or (pstep.step_type.__doc__ or "").split("\n")[0],
+                    depends_on=list(pstep.depends_on),
+                    facts=facts,
+                    actions=actions,
+                    gated=pstep.approve,
+                    known_after=waits_for,
+                    planned_outputs=planned_outputs,
+                )
+            )
+            outputs[pstep.id] = _PendingOutputs(pstep.id, planned_outputs)
+            prior.append(pstep.id)
+    return PlanResult(playbook, planned, fingerprint({s.id: s.facts for s in planned}))
+
+
+def diff_facts(old: Any, new: Any, path: str = "") -> list[str]:
+    """Human-readable differences between two fact trees (for "plan is stale")."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in old:
+                out.append(f"{sub}: added ({_short(new[key])})")
+            elif key not in new:
+                out.append(f"{sub}: removed (was {_short(old[key])})")
+            else:
+                out.extend(diff_facts(old[key], new[key], sub))
+        return out
+    if old != new:
+        return [f"{path}: {_short(old)} -> {_short(new)}"]
+    return []
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."

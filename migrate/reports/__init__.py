@@ -1,0 +1,1 @@
+"""Plan and run reports (jinja2 templates: Markdown and self-contained HTML)."""

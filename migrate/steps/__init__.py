@@ -1,0 +1,1 @@
+"""Step types. Every module here is imported by the registry; each registers its steps."""
