@@ -72,7 +72,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
         if key in result:
             raise _YamlDuplicate(key, key_node.start_mark.line + 1)
         result[key] = loader.construct_object(value_node, deep=True)
-        result.lines[key] = value_node.start_mark.line + 1
+        # The key's line: errors about a value point where the operator reads its name.
+        result.lines[key] = key_node.start_mark.line + 1
     return result
 
 
@@ -537,14 +538,14 @@ def validate_with(pstep: PlaybookStep, rendered: dict[str, Any], path: str) -> S
         line: int | None = _line(pstep.raw, "with") or pstep.line
         container: Any = pstep.with_
         for part in loc:
-            if isinstance(container, (dict, list)):
-                sub_line = _line(container, part)
-                if sub_line is not None:
-                    line = sub_line
-                try:
-                    container = container[part]
-                except (KeyError, IndexError, TypeError):
-                    break
+            try:
+                child = container[part]
+            except (KeyError, IndexError, TypeError):
+                break  # a missing key: stay on the line of its parent
+            sub_line = _line(container, part)
+            if sub_line is not None:
+                line = sub_line
+            container = child
         field_name = ".".join(str(p) for p in loc) or "(with)"
         etype = err.get("type", "")
         if etype == "extra_forbidden":

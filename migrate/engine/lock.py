@@ -131,6 +131,18 @@ class RunLock:
         self._thread = threading.Thread(target=self._beat, name="migrate-lease", daemon=True)
         self._thread.start()
 
+    def check(self) -> None:
+        """Raise LockedError if the lease was broken (``migrate unlock``) or taken over."""
+        with self.store.read() as session:
+            row = session.get(Lock, self.run_id)
+            if row is None or row.lock_id != self.lock_id:
+                holder = f" by {_info(row).describe()}" if row is not None else ""
+                raise LockedError(
+                    f"the lease on run {self.run_id} was broken{holder} (`migrate unlock`); this "
+                    "process stops here so that two processes never act on the same run. "
+                    f"`migrate status {self.run_id}` shows where it stands."
+                )
+
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:

@@ -116,11 +116,13 @@ class Runner:
         self.options = options
         self.journal = Journal(store)
         self._confirm_all = False
+        self.lock: RunLock | None = None
 
     # -- public ----------------------------------------------------------------------------------
     def execute(self, run_id: str) -> str:
         """Run (or continue) ``run_id``; return the run's final status."""
-        with RunLock(self.store, run_id):
+        with RunLock(self.store, run_id) as lock:
+            self.lock = lock
             self.aws.set_recorder(self.journal)
             self.journal.scope.run_id = run_id
             self._reset_for_retry(run_id)
@@ -416,8 +418,12 @@ class Runner:
             leave=False,
         ) as bar:
             end = time.monotonic() + seconds
+            last_check = time.monotonic()
             while (left := end - time.monotonic()) > 0:
                 time.sleep(min(1.0, left))
+                if self.lock is not None and time.monotonic() - last_check > 2:
+                    self.lock.check()
+                    last_check = time.monotonic()
                 bar.n = min(round(seconds - max(left - 1.0, 0.0)), round(seconds))
                 bar.refresh()
 

@@ -194,8 +194,8 @@ class S3DefaultEncryption(Step):
                 Action(
                     kind="s3.put_default_encryption",
                     target=name,
-                    summary=f"set default encryption of s3://{name} to SSE-KMS with bucket keys "
-                    f"(was {was})",
+                    summary=f"set default encryption of s3://{name} to SSE-KMS with key "
+                    f"{self.params.kms_key}, bucket keys on (was {was})",
                     estimate=Estimate(duration_s=1, api_requests=2),
                     risks=tuple(risks),
                     region=region,

@@ -1,0 +1,66 @@
+"""Registry-wide checks: every step type is documented, has a schema, a valid example and real
+IAM permissions (checked against parliament's list of IAM actions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from parliament import analyze_policy_string, iam_definition
+
+from migrate.engine.registry import registered_steps
+from migrate.playbook import load_playbook
+
+STEP_TYPES = registered_steps()
+REAL_ACTIONS = {
+    f"{svc['prefix']}:{priv['privilege']}".lower()
+    for svc in iam_definition
+    for priv in svc["privileges"]
+}
+
+
+def test_the_two_foundation_steps_are_registered() -> None:
+    assert {"kms.ensure_key", "s3.default_encryption", "core.wait"} <= set(STEP_TYPES)
+
+
+@pytest.mark.parametrize("name", list(STEP_TYPES))
+def test_step_type_has_help_schema_and_outputs(name: str) -> None:
+    cls = STEP_TYPES[name]
+    assert cls.__doc__ and len(cls.__doc__.strip().splitlines()[0]) > 20
+    schema = cls.Params.model_json_schema()
+    assert schema["type"] == "object"
+    assert schema.get("additionalProperties") is False  # unknown keys are errors
+
+
+@pytest.mark.parametrize("name", list(STEP_TYPES))
+def test_step_example_validates_as_a_playbook(name: str, tmp_path: Path) -> None:
+    cls = STEP_TYPES[name]
+    assert cls.example.strip(), f"{name} has no example"
+    prelude = ""
+    if "steps.kms" in cls.example:
+        prelude = "  - id: kms\n    uses: kms.ensure_key\n"
+    example = "\n".join("  " + line for line in cls.example.splitlines())
+    book = tmp_path / "example.yaml"
+    book.write_text(f"name: example\nsteps:\n{prelude}{example}\n")
+    playbook = load_playbook(str(book))
+    assert playbook.steps[-1].uses == name
+
+
+@pytest.mark.parametrize("name", [n for n in STEP_TYPES if STEP_TYPES[n].permissions])
+def test_declared_permissions_are_real_iam_actions(name: str) -> None:
+    perms = STEP_TYPES[name].permissions
+    unknown = [p for p in perms if p.lower() not in REAL_ACTIONS]
+    assert not unknown, f"{name} declares permissions that are not IAM actions: {unknown}"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": list(perms), "Resource": "*"}],
+    }
+    findings = analyze_policy_string(json.dumps(policy)).findings
+    assert not [f for f in findings if f.issue == "UNKNOWN_ACTION"]
+
+
+def test_the_iam_action_list_catches_a_classic_mistake() -> None:
+    # The API is ListBuckets, the IAM action is s3:ListAllMyBuckets.
+    assert "s3:listbuckets" not in REAL_ACTIONS
+    assert "s3:listallmybuckets" in REAL_ACTIONS
