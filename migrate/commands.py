@@ -107,6 +107,23 @@ def _load(
     return load_playbook(playbook_path, file_params, parse_cli_params(params), params_file)
 
 
+def _given(params: tuple[str, ...] | list[str], params_file: str | None) -> dict[str, Any]:
+    """The parameters the operator gave explicitly (not defaults). A run keeps them, so that a
+    resume re-reads defaults from the (possibly edited) playbook but keeps the operator's choices."""
+    given: dict[str, Any] = {}
+    if params_file:
+        given.update(load_params_file(params_file))
+    given.update(parse_cli_params(params))
+    return given
+
+
+def _reload(run_row: Run) -> Playbook:
+    given = dict(run_row.options.get("given_params") or {})
+    cli = {k: v for k, v in given.items() if isinstance(v, str)}
+    typed = {k: v for k, v in given.items() if not isinstance(v, str)}
+    return load_playbook(run_row.playbook_path, typed, cli)
+
+
 def _caller_arn(aws: AwsSession) -> str | None:
     try:
         return str(aws.client("sts").get_caller_identity()["Arn"])
@@ -146,7 +163,12 @@ def plan(
 
 # --- run / resume -----------------------------------------------------------------------------------
 def _create_run(
-    store: Store, playbook: Playbook, aws: AwsSession, plan_id: str | None, options: RunOptions
+    store: Store,
+    playbook: Playbook,
+    aws: AwsSession,
+    plan_id: str | None,
+    options: RunOptions,
+    given: dict[str, Any],
 ) -> str:
     run_id = _new_id("r")
     now = utcnow()
@@ -161,7 +183,12 @@ def _create_run(
             created_by=operator_name(),
             caller_arn=_caller_arn(aws),
             region=aws.region,
-            options={"yes": options.yes, "only": options.only, "until": options.until},
+            options={
+                "yes": options.yes,
+                "only": options.only,
+                "until": options.until,
+                "given_params": given,
+            },
             created_at=now,
             updated_at=now,
         )
@@ -217,6 +244,7 @@ def run(
                 "prints the id of the plan it saves."
             )
         playbook = _load(playbook_path or saved.playbook_path, (), None, saved.params)
+        given = dict(saved.params)
         fresh = make_plan(playbook, aws, options.state_dir, quiet=True)
         if fresh.fingerprint != saved.fingerprint:
             changes = diff_facts(saved.facts, fresh.facts())
@@ -232,6 +260,7 @@ def run(
         if playbook_path is None:
             raise BadInputError("`migrate run` needs a PLAYBOOK or --plan PLAN_ID.")
         playbook = _load(playbook_path, params, params_file)
+        given = _given(params, params_file)
     _check_selection([s.id for s in playbook.steps], options)
     holders = locks_for_playbook(store, playbook.name)
     if holders:
@@ -241,7 +270,7 @@ def run(
             "later; if its process died on another machine, `migrate unlock "
             f"{holders[0].run_id} --lock-id {holders[0].lock_id}`."
         )
-    run_id = _create_run(store, playbook, aws, plan_id, options)
+    run_id = _create_run(store, playbook, aws, plan_id, options, given)
     return _execute(store, aws, run_id, options)
 
 
@@ -264,7 +293,7 @@ def playbook_changes(settings: Settings, run_id: str) -> list[PlaybookChange]:
     run_row = _get_run(store, run_id)
     if not Path(run_row.playbook_path).exists():
         return []
-    playbook = _load(run_row.playbook_path, (), None, run_row.params)
+    playbook = _reload(run_row)
     with store.read() as session:
         stored = {sr.step_id: sr for sr in session.get(Run, run_id).steps}  # type: ignore[union-attr]
     changes: list[PlaybookChange] = []
@@ -272,7 +301,7 @@ def playbook_changes(settings: Settings, run_id: str) -> list[PlaybookChange]:
         sr = stored.get(pstep.id)
         if sr is None:
             changes.append(PlaybookChange(pstep.id, "added"))
-        elif sr.status != "removed" and sr.fingerprint != pstep.fingerprint(run_row.params):
+        elif sr.status != "removed" and sr.fingerprint != pstep.fingerprint(playbook.params):
             changes.append(PlaybookChange(pstep.id, "changed"))
     ids = {s.id for s in playbook.steps}
     changes += [
@@ -284,11 +313,12 @@ def playbook_changes(settings: Settings, run_id: str) -> list[PlaybookChange]:
 
 
 def _apply_changes(store: Store, run_row: Run, changes: list[PlaybookChange]) -> None:
-    playbook = _load(run_row.playbook_path, (), None, run_row.params)
+    playbook = _reload(run_row)
     by_id = {s.id: s for s in playbook.steps}
     with store.write() as session:
         run = session.get(Run, run_row.id)
         assert run is not None
+        run.params = playbook.params
         existing = {sr.step_id: sr for sr in run.steps}
         for change in changes:
             if change.change == "removed":

@@ -1,0 +1,159 @@
+"""The CLI as a subprocess: SIGKILL in the middle of a step, resume; locks; unlock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from migrate.sandbox.server import SandboxServer
+from tests.conftest import PLAYBOOKS, run_cli, write_playbook
+
+pytestmark = pytest.mark.e2e
+BUCKETS = [f"crash-bucket-{i:03d}" for i in range(150)]
+
+
+def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []  # schema not created yet
+    finally:
+        conn.close()
+
+
+def _end_state(aws: Any) -> dict[str, Any]:
+    s3, kms = aws("s3"), aws("kms")
+    keys = kms.list_keys()["Keys"]
+    aliases = [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/migrate-ftr"]
+    buckets = {}
+    for name in BUCKETS:
+        rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        default = rule["ApplyServerSideEncryptionByDefault"]
+        buckets[name] = (
+            default["SSEAlgorithm"],
+            default["KMSMasterKeyID"] == kms.describe_key(KeyId=aliases[0]["TargetKeyId"])[
+                "KeyMetadata"
+            ]["Arn"],
+            rule["BucketKeyEnabled"],
+        )
+    return {"keys": len(keys), "aliases": len(aliases), "buckets": buckets}
+
+
+def _popen(args: list[str], state: Path, endpoint: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, MIGRATE_STATE=str(state), AWS_ENDPOINT_URL=endpoint)
+    exe = Path(os.sys.executable).parent / "migrate"  # type: ignore[attr-defined]
+    return subprocess.Popen(
+        [str(exe), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
+    moto_server: SandboxServer, endpoint: str, aws: Any, tmp_path: Path
+) -> None:
+    book = str(PLAYBOOKS / "s3-default-encryption.yaml")
+
+    def seed() -> None:
+        for name in BUCKETS:
+            aws("s3").create_bucket(Bucket=name)
+
+    # Reference: the same playbook, uninterrupted, on a fresh account.
+    seed()
+    run_cli("-q", "run", book, state=tmp_path / "ref.db", endpoint=endpoint, check=True)
+    reference = _end_state(aws)
+
+    moto_server.reset()
+    seed()
+    db = tmp_path / "crash.db"
+    proc = _popen(["-q", "run", book], db, endpoint)
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline:
+        rows = _query(
+            db,
+            "SELECT count(*) FROM actions a JOIN step_runs s ON s.id = a.step_run_id "
+            "WHERE s.step_id = 's3-default-encryption' AND a.status = 'done'",
+        )
+        done = rows[0][0] if rows else 0
+        if done >= 25:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert 25 <= done < len(BUCKETS), f"killed after {done} actions: not in the middle"
+    run_id = _query(db, "SELECT id FROM runs")[0][0]
+    assert _query(db, f"SELECT status FROM runs WHERE id = '{run_id}'")[0][0] == "running"
+
+    # The lease of the killed process is taken over at once (same host, dead pid).
+    result = run_cli("-q", "resume", run_id, state=db, endpoint=endpoint)
+    assert result.returncode == 0, result.stderr
+    assert f"run {run_id}: done" in result.stdout
+
+    assert _end_state(aws) == reference
+    # No duplicated resource: one key, and each bucket changed once (plus at most the one
+    # action that was in flight when the process died).
+    assert reference["keys"] == 1
+    per_bucket = _query(
+        db,
+        "SELECT target, count(*) FROM journal WHERE operation = 'PutBucketEncryption' "
+        "GROUP BY target HAVING count(*) > 1",
+    )
+    assert len(per_bucket) <= 1
+    assert _query(db, "SELECT count(*) FROM resources WHERE kind = 'kms:key'")[0][0] == 1
+
+
+WAIT_BOOK = """\
+name: long wait
+steps:
+  - id: soak
+    uses: core.wait
+    with: {seconds: 40}
+"""
+
+
+def test_second_operator_is_locked_out_until_unlock(endpoint: str, tmp_path: Path) -> None:
+    book = write_playbook(tmp_path / "wait.yaml", WAIT_BOOK)
+    db = tmp_path / "lock.db"
+    first = _popen(["-q", "run", str(book), "--max-wait", "60"], db, endpoint)
+    try:
+        deadline = time.monotonic() + 30
+        lock: list[tuple[Any, ...]] = []
+        while time.monotonic() < deadline and not lock:
+            lock = _query(db, "SELECT run_id, lock_id, holder_pid FROM locks")
+            time.sleep(0.05)
+        assert lock, "the first run never took its lease"
+        run_id, lock_id, pid = lock[0]
+        assert pid == first.pid
+
+        second = run_cli("run", str(book), state=db, endpoint=endpoint)
+        assert second.returncode == 5
+        assert f"pid {first.pid}" in second.stderr and lock_id in second.stderr
+        assert "Traceback" not in second.stderr
+
+        resumed = run_cli("resume", run_id, state=db, endpoint=endpoint)
+        assert resumed.returncode == 5 and f"pid {first.pid}" in resumed.stderr
+
+        wrong = run_cli("unlock", run_id, "--lock-id", "not-the-id", state=db, endpoint=endpoint)
+        assert wrong.returncode == 2 and lock_id in wrong.stderr
+
+        ok = run_cli("unlock", run_id, "--lock-id", lock_id, state=db, endpoint=endpoint)
+        assert ok.returncode == 0, ok.stderr
+        # The first process notices its lease is gone and stops rather than race the next one.
+        assert first.wait(timeout=15) == 5
+        assert "lease" in (first.stderr.read() if first.stderr else "")
+
+        after = run_cli("resume", run_id, "--max-wait", "0", state=db, endpoint=endpoint)
+        assert after.returncode == 4, after.stderr  # free now; still in its wait window
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
