@@ -58,7 +58,6 @@ IDENTIFIER_PARAMS = (
 )
 
 
-
 def is_read_only(operation: str) -> bool:
     """Return True if the AWS operation (PascalCase, as botocore names it) only reads."""
     if operation in READ_DENY:

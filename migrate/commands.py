@@ -20,7 +20,7 @@ from migrate.engine.context import StepContext, operator_name
 from migrate.engine.lock import break_lock, live_lock, locks_for_playbook
 from migrate.engine.planner import PlanResult, diff_facts, make_plan
 from migrate.engine.registry import get_step_type, registered_steps
-from migrate.engine.runner import RunOptions, Runner, instantiate, step_regions
+from migrate.engine.runner import Runner, RunOptions, instantiate, step_regions
 from migrate.errors import (
     EXIT_AWAITING_APPROVAL,
     EXIT_FAILED,
@@ -34,7 +34,6 @@ from migrate.errors import (
 from migrate.playbook import Playbook, load_params_file, load_playbook, parse_cli_params
 from migrate.store import Store, open_store, utcnow
 from migrate.store.models import (
-    ActionRow,
     Approval,
     Checkpoint,
     JournalEntry,

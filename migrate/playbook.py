@@ -21,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from migrate.engine.base import Step, StepParams
-from migrate.engine.registry import get_step_type, registered_steps
+from migrate.engine.registry import registered_steps
 from migrate.errors import BadInputError, PlaybookError
 
 TOP_KEYS = {"name", "description", "params", "steps"}
@@ -98,7 +98,7 @@ class _YamlDuplicate(Exception):
 def load_yaml(text: str, path: str) -> Any:
     """Parse YAML text into LineDict/LineList values, with errors at ``path:line``."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)
     except _YamlDuplicate as dup:
         raise PlaybookError(
             f"the key {dup.key!r} appears twice in the same mapping; YAML would silently keep "
@@ -612,7 +612,7 @@ def load_playbook(
         raise PlaybookError(
             "`steps:` must be a non-empty list of steps, each with `id` and `uses`.",
             path,
-            _line(doc, "steps") if "steps" in doc else doc.line,
+            _line(doc, "steps") if "steps" in doc else _line(doc),
         )
     steps: list[PlaybookStep] = []
     seen: dict[str, int | None] = {}

@@ -19,7 +19,7 @@ import pytest
 from botocore.config import Config
 
 from migrate.commands import Settings
-from migrate.sandbox.server import SandboxServer, sandbox_env
+from migrate.sandbox.server import SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = ROOT / "playbooks"
@@ -65,8 +65,12 @@ def endpoint(moto_server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str
 @pytest.fixture()
 def settings(endpoint: str, tmp_path: Path) -> Settings:
     """Settings of a quiet migrate with its own state store, pointed at the moto server."""
-    return Settings(state=str(tmp_path / "state" / "migrate.db"), endpoint_url=endpoint,
-                    region="us-east-1", quiet=True)
+    return Settings(
+        state=str(tmp_path / "state" / "migrate.db"),
+        endpoint_url=endpoint,
+        region="us-east-1",
+        quiet=True,
+    )
 
 
 def client(service: str, endpoint: str, region: str = "us-east-1") -> Any:
@@ -89,9 +93,14 @@ def aws(endpoint: str) -> Any:
     return make
 
 
-def run_cli(*args: str, state: Path | None = None, endpoint: str | None = None,
-            timeout: float = 120, check: bool = False, input: str | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    state: Path | None = None,
+    endpoint: str | None = None,
+    timeout: float = 120,
+    check: bool = False,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run the `migrate` console script as a subprocess."""
     env = dict(os.environ)
     if endpoint:

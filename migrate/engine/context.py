@@ -11,7 +11,7 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import select
 from tqdm import tqdm
@@ -78,7 +78,7 @@ class StepContext:
         unit_scale: bool = False,
     ) -> tqdm[T]:
         """A tqdm bar that goes silent under ``--quiet``; steps never branch on it."""
-        return tqdm(
+        bar = tqdm(
             iterable,
             total=total,
             desc=desc,
@@ -88,6 +88,7 @@ class StepContext:
             leave=False,
             dynamic_ncols=True,
         )
+        return cast("tqdm[T]", bar)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _require_action(self) -> tuple[Store, int]:

@@ -37,7 +37,7 @@ from typing import Any, Literal, TypedDict
 DEFAULT_REGION = "us-east-1"
 # Fake operator credentials: moto never checks them, and they must not look like a real secret.
 SANDBOX_ACCESS_KEY_ID = "AKIASANDBOXOPERATOR1"
-SANDBOX_SECRET_ACCESS_KEY = "sandbox-secret-not-real"  # noqa: S105 - a placeholder, not a secret
+SANDBOX_SECRET_ACCESS_KEY = "sandbox-secret-not-real"
 
 # Operation-name prefixes of calls that only read (the AWS naming convention).
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search")
@@ -288,7 +288,9 @@ def parse_recorded_line(entry: dict[str, Any]) -> RecordedRequest:
         protocol, operation = "query", action
     else:
         protocol = "rest"
-        operation = f"{(service or 'rest').upper()}:{method} {path}" + (f"?{query}" if query else "")
+        operation = f"{(service or 'rest').upper()}:{method} {path}" + (
+            f"?{query}" if query else ""
+        )
     return RecordedRequest(
         method=method,
         url=url,

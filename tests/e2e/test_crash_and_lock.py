@@ -37,13 +37,14 @@ def _end_state(aws: Any) -> dict[str, Any]:
     aliases = [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/migrate-ftr"]
     buckets = {}
     for name in BUCKETS:
-        rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][
+            0
+        ]
         default = rule["ApplyServerSideEncryptionByDefault"]
         buckets[name] = (
             default["SSEAlgorithm"],
-            default["KMSMasterKeyID"] == kms.describe_key(KeyId=aliases[0]["TargetKeyId"])[
-                "KeyMetadata"
-            ]["Arn"],
+            default["KMSMasterKeyID"]
+            == kms.describe_key(KeyId=aliases[0]["TargetKeyId"])["KeyMetadata"]["Arn"],
             rule["BucketKeyEnabled"],
         )
     return {"keys": len(keys), "aliases": len(aliases), "buckets": buckets}

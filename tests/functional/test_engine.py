@@ -47,8 +47,9 @@ def _action_statuses(settings: Settings, run_id: str, step: str) -> dict[str, st
     return {a["target"]: a["status"] for a in s["actions"]}
 
 
-def test_gate_stops_run_until_approved_per_target(settings: Settings, aws: Any, tmp_path: Path
-                                                  ) -> None:
+def test_gate_stops_run_until_approved_per_target(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
     for b in ("gate-a", "gate-b"):
         aws("s3").create_bucket(Bucket=b)
     book = write_playbook(tmp_path / "g.yaml", GATED.format(yes="non-destructive"))
@@ -71,7 +72,10 @@ def test_gate_stops_run_until_approved_per_target(settings: Settings, aws: Any, 
     assert (final.status, final.exit_code) == ("done", 0)
     assert _algo(aws, "gate-b") == "aws:kms"
     approvals = commands.status(settings, result.run_id)["approvals"]
-    assert [(a["target"], a["via"]) for a in approvals] == [("gate-a", "approve"), (None, "approve")]
+    assert [(a["target"], a["via"]) for a in approvals] == [
+        ("gate-a", "approve"),
+        (None, "approve"),
+    ]
 
 
 def test_approve_unknown_target_is_refused(settings: Settings, aws: Any, tmp_path: Path) -> None:
@@ -112,8 +116,9 @@ def test_wait_is_polled_when_it_ends_within_max_wait(settings: Settings, tmp_pat
     assert time.monotonic() - started >= 2
 
 
-def test_long_wait_exits_4_and_resume_continues_it(settings: Settings, aws: Any, tmp_path: Path
-                                                   ) -> None:
+def test_long_wait_exits_4_and_resume_continues_it(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
     aws("s3").create_bucket(Bucket="indep-bucket")
     book = write_playbook(
         tmp_path / "w.yaml",
@@ -212,8 +217,9 @@ def test_stale_plan_is_refused_with_what_changed(settings: Settings, aws: Any) -
     assert commands.status(settings, result.run_id)["plan_id"] == fresh_id
 
 
-def test_resume_after_playbook_edit_replans_changed_steps(settings: Settings, aws: Any,
-                                                          tmp_path: Path) -> None:
+def test_resume_after_playbook_edit_replans_changed_steps(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
     for b in ("edit-keep", "edit-skip"):
         aws("s3").create_bucket(Bucket=b)
     text = (PLAYBOOKS / "ftr-baseline.yaml").read_text()

@@ -133,8 +133,7 @@ steps:
         assert _algorithm(aws, untouched) == "AES256"
 
 
-def test_journal_records_every_mutating_call_without_secrets(settings: Settings, aws: Any
-                                                             ) -> None:
+def test_journal_records_every_mutating_call_without_secrets(settings: Settings, aws: Any) -> None:
     _buckets(aws, "journal-bucket")
     result = commands.run(settings, BASELINE, options=RunOptions(quiet=True))
     store = settings.store()
@@ -164,8 +163,9 @@ def test_rollback_restores_previous_bucket_encryption(settings: Settings, aws: A
 
 
 @pytest.mark.parametrize("mode", ["strict"])
-def test_strict_key_policy_is_iam_only_and_plan_warns(settings: Settings, aws: Any, mode: str
-                                                      ) -> None:
+def test_strict_key_policy_is_iam_only_and_plan_warns(
+    settings: Settings, aws: Any, mode: str
+) -> None:
     book = str(PLAYBOOKS / "kms-key.yaml")
     _, plan = commands.plan(settings, book, [f"key_policy={mode}"])
     risks = [r for s in plan.steps for a in s.actions for r in a.risks]

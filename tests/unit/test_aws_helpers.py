@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from migrate.aws import is_read_only, redact_params, target_of
-from migrate.util import format_duration, parse_duration
 from migrate.errors import BadInputError
+from migrate.util import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -18,8 +18,17 @@ def test_reads_are_allowed(op: str) -> None:
 
 @pytest.mark.parametrize(
     "op",
-    ["CreateKey", "PutBucketEncryption", "CopyObject", "DeleteDBInstance", "GetSecretValue",
-     "StartQueryExecution", "ModifyDBInstance", "UpdateAccessKey", "GenerateDataKey"],
+    [
+        "CreateKey",
+        "PutBucketEncryption",
+        "CopyObject",
+        "DeleteDBInstance",
+        "GetSecretValue",
+        "StartQueryExecution",
+        "ModifyDBInstance",
+        "UpdateAccessKey",
+        "GenerateDataKey",
+    ],
 )
 def test_writes_and_secret_reads_are_refused(op: str) -> None:
     assert not is_read_only(op)

@@ -26,7 +26,13 @@ CASES: list[tuple[str, str, list[str], int, str]] = [
     ("steps not a list", "name: x\nsteps: kms\n", [], 2, "non-empty list"),
     ("step not a mapping", "name: x\nsteps:\n  - kms\n", [], 3, "each step must be a mapping"),
     ("missing id", "name: x\nsteps:\n  - uses: core.wait\n", [], 3, "needs an `id:`"),
-    ("bad id", "name: x\nsteps:\n  - id: 9lives\n    uses: core.wait\n", [], 3, "starts with a letter"),
+    (
+        "bad id",
+        "name: x\nsteps:\n  - id: 9lives\n    uses: core.wait\n",
+        [],
+        3,
+        "starts with a letter",
+    ),
     (
         "duplicate id",
         "name: x\nsteps:\n" + GOOD_STEP + GOOD_STEP,
@@ -144,15 +150,17 @@ CASES: list[tuple[str, str, list[str], int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("text", "args", "line", "phrase"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("text", "args", "line", "phrase"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_malformed_playbook_exits_2_with_file_and_line(
     tmp_path: Path, text: str, args: list[str], line: int, phrase: str
 ) -> None:
     book = tmp_path / "bad.yaml"
     book.write_text(text)
     result = CliRunner().invoke(
-        cli, ["--state", str(tmp_path / "s.db"), "plan", str(book), *args],
+        cli,
+        ["--state", str(tmp_path / "s.db"), "plan", str(book), *args],
         env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
     )
     assert result.exit_code == 2, result.output
@@ -168,14 +176,16 @@ def test_at_least_fifteen_cases() -> None:
 def test_unknown_cli_param_names_the_declared_ones(tmp_path: Path) -> None:
     book = tmp_path / "p.yaml"
     book.write_text("name: x\nparams:\n  days: 7\nsteps:\n" + GOOD_STEP)
-    result = CliRunner().invoke(cli, ["--state", str(tmp_path / "s.db"), "plan", str(book),
-                                      "-p", "dayz=3"])
+    result = CliRunner().invoke(
+        cli, ["--state", str(tmp_path / "s.db"), "plan", str(book), "-p", "dayz=3"]
+    )
     assert result.exit_code == 2
     assert "declares no parameter 'dayz'" in result.output and "days" in result.output
 
 
 def test_missing_playbook_file(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["--state", str(tmp_path / "s.db"), "plan",
-                                      str(tmp_path / "nope.yaml")])
+    result = CliRunner().invoke(
+        cli, ["--state", str(tmp_path / "s.db"), "plan", str(tmp_path / "nope.yaml")]
+    )
     assert result.exit_code == 2
     assert "does not exist" in result.output
