@@ -99,8 +99,9 @@ class SandboxServer:
     :class:`RuntimeError`.
     """
 
-    def __init__(self, *, recording: bool = False) -> None:
+    def __init__(self, *, recording: bool = False, port: int = 0) -> None:
         self.recording = recording
+        self.port = port
         self._server: Any = None
         self._endpoint_url: str | None = None
         self._recording_dir: str | None = None
@@ -127,7 +128,7 @@ class SandboxServer:
 
         # werkzeug logs one line per request at INFO, which would drown the CLI's output.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
         self._server = server

@@ -1,0 +1,132 @@
+"""``migrate demo`` and ``migrate sandbox serve``: the baseline on the embedded legacy account."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from migrate import commands
+from migrate.commands import Settings
+from migrate.engine.runner import RunOptions
+from migrate.errors import EXIT_AWAITING_APPROVAL, BadInputError
+from migrate.reports.render import render_plan, render_run_markdown, write_plan_report
+from migrate.sandbox.seed import seed
+from migrate.sandbox.server import SandboxServer, sandbox_env
+
+Echo = Callable[[str], None]
+DEMO_DIR = Path("state/demo")
+
+
+def find_playbook(name: str = "ftr-baseline.yaml") -> Path:
+    """A shipped playbook: ./playbooks/NAME, else the one beside the package (a source checkout)."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = root / "playbooks" / name
+        if candidate.exists():
+            return candidate
+    raise BadInputError(
+        f"cannot find playbooks/{name}; run `migrate demo` from the project directory."
+    )
+
+
+def _point_at(endpoint: str) -> None:
+    # A profile name that does not exist would break both boto3 and moto's own EC2 backend.
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(sandbox_env(endpoint))
+
+
+def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
+    """Seed a fresh sandbox, plan and run the baseline with --yes, approve what a human would,
+    and print where everything is. Returns the run's exit code."""
+    demo_dir = DEMO_DIR
+    if settings.state is None:
+        # Each demo gets a fresh sandbox account, so a fresh state store too.
+        for name in ("migrate.db", "migrate.db-wal", "migrate.db-shm"):
+            (demo_dir / name).unlink(missing_ok=True)
+        settings.state = str(demo_dir / "migrate.db")
+    shutil.rmtree(demo_dir / "sandbox", ignore_errors=True)
+    playbook = find_playbook()
+    started = time.monotonic()
+    with SandboxServer() as server:
+        _point_at(server.endpoint_url)
+        settings.endpoint_url = server.endpoint_url
+        settings.region = settings.region or "us-east-1"
+        settings.profile = None
+        summary = seed(server.endpoint_url, demo_dir / "sandbox")
+        echo(
+            f"Sandbox account {summary.account_id} at {server.endpoint_url}: "
+            f"{len(summary.buckets)} buckets, {len(summary.db_instances)} databases, "
+            f"{len(summary.users)} IAM users with access keys, config files in "
+            f"{summary.config_dir}"
+        )
+        plan_id, plan = commands.plan(settings, str(playbook))
+        body = plan.body()
+        body["plan_id"] = plan_id
+        plan_html = demo_dir / "plan.html"
+        write_plan_report(body, plan_html)
+        write_plan_report(body, demo_dir / "plan.md")
+        echo("")
+        echo(render_plan(body))
+        echo("")
+        options = RunOptions(yes=True, quiet=settings.quiet, max_wait_s=120, echo=echo)
+        result = commands.run(settings, None, plan_id=plan_id, options=options)
+        # What an operator does on migration night: approve the remaining (destructive) gates.
+        rounds = 0
+        while result.exit_code == EXIT_AWAITING_APPROVAL and rounds < 10:
+            rounds += 1
+            status = commands.status(settings, result.run_id)
+            for step in status["steps"]:
+                if step["status"] == "awaiting-approval":
+                    echo(f"demo: approving {step['id']} (as the operator would)")
+                    commands.approve(settings, result.run_id, step["id"])
+            result = commands.resume(
+                settings,
+                result.run_id,
+                RunOptions(yes=True, quiet=settings.quiet, max_wait_s=120, echo=echo),
+            )
+        report_path = demo_dir / "report.md"
+        report_path.write_text(
+            render_run_markdown(commands.report(settings, result.run_id)), encoding="utf-8"
+        )
+        echo("")
+        from migrate.cli import _status_table
+
+        echo(_status_table(commands.status(settings, result.run_id)))
+        echo("")
+        echo(f"run {result.run_id}: {result.status} in {time.monotonic() - started:.1f}s")
+        echo(f"plan report:  {plan_html}")
+        echo(f"run report:   {report_path}")
+        echo(f"state store:  {settings.state}")
+        echo(f"try:          migrate --state {settings.state} status {result.run_id}")
+        if keep:
+            echo("")
+            echo("The sandbox keeps running; in another shell:")
+            for key, value in sandbox_env(server.endpoint_url).items():
+                echo(f"export {key}={value}")
+            echo("Ctrl-C ends it.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return result.exit_code
+
+
+def serve(port: int = 0, workdir: Path = Path("state/sandbox"), echo: Echo = print) -> None:
+    """Start and seed the sandbox, print the environment to use it, and serve until Ctrl-C."""
+    os.environ.pop("AWS_PROFILE", None)
+    shutil.rmtree(workdir, ignore_errors=True)
+    with SandboxServer(port=port) as server:
+        summary = seed(server.endpoint_url, workdir)
+        echo("# The sandbox legacy account is up. Paste these lines into another shell:")
+        for key, value in sandbox_env(server.endpoint_url).items():
+            echo(f"export {key}={value}")
+        echo(f"# Config files with credentials: {summary.config_dir}")
+        echo("# Ctrl-C stops the sandbox (its state is in memory only).")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            echo("sandbox stopped")
