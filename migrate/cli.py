@@ -405,7 +405,7 @@ def rollback(settings: Settings, run_id: str, step_id: str | None, yes: bool) ->
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["md", "json"]),
+    type=click.Choice(["md", "html", "json"]),
     default="md",
     show_default=True,
     help="Output format.",
@@ -415,9 +415,11 @@ def rollback(settings: Settings, run_id: str, step_id: str | None, yes: bool) ->
 def report(settings: Settings, run_id: str, fmt: str, output: str | None) -> None:
     """What happened in RUN_ID: actions, durations, approvals, resources, the journal."""
     data = commands.report(settings, run_id)
-    from migrate.reports.render import render_run_markdown
+    from migrate.reports.render import render_run_report
 
-    text = json.dumps(data, indent=2, default=str) if fmt == "json" else render_run_markdown(data)
+    text = (
+        json.dumps(data, indent=2, default=str) if fmt == "json" else render_run_report(data, fmt)
+    )
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"Report written to {output}")

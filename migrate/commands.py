@@ -51,6 +51,7 @@ STATUS_EXIT = {
     "waiting": EXIT_WAITING,
 }
 ENGINE_PERMISSIONS = ("sts:GetCallerIdentity",)
+REPORT_SCHEMA = "migrate.run-report/1"
 
 
 @dataclass
@@ -452,6 +453,9 @@ def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
                         else None,
                         "error": a.error,
                         "progress": progress,
+                        "estimate": (a.data or {}).get("estimate", {}),
+                        "risks": (a.data or {}).get("risks", []),
+                        "result": dict(a.result or {}),
                         "started_at": a.started_at.isoformat(timespec="seconds")
                         if a.started_at
                         else None,
@@ -631,9 +635,43 @@ def rollback(
 
 # --- report ---------------------------------------------------------------------------------------------
 def report(settings: Settings, run_id: str) -> dict[str, Any]:
-    """What happened in a run: status, actions with durations, resources, approvals, journal."""
+    """What happened in a run: status, actions with planned vs actual durations, downtime taken,
+    approvals, resources, what is still pending, and the journal. Stable JSON: see docs/reports.md."""
+    from datetime import datetime
+
     store = settings.store()
     data = status(settings, run_id)
+    data["schema"] = REPORT_SCHEMA
+    pending: list[dict[str, Any]] = []
+    downtime_taken = 0.0
+    for step in data["steps"]:
+        for a in step["actions"]:
+            actual = None
+            if a["started_at"] and a["finished_at"] and a["status"] == "done":
+                actual = (
+                    datetime.fromisoformat(a["finished_at"])
+                    - datetime.fromisoformat(a["started_at"])
+                ).total_seconds()
+            a["planned_s"] = float(a["estimate"].get("duration_s", 0.0))
+            a["actual_s"] = actual
+            measured = a["result"].get("downtime_s")
+            if isinstance(measured, (int, float)):
+                downtime_taken += float(measured)
+            elif a["estimate"].get("downtime_s") and actual is not None:
+                downtime_taken += actual
+            if a["status"] in ("waiting", "awaiting-approval", "pending", "failed", "started"):
+                pending.append(
+                    {
+                        "step": step["id"],
+                        "target": a["target"],
+                        "status": a["status"],
+                        "gate": a["gate"],
+                        "wait_until": a["wait_until"],
+                        "summary": a["summary"],
+                    }
+                )
+    data["pending"] = pending
+    data["downtime_taken_s"] = downtime_taken
     with store.read() as session:
         data["resources"] = [
             {

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from migrate.aws import AwsSession
 from migrate.playbook import is_known
 from migrate.store import Store, utcnow
-from migrate.store.models import Checkpoint, Resource
+from migrate.store.models import ActionRow, Checkpoint, Resource
 
 T = TypeVar("T")
 
@@ -123,6 +123,15 @@ class StepContext:
             row.done = done
             row.total = total
             row.updated_at = utcnow()
+
+    def record_result(self, **values: Any) -> None:
+        """Merge measured results (phase timings, counts) into the current action's record; the
+        run report shows them (e.g. the downtime actually taken). Never pass a secret."""
+        store, action_id = self._require_action()
+        with store.write() as session:
+            row = session.get(ActionRow, action_id)
+            if row is not None:
+                row.result = {**(row.result or {}), **values}
 
     def record_resource(
         self,

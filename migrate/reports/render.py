@@ -6,89 +6,162 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
+from migrate.errors import BadInputError
+from migrate.reports.timeline import render_svg, text_timeline
 from migrate.util import format_duration
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("migrate.reports", "templates"),
-    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
 )
 _ENV.filters["duration"] = format_duration
+_ENV.filters["mdcell"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def plan_totals(body: dict[str, Any]) -> dict[str, Any]:
-    """Counts and estimate sums over a plan body."""
+def _is_gated(step: dict[str, Any], action: dict[str, Any]) -> bool:
+    return bool(action["gate"] or step.get("gated"))
+
+
+def plan_summary(body: dict[str, Any]) -> dict[str, Any]:
+    """Everything the planning meeting looks at, computed from a plan body."""
     actions = [a for s in body["steps"] for a in s["actions"]]
+    gates = [
+        {
+            "step": s["id"],
+            "target": a["target"],
+            "gate": a["gate"] or "approve",
+            "destructive": a["destructive"],
+            "summary": a["summary"],
+            "command": f"migrate approve RUN {s['id']} --target {a['target']}",
+        }
+        for s in body["steps"]
+        for a in s["actions"]
+        if _is_gated(s, a)
+    ]
+    downtime = [
+        {
+            "step": s["id"],
+            "target": a["target"],
+            "downtime_s": a["estimate"]["downtime_s"],
+            "summary": a["summary"],
+        }
+        for s in body["steps"]
+        for a in s["actions"]
+        if a["estimate"]["downtime_s"] > 0
+    ]
+    risks = [
+        {"step": s["id"], "target": a["target"], "risk": r}
+        for s in body["steps"]
+        for a in s["actions"]
+        for r in a["risks"]
+    ]
+    per_step = [
+        {
+            "id": s["id"],
+            "uses": s["uses"],
+            "actions": len(s["actions"]),
+            "duration_s": sum(a["estimate"]["duration_s"] for a in s["actions"]),
+            "compliant": len(s.get("compliant", [])),
+            "gates": sum(1 for a in s["actions"] if _is_gated(s, a)),
+            "known_after": s.get("known_after", []),
+        }
+        for s in body["steps"]
+    ]
+    from migrate.reports.timeline import schedule
+
+    _, span = schedule(body)
     return {
         "actions": len(actions),
-        "gates": sum(1 for s in body["steps"] for a in s["actions"] if a["gate"] or s["gated"]),
-        "duration_s": sum(a["estimate"]["duration_s"] for a in actions),
-        "downtime_s": sum(a["estimate"]["downtime_s"] for a in actions),
+        "gates": gates,
+        "downtime": downtime,
+        "risks": risks,
+        "per_step": per_step,
+        "duration_s": span,
+        "work_s": sum(a["estimate"]["duration_s"] for a in actions),
+        "downtime_s": sum(d["downtime_s"] for d in downtime),
         "api_requests": sum(a["estimate"]["api_requests"] for a in actions),
+        "kms_requests": sum(int(a["details"].get("kms_requests", 0) or 0) for a in actions),
+        "bytes": sum(a["estimate"]["bytes"] for a in actions),
         "cost_usd": sum(a["estimate"]["cost_usd"] for a in actions),
-        "compliant": sum(len(s.get("compliant", [])) for s in body["steps"]),
-        "risks": sum(len(a["risks"]) for a in actions),
+        "compliant": [(s["id"], c) for s in body["steps"] for c in s.get("compliant", [])],
+        "timeline": text_timeline(body),
     }
 
 
 def render_plan(body: dict[str, Any]) -> str:
     """The plan summary printed by ``migrate plan``."""
-    totals = plan_totals(body)
+    summary = plan_summary(body)
     lines = [f"Plan {body.get('plan_id', '')} for {body['name']} ({body['playbook']})", ""]
-    lines.append(f"{'STEP':<16} {'TYPE':<24} {'ACTIONS':>7} {'EST.':>8}  NOTES")
-    for s in body["steps"]:
-        est = sum(a["estimate"]["duration_s"] for a in s["actions"])
+    lines.append(f"{'STEP':<20} {'TYPE':<24} {'ACTIONS':>7} {'EST.':>8}  NOTES")
+    for s in summary["per_step"]:
         notes = []
         if s["known_after"]:
             notes.append("known after " + ", ".join(s["known_after"]))
-        gates = sum(1 for a in s["actions"] if a["gate"] or s["gated"])
-        if gates:
-            notes.append(f"{gates} gate(s)")
-        if s.get("compliant"):
-            notes.append(f"{len(s['compliant'])} compliant")
+        if s["gates"]:
+            notes.append(f"{s['gates']} gate(s)")
+        if s["compliant"]:
+            notes.append(f"{s['compliant']} compliant")
         lines.append(
-            f"{s['id'][:16]:<16} {s['uses'][:24]:<24} {len(s['actions']):>7} "
-            f"{format_duration(est):>8}  {'; '.join(notes)}"
+            f"{s['id'][:20]:<20} {s['uses'][:24]:<24} {s['actions']:>7} "
+            f"{format_duration(s['duration_s']):>8}  {'; '.join(notes)}"
         )
     lines.append("")
     for s in body["steps"]:
         for a in s["actions"]:
-            gate = f" [gate: {a['gate'] or 'approve'}]" if a["gate"] or s["gated"] else ""
+            gate = f" [gate: {a['gate'] or 'approve'}]" if _is_gated(s, a) else ""
             lines.append(f"  {s['id']}: {a['summary']}{gate}")
             for risk in a["risks"]:
                 lines.append(f"      ! {risk}")
     lines.append("")
     lines.append(
-        f"{totals['actions']} action(s), {totals['gates']} gate(s), est. "
-        f"{format_duration(totals['duration_s'])}, downtime "
-        f"{format_duration(totals['downtime_s'])}, ~{totals['api_requests']} API requests, "
-        f"{totals['compliant']} resource(s) already compliant."
+        f"{summary['actions']} action(s), {len(summary['gates'])} gate(s), est. "
+        f"{format_duration(summary['duration_s'])}, downtime "
+        f"{format_duration(summary['downtime_s'])}, ~{summary['api_requests']} API requests, "
+        f"{len(summary['compliant'])} resource(s) already compliant."
     )
     if body.get("plan_id"):
         lines.append(f"Apply exactly this plan with: migrate run --plan {body['plan_id']}")
     return "\n".join(lines)
 
 
-def write_plan_report(body: dict[str, Any], path: Path) -> None:
-    """Write the plan as Markdown (``.md``) or self-contained HTML (``.html``)."""
-    suffix = path.suffix.lower()
-    template = {".md": "plan.md.j2", ".html": "plan.html.j2", ".htm": "plan.html.j2"}.get(suffix)
-    if template is None:
-        from migrate.errors import BadInputError
-
-        raise BadInputError(
-            f"--report {path}: the report format comes from the extension; use .md or .html."
+def render_plan_report(body: dict[str, Any], fmt: str) -> str:
+    """The plan as Markdown (``md``) or a self-contained HTML page (``html``)."""
+    summary = plan_summary(body)
+    if fmt == "html":
+        return _ENV.get_template("plan.html.j2").render(
+            plan=body, summary=summary, timeline=Markup(render_svg(body))
         )
-    text = _ENV.get_template(template).render(plan=body, totals=plan_totals(body))
+    return _ENV.get_template("plan.md.j2").render(plan=body, summary=summary)
+
+
+def write_plan_report(body: dict[str, Any], path: Path) -> None:
+    """Write the plan as Markdown (``.md``) or self-contained HTML (``.html``), atomically."""
+    fmt = {".md": "md", ".html": "html", ".htm": "html"}.get(path.suffix.lower())
+    if fmt is None:
+        raise BadInputError(
+            f"--report {path}: the format comes from the extension; use FILE.md or FILE.html."
+        )
+    _write(path, render_plan_report(body, fmt))
+
+
+def render_run_report(data: dict[str, Any], fmt: str) -> str:
+    """``migrate report RUN --format md|html``."""
+    template = "run.html.j2" if fmt == "html" else "run.md.j2"
+    return _ENV.get_template(template).render(run=data)
+
+
+def render_run_markdown(data: dict[str, Any]) -> str:
+    """The run report as Markdown."""
+    return render_run_report(data, "md")
+
+
+def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-
-
-def render_run_markdown(data: dict[str, Any]) -> str:
-    """``migrate report RUN --format md``."""
-    return _ENV.get_template("run.md.j2").render(run=data)

@@ -1,0 +1,107 @@
+"""Plan and run reports: every action, every risk, gates, downtime, no secret values."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from migrate import commands
+from migrate.commands import Settings
+from migrate.engine.runner import RunOptions
+from migrate.reports.render import render_plan_report, render_run_report, write_plan_report
+from migrate.reports.timeline import schedule
+from tests.conftest import PLAYBOOKS, write_playbook
+
+GATED = """\
+name: gated report
+steps:
+  - id: kms
+    uses: kms.ensure_key
+  - id: s3
+    uses: s3.default_encryption
+    approve: true
+    with:
+      kms_key: "{{ steps.kms.key_arn }}"
+  - id: soak
+    uses: core.wait
+    depends_on: []
+    with: {minutes: 5}
+"""
+
+
+def _plan_body(settings: Settings, book: str) -> dict[str, Any]:
+    plan_id, plan = commands.plan(settings, book)
+    body = plan.body()
+    body["plan_id"] = plan_id
+    return body
+
+
+def test_plan_report_lists_every_action_risk_and_gate(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    for b in ("rep-a", "rep-b"):
+        aws("s3").create_bucket(Bucket=b)
+    book = write_playbook(tmp_path / "g.yaml", GATED)
+    body = _plan_body(settings, str(book))
+    actions = [a for s in body["steps"] for a in s["actions"]]
+    for fmt in ("md", "html"):
+        text = render_plan_report(body, fmt)
+        for a in actions:
+            assert a["target"] in text
+        for risk in {r for a in actions for r in a["risks"]}:
+            assert risk in text
+        assert f"migrate run --plan {body['plan_id']}" in text
+        assert "migrate approve RUN s3 --target rep-a" in text
+        assert "(known after kms)" in text
+    html = render_plan_report(body, "html")
+    assert html.count('class="action-bar') == len(actions)
+    assert html.count('<polygon class="gate"') == 2  # both buckets are gated
+    # Self-contained: no external scripts, stylesheets or images.
+    assert not re.search(r"(src|href)=\"https?://", html)
+
+
+def test_timeline_runs_independent_steps_in_parallel(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    aws("s3").create_bucket(Bucket="par-a")
+    book = write_playbook(tmp_path / "g.yaml", GATED)
+    body = _plan_body(settings, str(book))
+    bars, span = schedule(body)
+    soak = next(b for b in bars if b.step == "soak")
+    assert soak.start_s == 0 and soak.duration_s == 300
+    assert span == 300  # the wait is the longest path, the key and bucket run beside it
+
+
+def test_report_files_by_extension(settings: Settings, aws: Any, tmp_path: Path) -> None:
+    body = _plan_body(settings, str(PLAYBOOKS / "kms-key.yaml"))
+    write_plan_report(body, tmp_path / "p.md")
+    write_plan_report(body, tmp_path / "p.html")
+    assert (tmp_path / "p.md").read_text().startswith("# Plan")
+    assert "<!doctype html>" in (tmp_path / "p.html").read_text()
+
+
+def test_run_report_has_planned_vs_actual_approvals_journal(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    aws("s3").create_bucket(Bucket="run-rep")
+    book = write_playbook(tmp_path / "g.yaml", GATED.replace("{minutes: 5}", "{seconds: 0}"))
+    result = commands.run(settings, str(book), options=RunOptions(quiet=True))
+    assert result.status == "awaiting-approval"
+    pending = commands.report(settings, result.run_id)["pending"]
+    assert [(p["step"], p["target"], p["status"]) for p in pending] == [
+        ("s3", "run-rep", "awaiting-approval")
+    ]
+    commands.approve(settings, result.run_id, "s3")
+    commands.resume(settings, result.run_id, RunOptions(quiet=True))
+    data = commands.report(settings, result.run_id)
+    assert data["schema"] == "migrate.run-report/1"
+    assert data["pending"] == []
+    acts = [a for s in data["steps"] for a in s["actions"]]
+    assert all(a["actual_s"] is not None and a["planned_s"] >= 0 for a in acts)
+    for fmt in ("md", "html"):
+        text = render_run_report(data, fmt)
+        assert "PutBucketEncryption" in text and "run-rep" in text
+        assert data["approvals"][0]["by"] in text
+    json.dumps(data)  # the JSON form is serialisable as is
