@@ -370,6 +370,11 @@ def resume(
     run_row = _get_run(store, run_id)
     if run_row.status == "done":
         return RunResult(run_id, "done", EXIT_OK, [f"run {run_id} is already done"])
+    if run_row.status == "rolled-back":
+        raise BadInputError(
+            f"run {run_id} was rolled back; it cannot be resumed. Start a new run of "
+            f"{run_row.playbook_path} (plan it first)."
+        )
     holder = live_lock(store, run_id)
     if holder is not None:
         raise LockedError(

@@ -42,7 +42,7 @@ from migrate.store.models import ActionRow, Approval, Run, StepRun
 log = logging.getLogger("migrate.runner")
 
 STEP_DONE = "done"
-TERMINAL_STEP = {"done", "removed"}
+TERMINAL_STEP = {"done", "removed", "rolled-back"}
 OPEN_ACTION = {"pending", "started", "waiting", "awaiting-approval", "failed"}
 
 # What `--step` may answer before an action.
@@ -500,7 +500,9 @@ class Runner:
         with self.store.read() as session:
             run = session.get(Run, run_id)
             assert run is not None
-            statuses = [sr.status for sr in run.steps if sr.status != "removed"]
+            statuses = [
+                sr.status for sr in run.steps if sr.status not in ("removed", "rolled-back")
+            ]
         if any(s in ("failed", "blocked") for s in statuses):
             status = "failed"
         elif any(s == "awaiting-approval" for s in statuses):

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from migrate import commands
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
+from migrate.errors import BadInputError
 from migrate.store.models import JournalEntry
 from tests.conftest import PLAYBOOKS, write_playbook
 
@@ -160,6 +161,9 @@ def test_rollback_restores_previous_bucket_encryption(settings: Settings, aws: A
     assert _algorithm(aws, "roll-back-me") == "AES256"
     # The key is kept: data may be encrypted under it.
     assert aws("kms").list_keys()["Keys"]
+    assert commands.status(settings, result.run_id)["status"] == "rolled-back"
+    with pytest.raises(BadInputError, match="was rolled back"):
+        commands.resume(settings, result.run_id, RunOptions(quiet=True))
 
 
 @pytest.mark.parametrize("mode", ["strict"])
