@@ -96,6 +96,7 @@ def cli(
     approve gates, and report what happened. Start with `migrate demo`.
     """
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    _log_to_file(state)
     ctx.obj = Settings(
         state=state,
         profile=profile,
@@ -104,6 +105,30 @@ def cli(
         quiet=quiet,
         debug=debug,
     )
+
+
+def _log_to_file(state: str | None) -> None:
+    """Append migrate's own log (progress, decisions; never parameter values) to migrate.log
+    beside the state DB, so that an operator can read what happened overnight."""
+    from migrate.store import resolve_url
+
+    url = resolve_url(state)
+    if not url.startswith("sqlite:///"):
+        return
+    log_path = Path(url.removeprefix("sqlite:///")).parent / "migrate.log"
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_path, encoding="utf-8")
+    except OSError:
+        return  # a read-only state dir must not stop `migrate status`
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    )
+    logger = logging.getLogger("migrate")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    # The terminal gets progress through click; the root handler only shows warnings.
+    logger.propagate = logging.getLogger().level <= logging.DEBUG
 
 
 def _echo(settings: Settings) -> Any:

@@ -118,6 +118,12 @@ class Runner:
         self._confirm_all = False
         self.lock: RunLock | None = None
 
+    def _say(self, message: str) -> None:
+        """Progress lines go to the operator (unless --quiet) and to the log file."""
+        log.info("%s", message)
+        if not self.options.quiet:
+            self.options.echo(message)
+
     # -- public ----------------------------------------------------------------------------------
     def execute(self, run_id: str) -> str:
         """Run (or continue) ``run_id``; return the run's final status."""
@@ -197,7 +203,7 @@ class Runner:
     def _run_step(
         self, run: Run, sr: StepRun, outputs: dict[str, dict[str, Any]], prior: list[str]
     ) -> str:
-        echo = self.options.echo
+        echo = self._say
         self.journal.scope.step_id = sr.step_id
         self.journal.scope.action_id = None
         try:
@@ -321,7 +327,7 @@ class Runner:
         ctx.action_id = row.id
         self.journal.scope.action_id = row.id
         if not self.options.quiet and row.status != "waiting":
-            self.options.echo(f"[{sr.step_id}] {action.summary}")
+            self._say(f"[{sr.step_id}] {action.summary}")
         try:
             result = step.act(ctx, action)
         except KeyboardInterrupt:
@@ -329,7 +335,7 @@ class Runner:
         except Exception as exc:
             message = friendly_error(exc, self.options.debug)
             self._set_action(row.id, status="failed", error=message, finished=True)
-            self.options.echo(f"[{sr.step_id}] FAILED {action.target}: {friendly_error(exc)}")
+            self._say(f"[{sr.step_id}] FAILED {action.target}: {friendly_error(exc)}")
             return "failed"
         finally:
             self.journal.flush()
@@ -345,7 +351,7 @@ class Runner:
             )
             if not self.options.quiet:
                 until = f" until {result.until:%Y-%m-%d %H:%M} UTC" if result.until else ""
-                self.options.echo(f"[{sr.step_id}] waiting{until}: {result.reason}")
+                self._say(f"[{sr.step_id}] waiting{until}: {result.reason}")
             return "waiting"
         self._set_action(row.id, status="done", finished=True, wait_reason=None, wait_until=None)
         return "done"
