@@ -195,19 +195,19 @@ class AwsSession:
 
     def _record(
         self,
-        model: Any,
+        service: str,
+        operation: str,
         context: dict[str, Any],
         outcome: str,
         request_id: str | None,
         error_message: str | None,
     ) -> None:
-        operation = model.name
         if is_read_only(operation) or self._recorder is None:
             return
         api_params = context.get("migrate_api_params") or {}
         self._recorder(
             CallRecord(
-                service=model.service_model.service_name,
+                service=service,
                 operation=operation,
                 region=context.get("client_region"),
                 target=target_of(api_params),
@@ -232,16 +232,21 @@ class AwsSession:
         )
         error = parsed.get("Error") if isinstance(parsed, dict) else None
         status = getattr(http_response, "status_code", 200)
+        service = model.service_model.service_name
         if error or status >= 300:
             code = (error or {}).get("Code") or str(status)
-            self._record(model, context, f"error:{code}", request_id, (error or {}).get("Message"))
+            message = (error or {}).get("Message")
+            self._record(service, model.name, context, f"error:{code}", request_id, message)
         else:
-            self._record(model, context, "ok", request_id, None)
+            self._record(service, model.name, context, "ok", request_id, None)
 
     def _after_call_error(
-        self, model: Any, context: dict[str, Any], exception: Exception, **kwargs: Any
+        self, event_name: str, context: dict[str, Any], exception: Exception, **kwargs: Any
     ) -> None:
-        self._record(model, context, f"error:{type(exception).__name__}", None, str(exception))
+        # No response (connection reset, timeout): botocore names the call only in the event.
+        _, service, operation = [*event_name.split("."), "", ""][:3]
+        outcome = f"error:{type(exception).__name__}"
+        self._record(service, operation, context, outcome, None, str(exception))
 
 
 def _remember_api_params(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:

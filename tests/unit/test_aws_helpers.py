@@ -59,3 +59,23 @@ def test_durations() -> None:
     assert format_duration(45) == "45s"
     assert format_duration(3 * 3600 + 300) == "3h 05m"
     assert format_duration(3 * 86400) == "3d 0h"
+
+
+def test_a_call_that_never_got_an_answer_is_journaled(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from migrate.aws import AwsSession, CallRecord
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTOPERATOR0001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-operator-secret-not-real")
+    session = AwsSession(endpoint_url="http://127.0.0.1:9", region="us-east-1", max_attempts=1)
+    seen: list[CallRecord] = []
+    session.set_recorder(seen.append)
+    with pytest.raises(EndpointConnectionError):
+        session.client("kms").create_alias(AliasName="alias/x", TargetKeyId="k")
+    with pytest.raises(EndpointConnectionError):
+        session.client("kms").list_aliases()
+    assert [(r.service, r.operation, r.outcome) for r in seen] == [
+        ("kms", "CreateAlias", "error:EndpointConnectionError")
+    ]
+    assert seen[0].target == "alias/x"
