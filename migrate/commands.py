@@ -142,7 +142,7 @@ def plan(
     playbook = _load(playbook_path, params, params_file)
     store = settings.store()
     aws = settings.aws()
-    result = make_plan(playbook, aws, settings.state_dir(store), quiet=settings.quiet)
+    result = make_plan(playbook, aws, settings.state_dir(store), quiet=settings.quiet, store=store)
     plan_id = _new_id("p")
     with store.write() as session:
         session.add(
@@ -245,7 +245,7 @@ def run(
             )
         playbook = _load(playbook_path or saved.playbook_path, (), None, saved.params)
         given = dict(saved.params)
-        fresh = make_plan(playbook, aws, options.state_dir, quiet=True)
+        fresh = make_plan(playbook, aws, options.state_dir, quiet=True, store=store)
         if fresh.fingerprint != saved.fingerprint:
             changes = diff_facts(saved.facts, fresh.facts())
             shown = "; ".join(changes[:15]) + (

@@ -20,6 +20,7 @@ from migrate.engine.context import StepContext
 from migrate.engine.runner import step_regions
 from migrate.errors import MigrateError
 from migrate.playbook import Playbook, _PendingOutputs, render_step, unknown_steps, validate_with
+from migrate.store import Store
 
 
 @dataclass
@@ -80,9 +81,16 @@ def fingerprint(facts: dict[str, Any]) -> str:
 
 
 def make_plan(
-    playbook: Playbook, aws: AwsSession, state_dir: Path, quiet: bool = True
+    playbook: Playbook,
+    aws: AwsSession,
+    state_dir: Path,
+    quiet: bool = True,
+    store: Store | None = None,
 ) -> PlanResult:
-    """Observe and decide every step of ``playbook`` without changing anything."""
+    """Observe and decide every step of ``playbook`` without changing anything.
+
+    ``store`` lets steps read earlier evidence (e.g. ingested CloudTrail usage); planning never
+    writes to it."""
     outputs: dict[str, Any] = {}
     planned: list[PlannedStep] = []
     prior: list[str] = []
@@ -99,6 +107,7 @@ def make_plan(
                 state_dir=state_dir,
                 quiet=quiet,
                 planning=True,
+                store=store,
                 outputs=outputs,
             )
             try:
