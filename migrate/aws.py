@@ -29,6 +29,8 @@ from migrate.errors import AwsError, BadInputError, DryRunViolation
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search")
 # Reads that are still refused while planning: they return secret material.
 READ_DENY = frozenset({"GetSecretValue", "GetParametersByPath", "GetParameter", "GetParameters"})
+# SSM reads are fine without decryption: SecureString values then come back encrypted.
+_SSM_PLAIN_READS = frozenset({"GetParametersByPath", "GetParameter", "GetParameters"})
 # Operations that do not start with a read prefix but only read.
 READ_EXTRA = frozenset({"SelectObjectContent"})
 
@@ -59,10 +61,18 @@ IDENTIFIER_PARAMS = (
 
 
 def is_read_only(operation: str) -> bool:
-    """Return True if the AWS operation (PascalCase, as botocore names it) only reads."""
-    if operation in READ_DENY:
-        return False
+    """True if the AWS operation (PascalCase, as botocore names it) changes nothing. Only calls
+    that are not read-only are journaled."""
     return operation.startswith(READ_ONLY_PREFIXES) or operation in READ_EXTRA
+
+
+def allowed_while_planning(operation: str, api_params: dict[str, Any] | None = None) -> bool:
+    """True if a plan may make this call: it only reads, and reads no secret value."""
+    if not is_read_only(operation):
+        return False
+    if operation in _SSM_PLAIN_READS:
+        return not (api_params or {}).get("WithDecryption")
+    return operation not in READ_DENY
 
 
 def redact_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -183,9 +193,10 @@ class AwsSession:
             return self._clients[key]
 
     # -- hooks ---------------------------------------------------------------------------------
-    def _guard(self, model: Any, **kwargs: Any) -> None:
+    def _guard(self, model: Any, context: dict[str, Any] | None = None, **kwargs: Any) -> None:
         operation = model.name
-        if self._dry_run and not is_read_only(operation):
+        api_params = (context or {}).get("migrate_api_params")
+        if self._dry_run and not allowed_while_planning(operation, api_params):
             service = model.service_model.service_name
             raise DryRunViolation(
                 f"Refused {service}:{operation} while planning: a plan may only read. This is a "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrate.aws import is_read_only, redact_params, target_of
+from migrate.aws import allowed_while_planning, is_read_only, redact_params, target_of
 from migrate.errors import BadInputError
 from migrate.util import format_duration, parse_duration
 
@@ -13,7 +13,7 @@ from migrate.util import format_duration, parse_duration
     "op", ["DescribeDBInstances", "GetBucketEncryption", "ListKeys", "HeadObject", "LookupEvents"]
 )
 def test_reads_are_allowed(op: str) -> None:
-    assert is_read_only(op)
+    assert is_read_only(op) and allowed_while_planning(op)
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,14 @@ def test_reads_are_allowed(op: str) -> None:
     ],
 )
 def test_writes_and_secret_reads_are_refused(op: str) -> None:
-    assert not is_read_only(op)
+    assert not allowed_while_planning(op)
+
+
+def test_secret_reads_are_reads_but_not_while_planning() -> None:
+    assert is_read_only("GetSecretValue")  # not journaled as a change...
+    assert not allowed_while_planning("GetSecretValue")  # ...but never part of a plan
+    assert allowed_while_planning("GetParameters", {"Names": ["x"]})
+    assert not allowed_while_planning("GetParameters", {"Names": ["x"], "WithDecryption": True})
 
 
 def test_redaction_keeps_identifiers_only() -> None:
