@@ -388,10 +388,21 @@ def status(settings: Settings, run_id: str | None, as_json: bool) -> None:
 @click.argument("run_id")
 @click.argument("step_id")
 @click.option("--target", metavar="RESOURCE", help="Approve only this resource's gate.")
+@click.option(
+    "--gate",
+    metavar="NAME",
+    help="Approve this gate only; before the run reaches it, a standing approval.",
+)
 @pass_settings
-def approve(settings: Settings, run_id: str, step_id: str, target: str | None) -> None:
-    """Approve STEP_ID's gates in RUN_ID (all, or one resource with --target)."""
-    result = commands.approve(settings, run_id, step_id, target)
+def approve(
+    settings: Settings, run_id: str, step_id: str, target: str | None, gate: str | None
+) -> None:
+    """Approve the gates awaiting approval in STEP_ID of RUN_ID (or one resource's: --target).
+
+    An approval opens the gates waiting now; a later gate of the same resource (a cut-over after
+    stop-writes) needs its own approval, or a standing one with --gate.
+    """
+    result = commands.approve(settings, run_id, step_id, target, gate)
     what = f"{step_id} ({target})" if target else step_id
     click.echo(
         f"Approved {what} in {run_id} as {result['by']}"

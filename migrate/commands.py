@@ -34,6 +34,7 @@ from migrate.errors import (
 from migrate.playbook import Playbook, load_params_file, load_playbook, parse_cli_params
 from migrate.store import Store, open_store, utcnow
 from migrate.store.models import (
+    ActionRow,
     Approval,
     Checkpoint,
     JournalEntry,
@@ -514,9 +515,18 @@ def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
 
 # --- approve / unlock / rollback -----------------------------------------------------------------
 def approve(
-    settings: Settings, run_id: str, step_id: str, target: str | None = None
+    settings: Settings,
+    run_id: str,
+    step_id: str,
+    target: str | None = None,
+    gate: str | None = None,
 ) -> dict[str, Any]:
-    """Record an approval of a step's gates (optionally for one target); ``resume`` continues."""
+    """Approve the gates that await approval in a step (optionally one target's only).
+
+    An approval opens the gates waiting *now*: approving the stop-writes gate of a database does
+    not approve its later cut-over. With nothing awaiting, ``gate`` records a standing approval of
+    that gate (for ``target``, or every target) that opens it when the run reaches it.
+    """
     store = settings.store()
     _get_run(store, run_id)
     with store.read() as session:
@@ -529,13 +539,28 @@ def approve(
                 f"run {run_id} has no step {step_id!r}; its steps are: {', '.join(ids)}."
             )
         targets = sorted({a.target for a in sr.actions if a.status != "superseded"})
+        awaiting = [
+            a
+            for a in sr.actions
+            if a.status == "awaiting-approval"
+            and target in (None, a.target)
+            and gate in (None, a.gate or "approve")
+        ]
     if target is not None and targets and target not in targets:
         raise NotFoundError(
             f"step {step_id} of run {run_id} has no action on {target!r}; its targets are: "
             f"{', '.join(targets)}."
         )
+    if not awaiting and gate is None:
+        raise BadInputError(
+            f"nothing in step {step_id} of run {run_id} awaits approval"
+            + (f" for {target}" if target else "")
+            + " right now. To approve a gate before the run reaches it, name it with --gate "
+            "(e.g. --gate cut-over); `migrate status RUN` shows the gates."
+        )
     who = operator_name()
     arn = _caller_arn(settings.aws())
+    now = utcnow()
     with store.write() as session:
         session.add(
             Approval(
@@ -544,25 +569,30 @@ def approve(
                 target=target,
                 approved_by=who,
                 caller_arn=arn,
-                approved_at=utcnow(),
-                via="approve",
+                approved_at=now,
+                via="approve" if awaiting else f"standing:{gate}"[:32],
             )
         )
-        sr_row = session.scalar(
-            select(StepRun).where(StepRun.run_id == run_id, StepRun.step_id == step_id)
-        )
-        assert sr_row is not None
         released = 0
-        for row in sr_row.actions:
-            if row.status == "awaiting-approval" and (target is None or row.target == target):
-                row.status = "pending"
-                released += 1
+        for stale in awaiting:
+            row = session.get(ActionRow, stale.id)
+            assert row is not None
+            # The approval belongs to this action (this gate) only.
+            row.result = {
+                **(row.result or {}),
+                "approved": {"by": who, "caller_arn": arn, "at": now.isoformat()},
+            }
+            row.status = "pending"
+            released += 1
+        sr_row = session.get(StepRun, sr.id)
+        assert sr_row is not None
         if sr_row.status == "awaiting-approval":
             sr_row.status = "pending"
     return {
         "run_id": run_id,
         "step": step_id,
         "target": target,
+        "gate": gate,
         "by": who,
         "caller_arn": arn,
         "released": released,

@@ -155,7 +155,9 @@ class StepContext:
                 )
             )
             if existing is not None:
-                existing.details = dict(details or {})
+                # The latest change wins (a key "modified" and later "deleted" is deleted).
+                existing.change = change
+                existing.details = {**(existing.details or {}), **dict(details or {})}
                 return
             session.add(
                 Resource(

@@ -250,7 +250,7 @@ class Runner:
                 blocked.add(row.target)
                 waiting = True
                 continue
-            if self._needs_gate(sr, action) and not self._approved(run.id, sr, action):
+            if self._needs_gate(sr, action) and not self._approved(run.id, sr, action, row):
                 self._set_action(row.id, status="awaiting-approval")
                 if not self.options.quiet:
                     echo(
@@ -368,12 +368,19 @@ class Runner:
     def _needs_gate(sr: StepRun, action: Action) -> bool:
         return action.gate is not None or bool(sr.definition.get("approve"))
 
-    def _approved(self, run_id: str, sr: StepRun, action: Action) -> bool:
+    def _approved(self, run_id: str, sr: StepRun, action: Action, row: ActionRow) -> bool:
+        if (row.result or {}).get("approved"):
+            return True
+        gate = action.gate or "approve"
         with self.store.read() as session:
-            rows = session.scalars(
-                select(Approval).where(Approval.run_id == run_id, Approval.step_id == sr.step_id)
+            standing = session.scalars(
+                select(Approval).where(
+                    Approval.run_id == run_id,
+                    Approval.step_id == sr.step_id,
+                    Approval.via.in_(("standing", f"standing:{gate}"[:32])),
+                )
             ).all()
-        if any(a.target in (None, action.target) for a in rows):
+        if any(a.target in (None, action.target) for a in standing):
             return True
         if not self.options.yes:
             return False
@@ -381,18 +388,22 @@ class Runner:
         allowed = policy == "all" or (policy == "non-destructive" and not action.destructive)
         if not allowed:
             return False
+        who = operator_name()
         with self.store.write() as session:
             session.add(
                 Approval(
                     run_id=run_id,
                     step_id=sr.step_id,
                     target=action.target,
-                    approved_by=operator_name(),
+                    approved_by=who,
                     caller_arn=None,
                     approved_at=utcnow(),
                     via="--yes",
                 )
             )
+            fresh = session.get(ActionRow, row.id)
+            assert fresh is not None
+            fresh.result = {**(fresh.result or {}), "approved": {"by": who, "via": "--yes"}}
         return True
 
     # -- waits ---------------------------------------------------------------------------------------
@@ -455,8 +466,10 @@ class Runner:
                     )
                     session.add(row)
                 elif row.status in ("done", "superseded"):
-                    # Observed as still needed: the world drifted, or the step was edited.
+                    # Observed as still needed: the world drifted, or the step was edited. An
+                    # approval given for the earlier attempt does not carry over.
                     row.status = "pending"
+                    row.result = {k: v for k, v in (row.result or {}).items() if k != "approved"}
                 row.seq = seq
                 row.summary = action.summary
                 row.data = action.to_dict()
