@@ -45,7 +45,7 @@ CASES: list[tuple[str, str, list[str], int, str]] = [
         "name: x\nsteps:\n  - id: a\n    uses: s3.encrypt_everything\n",
         [],
         4,
-        "valid types are: core.wait, kms.ensure_key",
+        "unknown step type 's3.encrypt_everything'; valid types are:",
     ),
     ("missing uses", "name: x\nsteps:\n  - id: a\n", [], 3, "needs `uses:`"),
     (
