@@ -716,9 +716,19 @@ def report(settings: Settings, run_id: str) -> dict[str, Any]:
                 "region": r.region,
                 "change": r.change,
                 "at": r.created_at.isoformat(timespec="seconds"),
+                # Details never hold secrets (the step contract): timings, previous settings.
+                "details": dict(r.details or {}),
             }
             for r in session.scalars(select(Resource).where(Resource.run_id == run_id))
         ]
+        measured = [
+            float(r["details"]["downtime_s"])
+            for r in data["resources"]
+            if isinstance(r["details"].get("downtime_s"), (int, float))
+        ]
+        if measured:
+            # Steps that measure their downtime (RDS: stop-writes to cut-over) are the evidence.
+            data["downtime_taken_s"] = sum(measured)
         data["journal"] = [
             {
                 "at": j.at.isoformat(timespec="seconds"),

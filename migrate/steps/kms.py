@@ -45,7 +45,7 @@ class KmsKeyParams(StepParams):
     alias: str = Field(default="alias/migrate-ftr", pattern=r"^alias/[A-Za-z0-9/_-]{1,250}$")
     description: str = "Customer-managed key for FTR encryption at rest (created by migrate)"
     key_policy: Literal["service", "strict"] = "service"
-    services: list[str] = Field(default_factory=lambda: ["s3", "secretsmanager"])
+    services: list[str] = Field(default_factory=lambda: ["s3", "secretsmanager", "rds"])
     administrators: list[str] = Field(default_factory=list)
     region: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)

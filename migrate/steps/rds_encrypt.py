@@ -1,0 +1,1096 @@
+"""``rds.encrypt``: encrypt unencrypted RDS instances by snapshot, encrypted copy, restore, cut-over."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from pydantic import Field
+
+from migrate.aws import error_code
+from migrate.engine.base import Action, Estimate, Facts, Step, Wait
+from migrate.engine.context import StepContext
+from migrate.engine.registry import step
+from migrate.errors import BadInputError, StepFailed
+from migrate.steps import rds_settings as rs
+from migrate.steps._select import Selection
+from migrate.store import utcnow
+
+GLOB_CHARS = set("*?[")
+KEPT_ORIGINAL = re.compile(r"-unencrypted-\d{8}$")
+NOT_FOUND_INSTANCE = ("DBInstanceNotFound", "DBInstanceNotFoundFault")
+NOT_FOUND_SNAPSHOT = ("DBSnapshotNotFound", "DBSnapshotNotFoundFault")
+SNAPSHOT_FAILED = ("failed", "error", "incompatible-restore", "incompatible-parameters")
+INSTANCE_FAILED = (
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+    "incompatible-network",
+    "inaccessible-encryption-credentials",
+    "storage-full",
+)
+MAX_MODIFY_ATTEMPTS = 3
+
+# Action kinds, in the order they run for one database.
+WARM_UP = "rds.warm_up"
+STOP_WRITES = "rds.stop_writes"
+FINAL_SNAPSHOT = "rds.final_snapshot"
+RESTORE = "rds.restore"
+VERIFY = "rds.verify"
+CUT_OVER = "rds.cut_over"
+REPLICAS = "rds.recreate_replicas"
+CLEANUP = "rds.cleanup"
+
+
+class RdsEncryptParams(Selection):
+    """Parameters of ``rds.encrypt``."""
+
+    kms_key: str = Field(min_length=1)
+    warm_up: bool = True
+    cleanup: bool = True
+    disable_deletion_protection_on_cleanup: bool = False
+    keep_encrypted_snapshots: bool = True
+    wait_timeout_hours: float = Field(default=12.0, gt=0)
+    poll_seconds: float = Field(default=60.0, ge=0)
+    regions: list[str] = Field(default_factory=list)
+
+
+# --- small AWS helpers ---------------------------------------------------------------------------
+
+
+def describe_instance(rds: Any, db_id: str) -> dict[str, Any] | None:
+    """An instance's description, or None if no instance has that identifier."""
+    try:
+        found = rds.describe_db_instances(DBInstanceIdentifier=db_id)["DBInstances"]
+    except Exception as exc:
+        if error_code(exc) in NOT_FOUND_INSTANCE:
+            return None
+        raise
+    return dict(found[0]) if found else None
+
+
+def describe_snapshot(rds: Any, snapshot_id: str) -> dict[str, Any] | None:
+    """A manual snapshot's description, or None."""
+    try:
+        found = rds.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"]
+    except Exception as exc:
+        if error_code(exc) in NOT_FOUND_SNAPSHOT:
+            return None
+        raise
+    return dict(found[0]) if found else None
+
+
+def _absent(rds: Any, db_id: str) -> bool:
+    return describe_instance(rds, db_id) is None
+
+
+def _present(rds: Any, db_id: str) -> bool:
+    return describe_instance(rds, db_id) is not None
+
+
+def tag_value(desc: dict[str, Any] | None, key: str) -> str | None:
+    """The value of one tag of a described instance or snapshot."""
+    for tag in (desc or {}).get("TagList") or ():
+        if tag.get("Key") == key:
+            return str(tag.get("Value"))
+    return None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+@step("rds.encrypt")
+class RdsEncrypt(Step):
+    """Encrypt unencrypted RDS instances with a KMS key: snapshot, encrypted copy, restore, cut-over.
+
+    An RDS instance cannot be encrypted in place. Per selected instance (``names`` globs,
+    ``exclude``, ``tags``) the step runs resumable actions in order: an optional warm-up snapshot and
+    copy; the **stop-writes** gate (the operator confirms the application stopped writing: the
+    downtime starts); the final snapshot, copied with the KMS key; a restore under a temporary
+    identifier with every observed setting passed explicitly, then a modify for what a restore cannot
+    set; a verification that every setting equals the original's and the storage is encrypted with
+    the key; the **cut-over** gate, which renames the original to ``<id>-unencrypted-<yyyymmdd>``
+    and the copy to ``<id>`` (the endpoint name stays); re-created read replicas; and the
+    **cleanup** gate, which deletes the original with a final snapshot. Each gate is approved on
+    its own (``migrate approve RUN STEP --target DB`` opens the gate the database waits at). Already encrypted instances are left alone. Aurora clusters are reported, not changed.
+    ``migrate rollback`` before cleanup swaps the names back (or deletes the unused copy).
+    """
+
+    Params = RdsEncryptParams
+    permissions = (
+        "rds:DescribeDBInstances",
+        "rds:DescribeDBSnapshots",
+        "rds:DescribeDBClusters",
+        "rds:CreateDBSnapshot",
+        "rds:CopyDBSnapshot",
+        "rds:RestoreDBInstanceFromDBSnapshot",
+        "rds:ModifyDBInstance",
+        "rds:AddTagsToResource",
+        "rds:CreateDBInstanceReadReplica",
+        "rds:DeleteDBInstance",
+        "rds:DeleteDBSnapshot",
+        "kms:DescribeKey",
+        "kms:GetKeyPolicy",
+        "kms:CreateGrant",
+        "iam:PassRole",
+    )
+    outputs = ("encrypted",)
+    example = """\
+- id: rds
+  uses: rds.encrypt
+  with:
+    names: ["legacy-*"]
+    kms_key: "{{ steps.kms.key_arn }}"
+    warm_up: true
+"""
+    params: RdsEncryptParams
+    # The clock of waits and measurements; a test replaces it to step past a deadline.
+    clock: Callable[[], datetime] = staticmethod(utcnow)
+
+    # --- observe -----------------------------------------------------------------------------------
+    def _regions(self, ctx: StepContext) -> list[str]:
+        return list(self.params.regions) or list(ctx.regions)
+
+    def observe(self, ctx: StepContext) -> Facts:
+        """Every setting of each selected instance that a restore does not carry, and its replicas."""
+        instances: dict[str, Any] = {}
+        clusters: dict[str, str] = {}
+        seen: set[str] = set()
+        existing: list[str] = []
+        kept: list[str] = []
+        key = self._observe_key(ctx)
+        for region in self._regions(ctx):
+            rds = ctx.client("rds", region)
+            all_dbs: list[dict[str, Any]] = []
+            for page in rds.get_paginator("describe_db_instances").paginate():
+                all_dbs.extend(page.get("DBInstances", []))
+            by_id = {d["DBInstanceIdentifier"]: d for d in all_dbs}
+            existing.extend(by_id)
+            for db_id, db in sorted(by_id.items()):
+                seen.add(db_id)
+                if not self.params.name_matches(db_id) or db.get("DBClusterIdentifier"):
+                    continue
+                if db.get("ReadReplicaSourceDBInstanceIdentifier"):
+                    continue  # re-created with its primary
+                if KEPT_ORIGINAL.search(db_id):
+                    kept.append(db_id)  # an original this step renamed aside, kept until cleanup
+                    continue
+                settings = rs.instance_settings(db)
+                if self.params.tags and not self.params.tags_match(settings["tags"]):
+                    continue
+                if db_id in instances:
+                    raise BadInputError(
+                        f"instance {db_id} exists in more than one selected region; run one "
+                        "region at a time (with.regions)."
+                    )
+                instances[db_id] = {
+                    "region": region,
+                    "status": db.get("DBInstanceStatus"),
+                    "encrypted": bool(db.get("StorageEncrypted")),
+                    "kms_key_id": db.get("KmsKeyId"),
+                    "settings": settings,
+                    "replicas": {
+                        rid: rs.instance_settings(by_id[rid])
+                        for rid in sorted(db.get("ReadReplicaDBInstanceIdentifiers") or ())
+                        if rid in by_id
+                    },
+                }
+            for page in rds.get_paginator("describe_db_clusters").paginate():
+                for cluster in page.get("DBClusters", []):
+                    cid = cluster["DBClusterIdentifier"]
+                    if self.params.name_matches(cid) and not cluster.get("StorageEncrypted"):
+                        clusters[cid] = (
+                            "Aurora/Multi-AZ cluster: not handled by rds.encrypt yet (cluster "
+                            "snapshot, encrypted copy and restore are manual for now)"
+                        )
+        missing = sorted(
+            n for n in self.params.names if not (GLOB_CHARS & set(n)) and n not in seen
+        )
+        compliant = sorted(
+            i
+            for i, d in instances.items()
+            if d["encrypted"] and (key.get("arn") is None or d["kms_key_id"] == key.get("arn"))
+        )
+        other_key = sorted(i for i, d in instances.items() if d["encrypted"] and i not in compliant)
+        prefixes = tuple(f"{i}-" for i in instances)
+        return {
+            "target_key": key,
+            "instances": instances,
+            "compliant": compliant,
+            "encrypted_with_other_key": other_key,
+            "clusters_not_handled": clusters,
+            "kept_originals": sorted(kept),
+            "missing": missing,
+            "related_identifiers": sorted(e for e in existing if e.startswith(prefixes)),
+        }
+
+    def _observe_key(self, ctx: StepContext) -> dict[str, Any]:
+        key = self.params.kms_key
+        if not ctx.is_known(key):
+            return {"arn": None, "state": None, "known": False}
+        region = self._regions(ctx)[0]
+        try:
+            meta = ctx.client("kms", region).describe_key(KeyId=key)["KeyMetadata"]
+        except Exception as exc:
+            if error_code(exc) in ("NotFoundException", "InvalidArnException"):
+                raise BadInputError(
+                    f"the KMS key {key!r} does not exist in {region}. Pass an existing key "
+                    "(id, ARN or alias/NAME) in with.kms_key, or put a kms.ensure_key step first "
+                    "and use {{ steps.kms.key_arn }}."
+                ) from None
+            raise
+        return {
+            "arn": meta["Arn"],
+            "state": meta.get("KeyState"),
+            "known": True,
+            "via_services": via_services(ctx.client("kms", region), str(meta["KeyId"])),
+        }
+
+    # --- decide ------------------------------------------------------------------------------------
+    def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
+        """Eight actions per unencrypted instance, with phase estimates and the downtime window."""
+        if facts["missing"]:
+            raise BadInputError(
+                f"no RDS instance named {', '.join(facts['missing'])} in "
+                f"{', '.join(self._regions(ctx))}. Check with.names (globs are fine) and the "
+                "region (--region or with.regions)."
+            )
+        key = facts["target_key"]
+        if key.get("known") and key.get("state") != "Enabled":
+            raise BadInputError(
+                f"the KMS key {self.params.kms_key} is {key.get('state')}; RDS cannot encrypt "
+                "with it. Enable it (or cancel its deletion) or choose another key, then plan "
+                "again."
+            )
+        vias = key.get("via_services")
+        if vias and not any(v.startswith("rds.") for v in vias):
+            raise BadInputError(
+                f"the key policy of {self.params.kms_key} lets principals use it only through "
+                f"{', '.join(vias)}, not RDS: the encrypted copy would fail. Add rds to the "
+                "kms.ensure_key step's services (services: [rds, s3, secretsmanager]) and run it, "
+                "or use another key."
+            )
+        actions: list[Action] = []
+        for db_id, db in facts["instances"].items():
+            if db["encrypted"]:
+                continue
+            if key.get("arn") and rs_region(key["arn"]) not in (None, db["region"]):
+                raise BadInputError(
+                    f"the KMS key {key['arn']} is not in {db['region']}, where {db_id} is; RDS "
+                    "needs a key in the instance's region. Use a key of that region."
+                )
+            actions.extend(self._db_actions(ctx, facts, db_id, db))
+        return actions
+
+    def _db_actions(
+        self, ctx: StepContext, facts: Facts, db_id: str, db: dict[str, Any]
+    ) -> list[Action]:
+        settings = db["settings"]
+        replicas = db["replicas"]
+        gib = float(settings.get("allocated_storage") or 0)
+        est = rs.phase_estimates(gib, warm_up=self.params.warm_up, replicas=len(replicas))
+        region = db["region"]
+        temp = rs.temp_id(db_id, ctx.run_id) if ctx.run_id else None
+        related = set(facts["related_identifiers"])
+        if temp and temp in related:
+            raise BadInputError(
+                f"the temporary identifier {temp} for {db_id} is already taken by another "
+                "instance. Delete or rename it, or start a new run (a new run gets a new name)."
+            )
+        today = rs.renamed_id(db_id, f"{self.clock():%Y%m%d}")
+        risks_common: list[str] = []
+        if today in related:
+            risks_common.append(
+                f"an instance named {today} exists: a cut-over today would need that name for "
+                "the original, and is refused until it is gone"
+            )
+        details = {
+            "settings": settings,
+            "replicas": replicas,
+            "allocated_gib": gib,
+            "estimates": est,
+            "temp_id": temp,
+        }
+        downtime = est["downtime"]
+        window = (
+            f"downtime window ~{rs.minutes(downtime)}: final snapshot "
+            f"~{rs.minutes(est['final_snapshot'])}, copy ~{rs.minutes(est['final_copy'])}, "
+            f"restore ~{rs.minutes(est['restore'])}, cut-over ~{rs.minutes(est['cut_over'])}"
+        )
+        out: list[Action] = []
+
+        def add(kind: str, summary: str, seconds: float, **kw: Any) -> None:
+            out.append(
+                Action(
+                    kind=kind,
+                    target=db_id,
+                    summary=summary,
+                    estimate=Estimate(
+                        duration_s=seconds,
+                        downtime_s=kw.pop("downtime", 0.0),
+                        api_requests=kw.pop("requests", 4),
+                        bytes=int(gib * 2**30) if kw.pop("data", False) else 0,
+                    ),
+                    region=region,
+                    details=details,
+                    **kw,
+                )
+            )
+
+        if self.params.warm_up:
+            add(
+                WARM_UP,
+                f"warm-up: snapshot {db_id} and copy it with the KMS key while the application "
+                f"runs (~{rs.minutes(est['warm_up'])}; measures this account's speed)",
+                est["warm_up"],
+                data=True,
+            )
+        add(
+            STOP_WRITES,
+            f"confirm the application has stopped writing to {db_id} ({window})",
+            0.0,
+            downtime=downtime,
+            gate="stop-writes",
+            destructive=True,
+            risks=(
+                "writes after this point and before the cut-over are lost: stop the application "
+                "(or make the database read-only) before approving",
+                *risks_common,
+            ),
+        )
+        add(
+            FINAL_SNAPSHOT,
+            f"final snapshot of {db_id}, copied with key {self.params.kms_key}",
+            est["final_snapshot"] + est["final_copy"],
+            data=True,
+        )
+        add(
+            RESTORE,
+            f"restore the encrypted copy as {temp or '(temporary id known at run time)'} with "
+            f"every setting of {db_id} ({settings['instance_class']}, "
+            f"{'Multi-AZ' if settings['multi_az'] else 'single-AZ'}, parameter group "
+            f"{settings['parameter_group']}, {len(settings['vpc_security_group_ids'])} security "
+            f"group(s)), then modify what a restore cannot set",
+            est["restore"],
+            risks=(
+                "storage of a restored instance is loaded lazily from S3: first reads of each "
+                "block are slow until touched (warm the hot tables after the cut-over)",
+            ),
+        )
+        add(
+            VERIFY,
+            f"verify the copy: encrypted with the target key, every setting equal to {db_id}'s",
+            est["verify"],
+        )
+        risks = [
+            f"renames {db_id} -> {rs.renamed_id(db_id, 'YYYYMMDD')} and the copy -> {db_id}; the "
+            "endpoint name stays, but DNS caches and connection pools may point at the old "
+            "instance for a few minutes: restart or reconnect the application",
+            *risks_common,
+        ]
+        if replicas:
+            risks.append(
+                f"read replicas {', '.join(replicas)} are renamed aside and re-created on the new "
+                "primary after the cut-over; reads from them are unavailable until then"
+            )
+        add(
+            CUT_OVER,
+            f"cut over {db_id}: rename the original aside, the encrypted copy to {db_id}",
+            est["cut_over"],
+            gate="cut-over",
+            destructive=True,
+            risks=tuple(risks),
+        )
+        if replicas:
+            add(
+                REPLICAS,
+                f"re-create read replica(s) {', '.join(replicas)} on the encrypted {db_id}",
+                est["replicas"],
+            )
+        if self.params.cleanup:
+            cleanup_risks = [
+                "the final snapshot of the original is unencrypted (it is what makes the "
+                "deletion reversible); delete it once your retention policy allows",
+            ]
+            if settings["deletion_protection"]:
+                cleanup_risks.append(
+                    f"{db_id} has deletion protection: cleanup stops unless "
+                    "disable_deletion_protection_on_cleanup is true or you turn it off yourself"
+                )
+            add(
+                CLEANUP,
+                f"delete the original {db_id} (renamed) with a final snapshot, and the "
+                "unencrypted intermediate snapshots",
+                est["cleanup"],
+                gate="cleanup",
+                destructive=True,
+                risks=tuple(cleanup_risks),
+            )
+        return out
+
+    # --- act ---------------------------------------------------------------------------------------
+    def act(self, ctx: StepContext, action: Action) -> Wait | None:
+        """Run one phase of one database; phases that wait return a :class:`Wait`."""
+        rds = ctx.client("rds", action.region)
+        handlers = {
+            WARM_UP: lambda: self._snapshot_and_copy(ctx, rds, action, "warmup"),
+            STOP_WRITES: lambda: self._stop_writes(ctx, action),
+            FINAL_SNAPSHOT: lambda: self._snapshot_and_copy(ctx, rds, action, "final"),
+            RESTORE: lambda: self._restore(ctx, rds, action),
+            VERIFY: lambda: self._verify_copy(ctx, rds, action),
+            CUT_OVER: lambda: self._cut_over(ctx, rds, action),
+            REPLICAS: lambda: self._replicas(ctx, rds, action),
+            CLEANUP: lambda: self._cleanup(ctx, rds, action),
+        }
+        handler = handlers.get(action.kind)
+        if handler is None:
+            raise StepFailed(f"rds.encrypt does not know the action kind {action.kind!r}.")
+        return handler()
+
+    # timing -------------------------------------------------------------------------------------
+    def _record_timing(self, ctx: StepContext, db_id: str, phase: str, **values: Any) -> None:
+        """Merge one phase's measurements into the ``rds:timing`` resource of the database."""
+        details: dict[str, Any] = {}
+        for res in ctx.resources("rds:timing"):
+            if res.identifier == db_id:
+                details = dict(res.details or {})
+        details[phase] = values
+        stop = details.get("stop_writes", {}).get("at")
+        cut = details.get("cut_over", {}).get("finished_at")
+        if stop and cut:
+            details["downtime_s"] = round((_parse(cut) - _parse(stop)).total_seconds(), 1)
+        ctx.record_resource("rds:timing", db_id, change="measured", details=details)
+
+    def _phase_state(self, ctx: StepContext) -> dict[str, Any]:
+        saved = ctx.load_checkpoint("phase")
+        state = dict(saved["cursor"]) if saved else {}
+        if "started_at" not in state:
+            state["started_at"] = _iso(self.clock())
+            ctx.checkpoint(state, done=0, name="phase")
+        return state
+
+    def _save_state(self, ctx: StepContext, state: dict[str, Any], done: int = 0) -> None:
+        ctx.checkpoint(state, done=done, name="phase")
+
+    def _wait(self, ctx: StepContext, state: dict[str, Any], action: Action, reason: str) -> Wait:
+        """A Wait with the phase's deadline; past it, fail clearly (a resume starts a new one)."""
+        deadline = _parse(state["started_at"]) + timedelta(hours=self.params.wait_timeout_hours)
+        if self.clock() >= deadline:
+            state["started_at"] = _iso(self.clock())  # a resume waits another full window
+            self._save_state(ctx, state)
+            raise StepFailed(
+                f"{action.target}: gave up after {self.params.wait_timeout_hours:g} h waiting: "
+                f"{reason}. Check the instance/snapshot in the RDS console; `migrate resume` "
+                "continues waiting (nothing is created twice), `migrate rollback` undoes."
+            )
+        return Wait(f"{action.target}: {reason}", until=deadline, poll_s=self.params.poll_seconds)
+
+    # phases -------------------------------------------------------------------------------------
+    def _key_arn(self, ctx: StepContext, region: str | None) -> str:
+        key = self.params.kms_key
+        if not ctx.is_known(key):
+            raise StepFailed(
+                f"the KMS key is still {key}; run the step that creates it first (kms.ensure_key)."
+            )
+        if key.startswith("arn:") and ":key/" in key:
+            return key
+        return str(ctx.client("kms", region).describe_key(KeyId=key)["KeyMetadata"]["Arn"])
+
+    def _tags(self, ctx: StepContext, db_id: str, role: str) -> dict[str, str]:
+        return {rs.TAG_RUN: ctx.run_id or "", rs.TAG_SOURCE: db_id, rs.TAG_ROLE: role}
+
+    def _snapshot_and_copy(
+        self, ctx: StepContext, rds: Any, action: Action, phase: str
+    ) -> Wait | None:
+        db_id = action.target
+        raw_id = rs.snapshot_id(ctx.run_id, db_id, phase)
+        enc_id = rs.snapshot_id(ctx.run_id, db_id, phase, encrypted=True)
+        state = self._phase_state(ctx)
+        enc = describe_snapshot(rds, enc_id)
+        if enc is None:
+            raw = describe_snapshot(rds, raw_id)
+            if raw is None:
+                original = describe_instance(rds, db_id)
+                if original is None or original.get("StorageEncrypted"):
+                    raise StepFailed(
+                        f"{db_id} is gone or already encrypted; nothing to snapshot. Plan again."
+                    )
+                if original.get("DBInstanceStatus") != "available":
+                    return self._wait(
+                        ctx, state, action, f"{db_id} is {original.get('DBInstanceStatus')}"
+                    )
+                tags = self._tags(ctx, db_id, f"{phase}-snapshot")
+                rds.create_db_snapshot(
+                    DBSnapshotIdentifier=raw_id,
+                    DBInstanceIdentifier=db_id,
+                    Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+                )
+                state["snapshot_started_at"] = _iso(self.clock())
+                self._save_state(ctx, state)
+                ctx.record_resource(
+                    "rds:snapshot", raw_id, region=action.region, details={"source": db_id}
+                )
+                raw = describe_snapshot(rds, raw_id)
+            status = (raw or {}).get("Status")
+            if status in SNAPSHOT_FAILED:
+                raise StepFailed(
+                    f"snapshot {raw_id} of {db_id} is {status}. Delete it and resume, or roll back."
+                )
+            if status != "available":
+                pct = (raw or {}).get("PercentProgress", 0)
+                return self._wait(ctx, state, action, f"snapshot {raw_id} {status} ({pct}%)")
+            state.setdefault("snapshot_done_at", _iso(self.clock()))
+            rds.copy_db_snapshot(
+                SourceDBSnapshotIdentifier=raw_id,
+                TargetDBSnapshotIdentifier=enc_id,
+                KmsKeyId=self._key_arn(ctx, action.region),
+                CopyTags=True,
+            )
+            state["copy_started_at"] = _iso(self.clock())
+            self._save_state(ctx, state)
+            ctx.record_resource(
+                "rds:snapshot",
+                enc_id,
+                region=action.region,
+                details={"source": db_id, "encrypted": True},
+            )
+            enc = describe_snapshot(rds, enc_id)
+        status = (enc or {}).get("Status")
+        if status in SNAPSHOT_FAILED:
+            raise StepFailed(
+                f"the encrypted copy {enc_id} is {status} (is the KMS key usable by RDS?). "
+                "Delete it and resume, or roll back."
+            )
+        if status != "available":
+            pct = (enc or {}).get("PercentProgress", 0)
+            return self._wait(ctx, state, action, f"copy {enc_id} {status} ({pct}%)")
+        now = self.clock()
+        started = _parse(state["started_at"])
+        snap_done = _parse(state.get("snapshot_done_at") or state["started_at"])
+        copy_start = _parse(state.get("copy_started_at") or _iso(snap_done))
+        gib = float(action.details.get("allocated_gib") or 0)
+        self._record_timing(
+            ctx,
+            db_id,
+            phase,
+            started_at=_iso(started),
+            finished_at=_iso(now),
+            snapshot_s=round((snap_done - started).total_seconds(), 1),
+            copy_s=round((now - copy_start).total_seconds(), 1),
+            duration_s=round((now - started).total_seconds(), 1),
+            allocated_gib=gib,
+            snapshot_id=raw_id,
+            encrypted_snapshot_id=enc_id,
+        )
+        self._save_state(ctx, state, done=1)
+        return None
+
+    def _stop_writes(self, ctx: StepContext, action: Action) -> Wait | None:
+        # The approval is the operator's word that writes stopped; the downtime clock starts here.
+        self._record_timing(ctx, action.target, "stop_writes", at=_iso(self.clock()))
+        return None
+
+    def _original_settings(self, rds: Any, action: Action) -> dict[str, Any]:
+        """The live original's settings (it stays untouched until cut-over), or the observed."""
+        original = describe_instance(rds, action.target)
+        if original is not None and not original.get("StorageEncrypted"):
+            return rs.instance_settings(original)
+        return dict(action.details["settings"])
+
+    def _restore(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+        db_id = action.target
+        temp = rs.temp_id(db_id, ctx.run_id)
+        enc_id = rs.snapshot_id(ctx.run_id, db_id, "final", encrypted=True)
+        state = self._phase_state(ctx)
+        want = self._original_settings(rds, action)
+        copy = describe_instance(rds, temp)
+        if copy is None:
+            snap = describe_snapshot(rds, enc_id)
+            if snap is None or snap.get("Status") != "available":
+                raise StepFailed(
+                    f"the encrypted snapshot {enc_id} is missing or not available; resume after "
+                    "the final snapshot phase, or roll back."
+                )
+            kwargs = rs.restore_kwargs(want, temp, enc_id, self._tags(ctx, db_id, "encrypted-copy"))
+            rds.restore_db_instance_from_db_snapshot(**kwargs)
+            state["restore_started_at"] = _iso(self.clock())
+            self._save_state(ctx, state)
+            ctx.record_resource(
+                "rds:db-instance",
+                temp,
+                region=action.region,
+                details={"source": db_id, "role": "encrypted-copy"},
+            )
+            copy = describe_instance(rds, temp)
+        if copy is None:
+            return self._wait(ctx, state, action, f"restore of {temp} starting")
+        if tag_value(copy, rs.TAG_RUN) != ctx.run_id or tag_value(copy, rs.TAG_SOURCE) != db_id:
+            raise StepFailed(
+                f"an instance named {temp} exists but was not restored by this run for {db_id}. "
+                "Rename or delete it, then resume."
+            )
+        status = copy.get("DBInstanceStatus")
+        if status in INSTANCE_FAILED:
+            raise StepFailed(f"the restored copy {temp} is {status}; roll back and investigate.")
+        if status != "available" or copy.get("PendingModifiedValues"):
+            return self._wait(ctx, state, action, f"{temp} is {status}")
+        state.setdefault("restore_done_at", _iso(self.clock()))
+        diffs = rs.diff_settings(want, rs.instance_settings(copy))
+        if diffs:
+            attempts = int(state.get("modify_attempts", 0))
+            if attempts >= MAX_MODIFY_ATTEMPTS:
+                raise StepFailed(
+                    f"{temp} still differs from {db_id} after {attempts} modifications: "
+                    + "; ".join(
+                        f"{k}: want {v['want']!r}, got {v['got']!r}" for k, v in diffs.items()
+                    )
+                    + ". Fix the copy by hand and resume, or roll back."
+                )
+            rds.modify_db_instance(**rs.modify_kwargs(want, temp))
+            state["modify_attempts"] = attempts + 1
+            self._save_state(ctx, state)
+            copy = describe_instance(rds, temp) or {}
+            if (
+                copy.get("DBInstanceStatus") != "available"
+                or copy.get("PendingModifiedValues")
+                or rs.diff_settings(want, rs.instance_settings(copy))
+            ):
+                return self._wait(ctx, state, action, f"{temp} is being modified")
+        now = self.clock()
+        started = _parse(state.get("restore_started_at") or state["started_at"])
+        self._record_timing(
+            ctx,
+            db_id,
+            "restore",
+            started_at=_iso(started),
+            finished_at=_iso(now),
+            restore_s=round((_parse(state["restore_done_at"]) - started).total_seconds(), 1),
+            duration_s=round((now - started).total_seconds(), 1),
+            temporary_id=temp,
+        )
+        return None
+
+    def _check_copy(self, ctx: StepContext, rds: Any, action: Action, copy_id: str) -> None:
+        """Raise unless ``copy_id`` is available, encrypted with the key, and equal in settings."""
+        copy = describe_instance(rds, copy_id)
+        if copy is None:
+            raise StepFailed(f"the encrypted copy {copy_id} of {action.target} does not exist.")
+        problems: list[str] = []
+        key_arn = self._key_arn(ctx, action.region)
+        if not copy.get("StorageEncrypted") or copy.get("KmsKeyId") != key_arn:
+            problems.append(
+                f"storage encrypted={copy.get('StorageEncrypted')} with key "
+                f"{copy.get('KmsKeyId')}, want {key_arn}"
+            )
+        if copy.get("DBInstanceStatus") != "available":
+            problems.append(f"status {copy.get('DBInstanceStatus')}")
+        want = self._original_settings(rds, action)
+        for name, diff in rs.diff_settings(want, rs.instance_settings(copy)).items():
+            problems.append(f"{name}: want {diff['want']!r}, got {diff['got']!r}")
+        if problems:
+            raise StepFailed(
+                f"{copy_id} is not an exact encrypted copy of {action.target}: "
+                + "; ".join(problems)
+                + ". Fix it by hand and resume, or roll back; the original is untouched."
+            )
+
+    def _verify_copy(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+        started = self.clock()
+        self._check_copy(ctx, rds, action, rs.temp_id(action.target, ctx.run_id))
+        self._record_timing(
+            ctx,
+            action.target,
+            "verify",
+            started_at=_iso(started),
+            finished_at=_iso(self.clock()),
+            settings_compared=len(rs.COMPARED),
+        )
+        return None
+
+    def _rename(self, rds: Any, old: str, new: str) -> None:
+        rds.modify_db_instance(
+            DBInstanceIdentifier=old, NewDBInstanceIdentifier=new, ApplyImmediately=True
+        )
+
+    def _cut_over(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+        db_id = action.target
+        temp = rs.temp_id(db_id, ctx.run_id)
+        state = self._phase_state(ctx)
+        if "renamed_id" not in state:
+            # Fixed once: a resume after midnight must look for the same name.
+            state["renamed_id"] = rs.renamed_id(db_id, f"{self.clock():%Y%m%d}")
+            self._save_state(ctx, state)
+        old_id = state["renamed_id"]
+        live = describe_instance(rds, db_id)
+        old = describe_instance(rds, old_id)
+        new = describe_instance(rds, temp)
+        for name, desc in ((db_id, live), (old_id, old), (temp, new)):
+            if desc is not None and desc.get("DBInstanceStatus") != "available":
+                return self._wait(ctx, state, action, f"{name} is {desc.get('DBInstanceStatus')}")
+        if live is not None and live.get("StorageEncrypted"):
+            if tag_value(live, rs.TAG_RUN) != ctx.run_id:
+                raise StepFailed(
+                    f"{db_id} is encrypted but is not this run's copy; stopping the cut-over. "
+                    "Check what happened to the instances, then resume or roll back."
+                )
+            self._cut_over_done(ctx, action, state, old_id)
+            return None
+        if live is not None:
+            # The original is still live under its name: first step of the swap.
+            if old is not None:
+                raise StepFailed(
+                    f"cannot rename {db_id} to {old_id}: an instance with that name exists (AWS "
+                    "refuses such a rename). Nothing was changed. Rename or delete "
+                    f"{old_id}, then resume."
+                )
+            if new is None:
+                raise StepFailed(f"the encrypted copy {temp} is missing; resume the restore first.")
+            if state.get("rename_original_issued"):
+                return self._wait(ctx, state, action, f"renaming {db_id} to {old_id}")
+            self._check_copy(ctx, rds, action, temp)  # last look before the point of no return
+            state["cut_over_started_at"] = _iso(self.clock())
+            self._rename(rds, db_id, old_id)
+            state["rename_original_issued"] = True
+            self._save_state(ctx, state)
+            ctx.record_resource(
+                "rds:renamed",
+                db_id,
+                change="modified",
+                region=action.region,
+                details={"renamed_to": old_id, "copy": temp},
+            )
+            live = describe_instance(rds, db_id)
+            new = describe_instance(rds, temp)
+            if live is not None or describe_instance(rds, old_id) is None:
+                return self._wait(ctx, state, action, f"renaming {db_id} to {old_id}")
+        # The name is free: move the copy onto it.
+        if new is None and state.get("rename_copy_issued"):
+            return self._wait(ctx, state, action, f"renaming {temp} to {db_id}")
+        if new is None:
+            raise StepFailed(
+                f"{db_id} was renamed to {old_id} but the copy {temp} is missing. Run "
+                "`migrate rollback` to put the original back under its name."
+            )
+        if not state.get("rename_copy_issued"):
+            self._rename(rds, temp, db_id)
+            state["rename_copy_issued"] = True
+            self._save_state(ctx, state)
+        live = describe_instance(rds, db_id)
+        if live is None or live.get("DBInstanceStatus") != "available":
+            return self._wait(ctx, state, action, f"renaming {temp} to {db_id}")
+        self._cut_over_done(ctx, action, state, old_id)
+        return None
+
+    def _cut_over_done(
+        self, ctx: StepContext, action: Action, state: dict[str, Any], old_id: str
+    ) -> None:
+        now = self.clock()
+        started = _parse(state.get("cut_over_started_at") or state["started_at"])
+        self._record_timing(
+            ctx,
+            action.target,
+            "cut_over",
+            started_at=_iso(started),
+            finished_at=_iso(now),
+            duration_s=round((now - started).total_seconds(), 1),
+            original_renamed_to=old_id,
+        )
+        return None
+
+    def _replicas(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+        db_id = action.target
+        state = self._phase_state(ctx)
+        date = state.setdefault("date", f"{self.clock():%Y%m%d}")
+        self._save_state(ctx, state)
+        for rid, settings in sorted(action.details.get("replicas", {}).items()):
+            aside = rs.renamed_id(rid, date)
+            cur = describe_instance(rds, rid)
+            if cur is not None and cur.get("DBInstanceStatus") != "available":
+                return self._wait(ctx, state, action, f"{rid} is {cur.get('DBInstanceStatus')}")
+            if cur is not None and not cur.get("StorageEncrypted"):
+                if describe_instance(rds, aside) is not None:
+                    raise StepFailed(
+                        f"cannot rename replica {rid} to {aside}: that name is taken. Rename or "
+                        "delete it, then resume."
+                    )
+                self._rename(rds, rid, aside)
+                ctx.record_resource(
+                    "rds:renamed-replica",
+                    rid,
+                    change="modified",
+                    region=action.region,
+                    details={"renamed_to": aside, "primary": db_id},
+                )
+                cur = describe_instance(rds, rid)
+                if cur is not None:
+                    return self._wait(ctx, state, action, f"renaming replica {rid} to {aside}")
+            if cur is None:
+                rds.create_db_instance_read_replica(
+                    **rs.replica_kwargs(settings, rid, db_id, self._tags(ctx, db_id, "replica"))
+                )
+                ctx.record_resource(
+                    "rds:db-instance",
+                    rid,
+                    region=action.region,
+                    details={"source": db_id, "role": "replica"},
+                )
+                cur = describe_instance(rds, rid)
+                if cur is None or cur.get("DBInstanceStatus") != "available":
+                    return self._wait(ctx, state, action, f"creating replica {rid}")
+            diffs = rs.diff_settings(settings, rs.instance_settings(cur), replica=True)
+            if diffs:
+                key = f"modified:{rid}"
+                if state.get(key, 0) >= MAX_MODIFY_ATTEMPTS:
+                    raise StepFailed(
+                        f"replica {rid} still differs from the original replica: "
+                        + ", ".join(sorted(diffs))
+                        + ". Fix it by hand and resume."
+                    )
+                rds.modify_db_instance(**rs.modify_kwargs(settings, rid))
+                state[key] = int(state.get(key, 0)) + 1
+                self._save_state(ctx, state)
+                return self._wait(ctx, state, action, f"modifying replica {rid}")
+        now = self.clock()
+        self._record_timing(
+            ctx,
+            db_id,
+            "replicas",
+            started_at=state["started_at"],
+            finished_at=_iso(now),
+            duration_s=round((now - _parse(state["started_at"])).total_seconds(), 1),
+            replicas=sorted(action.details.get("replicas", {})),
+        )
+        return None
+
+    def _cleanup(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+        db_id = action.target
+        state = self._phase_state(ctx)
+        renamed = {r.identifier: r for r in ctx.resources("rds:renamed")}
+        if db_id not in renamed:
+            raise StepFailed(f"{db_id} was not cut over in this run; nothing to clean up.")
+        old_id = str(renamed[db_id].details["renamed_to"])
+        old_replicas = [
+            str(r.details["renamed_to"])
+            for r in ctx.resources("rds:renamed-replica")
+            if r.details.get("primary") == db_id
+        ]
+        final_id = rs.snapshot_id(ctx.run_id, db_id, "original-final")
+        pending: list[str] = []
+        victims: dict[str, dict[str, Any]] = {}
+        for victim in [*old_replicas, old_id]:
+            desc = describe_instance(rds, victim)
+            if desc is None:
+                continue
+            if desc.get("StorageEncrypted"):
+                raise StepFailed(f"{victim} is encrypted: it is not the original; not deleting.")
+            victims[victim] = desc
+        protected = [v for v, d in victims.items() if d.get("DeletionProtection")]
+        if protected and not self.params.disable_deletion_protection_on_cleanup:
+            # Checked for all before deleting any, so a refusal leaves everything in place.
+            raise StepFailed(
+                f"{', '.join(protected)} (the unencrypted original of {db_id}"
+                f"{' and its old replicas' if len(victims) > 1 else ''}) "
+                "has deletion protection on, and this step respects it; nothing was deleted. "
+                "Turn it off (aws rds modify-db-instance --db-instance-identifier NAME "
+                "--no-deletion-protection --apply-immediately) or set "
+                "disable_deletion_protection_on_cleanup: true, then resume."
+            )
+        for victim, desc in victims.items():
+            if desc.get("DBInstanceStatus") == "deleting":
+                pending.append(victim)
+                continue
+            if victim == old_id and pending:
+                break  # replicas go first; a deleted source would promote them
+            if desc.get("DeletionProtection"):
+                rds.modify_db_instance(
+                    DBInstanceIdentifier=victim, DeletionProtection=False, ApplyImmediately=True
+                )
+            if victim == old_id:
+                # Never SkipFinalSnapshot: the final snapshot is what makes this reversible.
+                rds.delete_db_instance(
+                    DBInstanceIdentifier=victim,
+                    FinalDBSnapshotIdentifier=final_id,
+                    DeleteAutomatedBackups=False,
+                )
+                ctx.record_resource(
+                    "rds:deleted",
+                    victim,
+                    change="deleted",
+                    region=action.region,
+                    details={"final_snapshot": final_id, "original": db_id},
+                )
+            else:
+                # A read replica cannot have a final snapshot (AWS refuses one); its data lives
+                # in the primary, whose final snapshot is taken.
+                rds.delete_db_instance(DBInstanceIdentifier=victim, SkipFinalSnapshot=True)
+                ctx.record_resource(
+                    "rds:deleted",
+                    victim,
+                    change="deleted",
+                    region=action.region,
+                    details={"original": db_id, "replica": True},
+                )
+            if describe_instance(rds, victim) is not None:
+                pending.append(victim)
+        if pending:
+            return self._wait(ctx, state, action, f"deleting {', '.join(pending)}")
+        for res in ctx.resources("rds:snapshot"):
+            if res.details.get("source") != db_id:
+                continue
+            if res.details.get("encrypted") and self.params.keep_encrypted_snapshots:
+                continue
+            if describe_snapshot(rds, res.identifier) is not None:
+                rds.delete_db_snapshot(DBSnapshotIdentifier=res.identifier)
+        now = self.clock()
+        self._record_timing(
+            ctx,
+            db_id,
+            "cleanup",
+            started_at=state["started_at"],
+            finished_at=_iso(now),
+            final_snapshot=final_id,
+        )
+        return None
+
+    # --- verify / outputs / rollback ------------------------------------------------------------
+    def verify(self, ctx: StepContext) -> None:
+        """Every selected instance is encrypted with the target key."""
+        facts = self.observe(ctx)
+        left = [i for i in facts["instances"] if i not in facts["compliant"]]
+        left = [i for i in left if i not in facts["encrypted_with_other_key"]]
+        if left:
+            raise StepFailed(
+                "still unencrypted or not on the target key after the step: "
+                + ", ".join(left)
+                + ". Resume to retry, or look at `migrate status` for the failed phase."
+            )
+
+    def published(self, ctx: StepContext) -> dict[str, Any]:
+        """``encrypted``: the instances now encrypted with the target key."""
+        return {"encrypted": self.observe(ctx)["compliant"]}
+
+    def rollback(self, ctx: StepContext) -> None:
+        """Before cleanup: swap names back (cut over) or delete the unused copy (not cut over)."""
+        deleted = {r.identifier: r for r in ctx.resources("rds:deleted")}
+        renamed = {r.identifier: r for r in ctx.resources("rds:renamed")}
+        for res in ctx.resources("rds:db-instance"):
+            if res.details.get("role") != "encrypted-copy":
+                continue
+            db_id = str(res.details["source"])
+            rds = ctx.client("rds", res.region)
+            swap = renamed.get(db_id)
+            old_id = str((swap.details or {}).get("renamed_to", "")) if swap else ""
+            if old_id and old_id in deleted:
+                raise StepFailed(
+                    f"{db_id} cannot be rolled back: its original was deleted at cleanup. Its "
+                    f"final snapshot is {deleted[old_id].details.get('final_snapshot')}; restore "
+                    "it by hand if you need the unencrypted original."
+                )
+            if db_id in renamed:
+                self._rollback_replicas(ctx, rds, db_id)
+                self._swap_back(rds, db_id, old_id, res.identifier)
+            else:
+                copy = describe_instance(rds, res.identifier)
+                if copy is not None and tag_value(copy, rs.TAG_RUN) == ctx.run_id:
+                    if copy.get("DeletionProtection"):
+                        rds.modify_db_instance(
+                            DBInstanceIdentifier=res.identifier,
+                            DeletionProtection=False,
+                            ApplyImmediately=True,
+                        )
+                    # Never cut over, so no write ever reached it: the original holds all data.
+                    rds.delete_db_instance(
+                        DBInstanceIdentifier=res.identifier, SkipFinalSnapshot=True
+                    )
+        for res in ctx.resources("rds:snapshot"):
+            db_id = str(res.details.get("source"))
+            if res.details.get("encrypted") and db_id in renamed:
+                continue  # cut over: the encrypted copies document what the new instance holds
+            rds = ctx.client("rds", res.region)
+            if describe_snapshot(rds, res.identifier) is not None:
+                rds.delete_db_snapshot(DBSnapshotIdentifier=res.identifier)
+
+    def _poll(self, what: str, done: Callable[[], bool]) -> None:
+        """Rollback is one operator command, not a resumable action: it polls in place."""
+        deadline = time.monotonic() + self.params.wait_timeout_hours * 3600
+        while not done():
+            if time.monotonic() > deadline:
+                raise StepFailed(f"rollback gave up waiting for {what}; run rollback again.")
+            time.sleep(max(self.params.poll_seconds, 1.0))
+
+    def _swap_back(self, rds: Any, db_id: str, old_id: str, aside_id: str) -> None:
+        """Put the original back under ``db_id``; the encrypted instance moves to ``aside_id``.
+
+        The encrypted instance is kept, not deleted: after the cut-over it may hold writes.
+        """
+        live = describe_instance(rds, db_id)
+        if live is not None and live.get("StorageEncrypted"):
+            if describe_instance(rds, aside_id) is not None:
+                raise StepFailed(
+                    f"cannot move the encrypted {db_id} aside to {aside_id}: the name is taken."
+                )
+            self._rename(rds, db_id, aside_id)
+            self._poll(f"{db_id} to be renamed", lambda: describe_instance(rds, db_id) is None)
+            live = None
+        if live is None and describe_instance(rds, old_id) is not None:
+            self._rename(rds, old_id, db_id)
+            self._poll(f"{old_id} to be renamed", lambda: describe_instance(rds, db_id) is not None)
+
+    def _rollback_replicas(self, ctx: StepContext, rds: Any, db_id: str) -> None:
+        for res in ctx.resources("rds:renamed-replica"):
+            if res.details.get("primary") != db_id:
+                continue
+            rid, aside = res.identifier, str(res.details["renamed_to"])
+            cur = describe_instance(rds, rid)
+            if cur is not None and cur.get("StorageEncrypted"):
+                # A replica holds no data of its own; the old one still follows the original.
+                if cur.get("DeletionProtection"):
+                    rds.modify_db_instance(
+                        DBInstanceIdentifier=rid, DeletionProtection=False, ApplyImmediately=True
+                    )
+                rds.delete_db_instance(DBInstanceIdentifier=rid, SkipFinalSnapshot=True)
+                self._poll(
+                    f"replica {rid} to be deleted",
+                    partial(_absent, rds, rid),
+                )
+            if describe_instance(rds, rid) is None and describe_instance(rds, aside) is not None:
+                self._rename(rds, aside, rid)
+                self._poll(
+                    f"{aside} to be renamed",
+                    partial(_present, rds, rid),
+                )
+
+
+def via_services(kms: Any, key_id: str) -> list[str] | None:
+    """The ``kms:ViaService`` values the key policy limits use to, or None when it does not."""
+    try:
+        policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    except Exception as exc:
+        if error_code(exc) in ("AccessDeniedException", "NotFoundException"):
+            return None
+        raise
+    found: set[str] = set()
+    for statement in policy.get("Statement", []):
+        for condition in (statement.get("Condition") or {}).values():
+            value = condition.get("kms:ViaService") if isinstance(condition, dict) else None
+            if value:
+                found.update([value] if isinstance(value, str) else value)
+    return sorted(found) or None
+
+
+def rs_region(arn: str | None) -> str | None:
+    """The region field of an ARN."""
+    if arn and arn.startswith("arn:"):
+        parts = arn.split(":")
+        return parts[3] if len(parts) > 3 else None
+    return None

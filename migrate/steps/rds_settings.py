@@ -1,0 +1,367 @@
+"""Pure helpers of ``rds.encrypt``: the settings a restore does not carry, names, and estimates.
+
+Nothing here calls AWS. ``instance_settings`` turns a ``DescribeDBInstances`` entry into a flat,
+JSON-able dict (the facts of one database); ``restore_kwargs``/``modify_kwargs``/``replica_kwargs``
+turn it back into the explicit parameters of each API call, so that nothing is left to a default
+(AWS restores with the default security group and ``default.<engine>`` parameter group otherwise);
+``diff_settings`` says which settings of a copy differ from the original.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# Tags this tool puts on what it creates; they are not part of "the original's settings".
+TAG_PREFIXES_IGNORED = ("aws:", "migrate:")
+TAG_RUN = "migrate:run"
+TAG_SOURCE = "migrate:source"
+TAG_ROLE = "migrate:role"
+
+MAX_DB_ID = 63
+MAX_SNAPSHOT_ID = 255
+
+# gp3 IOPS/throughput are configurable only from this allocated size up (below it they are the
+# fixed baseline, and AWS refuses explicit values); 400 GiB for MySQL/MariaDB/PostgreSQL, 200 GiB
+# for Oracle/SQL Server (RDS User Guide, "gp3 storage").
+GP3_CONFIGURABLE_FROM_GIB = {"mysql": 400, "mariadb": 400, "postgres": 400}
+GP3_CONFIGURABLE_DEFAULT_GIB = 200
+
+# Settings compared after the copy is made. Each is a key of ``instance_settings``.
+COMPARED = (
+    "instance_class",
+    "engine",
+    "engine_version",
+    "allocated_storage",
+    "max_allocated_storage",
+    "storage_type",
+    "iops",
+    "storage_throughput",
+    "port",
+    "multi_az",
+    "availability_zone",
+    "publicly_accessible",
+    "vpc_security_group_ids",
+    "db_subnet_group",
+    "parameter_group",
+    "option_group",
+    "iam_auth",
+    "backup_retention",
+    "backup_window",
+    "maintenance_window",
+    "deletion_protection",
+    "performance_insights",
+    "performance_insights_retention",
+    "monitoring_interval",
+    "monitoring_role_arn",
+    "cloudwatch_logs_exports",
+    "auto_minor_version_upgrade",
+    "ca_certificate",
+    "copy_tags_to_snapshot",
+    "license_model",
+    "tags",
+)
+# What a read replica legitimately does not share with its source or gets from it.
+NOT_COMPARED_FOR_REPLICA = frozenset({"backup_window", "multi_az", "availability_zone"})
+
+
+def user_tags(tag_list: Any) -> dict[str, str]:
+    """Tags as a dict, without the ``aws:`` and ``migrate:`` ones."""
+    tags = {t["Key"]: t.get("Value", "") for t in tag_list or ()}
+    return {k: v for k, v in sorted(tags.items()) if not k.startswith(TAG_PREFIXES_IGNORED)}
+
+
+def instance_settings(db: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting of an instance that a snapshot restore does not carry by itself."""
+    groups = db.get("DBParameterGroups") or [{}]
+    options = db.get("OptionGroupMemberships") or [{}]
+    subnet = db.get("DBSubnetGroup") or {}
+    endpoint = db.get("Endpoint") or {}
+    multi_az = bool(db.get("MultiAZ", False))
+    return {
+        "instance_class": db.get("DBInstanceClass"),
+        "engine": db.get("Engine"),
+        "engine_version": db.get("EngineVersion"),
+        "allocated_storage": db.get("AllocatedStorage"),
+        "max_allocated_storage": db.get("MaxAllocatedStorage"),
+        "storage_type": db.get("StorageType"),
+        "iops": db.get("Iops"),
+        "storage_throughput": db.get("StorageThroughput"),
+        "port": endpoint.get("Port") or db.get("DbInstancePort"),
+        "multi_az": multi_az,
+        # A Multi-AZ instance may sit in either AZ after a failover: not a setting then.
+        "availability_zone": None if multi_az else db.get("AvailabilityZone"),
+        "publicly_accessible": bool(db.get("PubliclyAccessible", False)),
+        "vpc_security_group_ids": sorted(
+            g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups") or ()
+        ),
+        "db_subnet_group": subnet.get("DBSubnetGroupName"),
+        "parameter_group": groups[0].get("DBParameterGroupName"),
+        "option_group": options[0].get("OptionGroupName"),
+        "iam_auth": bool(db.get("IAMDatabaseAuthenticationEnabled", False)),
+        "backup_retention": db.get("BackupRetentionPeriod"),
+        "backup_window": db.get("PreferredBackupWindow"),
+        "maintenance_window": db.get("PreferredMaintenanceWindow"),
+        "deletion_protection": bool(db.get("DeletionProtection", False)),
+        "performance_insights": bool(db.get("PerformanceInsightsEnabled", False)),
+        "performance_insights_retention": db.get("PerformanceInsightsRetentionPeriod"),
+        "performance_insights_kms_key": db.get("PerformanceInsightsKMSKeyId"),
+        "monitoring_interval": db.get("MonitoringInterval") or 0,
+        "monitoring_role_arn": db.get("MonitoringRoleArn")
+        if db.get("MonitoringInterval")
+        else None,
+        "cloudwatch_logs_exports": sorted(db.get("EnabledCloudwatchLogsExports") or ()),
+        "auto_minor_version_upgrade": bool(db.get("AutoMinorVersionUpgrade", False)),
+        "ca_certificate": db.get("CACertificateIdentifier"),
+        "copy_tags_to_snapshot": bool(db.get("CopyTagsToSnapshot", False)),
+        "license_model": db.get("LicenseModel"),
+        "tags": user_tags(db.get("TagList")),
+    }
+
+
+def gp3_performance_settable(settings: Mapping[str, Any]) -> bool:
+    """True when gp3 IOPS/throughput may be given explicitly (AWS refuses below a size)."""
+    engine = str(settings.get("engine") or "")
+    floor = GP3_CONFIGURABLE_FROM_GIB.get(engine, GP3_CONFIGURABLE_DEFAULT_GIB)
+    return int(settings.get("allocated_storage") or 0) >= floor
+
+
+def _storage_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    storage_type = settings.get("storage_type")
+    if storage_type:
+        kwargs["StorageType"] = storage_type
+    provisioned = storage_type in ("io1", "io2") or (
+        storage_type == "gp3" and gp3_performance_settable(settings)
+    )
+    if provisioned and settings.get("iops"):
+        kwargs["Iops"] = settings["iops"]
+    if storage_type == "gp3" and provisioned and settings.get("storage_throughput"):
+        kwargs["StorageThroughput"] = settings["storage_throughput"]
+    return kwargs
+
+
+def _tag_list(settings: Mapping[str, Any], extra: Mapping[str, str]) -> list[dict[str, str]]:
+    tags = dict(settings.get("tags") or {})
+    tags.update(extra)
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def restore_kwargs(
+    settings: Mapping[str, Any], new_id: str, snapshot_id: str, extra_tags: Mapping[str, str]
+) -> dict[str, Any]:
+    """RestoreDBInstanceFromDBSnapshot parameters that re-create every restorable setting."""
+    kwargs: dict[str, Any] = {
+        "DBInstanceIdentifier": new_id,
+        "DBSnapshotIdentifier": snapshot_id,
+        "DBInstanceClass": settings["instance_class"],
+        "Port": settings["port"],
+        "MultiAZ": bool(settings["multi_az"]),
+        "PubliclyAccessible": bool(settings["publicly_accessible"]),
+        "AutoMinorVersionUpgrade": bool(settings["auto_minor_version_upgrade"]),
+        "CopyTagsToSnapshot": bool(settings["copy_tags_to_snapshot"]),
+        "EnableIAMDatabaseAuthentication": bool(settings["iam_auth"]),
+        "DeletionProtection": bool(settings["deletion_protection"]),
+        "Tags": _tag_list(settings, extra_tags),
+        **_storage_kwargs(settings),
+    }
+    optional = {
+        "DBSubnetGroupName": settings.get("db_subnet_group"),
+        "DBParameterGroupName": settings.get("parameter_group"),
+        "OptionGroupName": custom_option_group(settings.get("option_group")),
+        "CACertificateIdentifier": settings.get("ca_certificate"),
+        "LicenseModel": settings.get("license_model"),
+        "AvailabilityZone": None if settings["multi_az"] else settings.get("availability_zone"),
+    }
+    kwargs.update({k: v for k, v in optional.items() if v})
+    if settings.get("vpc_security_group_ids"):
+        kwargs["VpcSecurityGroupIds"] = list(settings["vpc_security_group_ids"])
+    if settings.get("cloudwatch_logs_exports"):
+        kwargs["EnableCloudwatchLogsExports"] = list(settings["cloudwatch_logs_exports"])
+    return kwargs
+
+
+def modify_kwargs(settings: Mapping[str, Any], db_id: str) -> dict[str, Any]:
+    """ModifyDBInstance parameters for what a restore (or replica creation) cannot set."""
+    kwargs: dict[str, Any] = {"DBInstanceIdentifier": db_id, "ApplyImmediately": True}
+    if settings.get("backup_retention") is not None:
+        kwargs["BackupRetentionPeriod"] = settings["backup_retention"]
+    if settings.get("backup_window"):
+        kwargs["PreferredBackupWindow"] = settings["backup_window"]
+    if settings.get("maintenance_window"):
+        kwargs["PreferredMaintenanceWindow"] = settings["maintenance_window"]
+    if settings.get("max_allocated_storage"):
+        kwargs["MaxAllocatedStorage"] = settings["max_allocated_storage"]
+    interval = int(settings.get("monitoring_interval") or 0)
+    if interval:
+        kwargs["MonitoringInterval"] = interval
+        if settings.get("monitoring_role_arn"):
+            kwargs["MonitoringRoleArn"] = settings["monitoring_role_arn"]
+    if settings.get("performance_insights"):
+        kwargs["EnablePerformanceInsights"] = True
+        if settings.get("performance_insights_retention"):
+            kwargs["PerformanceInsightsRetentionPeriod"] = settings[
+                "performance_insights_retention"
+            ]
+        if settings.get("performance_insights_kms_key"):
+            kwargs["PerformanceInsightsKMSKeyId"] = settings["performance_insights_kms_key"]
+    return kwargs
+
+
+def replica_kwargs(
+    settings: Mapping[str, Any], replica_id: str, source_id: str, extra_tags: Mapping[str, str]
+) -> dict[str, Any]:
+    """CreateDBInstanceReadReplica parameters re-creating a replica's own settings.
+
+    The replica of an encrypted source in the same region is encrypted with the source's key, so
+    no ``KmsKeyId`` is passed (AWS uses the source's).
+    """
+    kwargs: dict[str, Any] = {
+        "DBInstanceIdentifier": replica_id,
+        "SourceDBInstanceIdentifier": source_id,
+        "DBInstanceClass": settings["instance_class"],
+        "Port": settings["port"],
+        "MultiAZ": bool(settings["multi_az"]),
+        "PubliclyAccessible": bool(settings["publicly_accessible"]),
+        "AutoMinorVersionUpgrade": bool(settings["auto_minor_version_upgrade"]),
+        "CopyTagsToSnapshot": bool(settings["copy_tags_to_snapshot"]),
+        "EnableIAMDatabaseAuthentication": bool(settings["iam_auth"]),
+        "DeletionProtection": bool(settings["deletion_protection"]),
+        "Tags": _tag_list(settings, extra_tags),
+        **_storage_kwargs(settings),
+    }
+    optional = {
+        "DBParameterGroupName": settings.get("parameter_group"),
+        "OptionGroupName": custom_option_group(settings.get("option_group")),
+        "CACertificateIdentifier": settings.get("ca_certificate"),
+        "AvailabilityZone": None if settings["multi_az"] else settings.get("availability_zone"),
+    }
+    kwargs.update({k: v for k, v in optional.items() if v})
+    if settings.get("vpc_security_group_ids"):
+        kwargs["VpcSecurityGroupIds"] = list(settings["vpc_security_group_ids"])
+    if settings.get("cloudwatch_logs_exports"):
+        kwargs["EnableCloudwatchLogsExports"] = list(settings["cloudwatch_logs_exports"])
+    return kwargs
+
+
+def diff_settings(
+    want: Mapping[str, Any], got: Mapping[str, Any], *, replica: bool = False
+) -> dict[str, dict[str, Any]]:
+    """``{setting: {"want": ..., "got": ...}}`` for every compared setting that differs."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in COMPARED:
+        if replica and key in NOT_COMPARED_FOR_REPLICA:
+            continue
+        # Below the gp3 floor IOPS and throughput are the fixed baseline, not settings.
+        if (
+            key in ("iops", "storage_throughput")
+            and want.get("storage_type") == "gp3"
+            and not gp3_performance_settable(want)
+        ):
+            continue
+        if want.get(key) != got.get(key):
+            out[key] = {"want": want.get(key), "got": got.get(key)}
+    return out
+
+
+# --- names ------------------------------------------------------------------------------------------
+
+
+def _clean(name: str, limit: int) -> str:
+    """An RDS identifier: letters, digits and single hyphens, starting with a letter, <= limit."""
+    name = re.sub(r"[^A-Za-z0-9-]", "-", name)
+    name = re.sub(r"-{2,}", "-", name)
+    if not name[:1].isalpha():
+        name = "x" + name
+    return name[:limit].rstrip("-")
+
+
+def run_hash(run_id: str | None) -> str:
+    """Six hex digits derived from the run id (stable across resumes)."""
+    return hashlib.sha256((run_id or "plan").encode()).hexdigest()[:6]
+
+
+def snapshot_id(run_id: str | None, db_id: str, phase: str, *, encrypted: bool = False) -> str:
+    """``migrate-<run>-<db>-<phase>[-enc]``: deterministic, so a resume finds what it made."""
+    suffix = f"-{phase}" + ("-enc" if encrypted else "")
+    head = _clean(f"migrate-{run_id or 'RUN'}-{db_id}", MAX_SNAPSHOT_ID - len(suffix))
+    return head + suffix
+
+
+def temp_id(db_id: str, run_id: str | None) -> str:
+    """The identifier the encrypted copy is restored under before the cut-over."""
+    suffix = f"-enc-{run_hash(run_id)}"
+    return _clean(db_id, MAX_DB_ID - len(suffix)) + suffix
+
+
+def renamed_id(db_id: str, yyyymmdd: str) -> str:
+    """``<id>-unencrypted-<yyyymmdd>``: the name the original keeps until cleanup."""
+    suffix = f"-unencrypted-{yyyymmdd}"
+    return _clean(db_id, MAX_DB_ID - len(suffix)) + suffix
+
+
+# --- estimates ----------------------------------------------------------------------------------
+
+# Seconds per GiB and fixed overheads. Conservative figures from published experience (a first
+# snapshot ~3 GiB/min, a re-encrypting copy ~2 GiB/min, a restore mostly size-independent because
+# EBS loads blocks lazily, a rename ~2 min). A warm-up run records the account's real rates.
+RATES = {
+    "snapshot": (120.0, 20.0),
+    "snapshot_incremental": (120.0, 2.0),
+    "copy": (180.0, 30.0),
+    "restore": (900.0, 1.0),
+    "modify": (300.0, 0.0),
+    "verify": (30.0, 0.0),
+    "rename": (120.0, 0.0),
+    "replica": (900.0, 20.0),
+    "delete": (600.0, 0.0),
+}
+
+
+def _rate(name: str, gib: float) -> float:
+    fixed, per_gib = RATES[name]
+    return round(fixed + per_gib * gib)
+
+
+def phase_estimates(allocated_gib: float, *, warm_up: bool, replicas: int = 0) -> dict[str, float]:
+    """Estimated seconds per phase and the write downtime (final snapshot to cut-over end).
+
+    With a warm-up, the final snapshot is incremental; the final copy is counted in full, because
+    AWS copies incrementally only in some cases (same key, earlier copy still present).
+    """
+    gib = float(allocated_gib or 0)
+    est: dict[str, float] = {}
+    if warm_up:
+        est["warm_up"] = _rate("snapshot", gib) + _rate("copy", gib)
+        est["final_snapshot"] = _rate("snapshot_incremental", gib)
+    else:
+        est["final_snapshot"] = _rate("snapshot", gib)
+    est["final_copy"] = _rate("copy", gib)
+    est["restore"] = _rate("restore", gib) + _rate("modify", gib)
+    est["verify"] = _rate("verify", gib)
+    est["cut_over"] = 2 * _rate("rename", gib)
+    est["replicas"] = replicas * (_rate("rename", gib) + _rate("replica", gib))
+    est["cleanup"] = _rate("delete", gib)
+    est["downtime"] = (
+        est["final_snapshot"] + est["final_copy"] + est["restore"] + est["verify"] + est["cut_over"]
+    )
+    return est
+
+
+def minutes(seconds: float) -> str:
+    """``"1 h 05 min"`` / ``"12 min"`` for summaries."""
+    total = round(seconds / 60)
+    if total >= 60:
+        return f"{total // 60} h {total % 60:02d} min"
+    return f"{total} min"
+
+
+def custom_option_group(name: str | None) -> str | None:
+    """The option group to pass explicitly, or None for an engine default (``default:mysql-8-0``):
+    a restore or replica gets the engine's default option group by itself, and naming a default
+    group that the account never materialised is refused (OptionGroupNotFoundFault)."""
+    if not name or name.startswith("default:"):
+        return None
+    return name

@@ -1,0 +1,462 @@
+"""rds.encrypt against the moto server, driven through commands.run / approve / resume / rollback.
+
+moto makes every RDS change at once (no ``creating``/``modifying``/``renaming`` states), so the
+whole flow runs through without engine Waits here; the waiting logic is tested with a botocore
+Stubber sequence in tests/unit/test_rds_waits.py. moto also renames onto an existing identifier
+silently (AWS refuses); the collision test checks that the step refuses before renaming.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from migrate import commands
+from migrate.commands import Settings
+from migrate.engine.runner import RunOptions
+from migrate.errors import BadInputError
+from migrate.steps import rds_settings as rs
+from migrate.store.models import JournalEntry, Resource
+from tests.conftest import PLAYBOOKS, write_playbook
+
+PLAYBOOK = str(PLAYBOOKS / "rds-encrypt.yaml")
+STEP = "rds-encrypt"
+DB = "orders-mysql"
+REPLICA = "orders-mysql-ro"
+OPTS = RunOptions(quiet=True)
+
+
+def _network(aws: Any) -> dict[str, Any]:
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{z}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, z in ((1, "a"), (2, "b"))
+    ]
+    sgs = [
+        ec2.create_security_group(GroupName=n, Description=n, VpcId=vpc)["GroupId"]
+        for n in ("orders-db", "orders-admin")
+    ]
+    rds = aws("rds")
+    rds.create_db_subnet_group(
+        DBSubnetGroupName="orders-subnets", DBSubnetGroupDescription="x", SubnetIds=subnets
+    )
+    rds.create_db_parameter_group(
+        DBParameterGroupName="orders-mysql8",
+        DBParameterGroupFamily="mysql8.0",
+        Description="orders settings",
+    )
+    rds.create_option_group(
+        OptionGroupName="orders-options",
+        EngineName="mysql",
+        MajorEngineVersion="8.0",
+        OptionGroupDescription="orders options",
+    )
+    return {"sgs": sgs}
+
+
+def _mysql(aws: Any, db_id: str = DB, *, replica: bool = True) -> dict[str, Any]:
+    """An unencrypted MySQL instance with every setting a restore would lose, and a replica."""
+    net = _network(aws)
+    rds = aws("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier=db_id,
+        DBInstanceClass="db.m6g.large",
+        Engine="mysql",
+        EngineVersion="8.0.35",
+        AllocatedStorage=200,
+        MaxAllocatedStorage=500,
+        StorageType="io1",
+        Iops=2000,
+        MasterUsername="admin",
+        MasterUserPassword="Not-A-Real-Secret-42",
+        DBParameterGroupName="orders-mysql8",
+        OptionGroupName="orders-options",
+        DBSubnetGroupName="orders-subnets",
+        VpcSecurityGroupIds=net["sgs"],
+        BackupRetentionPeriod=14,
+        PreferredBackupWindow="03:00-03:30",
+        PreferredMaintenanceWindow="sun:05:00-sun:05:30",
+        MultiAZ=True,
+        PubliclyAccessible=False,
+        Port=3307,
+        EnableIAMDatabaseAuthentication=True,
+        DeletionProtection=True,
+        MonitoringInterval=60,
+        MonitoringRoleArn="arn:aws:iam::123456789012:role/rds-monitoring",
+        EnableCloudwatchLogsExports=["error", "slowquery"],
+        AutoMinorVersionUpgrade=False,
+        CopyTagsToSnapshot=True,
+        CACertificateIdentifier="rds-ca-rsa2048-g1",
+        StorageEncrypted=False,
+        Tags=[{"Key": "team", "Value": "orders"}, {"Key": "env", "Value": "prod"}],
+    )
+    if replica:
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier=REPLICA,
+            SourceDBInstanceIdentifier=db_id,
+            DBInstanceClass="db.t3.medium",
+            VpcSecurityGroupIds=net["sgs"][:1],
+            Tags=[{"Key": "team", "Value": "orders"}],
+        )
+    return _describe(aws, db_id)
+
+
+def _describe(aws: Any, db_id: str) -> dict[str, Any]:
+    return dict(aws("rds").describe_db_instances(DBInstanceIdentifier=db_id)["DBInstances"][0])
+
+
+def _exists(aws: Any, db_id: str) -> bool:
+    return any(
+        d["DBInstanceIdentifier"] == db_id
+        for d in aws("rds").describe_db_instances()["DBInstances"]
+    )
+
+
+def _key_arn(settings: Settings) -> str:
+    status = commands.status(settings, _runs(settings)[0])
+    return str(status["steps"][0]["outputs"]["key_arn"])
+
+
+def _runs(settings: Settings) -> list[str]:
+    return [r["id"] for r in commands.status(settings)["runs"]]
+
+
+def _actions(settings: Settings, run_id: str) -> dict[str, dict[str, Any]]:
+    step = next(s for s in commands.status(settings, run_id)["steps"] if s["id"] == STEP)
+    return {f"{a['kind']}:{a['target']}": a for a in step["actions"]}
+
+
+def _timing(settings: Settings, run_id: str, db_id: str = DB) -> dict[str, Any]:
+    with settings.store().read() as session:
+        row = session.scalar(
+            select(Resource).where(
+                Resource.run_id == run_id,
+                Resource.kind == "rds:timing",
+                Resource.identifier == db_id,
+            )
+        )
+        assert row is not None
+        return dict(row.details)
+
+
+def _snapshots(aws: Any) -> dict[str, dict[str, Any]]:
+    return {
+        s["DBSnapshotIdentifier"]: s
+        for s in aws("rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+    }
+
+
+def _to_cut_over(settings: Settings, *extra: str) -> str:
+    """Run until the cut-over gate: warm-up, approve stop-writes, snapshot, restore, verify."""
+    first = commands.run(settings, PLAYBOOK, params=list(extra), options=OPTS)
+    assert first.status == "awaiting-approval" and first.exit_code == 3
+    acts = _actions(settings, first.run_id)
+    assert acts[f"rds.stop_writes:{DB}"]["status"] == "awaiting-approval"
+    commands.approve(settings, first.run_id, STEP, target=DB)
+    second = commands.resume(settings, first.run_id, options=OPTS)
+    # The stop-writes approval does not open the cut-over: it awaits its own.
+    assert second.status == "awaiting-approval"
+    acts = _actions(settings, first.run_id)
+    assert acts[f"rds.verify:{DB}"]["status"] == "done"
+    assert acts[f"rds.cut_over:{DB}"]["status"] == "awaiting-approval"
+    return first.run_id
+
+
+def test_full_flow_encrypts_under_the_same_identifier_with_every_setting(
+    settings: Settings, aws: Any
+) -> None:
+    original = _mysql(aws)
+    before = rs.instance_settings(original)
+    run_id = _to_cut_over(settings)
+    key_arn = _key_arn(settings)
+    temp = rs.temp_id(DB, run_id)
+
+    # Before the cut-over: the original is live and untouched, the copy waits beside it.
+    assert _describe(aws, DB)["StorageEncrypted"] is False
+    copy = _describe(aws, temp)
+    assert copy["StorageEncrypted"] is True and copy["KmsKeyId"] == key_arn
+    snaps = _snapshots(aws)
+    for phase in ("warmup", "final"):
+        assert snaps[rs.snapshot_id(run_id, DB, phase)]["Encrypted"] is False
+        enc = snaps[rs.snapshot_id(run_id, DB, phase, encrypted=True)]
+        assert enc["Encrypted"] is True and enc["KmsKeyId"] == key_arn
+
+    commands.approve(settings, run_id, STEP, target=DB)
+    third = commands.resume(settings, run_id, options=OPTS)
+    assert third.status == "awaiting-approval"  # cleanup awaits its own approval
+    assert _actions(settings, run_id)[f"rds.cleanup:{DB}"]["status"] == "awaiting-approval"
+
+    new = _describe(aws, DB)
+    assert new["StorageEncrypted"] is True and new["KmsKeyId"] == key_arn
+    assert rs.diff_settings(before, rs.instance_settings(new)) == {}
+    # Spot-check what users look at, in their words.
+    assert new["DBParameterGroups"][0]["DBParameterGroupName"] == "orders-mysql8"
+    assert new["OptionGroupMemberships"][0]["OptionGroupName"] == "orders-options"
+    assert sorted(g["VpcSecurityGroupId"] for g in new["VpcSecurityGroups"]) == sorted(
+        before["vpc_security_group_ids"]
+    )
+    assert new["BackupRetentionPeriod"] == 14 and new["MultiAZ"] is True
+    assert new["DeletionProtection"] is True and new["Endpoint"]["Port"] == 3307
+    assert rs.user_tags(new["TagList"]) == {"env": "prod", "team": "orders"}
+
+    renamed = rs.renamed_id(DB, f"{datetime.now(UTC):%Y%m%d}")
+    old = _describe(aws, renamed)
+    assert old["StorageEncrypted"] is False
+    assert rs.instance_settings(old) == before  # untouched until cleanup
+    assert not _exists(aws, temp)
+    _, replan = commands.plan(settings, PLAYBOOK)
+    assert replan.steps[1].actions == []  # the kept original is not selected again
+    assert replan.steps[1].facts["kept_originals"] == [renamed]
+
+    replica = _describe(aws, REPLICA)
+    assert replica["StorageEncrypted"] is True and replica["KmsKeyId"] == key_arn
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == DB
+    assert _exists(aws, rs.renamed_id(REPLICA, f"{datetime.now(UTC):%Y%m%d}"))
+
+    timing = _timing(settings, run_id)
+    for phase in ("warmup", "stop_writes", "final", "restore", "verify", "cut_over", "replicas"):
+        assert phase in timing, phase
+    assert timing["downtime_s"] >= 0
+    assert timing["final"]["encrypted_snapshot_id"] == rs.snapshot_id(
+        run_id, DB, "final", encrypted=True
+    )
+
+    with settings.store().read() as session:
+        journal_text = " ".join(str(j.params) for j in session.scalars(select(JournalEntry)))
+    assert "Not-A-Real-Secret-42" not in journal_text
+
+    # The run report carries the measured phases and the downtime taken (RTO evidence).
+    from migrate.reports.render import render_run_report
+
+    report = commands.report(settings, run_id)
+    assert report["downtime_taken_s"] == timing["downtime_s"]
+    text = render_run_report(report, "md")
+    assert "## Measured timings" in text and f"**{DB}**" in text and "stop_writes" in text
+    assert "Not-A-Real-Secret-42" not in text
+
+
+def test_cleanup_respects_deletion_protection_and_keeps_a_final_snapshot(
+    settings: Settings, aws: Any
+) -> None:
+    # Without a replica: moto 5.2.5 does not move replica links on a rename, so deleting a renamed
+    # old replica answers HTTP 500 there (AWS handles it). The replica path is covered above.
+    _mysql(aws, replica=False)
+    run_id = _to_cut_over(settings)
+    commands.approve(settings, run_id, STEP, target=DB)
+    assert commands.resume(settings, run_id, options=OPTS).status == "awaiting-approval"
+    renamed = rs.renamed_id(DB, f"{datetime.now(UTC):%Y%m%d}")
+
+    # Cleanup respects deletion protection: a clear failure, nothing deleted.
+    commands.approve(settings, run_id, STEP, target=DB)
+    fourth = commands.resume(settings, run_id, options=OPTS)
+    assert fourth.status == "failed"
+    error = _actions(settings, run_id)[f"rds.cleanup:{DB}"]["error"]
+    assert "deletion protection" in error and renamed in error
+    assert _exists(aws, renamed)
+
+    aws("rds").modify_db_instance(
+        DBInstanceIdentifier=renamed, DeletionProtection=False, ApplyImmediately=True
+    )
+    fifth = commands.resume(settings, run_id, options=OPTS)
+    assert fifth.status == "done", commands.status(settings, run_id)
+    assert not _exists(aws, renamed)
+    snaps = _snapshots(aws)
+    final = rs.snapshot_id(run_id, DB, "original-final")
+    assert final in snaps  # deleted WITH a final snapshot
+    assert rs.snapshot_id(run_id, DB, "final") not in snaps  # unencrypted intermediates go
+    assert rs.snapshot_id(run_id, DB, "final", encrypted=True) in snaps  # encrypted kept
+
+    with settings.store().read() as session:
+        deletes = session.scalars(
+            select(JournalEntry).where(
+                JournalEntry.run_id == run_id, JournalEntry.operation == "DeleteDBInstance"
+            )
+        ).all()
+    assert {d.target for d in deletes} == {renamed}
+    assert _describe(aws, DB)["StorageEncrypted"] is True
+
+
+def test_rollback_after_cut_over_puts_the_original_back(settings: Settings, aws: Any) -> None:
+    before = rs.instance_settings(_mysql(aws, replica=False))
+    run_id = _to_cut_over(settings, "warm_up=false")
+    commands.approve(settings, run_id, STEP, target=DB)
+    commands.resume(settings, run_id, options=OPTS)
+    assert _describe(aws, DB)["StorageEncrypted"] is True
+
+    commands.rollback(settings, run_id, STEP)
+    back = _describe(aws, DB)
+    assert back["StorageEncrypted"] is False
+    assert rs.instance_settings(back) == before
+    # The encrypted instance is kept aside (it may hold writes made after the cut-over).
+    assert _describe(aws, rs.temp_id(DB, run_id))["StorageEncrypted"] is True
+    assert not _exists(aws, rs.renamed_id(DB, f"{datetime.now(UTC):%Y%m%d}"))
+
+
+def test_rollback_before_cut_over_deletes_the_copy_and_snapshots(
+    settings: Settings, aws: Any
+) -> None:
+    before = rs.instance_settings(_mysql(aws, replica=False))
+    run_id = _to_cut_over(settings)
+    commands.rollback(settings, run_id, STEP)
+    assert rs.instance_settings(_describe(aws, DB)) == before
+    assert not _exists(aws, rs.temp_id(DB, run_id))
+    assert not [s for s in _snapshots(aws) if s.startswith(f"migrate-{run_id}")]
+
+
+def test_cut_over_never_renames_onto_an_existing_name(settings: Settings, aws: Any) -> None:
+    _mysql(aws, replica=False)
+    taken = rs.renamed_id(DB, f"{datetime.now(UTC):%Y%m%d}")
+    aws("rds").create_db_instance(
+        DBInstanceIdentifier=taken,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername="someone",
+        MasterUserPassword="Not-A-Real-Secret-43",
+        StorageEncrypted=True,
+    )
+    _, plan = commands.plan(settings, PLAYBOOK, params=[f"databases=[{DB}]"])
+    stop = next(a for a in plan.steps[1].actions if a.kind == "rds.stop_writes")
+    assert any(taken in r for r in stop.risks)
+
+    run_id = _to_cut_over(settings, f"databases=[{DB}]", "warm_up=false")
+    commands.approve(settings, run_id, STEP, target=DB)
+    result = commands.resume(settings, run_id, options=OPTS)
+    assert result.status == "failed"
+    error = _actions(settings, run_id)[f"rds.cut_over:{DB}"]["error"]
+    assert "an instance with that name exists" in error and "Nothing was changed" in error
+    # moto would have replaced `taken` silently; the step never asked it to.
+    assert _describe(aws, taken)["Engine"] == "postgres"
+    assert _describe(aws, DB)["StorageEncrypted"] is False
+
+
+def test_plan_shows_phases_and_downtime_window(settings: Settings, aws: Any) -> None:
+    _mysql(aws)
+    _, plan = commands.plan(settings, PLAYBOOK)
+    actions = [a for a in plan.steps[1].actions if a.target == DB]
+    assert [a.kind for a in actions] == [
+        "rds.warm_up",
+        "rds.stop_writes",
+        "rds.final_snapshot",
+        "rds.restore",
+        "rds.verify",
+        "rds.cut_over",
+        "rds.recreate_replicas",
+        "rds.cleanup",
+    ]
+    gates = {a.kind: (a.gate, a.destructive) for a in actions if a.gate}
+    assert gates == {
+        "rds.stop_writes": ("stop-writes", True),
+        "rds.cut_over": ("cut-over", True),
+        "rds.cleanup": ("cleanup", True),
+    }
+    stop = actions[1]
+    est = rs.phase_estimates(200, warm_up=True, replicas=1)
+    assert stop.estimate.downtime_s == est["downtime"] > 0
+    assert "downtime window" in stop.summary
+    assert actions[2].estimate.duration_s == est["final_snapshot"] + est["final_copy"]
+    assert any("lazily" in r for r in actions[3].risks)
+    assert any(REPLICA in r for r in actions[5].risks)
+    # The replica is handled with its primary, never selected on its own.
+    assert {a.target for a in plan.steps[1].actions} == {DB}
+    facts = plan.steps[1].facts
+    assert facts["instances"][DB]["replicas"][REPLICA]["instance_class"] == "db.t3.medium"
+    assert _exists(aws, DB) and not [s for s in _snapshots(aws)]
+
+
+def test_already_encrypted_instances_are_compliant(settings: Settings, aws: Any) -> None:
+    commands.run(settings, PLAYBOOK, options=RunOptions(quiet=True, until="kms"))
+    key = aws("kms").list_aliases()["Aliases"]
+    arn = next(a for a in key if a["AliasName"] == "alias/migrate-ftr")["AliasArn"]
+    key_arn = aws("kms").describe_key(KeyId=arn)["KeyMetadata"]["Arn"]
+    aws("rds").create_db_instance(
+        DBInstanceIdentifier="done-db",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername="pg",
+        MasterUserPassword="Not-A-Real-Secret-44",
+        StorageEncrypted=True,
+        KmsKeyId=key_arn,
+    )
+    _, plan = commands.plan(settings, PLAYBOOK)
+    assert plan.steps[1].actions == []
+    assert plan.steps[1].facts["compliant"] == ["done-db"]
+
+
+def test_bad_input_is_refused_before_anything_changes(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    _mysql(aws, replica=False)
+    with pytest.raises(BadInputError, match="no RDS instance named no-such-db"):
+        commands.plan(settings, PLAYBOOK, params=["databases=[no-such-db]"])
+
+    kms = aws("kms")
+    doomed = kms.create_key()["KeyMetadata"]
+    kms.schedule_key_deletion(KeyId=doomed["KeyId"], PendingWindowInDays=7)
+    book = write_playbook(
+        tmp_path / "pending.yaml",
+        f"name: pending key\nsteps:\n  - id: rds\n    uses: rds.encrypt\n    with:\n"
+        f"      kms_key: {doomed['Arn']}\n",
+    )
+    with pytest.raises(BadInputError, match="PendingDeletion"):
+        commands.plan(settings, str(book))
+    missing = write_playbook(
+        tmp_path / "missing.yaml",
+        "name: missing key\nsteps:\n  - id: rds\n    uses: rds.encrypt\n    with:\n"
+        "      kms_key: alias/does-not-exist\n",
+    )
+    with pytest.raises(BadInputError, match="does not exist"):
+        commands.plan(settings, str(missing))
+    # A key from kms.ensure_key without rds in its services: RDS could not use it.
+    s3_only = write_playbook(
+        tmp_path / "s3-only.yaml",
+        "name: s3 key\nsteps:\n  - id: kms\n    uses: kms.ensure_key\n    with:\n"
+        "      alias: alias/s3-only\n      services: [s3]\n"
+        "  - id: rds\n    uses: rds.encrypt\n    with:\n"
+        '      kms_key: "{{ steps.kms.key_arn }}"\n',
+    )
+    commands.run(settings, str(s3_only), options=RunOptions(quiet=True, until="kms"))
+    with pytest.raises(BadInputError, match="not RDS"):
+        commands.plan(settings, str(s3_only))
+    assert _snapshots(aws) == {}
+
+
+def test_phases_repeated_after_a_crash_create_nothing_twice(
+    endpoint: str, aws: Any, tmp_path: Path
+) -> None:
+    """A resumed run calls act again on an action left `started`; even with its checkpoints lost
+    (a crash between the AWS call and the commit), names from run id + target find what exists."""
+    from migrate.aws import AwsSession
+    from migrate.engine.base import Action
+    from migrate.steps.rds_encrypt import FINAL_SNAPSHOT, RESTORE, RdsEncrypt, RdsEncryptParams
+    from tests.unit.test_rds_waits import MemoryContext
+
+    original = _mysql(aws, replica=False)
+    key_arn = aws("kms").create_key()["KeyMetadata"]["Arn"]
+    session = AwsSession(region="us-east-1", endpoint_url=endpoint)
+    ctx = MemoryContext(
+        aws=session, step_id=STEP, regions=["us-east-1"], state_dir=tmp_path, run_id="r-crash-1"
+    )
+    step = RdsEncrypt(RdsEncryptParams(kms_key=key_arn))
+    details = {"settings": rs.instance_settings(original), "allocated_gib": 200}
+    for kind in (FINAL_SNAPSHOT, RESTORE):
+        action = Action(kind=kind, target=DB, summary=kind, region="us-east-1", details=details)
+        assert step.act(ctx, action) is None
+        ctx.saved.clear()  # the crash lost the checkpoint
+        assert step.act(ctx, action) is None
+    assert sorted(_snapshots(aws)) == [
+        rs.snapshot_id("r-crash-1", DB, "final"),
+        rs.snapshot_id("r-crash-1", DB, "final", encrypted=True),
+    ]
+    ids = sorted(
+        d["DBInstanceIdentifier"] for d in aws("rds").describe_db_instances()["DBInstances"]
+    )
+    assert ids == sorted([DB, rs.temp_id(DB, "r-crash-1")])
