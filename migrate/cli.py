@@ -96,6 +96,9 @@ def cli(
     approve gates, and report what happened. Start with `migrate demo`.
     """
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    # botocore/urllib3 DEBUG logs print request bodies (SecretString, passwords): never show them.
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.INFO if debug else logging.WARNING)
     _log_to_file(state)
     ctx.obj = Settings(
         state=state,
@@ -199,6 +202,14 @@ def _finish_run(result: RunResult, settings: Settings) -> NoReturn:
     data = commands.status(settings, result.run_id)
     if not settings.quiet:
         click.echo(_status_table(data))
+    elif result.status == "failed":
+        # Even --quiet says why: "fix the cause shown above" needs a cause.
+        for s in data["steps"]:
+            errors = [a for a in s["actions"] if a["status"] == "failed" and a["error"]]
+            for a in errors:
+                click.echo(f"{s['id']}: {a['target']}: {a['error']}", err=True)
+            if s["status"] == "failed" and s["error"] and not errors:
+                click.echo(f"{s['id']}: {s['error']}", err=True)
     hint = {
         "done": "",
         "paused": f"Continue with `migrate resume {result.run_id}`.",
@@ -539,6 +550,12 @@ def sandbox_serve(port: int, workdir: str) -> None:
     from migrate.sandbox.demo import serve
 
     serve(port=port, workdir=Path(workdir), echo=click.echo)
+
+
+# Command families that live beside their capability (sqlite-utils' lesson: keep cli.py small).
+from migrate.cloudtrail.cli import trail  # noqa: E402
+
+cli.add_command(trail)
 
 
 def main() -> None:

@@ -67,6 +67,7 @@ class PlanResult:
                     "known_after": s.known_after,
                     "planned_outputs": s.planned_outputs,
                     "compliant": s.facts.get("compliant", []),
+                    "warnings": s.facts.get("warnings", []),
                     "actions": [a.to_dict() for a in s.actions],
                 }
                 for s in self.steps

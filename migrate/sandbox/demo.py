@@ -61,7 +61,14 @@ def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
             f"{len(summary.users)} IAM users with access keys, config files in "
             f"{summary.config_dir}"
         )
-        plan_id, plan = commands.plan(settings, str(playbook))
+        # The sandbox has no week to spare: windows are 0, every key counts as old enough.
+        params = [
+            "watch_window=0s",
+            "retire_window=0s",
+            "unused_days=0",
+            f"config_paths={summary.config_dir}",
+        ]
+        plan_id, plan = commands.plan(settings, str(playbook), params)
         body = plan.body()
         body["plan_id"] = plan_id
         plan_html = demo_dir / "plan.html"

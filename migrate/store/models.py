@@ -199,3 +199,6 @@ class Lock(Base):
     acquired_at: Mapped[datetime] = mapped_column(DateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+from migrate.store import usage_models  # noqa: F401,E402

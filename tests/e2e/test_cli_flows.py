@@ -35,7 +35,7 @@ def test_demo_runs_the_baseline_on_the_sandbox(tmp_path: Path) -> None:
 def test_plan_run_status_report_through_the_cli(endpoint: str, aws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     aws("s3").create_bucket(Bucket="cli-bucket")
     db = tmp_path / "cli.db"
-    book = str(PLAYBOOKS / "ftr-baseline.yaml")
+    book = str(PLAYBOOKS / "s3-default-encryption.yaml")
     plan = run_cli(
         "plan", book, "--json", "--report", str(tmp_path / "plan.md"), state=db, endpoint=endpoint
     )

@@ -1,0 +1,323 @@
+"""From a file's bytes to findings, near-misses, secrets (grouped) and the rewritten bytes.
+
+Everything here works in memory: the scan of a file decides which entries leave it, which secret
+each goes to (with its JSON payload), and what the file looks like afterwards. The step calls it
+while planning (to show and fingerprint the result) and again while acting, on the byte-exact
+backup, so the rewrite is the same every time.
+
+Values live only in :class:`Finding` / :class:`SecretGroup` objects (their ``repr`` hides them);
+:meth:`FileScan.facts` is the JSON-safe view: locations, reasons and keyed fingerprints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrate.configs import FORMATS, detect_format, tomcat
+from migrate.configs.classify import (
+    AWS_KEY_ID,
+    near_miss_reason,
+    parse_db_url,
+    secret_name_reason,
+    url_password,
+    value_shape,
+)
+from migrate.configs.model import ConfigParseError, Entry, Move, env_name
+from migrate.configs.textio import Decoded, Fingerprinter, decode, encode
+
+SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A credential found in a file: the entry and why it counts."""
+
+    entry: Entry
+    reason: str
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """A credential-like entry that is not moved, and why."""
+
+    line: int
+    key: str
+    reason: str
+
+
+@dataclass
+class SecretGroup:
+    """Credentials of one file that become one secret."""
+
+    resource: str
+    group: str
+    shape: str  # "rds" or "flat"
+    name: str = ""
+    moves: list[Move] = field(default_factory=list)
+    payload: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def secret_string(self) -> str:
+        """The SecretString stored in Secrets Manager (canonical JSON)."""
+        return canonical(self.payload)
+
+
+def canonical(payload: dict[str, Any]) -> str:
+    """Canonical JSON: the same payload always gives the same string."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class FileScan:
+    """What one file holds and what its rewrite would be."""
+
+    path: Path
+    format: str
+    style: str
+    encoding: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    near_misses: list[NearMiss] = field(default_factory=list)
+    groups: list[SecretGroup] = field(default_factory=list)
+    error: str | None = None
+    original: bytes = field(default=b"", repr=False)
+    rewritten: bytes | None = field(default=None, repr=False)
+
+    def facts(self, fp: Fingerprinter) -> dict[str, Any]:
+        """JSON-safe description: no value, only locations, reasons and keyed fingerprints."""
+        by_entry = {id(m.entry): g.name for g in self.groups for m in g.moves}
+        return {
+            "format": self.format,
+            "style": self.style,
+            "encoding": self.encoding,
+            "fp": fp.data(self.original) if self.original else None,
+            "rewritten_fp": fp.data(self.rewritten) if self.rewritten is not None else None,
+            "findings": [
+                {
+                    "line": f.entry.line,
+                    "key": f.entry.key,
+                    "reason": f.reason,
+                    "fp": fp.value(f.entry.value),
+                    "secret": by_entry.get(id(f.entry)),
+                }
+                for f in self.findings
+            ],
+            "near_misses": [
+                {"line": n.line, "key": n.key, "reason": n.reason} for n in self.near_misses
+            ],
+            "secrets": [
+                {
+                    "name": g.name,
+                    "resource": g.resource,
+                    "shape": g.shape,
+                    "keys": sorted(g.payload),
+                    "lines": sorted({m.entry.line for m in g.moves}),
+                    "fp": fp.value(g.secret_string()),
+                }
+                for g in self.groups
+            ],
+            "error": self.error,
+        }
+
+
+def slug(text: str) -> str:
+    """A secret-name-safe slug (``jdbc/legacy`` -> ``jdbc-legacy``)."""
+    return re.sub(r"[^A-Za-z0-9_.+=@-]+", "-", text).strip("-.") or "config"
+
+
+def classify(entries: list[Entry]) -> tuple[list[Finding], list[NearMiss]]:
+    """Which entries are credentials (findings) and which only look like one (near-misses)."""
+    findings: list[Finding] = []
+    misses: list[NearMiss] = []
+    for entry in entries:
+        by_name = secret_name_reason(entry.name)
+        shape = value_shape(entry.value)
+        if entry.element == "#comment":
+            if (by_name and not near_miss_reason(entry.value)) or shape:
+                misses.append(NearMiss(entry.line, entry.key, entry.why_not_movable))
+            continue
+        if by_name:
+            why = near_miss_reason(entry.value)
+            if why and not shape:
+                misses.append(NearMiss(entry.line, entry.key, why))
+            else:
+                findings.append(Finding(entry, by_name))
+        elif shape:
+            findings.append(Finding(entry, f"value shape: {shape}"))
+        elif AWS_KEY_ID.match(entry.value.strip()):
+            misses.append(
+                NearMiss(
+                    entry.line,
+                    entry.key,
+                    "an AWS access key id (not a secret by itself; replace the key with a role)",
+                )
+            )
+    return findings, misses
+
+
+def _resource_for(fmt: str, group: str, path: Path) -> str:
+    if fmt == "xml":
+        label = group.split("[", 1)[-1].rstrip("]") if "[" in group else group
+        return slug(label)
+    if fmt == "env":
+        return slug(path.name.lstrip(".")).replace(".", "-")
+    return slug(group.replace(".", "-"))
+
+
+def _rds_payload(entries: list[Entry], group: str, url: Entry) -> dict[str, Any]:
+    members = {e.name: e for e in entries if e.group == group}
+    parsed = parse_db_url(url.value)
+    assert parsed is not None
+    user = members.get("username") or members.get("user")
+    password = members.get("password")
+    payload: dict[str, Any] = {
+        "engine": parsed.engine,
+        "username": user.value if user else parsed.username,
+        "password": password.value if password else url_password(url.value),
+    }
+    if parsed.host:
+        payload["host"] = parsed.host
+    if parsed.port:
+        payload["port"] = parsed.port
+    if parsed.dbname:
+        payload["dbname"] = parsed.dbname.split("?")[0].split(";")[0]
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+def build_groups(
+    fmt: str, style: str, entries: list[Entry], findings: list[Finding], path: Path
+) -> list[SecretGroup]:
+    """Group the findings of a file into secrets, with their payloads and moves."""
+    groups: dict[str, SecretGroup] = {}
+    file_group = fmt == "env" or (fmt in ("properties", "yaml") and style == "spring-import")
+    for finding in findings:
+        entry = finding.entry
+        key = "file" if file_group and fmt == "env" else entry.group
+        group = groups.get(key)
+        if group is None:
+            jdbc = tomcat.jdbc_resource(entries, entry.group) if fmt == "xml" else None
+            group = SecretGroup(
+                resource=_resource_for(fmt, entry.group, path),
+                group=entry.group,
+                shape="rds" if jdbc else "flat",
+            )
+            if jdbc:
+                group.payload = _rds_payload(entries, entry.group, jdbc[1])
+            groups[key] = group
+        if fmt == "xml":
+            json_key = entry.name
+            # <Environment name="api.token" value=...>: the name is the property itself.
+            keyed = entry.element in tomcat.KEYED_ELEMENTS
+            env = env_name(entry.name if keyed else f"{group.resource}.{entry.name}")
+        elif fmt in ("properties", "yaml", "env"):
+            json_key, env = entry.key, env_name(entry.key)
+        elif fmt == "ini":
+            json_key, env = entry.name, env_name(f"{entry.group}.{entry.name}")
+        else:
+            json_key, env = entry.name, env_name(entry.key)
+        group.moves.append(Move(entry, "", json_key, env))
+        if group.shape == "flat" or entry.name not in ("password", "url", "username", "user"):
+            group.payload[json_key] = entry.value
+    return list(groups.values())
+
+
+def render_name(template: str, group: SecretGroup, path: Path, fmt: str) -> str:
+    """The secret name for ``group`` from the playbook's template."""
+    name = (
+        template.replace("<resource>", group.resource)
+        .replace("<file>", slug(path.name.lstrip(".")))
+        .replace("<dir>", slug(path.parent.name))
+        .replace("<format>", fmt)
+    )
+    return re.sub(r"/{2,}", "/", name)
+
+
+def scan_bytes(
+    path: Path,
+    data: bytes,
+    fmt: str,
+    style: str,
+    name_template: str,
+    placeholder: str,
+) -> FileScan:
+    """Scan one file's bytes and compute its rewrite (in memory)."""
+    scan = FileScan(path=path, format=fmt, style=style, original=data)
+    module = FORMATS[fmt]
+    try:
+        decoded: Decoded = decode(data, declared_xml=fmt == "xml")
+        scan.encoding = decoded.encoding
+        entries = module.parse(decoded.text)
+    except ConfigParseError as exc:
+        scan.error = f"cannot be parsed as {fmt}: {exc}"
+        return scan
+    scan.findings, scan.near_misses = classify(entries)
+    scan.groups = build_groups(fmt, style, entries, scan.findings, path)
+    for group in scan.groups:
+        group.name = render_name(name_template, group, path, fmt)
+        if not SECRET_NAME_RE.match(group.name):
+            scan.error = (
+                f"the secret name {group.name!r} (from name_template) has characters Secrets "
+                "Manager refuses; use letters, digits and /_+=.@-"
+            )
+            return scan
+        group.moves = [Move(m.entry, group.name, m.json_key, m.env) for m in group.moves]
+    moves = [m for g in scan.groups for m in g.moves]
+    try:
+        text = module.rewrite(decoded.text, moves, style, placeholder)
+        rewritten = encode(text, decoded.encoding)
+        after = module.parse(decode(rewritten, declared_xml=fmt == "xml").text)
+    except ConfigParseError as exc:
+        scan.error = f"cannot be rewritten in style {style}: {exc}"
+        scan.groups = []
+        return scan
+    left, _ = classify(after)
+    moved = {m.entry.value for m in moves}
+    if any(f.entry.value in moved for f in left):
+        scan.error = f"the {style} rewrite would leave a credential in the file"
+        scan.groups = []
+        return scan
+    scan.rewritten = rewritten if moves else None
+    return scan
+
+
+def scan_file(
+    path: Path, styles: dict[str, str], name_template: str, placeholder: str, max_bytes: int
+) -> FileScan:
+    """Read and scan one file; unreadable or oversized files come back with ``error`` set."""
+    fmt = detect_format(path) or "unknown"
+    style = styles.get(fmt, "")
+    if fmt == "unknown":
+        return FileScan(path=path, format=fmt, style=style, error="not a config format we read")
+    if path.is_symlink():
+        return FileScan(
+            path=path,
+            format=fmt,
+            style=style,
+            error="a symbolic link: list the file it points to instead (a rewrite would "
+            "replace the link with a file)",
+        )
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            return FileScan(
+                path=path,
+                format=fmt,
+                style=style,
+                error=f"larger than max_file_bytes ({size} > {max_bytes})",
+            )
+        data = path.read_bytes()
+    except PermissionError:
+        return FileScan(
+            path=path,
+            format=fmt,
+            style=style,
+            error="cannot be read (permission denied): run migrate as a user that can read "
+            "and write it, or exclude it",
+        )
+    except OSError as exc:
+        return FileScan(
+            path=path, format=fmt, style=style, error=f"cannot be read ({exc.strerror})"
+        )
+    return scan_bytes(path, data, fmt, style, name_template, placeholder)

@@ -1,0 +1,209 @@
+"""YAML files (Spring ``application.yml``): flattened key paths, anchors/aliases, multi-document.
+
+Parsing uses PyYAML's composer (safe, no object construction) for node positions; rewriting edits
+only the spans of the moved entries. Rewrite styles:
+
+- ``spring-import``: each credential line is removed and a top-level
+  ``spring.config.import: "aws-secretsmanager:<secret>"`` line (with a comment) is added before the
+  first key; refused (file reported, untouched) when a value is anchored or aliased, when removing
+  it would leave a mapping empty, for multi-document files, or when the file already imports;
+- ``placeholder``: the scalar becomes a placeholder, keeping its anchor, so aliases still work.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from migrate.configs.model import (
+    ConfigParseError,
+    Edit,
+    Entry,
+    Move,
+    apply_edits,
+    line_end,
+    line_start,
+    newline_of,
+    render_placeholder,
+)
+
+IMPORT_KEY = "spring.config.import"
+
+
+@dataclass
+class _Walk:
+    text: str
+    entries: dict[int, Entry] = field(default_factory=dict)
+    aliases: dict[int, list[str]] = field(default_factory=dict)
+    children: dict[str, int] = field(default_factory=dict)
+    documents: int = 0
+
+
+def _value_start(text: str, start: int, end: int) -> int:
+    """Skip an anchor (``&name``) and a tag (``!tag``) before a scalar's text."""
+    pos = start
+    while pos < end and text[pos] in "&!":
+        while pos < end and text[pos] not in " \t\r\n":
+            pos += 1
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+    return pos
+
+
+def _walk(
+    walk: _Walk, node: yaml.Node, path: str, name: str, key_node: yaml.Node | None, flow: bool
+) -> None:
+    if isinstance(node, yaml.MappingNode):
+        count = 0
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == "<<":
+                continue  # merged values are found where their anchor is defined
+            key = k.value if isinstance(k, yaml.ScalarNode) else "?"
+            count += 1
+            child = f"{path}.{key}" if path else key
+            _walk(walk, v, child, key, k, flow or bool(node.flow_style))
+        walk.children[path] = count
+        return
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(walk, item, f"{path}[{index}]", name, None, True)
+        return
+    if not isinstance(node, yaml.ScalarNode):
+        return
+    if id(node) in walk.entries:
+        walk.aliases.setdefault(id(node), []).append(path)
+        return
+    text = walk.text
+    start = _value_start(text, node.start_mark.index, node.end_mark.index)
+    end = node.end_mark.index
+    if node.style in ("|", ">"):
+        # A block scalar ends after its last content line; keep the line break and blank lines.
+        end = start + len(text[start:end].rstrip(" \t\r\n"))
+    anchored = text[node.start_mark.index] == "&"
+    entry_span = None
+    why = ""
+    if key_node is not None and not flow:
+        kstart = key_node.start_mark.index
+        single = node.start_mark.line == key_node.start_mark.line == node.end_mark.line
+        if text[line_start(text, kstart) : kstart].strip() == "" and single:
+            entry_span = (line_start(text, kstart), line_end(text, end))
+        else:
+            why = "the value is not on one line with its key"
+    else:
+        why = "the value is inside a flow collection or a list"
+    if anchored:
+        why = "the value carries an anchor (&) used elsewhere"
+    group = path.rsplit(".", 1)[0] if "." in path else ""
+    walk.entries[id(node)] = Entry(
+        key=path,
+        name=name,
+        value=str(node.value),
+        line=node.start_mark.line + 1,
+        value_span=(start, end),
+        entry_span=entry_span if not why else None,
+        group=group or path,
+        quote=node.style or "",
+        movable=not why,
+        why_not_movable=why,
+    )
+
+
+def _parse(text: str) -> _Walk:
+    walk = _Walk(text)
+    try:
+        docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigParseError(f"not valid YAML ({problem})", mark.line + 1 if mark else None)
+    walk.documents = len(docs)
+    for index, doc in enumerate(docs):
+        if doc is not None:
+            _walk(walk, doc, f"[{index}]" if index else "", "", None, False)
+    return walk
+
+
+def parse(text: str) -> list[Entry]:
+    """Every scalar of every document, keyed by its flattened path (``a.b[0].c``)."""
+    walk = _parse(text)
+    out: list[Entry] = []
+    for node_id, entry in walk.entries.items():
+        aliases = tuple(walk.aliases.get(node_id, ()))
+        if aliases:
+            entry = Entry(
+                **{
+                    **entry.__dict__,
+                    "aliases": aliases,
+                    "movable": False,
+                    "entry_span": None,
+                    "why_not_movable": "the value is aliased (*) elsewhere",
+                }
+            )
+        out.append(entry)
+    return sorted(out, key=lambda e: e.value_span)
+
+
+def _quoted(value: str, style: str) -> str:
+    if style == "'":
+        return "'" + value.replace("'", "''") + "'"
+    if style == '"' or re.search(r"^[\s&*!|>'\"%@`#,\[\]{}?:-]|: | #|\s$", value):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
+    """Take the moved entries out of ``text`` in ``style``; every other byte is kept."""
+    if not moves:
+        return text
+    if style == "placeholder":
+        edits = []
+        for m in moves:
+            new = render_placeholder(placeholder, m)
+            if m.entry.quote in ("|", ">"):
+                new = '"' + new.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                new = _quoted(new, m.entry.quote)
+            edits.append(Edit(*m.entry.value_span, new))
+        return apply_edits(text, edits)
+    if style != "spring-import":
+        raise ConfigParseError(f"YAML files have no rewrite style {style!r}")
+    walk = _parse(text)
+    hint = "; use the placeholder style for this file (rewrite.yaml: placeholder)"
+    if walk.documents > 1:
+        raise ConfigParseError("the file holds several YAML documents" + hint)
+    if any(e.key == IMPORT_KEY for e in walk.entries.values()):
+        raise ConfigParseError(f"the file already sets {IMPORT_KEY}" + hint)
+    for m in moves:
+        if not m.entry.movable or m.entry.entry_span is None:
+            raise ConfigParseError(f"{m.entry.key}: {m.entry.why_not_movable}" + hint, m.entry.line)
+    removed: dict[str, int] = {}
+    for m in moves:
+        removed[m.entry.group] = removed.get(m.entry.group, 0) + 1
+    for group, count in removed.items():
+        if group != "" and walk.children.get(group, 0) <= count and group in walk.children:
+            raise ConfigParseError(f"removing the credentials would leave {group} empty" + hint)
+    nl = newline_of(text)
+    keys = ", ".join(m.entry.key for m in moves)
+    names = ";".join(sorted({m.secret for m in moves}))
+    first_key = min((e for e in walk.entries.values()), key=lambda e: e.value_span[0], default=None)
+    # Insert before the first top-level line that is not a comment, directive or marker.
+    insert_at = 0
+    for match in re.finditer(r"^(.*)$", text, re.M):
+        line = match.group(1).rstrip("\r")
+        if line.strip() == "" or line.lstrip().startswith(("#", "%", "---")):
+            continue
+        insert_at = match.start()
+        break
+    else:
+        insert_at = len(text) if first_key is None else 0
+    block = (
+        f"# {keys}: moved to AWS Secrets Manager by migrate{nl}"
+        f'{IMPORT_KEY}: "aws-secretsmanager:{names}"{nl}'
+    )
+    edits = [Edit(insert_at, insert_at, block)]
+    for m in moves:
+        assert m.entry.entry_span is not None
+        edits.append(Edit(*m.entry.entry_span, ""))
+    return apply_edits(text, edits)

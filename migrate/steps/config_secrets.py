@@ -1,0 +1,614 @@
+"""``secrets.from_configs``: credentials in config files -> Secrets Manager, files rewritten reversibly."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from migrate.aws import error_code
+from migrate.configs import detect_format
+from migrate.configs.scan import FileScan, SecretGroup, canonical, scan_bytes, scan_file
+from migrate.configs.textio import (
+    Fingerprinter,
+    atomic_write,
+    backup_path,
+    file_mode,
+    write_backup,
+)
+from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait
+from migrate.engine.context import StepContext
+from migrate.engine.registry import step
+from migrate.errors import StepFailed
+from migrate.steps.s3_default_encryption import KeyResolver
+
+log = logging.getLogger("migrate.steps.config_secrets")
+
+TAG_MANAGED = "migrate:managed-by"
+TAG_RUN = "migrate:run"
+TAG_SOURCE = "migrate:source"
+SKIP_DIRS = {".git", ".svn", ".hg", "node_modules", "__pycache__", ".venv"}
+# Namespace of the deterministic ClientRequestTokens (the idempotency keys of Secrets Manager).
+_TOKEN_NS = uuid.uuid5(uuid.NAMESPACE_URL, "https://migrate.invalid/secrets.from_configs")
+NEEDS = {
+    "jdbc-wrapper": "Tomcat needs the AWS Secrets Manager JDBC driver wrapper "
+    "(com.amazonaws.secretsmanager:aws-secretsmanager-jdbc, with the AWS SDK and the real JDBC "
+    "driver) in $CATALINA_BASE/lib, and its role needs secretsmanager:GetSecretValue on the "
+    "secret and kms:Decrypt on the key; restart Tomcat to apply",
+    "spring-import": "the application needs Spring Cloud AWS Secrets Manager "
+    "(io.awspring.cloud:spring-cloud-aws-starter-secrets-manager, Spring Boot 2.4+) and a role "
+    "with secretsmanager:GetSecretValue and kms:Decrypt; restart it to apply",
+    "remove": "the process must load the secret into its environment at start-up (the "
+    "comment left in the file shows a command); until then the variables are missing",
+    "placeholder": "something must supply each placeholder at start-up (environment, "
+    "system property or deploy tooling), reading the secret; until then the app sees the "
+    "placeholder text",
+}
+
+
+class RewriteStyles(StepParams):
+    """How each format is rewritten (see docs/steps/secrets.from_configs.md)."""
+
+    xml: Literal["jdbc-wrapper", "placeholder"] = "jdbc-wrapper"
+    properties: Literal["spring-import", "placeholder"] = "spring-import"
+    yaml: Literal["spring-import", "placeholder"] = "spring-import"
+    env: Literal["remove", "placeholder"] = "remove"
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # ``json`` would shadow BaseModel.json; the playbook still writes ``json:``.
+    json_files: Literal["placeholder"] = Field(default="placeholder", alias="json")
+    ini: Literal["placeholder"] = "placeholder"
+
+
+class ConfigSecretsParams(StepParams):
+    """Parameters of ``secrets.from_configs``."""
+
+    paths: list[str] = Field(min_length=1)
+    exclude: list[str] = Field(default_factory=list)
+    kms_key: str = Field(min_length=1)
+    name_template: str = Field(default="<dir>/<resource>", min_length=1)
+    placeholder: str = Field(default="${<env>}", min_length=1)
+    rewrite: RewriteStyles = Field(default_factory=RewriteStyles)
+    tags: dict[str, str] = Field(default_factory=dict)
+    description: str = "Credential moved out of a config file by migrate"
+    region: str | None = None
+    max_file_bytes: int = Field(default=1_048_576, gt=0)
+    rollback_deletes_secrets: bool = False
+    recovery_window_days: int = Field(default=7, ge=7, le=30)
+
+
+def _excluded(path: Path, patterns: list[str]) -> bool:
+    text = str(path)
+    return any(fnmatch.fnmatchcase(text, p) or fnmatch.fnmatchcase(path.name, p) for p in patterns)
+
+
+def discover(paths: list[str], exclude: list[str]) -> tuple[list[Path], list[str]]:
+    """Files named by ``paths`` (files, directories walked recursively, globs), minus ``exclude``,
+    and the ``paths`` entries that matched nothing (reported, not fatal: the plan shows them).
+
+    Files named explicitly are kept whatever their name (and reported if not a known format);
+    inside directories and globs only files of a known format are taken.
+    """
+    found: set[Path] = set()
+    missing: list[str] = []
+    for spec in paths:
+        expanded = os.path.expanduser(spec)
+        magic = glob.has_magic(expanded)
+        matches = sorted(glob.glob(expanded, recursive=True)) if magic else [expanded]
+        if not any(Path(m).exists() or Path(m).is_symlink() for m in matches):
+            missing.append(spec)
+            continue
+        for match in matches:
+            path = Path(match).absolute()
+            if path.is_dir() and not path.is_symlink():
+                for root, dirs, files in os.walk(path):
+                    dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+                    for name in files:
+                        child = Path(root) / name
+                        if detect_format(child) and ".migrate-tmp" not in name:
+                            found.add(child)
+            elif not (magic and detect_format(path) is None):
+                found.add(path)
+    return sorted(p for p in found if not _excluded(p, exclude)), missing
+
+
+@step("secrets.from_configs")
+class ConfigSecrets(Step):
+    """Move credentials from config files into Secrets Manager and rewrite the files to refer to them.
+
+    Scans ``paths`` (files, directories, globs) with a reader per format: Tomcat XML ``<Resource>``
+    attributes (JDBC URLs with credentials included), Java ``.properties``, ``.env``, YAML
+    (Spring, anchors), JSON and INI. Credentials are found by key name and by value shape;
+    references (``${VAR}``, ``{{resolve:...}}``), placeholders and empty values are reported as
+    near-misses, never moved. Each group of credentials becomes one secret (a JDBC resource in the
+    RDS JSON shape) named from ``name_template``, encrypted with ``kms_key``. Per file, one action
+    stores the secrets (idempotent: same value, no new version) and a gated cut-over action
+    rewrites the file atomically in the format's style, after a byte-exact backup (0600) under
+    the state directory. ``migrate rollback`` restores every file byte for byte (and deletes the
+    secrets the run created only with ``rollback_deletes_secrets``). Values never reach the state
+    DB, plans, logs or errors: they are shown as keyed fingerprints (HMAC).
+    """
+
+    Params = ConfigSecretsParams
+    permissions = (
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecret",
+        "secretsmanager:RestoreSecret",
+        "secretsmanager:TagResource",
+        "secretsmanager:DeleteSecret",
+        "kms:DescribeKey",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    )
+    outputs = ("secret_names", "secret_arns", "files")
+    example = """\
+- id: config-secrets
+  uses: secrets.from_configs
+  with:
+    paths: ["configs/"]
+    exclude: ["*.bak"]
+    kms_key: "{{ steps.kms.key_arn }}"
+    name_template: "legacy/prod/<resource>"
+    rewrite:
+      xml: jdbc-wrapper
+      properties: spring-import
+"""
+    params: ConfigSecretsParams
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _region(self, ctx: StepContext) -> str:
+        return self.params.region or ctx.regions[0]
+
+    def _styles(self) -> dict[str, str]:
+        return dict(self.params.rewrite.model_dump(by_alias=True))
+
+    def _scan(self, path: Path) -> FileScan:
+        return scan_file(
+            path,
+            self._styles(),
+            self.params.name_template,
+            self.params.placeholder,
+            self.params.max_file_bytes,
+        )
+
+    def _rescan(self, path: Path, data: bytes, fmt: str) -> FileScan:
+        return scan_bytes(
+            path,
+            data,
+            fmt,
+            self._styles()[fmt],
+            self.params.name_template,
+            self.params.placeholder,
+        )
+
+    @staticmethod
+    def _fingerprinter(ctx: StepContext) -> Fingerprinter:
+        return Fingerprinter.for_state_dir(ctx.state_dir)
+
+    # -- observe / decide --------------------------------------------------------------------------
+    def observe(self, ctx: StepContext) -> Facts:
+        """Scan the files (read-only) and look up each secret name (DescribeSecret)."""
+        fp = self._fingerprinter(ctx)
+        files: dict[str, Any] = {}
+        owners: dict[str, list[tuple[str, str]]] = {}
+        found, missing = discover(self.params.paths, self.params.exclude)
+        for spec in missing:
+            log.warning("secrets.from_configs: the path %s matches nothing", spec)
+        for path in ctx.progress(found, desc="configs"):
+            scan = self._scan(path)
+            facts = scan.facts(fp)
+            try:
+                facts["mode"] = f"{file_mode(path):04o}"
+            except OSError:
+                facts["mode"] = None
+            files[str(path)] = facts
+            if scan.error:
+                log.warning("%s: %s", path, scan.error)
+            for secret in facts["secrets"]:
+                owners.setdefault(secret["name"], []).append((str(path), secret["fp"]))
+        sm = ctx.client("secretsmanager", self._region(ctx))
+        secrets = {name: self._describe(sm, name) for name in sorted(owners)}
+        for name, places in owners.items():
+            secrets[name]["files"] = sorted({p for p, _ in places})
+            secrets[name]["conflict"] = len({f for _, f in places}) > 1
+        warnings = [
+            f"{spec}: matches nothing; check `paths` (relative paths start at the working directory)"
+            for spec in missing
+        ]
+        warnings += [f"{p}: {f['error']}" for p, f in files.items() if f["error"]]
+        warnings += [
+            f"{p}:{n['line']}: {n['key']}: {n['reason']}"
+            for p, f in files.items()
+            for n in f["near_misses"]
+        ]
+        return {
+            "files": files,
+            "secrets": secrets,
+            "kms_key": self.params.kms_key,
+            "region": self._region(ctx),
+            "missing_paths": missing,
+            "warnings": warnings,
+            "compliant": sorted(
+                p for p, f in files.items() if not f["error"] and not f["findings"]
+            ),
+        }
+
+    @staticmethod
+    def _describe(sm: Any, name: str) -> dict[str, Any]:
+        try:
+            desc = sm.describe_secret(SecretId=name)
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return {"exists": False}
+            raise
+        tags = {t["Key"]: t.get("Value", "") for t in desc.get("Tags", [])}
+        return {
+            "exists": True,
+            "arn": desc["ARN"],
+            "kms_key_id": desc.get("KmsKeyId"),
+            "deleted": bool(desc.get("DeletedDate")),
+            "managed": tags.get(TAG_MANAGED) == "migrate",
+        }
+
+    def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
+        """Per file with credentials: store its secrets, then (gated cut-over) rewrite it."""
+        conflicts = [n for n, s in facts["secrets"].items() if s.get("conflict")]
+        if conflicts:
+            name = conflicts[0]
+            raise StepFailed(
+                f"secrets.from_configs: the secret name {name!r} is produced for different "
+                f"credentials in {', '.join(facts['secrets'][name]['files'])}. Make "
+                "name_template tell them apart (add <file> or <dir>), then plan again."
+            )
+        actions: list[Action] = []
+        for path, info in sorted(facts["files"].items()):
+            if info["error"] or not info["secrets"]:
+                continue
+            style = info["style"]
+            misses = [
+                f"line {n['line']}: {n['key']}: {n['reason']} (not moved)"
+                for n in info["near_misses"]
+            ]
+            names = [s["name"] for s in info["secrets"]]
+            store_summary = []
+            risks = list(misses)
+            for s in info["secrets"]:
+                state = facts["secrets"].get(s["name"], {})
+                verb = "create"
+                if state.get("exists"):
+                    verb = "restore and update" if state.get("deleted") else "update if changed"
+                    if not state.get("managed"):
+                        risks.append(
+                            f"secret {s['name']} already exists and was not created by migrate: "
+                            "a new version is stored if its value differs"
+                        )
+                store_summary.append(f"{s['name']} ({verb}; {s['shape']}; {s['fp']})")
+            common = {
+                "file": path,
+                "format": info["format"],
+                "style": style,
+                "fp": info["fp"],
+                "rewritten_fp": info["rewritten_fp"],
+                "secrets": [
+                    {"name": s["name"], "fp": s["fp"], "keys": s["keys"]} for s in info["secrets"]
+                ],
+            }
+            actions.append(
+                Action(
+                    kind="secrets.store",
+                    target=path,
+                    summary=f"store credentials of {path} in Secrets Manager: "
+                    + ", ".join(store_summary),
+                    estimate=Estimate(
+                        duration_s=1.0 * len(names),
+                        api_requests=3 * len(names),
+                        cost_usd=0.40 * len(names),
+                    ),
+                    risks=(
+                        *risks,
+                        f"encrypted with {self.params.kms_key}: readers need kms:Decrypt through "
+                        "Secrets Manager",
+                    ),
+                    region=facts["region"],
+                    details=common,
+                )
+            )
+            lines = sorted({f["line"] for f in info["findings"]})
+            actions.append(
+                Action(
+                    kind="config.rewrite",
+                    target=path,
+                    summary=f"rewrite {path} ({style}): line(s) {', '.join(map(str, lines))} -> "
+                    + ", ".join(names)
+                    + " (backup kept; rollback restores it)",
+                    estimate=Estimate(duration_s=0.1),
+                    risks=(NEEDS.get(style, NEEDS["placeholder"]),),
+                    gate="config-cutover",
+                    destructive=True,
+                    region=facts["region"],
+                    details={**common, "mode": info.get("mode")},
+                )
+            )
+        return actions
+
+    # -- act ---------------------------------------------------------------------------------------
+    def act(self, ctx: StepContext, action: Action) -> Wait | None:
+        """Store the secrets, or rewrite the file; both start from the byte-exact backup."""
+        if not ctx.is_known(self.params.kms_key):
+            raise StepFailed(
+                f"the KMS key for {action.target} is still {self.params.kms_key}; run the step "
+                "that creates it first."
+            )
+        fp = self._fingerprinter(ctx)
+        details = action.details
+        path = Path(details["file"])
+        original = self._original(ctx, fp, path, details["fp"])
+        scan = self._rescan(path, original, details["format"])
+        if scan.error:
+            raise StepFailed(f"{path}: {scan.error}. The file is left untouched.")
+        groups = {g.name: g for g in scan.groups}
+        for planned in details["secrets"]:
+            group = groups.get(planned["name"])
+            if group is None or fp.value(group.secret_string()) != planned["fp"]:
+                raise StepFailed(
+                    f"{path}: the credentials for {planned['name']} differ from the plan (was the "
+                    "name_template or the file changed?). Plan again."
+                )
+        if action.kind == "secrets.store":
+            sm = ctx.client("secretsmanager", action.region or self._region(ctx))
+            for planned in details["secrets"]:
+                self._ensure_secret(ctx, sm, fp, groups[planned["name"]], path)
+            return None
+        if action.kind == "config.rewrite":
+            self._rewrite(ctx, fp, path, scan, details)
+            return None
+        raise StepFailed(f"unknown action kind {action.kind!r} for secrets.from_configs")
+
+    def _original(self, ctx: StepContext, fp: Fingerprinter, path: Path, expected: str) -> bytes:
+        """The file as planned: from this run's backup, or read (and backed up) now."""
+        assert ctx.run_id is not None
+        backup = backup_path(ctx.state_dir, ctx.run_id, path)
+        if backup.exists():
+            data = backup.read_bytes()
+            if fp.data(data) != expected:
+                raise StepFailed(
+                    f"the backup {backup} of {path} does not match the plan (damaged or "
+                    "replaced). Check it by hand; the file itself was not changed by this action."
+                )
+            return data
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StepFailed(f"cannot read {path} ({exc.strerror}); the file is untouched.")
+        if fp.data(data) != expected:
+            raise StepFailed(
+                f"{path} changed since the plan; nothing was written. Plan again (`migrate "
+                "plan`) to review the new content, then run."
+            )
+        write_backup(backup, data)
+        return data
+
+    def _ensure_secret(
+        self, ctx: StepContext, sm: Any, fp: Fingerprinter, group: SecretGroup, path: Path
+    ) -> None:
+        """Create the secret, or bring it to the payload and key without a needless version."""
+        name = group.name
+        value = group.secret_string()
+        value_fp = fp.value(value)
+        token = str(uuid.uuid5(_TOKEN_NS, f"{ctx.run_id}|{name}|{value_fp}"))
+        key = self.params.kms_key
+        try:
+            desc = sm.describe_secret(SecretId=name)
+        except Exception as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            desc = None
+        if desc is None:
+            new_tags = [
+                {"Key": TAG_MANAGED, "Value": "migrate"},
+                {"Key": TAG_RUN, "Value": ctx.run_id or ""},
+                {"Key": TAG_SOURCE, "Value": _tag_value(str(path))},
+            ] + [{"Key": k, "Value": v} for k, v in sorted(self.params.tags.items())]
+            arn = sm.create_secret(
+                Name=name,
+                SecretString=value,
+                KmsKeyId=key,
+                Description=self.params.description,
+                Tags=new_tags,
+                ClientRequestToken=token,
+            )["ARN"]
+            ctx.record_resource(
+                "secretsmanager:secret",
+                arn,
+                change="created",
+                region=self._region(ctx),
+                details={"name": name, "kms_key": key, "fp": value_fp, "new_version": True},
+            )
+            return
+        arn = desc["ARN"]
+        tags = {t["Key"]: t.get("Value", "") for t in desc.get("Tags", [])}
+        if desc.get("DeletedDate"):
+            sm.restore_secret(SecretId=arn)
+        key_changed = not self._same_key(ctx, desc.get("KmsKeyId"), key)
+        if key_changed:
+            sm.update_secret(SecretId=arn, KmsKeyId=key)
+        current: str | None
+        try:
+            current = sm.get_secret_value(SecretId=arn)["SecretString"]
+        except Exception as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            current = None
+        same = current is not None and _same_json(current, value)
+        # A new key only applies to versions stored after the change: store the value again.
+        new_version = not same or key_changed
+        if new_version:
+            sm.put_secret_value(SecretId=arn, SecretString=value, ClientRequestToken=token)
+        wanted = {TAG_MANAGED: "migrate", **self.params.tags}
+        missing = [{"Key": k, "Value": v} for k, v in sorted(wanted.items()) if tags.get(k) != v]
+        if missing:
+            sm.tag_resource(SecretId=arn, Tags=missing)
+        ctx.record_resource(
+            "secretsmanager:secret",
+            arn,
+            change="created" if tags.get(TAG_RUN) == ctx.run_id else "modified",
+            region=self._region(ctx),
+            details={"name": name, "kms_key": key, "fp": value_fp, "new_version": new_version},
+        )
+
+    def _same_key(self, ctx: StepContext, current: str | None, wanted: str) -> bool:
+        if current == wanted:
+            return True
+        if not current:
+            return False
+        resolver = KeyResolver(ctx)
+        region = self._region(ctx)
+        return resolver.arn(current, region) == resolver.arn(wanted, region)
+
+    def _rewrite(
+        self, ctx: StepContext, fp: Fingerprinter, path: Path, scan: FileScan, details: Any
+    ) -> None:
+        new = scan.rewritten
+        if new is None or fp.data(new) != details["rewritten_fp"]:
+            raise StepFailed(
+                f"the rewrite of {path} differs from the plan (was the playbook edited?). Plan "
+                "again; the file is untouched."
+            )
+        try:
+            live = path.read_bytes()
+        except OSError as exc:
+            raise StepFailed(f"cannot read {path} ({exc.strerror}); the file is untouched.")
+        if live == new:
+            return  # done before a crash; nothing to redo
+        if fp.data(live) != details["fp"]:
+            raise StepFailed(
+                f"{path} changed since the plan; nothing was written. Plan again to review it."
+            )
+        assert ctx.run_id is not None
+        ctx.record_resource(
+            "config:file",
+            str(path),
+            change="modified",
+            details={
+                "backup": str(backup_path(ctx.state_dir, ctx.run_id, path)),
+                "fp": details["fp"],
+                "rewritten_fp": details["rewritten_fp"],
+                "mode": file_mode(path),
+                "format": details["format"],
+                "style": details["style"],
+                "secrets": [s["name"] for s in details["secrets"]],
+                "finding_fps": sorted({fp.value(f.entry.value) for f in scan.findings}),
+            },
+        )
+        atomic_write(path, new, mode=file_mode(path))
+
+    # -- verify / outputs / rollback ---------------------------------------------------------------
+    def verify(self, ctx: StepContext) -> None:
+        """No moved credential is left in a rewritten file; every secret reads back its value."""
+        fp = self._fingerprinter(ctx)
+        problems: list[str] = []
+        for res in ctx.resources("config:file"):
+            path = Path(res.identifier)
+            d = res.details or {}
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                problems.append(f"{path}: cannot be read ({exc.strerror})")
+                continue
+            scan = self._rescan(path, data, d["format"])
+            left = {fp.value(f.entry.value) for f in scan.findings} & set(d.get("finding_fps", []))
+            if scan.error and not scan.error.startswith("cannot be rewritten"):
+                problems.append(f"{path}: {scan.error}")
+            if left:
+                problems.append(f"{path}: still holds {len(left)} moved credential(s)")
+        for res in ctx.resources("secretsmanager:secret"):
+            d = res.details or {}
+            sm = ctx.client("secretsmanager", res.region)
+            value = sm.get_secret_value(SecretId=res.identifier)["SecretString"]
+            if fp.value(canonical(json.loads(value))) != d.get("fp"):
+                problems.append(f"secret {d.get('name')} does not hold the moved value")
+        if problems:
+            raise StepFailed(
+                "after secrets.from_configs: " + "; ".join(problems) + ". Resume to retry."
+            )
+
+    def published(self, ctx: StepContext) -> dict[str, Any]:
+        """``secret_names``, ``secret_arns`` and the rewritten ``files``."""
+        secrets = sorted(
+            ((r.details or {}).get("name", ""), r.identifier)
+            for r in ctx.resources("secretsmanager:secret")
+        )
+        return {
+            "secret_names": [n for n, _ in secrets],
+            "secret_arns": [a for _, a in secrets],
+            "files": sorted(r.identifier for r in ctx.resources("config:file")),
+        }
+
+    def rollback(self, ctx: StepContext) -> None:
+        """Restore every rewritten file from its backup (checked by fingerprint); optionally
+        schedule the secrets this run created for deletion (``rollback_deletes_secrets``)."""
+        fp = self._fingerprinter(ctx)
+        refused: list[str] = []
+        for res in ctx.resources("config:file"):
+            path = Path(res.identifier)
+            d = res.details or {}
+            backup = Path(d["backup"])
+            try:
+                data = backup.read_bytes()
+            except OSError as exc:
+                refused.append(f"{path}: backup {backup} cannot be read ({exc.strerror})")
+                continue
+            if fp.data(data) != d["fp"]:
+                refused.append(f"{path}: backup {backup} does not match its fingerprint")
+                continue
+            live = path.read_bytes() if path.exists() else None
+            if live == data:
+                continue
+            if live is not None and fp.data(live) != d["rewritten_fp"]:
+                refused.append(
+                    f"{path} was edited after migrate rewrote it; compare it with {backup} and "
+                    "restore by hand"
+                )
+                continue
+            atomic_write(path, data, mode=int(d.get("mode") or 0o600))
+            log.info("restored %s from %s", path, backup)
+        if self.params.rollback_deletes_secrets:
+            for res in ctx.resources("secretsmanager:secret"):
+                if res.change != "created":
+                    continue
+                sm = ctx.client("secretsmanager", res.region)
+                try:
+                    sm.delete_secret(
+                        SecretId=res.identifier,
+                        RecoveryWindowInDays=self.params.recovery_window_days,
+                    )
+                except Exception as exc:
+                    if error_code(exc) not in (
+                        "ResourceNotFoundException",
+                        "InvalidRequestException",
+                    ):
+                        raise
+        if refused:
+            raise StepFailed("rollback left some files as they are: " + "; ".join(refused) + ".")
+
+
+def _same_json(current: str, wanted: str) -> bool:
+    try:
+        return bool(json.loads(current) == json.loads(wanted))
+    except ValueError:
+        return current == wanted
+
+
+def _tag_value(text: str) -> str:
+    """Tag values are at most 256 characters; keep the end of long paths."""
+    return text if len(text) <= 256 else "..." + text[-253:]

@@ -1,0 +1,742 @@
+"""``iam.keys_to_roles``: replace long-lived access keys with least-privilege roles, then retire them.
+
+Per key, in order (one target per key, so one key's watch window never holds up another key):
+``iam.create_role`` -> ``iam.switch_workloads`` -> ``iam.watch`` (a wait) -> ``iam.deactivate_key``
+(gate) -> ``iam.retire_window`` (a wait) -> ``iam.delete_key`` (gate). Keys used from outside AWS
+(or from nowhere we can attribute) get a single ``iam.review`` gate: a human decides.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from migrate.aws import error_code
+from migrate.engine.base import Action, Estimate, Facts, Step, Wait
+from migrate.engine.context import StepContext
+from migrate.engine.registry import step
+from migrate.errors import StepFailed
+from migrate.steps._select import Selection, tag_dict
+from migrate.steps.iam_policy import EC2_TRUST, generate_policy
+from migrate.store import utcnow
+from migrate.util import format_duration, parse_duration
+
+POLICY_NAME = "migrate-observed-usage"
+SSM_CORE_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+LOCATIONS = ("lambda", "ecs", "ec2-userdata", "ssm")
+HOST_CHECKLIST = (
+    "~/.aws/credentials and ~/.aws/config of every user the application runs as (also root)",
+    "environment variables AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in systemd units, "
+    "/etc/environment, init scripts, container definitions and CI/CD variables",
+    "application config files (.properties, .yml, .env, context.xml) and the deploy bundle",
+    "cron jobs and scripts calling the aws CLI with --profile",
+    "credential files and environment variables win over the instance profile in every SDK: "
+    "the workload keeps using the key until they are gone",
+)
+
+
+def _duration(value: str | int | float) -> float:
+    return float(value) if isinstance(value, (int, float)) else parse_duration(value)
+
+
+class KeysToRolesParams(Selection):
+    """Parameters of ``iam.keys_to_roles`` (``names``/``exclude``/``tags`` select IAM users)."""
+
+    usage_report: str | None = None
+    role_name: str = "migrate-{user}-{key_suffix}"
+    unused_days: int = Field(default=90, ge=0)
+    watch_window: str = "7d"
+    retire_window: str = "7d"
+    kms_key: str | None = None
+    attach_ssm_core: bool = False
+    locations: list[str] = Field(default_factory=lambda: list(LOCATIONS))
+    regions: list[str] = Field(default_factory=list)
+
+    @field_validator("watch_window", "retire_window")
+    @classmethod
+    def _check_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("locations")
+    @classmethod
+    def _check_locations(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if v not in LOCATIONS]
+        if bad:
+            raise ValueError(f"unknown location(s) {bad}; choose from {list(LOCATIONS)}")
+        return value
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(timespec="seconds")
+    return str(value)
+
+
+def _role_name(template: str, user: str, key_id: str) -> str:
+    name = template.format(user=user, key_id=key_id, key_suffix=key_id[-6:].lower())
+    return re.sub(r"[^\w+=,.@-]", "-", name)[:64]
+
+
+@step("iam.keys_to_roles")
+class KeysToRoles(Step):
+    """Replace long-lived access keys with least-privilege roles, watch, then retire the keys.
+
+    Evidence comes from a CloudTrail usage report (``cloudtrail.usage``; the newest one when
+    ``usage_report`` is not given): which calls each key made and from which hosts. A key used from
+    EC2 instances gets a role (trust ``ec2.amazonaws.com``, an inline policy generated from the
+    observed calls plus ``kms:Decrypt``/``GenerateDataKey`` on ``kms_key`` where the workload reads
+    or writes encrypted data), an instance profile, and the profile on each instance - or, where an
+    instance already has a profile, the policy merged into that profile's role. Then a watch window
+    (a run state) proves the key went quiet; deactivation and deletion are separate gates with a
+    retire window between them. Keys unused for ``unused_days`` go straight to deactivation. Keys used
+    from outside AWS or from unattributed addresses are listed for a human (``iam.review``). The
+    key id is also looked for in Lambda environments, ECS task definitions, EC2 user data and SSM
+    parameters. Rollback reactivates keys and restores instance profiles; roles are kept.
+    """
+
+    Params = KeysToRolesParams
+    permissions = (
+        "iam:ListUsers",
+        "iam:ListUserTags",
+        "iam:ListAccessKeys",
+        "iam:GetAccessKeyLastUsed",
+        "iam:GetRole",
+        "iam:ListRolePolicies",
+        "iam:CreateRole",
+        "iam:TagRole",
+        "iam:PutRolePolicy",
+        "iam:DeleteRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:GetInstanceProfile",
+        "iam:CreateInstanceProfile",
+        "iam:AddRoleToInstanceProfile",
+        "iam:PassRole",
+        "iam:UpdateAccessKey",
+        "iam:DeleteAccessKey",
+        "ec2:DescribeInstances",
+        "ec2:DescribeInstanceAttribute",
+        "ec2:DescribeIamInstanceProfileAssociations",
+        "ec2:AssociateIamInstanceProfile",
+        "ec2:DisassociateIamInstanceProfile",
+        "lambda:ListFunctions",
+        "ecs:ListTaskDefinitions",
+        "ecs:DescribeTaskDefinition",
+        "ssm:DescribeParameters",
+        "ssm:GetParameters",
+    )
+    outputs = ("role_arns", "retired_keys")
+    example = """\
+- id: keys-to-roles
+  uses: iam.keys_to_roles
+  with:
+    names: ["*"]
+    watch_window: 7d
+    retire_window: 7d
+    kms_key: "{{ steps.kms.key_arn }}"
+"""
+    params: KeysToRolesParams
+
+    # -- observe ---------------------------------------------------------------------------------
+    def _report(self, ctx: StepContext) -> Any:
+        if ctx.store is None:
+            return None
+        from migrate.cloudtrail.persist import latest_report_id, load_report
+
+        report_id = self.params.usage_report
+        if report_id and not ctx.is_known(report_id):
+            return None
+        report_id = report_id or latest_report_id(ctx.store)
+        return load_report(ctx.store, report_id) if report_id else None
+
+    def observe(self, ctx: StepContext) -> Facts:
+        """Keys of the selected users, their usage, workloads and where the key id is stored."""
+        iam = ctx.client("iam")
+        report = self._report(ctx)
+        keys: dict[str, Any] = {}
+        for page in iam.get_paginator("list_users").paginate():
+            for user in page.get("Users", []):
+                name = user["UserName"]
+                if not self.params.name_matches(name):
+                    continue
+                if self.params.tags:
+                    tags = tag_dict(iam.list_user_tags(UserName=name).get("Tags"))
+                    if not self.params.tags_match(tags):
+                        continue
+                for meta in iam.list_access_keys(UserName=name).get("AccessKeyMetadata", []):
+                    key_id = meta["AccessKeyId"]
+                    last = iam.get_access_key_last_used(AccessKeyId=key_id).get(
+                        "AccessKeyLastUsed", {}
+                    )
+                    keys[key_id] = {
+                        "user": name,
+                        "status": meta.get("Status"),
+                        "created": _iso(meta.get("CreateDate")),
+                        "last_used": _iso(last.get("LastUsedDate")),
+                        "last_used_service": last.get("ServiceName"),
+                        "usage": self._usage(report, key_id),
+                        "workloads": [],
+                        "outside": [],
+                        "locations": [],
+                    }
+        for key in keys.values():
+            self._attribute(ctx, report, key)
+        self._find_locations(ctx, keys)
+        return {
+            "report_id": getattr(report, "id", None),
+            "report_window": [getattr(report, "since", None), getattr(report, "until", None)],
+            "keys": keys,
+            "compliant": [],
+        }
+
+    @staticmethod
+    def _usage(report: Any, key_id: str) -> dict[str, Any] | None:
+        if report is None:
+            return None
+        try:
+            usage = report.key(key_id)
+        except KeyError:
+            return {"calls": 0, "first_seen": None, "last_seen": None, "actions": [], "ips": {}}
+        return {
+            "calls": usage.calls,
+            "first_seen": usage.first_seen,
+            "last_seen": usage.last_seen,
+            "actions": [
+                {
+                    "action": c.iam_action,
+                    "event": f"{c.event_source}:{c.event_name}",
+                    "count": c.count,
+                    "errors": dict(c.errors),
+                    "resources": sorted(getattr(c, "resources", None) or []),
+                }
+                for c in usage.actions
+            ],
+            "ips": dict(sorted(usage.source_ips.items())),
+            "user_agents": sorted(usage.user_agents)[:5],
+        }
+
+    def _attribute(self, ctx: StepContext, report: Any, key: dict[str, Any]) -> None:
+        usage = key["usage"]
+        if not usage:
+            return
+        ec2 = ctx.client("ec2")
+        for ip in usage["ips"]:
+            attribution = report.ips.get(ip) if report is not None else None
+            kind = getattr(attribution, "kind", None)
+            if kind == "aws-service" or ip.endswith(".amazonaws.com"):
+                continue
+            instance_id = getattr(attribution, "instance_id", None)
+            if not instance_id:
+                key["outside"].append(ip)
+                continue
+            assoc = ec2.describe_iam_instance_profile_associations(
+                Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+            ).get("IamInstanceProfileAssociations", [])
+            live = [a for a in assoc if a.get("State") in ("associated", "associating")]
+            key["workloads"].append(
+                {
+                    "kind": "ec2",
+                    "instance_id": instance_id,
+                    "name": getattr(attribution, "instance_name", None),
+                    "ip": ip,
+                    "profile_arn": live[0]["IamInstanceProfile"]["Arn"] if live else None,
+                }
+            )
+        key["workloads"].sort(key=lambda w: w["instance_id"])
+        key["outside"].sort()
+
+    def _find_locations(self, ctx: StepContext, keys: dict[str, Any]) -> None:
+        """Where legacy systems keep key ids: only the fact that a key id appears is kept."""
+        if not keys:
+            return
+        ids = list(keys)
+
+        def hits(text: str | None) -> list[str]:
+            return [k for k in ids if text and k in text]
+
+        wanted = set(self.params.locations)
+        for region in ctx.regions:
+            if "lambda" in wanted:
+                lam = ctx.client("lambda", region)
+                for page in lam.get_paginator("list_functions").paginate():
+                    for fn in page.get("Functions", []):
+                        env = json.dumps((fn.get("Environment") or {}).get("Variables") or {})
+                        for k in hits(env):
+                            keys[k]["locations"].append(
+                                {
+                                    "kind": "lambda",
+                                    "name": fn["FunctionName"],
+                                    "region": region,
+                                    "role": fn.get("Role"),
+                                }
+                            )
+            if "ecs" in wanted:
+                ecs = ctx.client("ecs", region)
+                for page in ecs.get_paginator("list_task_definitions").paginate(status="ACTIVE"):
+                    for arn in page.get("taskDefinitionArns", []):
+                        td = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+                        env = json.dumps(
+                            [c.get("environment") for c in td.get("containerDefinitions", [])]
+                        )
+                        for k in hits(env):
+                            keys[k]["locations"].append(
+                                {
+                                    "kind": "ecs",
+                                    "name": arn,
+                                    "region": region,
+                                    "role": td.get("taskRoleArn"),
+                                }
+                            )
+            if "ec2-userdata" in wanted:
+                ec2 = ctx.client("ec2", region)
+                for page in ec2.get_paginator("describe_instances").paginate():
+                    for res in page.get("Reservations", []):
+                        for inst in res.get("Instances", []):
+                            attr = ec2.describe_instance_attribute(
+                                InstanceId=inst["InstanceId"], Attribute="userData"
+                            )
+                            raw = (attr.get("UserData") or {}).get("Value")
+                            text = base64.b64decode(raw).decode("utf-8", "replace") if raw else ""
+                            for k in hits(text):
+                                keys[k]["locations"].append(
+                                    {
+                                        "kind": "ec2-userdata",
+                                        "name": inst["InstanceId"],
+                                        "region": region,
+                                    }
+                                )
+            if "ssm" in wanted:
+                ssm = ctx.client("ssm", region)
+                names: list[str] = []
+                for page in ssm.get_paginator("describe_parameters").paginate():
+                    names += [
+                        p["Name"]
+                        for p in page.get("Parameters", [])
+                        if p.get("Type") != "SecureString"
+                    ]
+                for i in range(0, len(names), 10):
+                    got = ssm.get_parameters(Names=names[i : i + 10], WithDecryption=False)
+                    for param in got.get("Parameters", []):
+                        for k in hits(param.get("Value")):
+                            keys[k]["locations"].append(
+                                {"kind": "ssm", "name": param["Name"], "region": region}
+                            )
+        for key in keys.values():
+            key["locations"].sort(key=lambda loc: (loc["kind"], loc["name"]))
+
+    # -- decide ----------------------------------------------------------------------------------
+    def _unused_days(self, key: dict[str, Any]) -> float | None:
+        """Days since the key was last used (or created, if never), per IAM."""
+        when = key["last_used"] or key["created"]
+        if not when:
+            return None
+        try:
+            moment = datetime.fromisoformat(str(when).replace("Z", "+00:00")).replace(tzinfo=None)
+        except ValueError:
+            return None
+        return (utcnow() - moment).total_seconds() / 86400
+
+    def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
+        """Per key: a role and a switch, or retirement of an unused key, or a human review."""
+        actions: list[Action] = []
+        watch = _duration(self.params.watch_window)
+        retire = _duration(self.params.retire_window)
+        for key_id, key in sorted(facts["keys"].items()):
+            if key["status"] != "Active":
+                continue
+            user = key["user"]
+            usage = key["usage"]
+            idle = self._unused_days(key)
+            calls = usage["calls"] if usage else 0
+            if calls == 0:
+                if key["last_used"] and idle is not None and idle < self.params.unused_days:
+                    actions.append(
+                        self._review(
+                            key_id,
+                            user,
+                            f"IAM saw this key used {idle:.0f} days ago "
+                            f"({key['last_used_service']}) "
+                            + (
+                                "but there is no CloudTrail usage report: run cloudtrail.usage "
+                                "(`migrate trail usage`) first, then plan again"
+                                if usage is None
+                                else "but the CloudTrail evidence has no call: widen its window"
+                            ),
+                        )
+                    )
+                elif idle is None or idle >= self.params.unused_days:
+                    note = f"unused for {idle:.0f} days" if idle is not None else "never used"
+                    if not key["last_used"]:
+                        note = "never used" + (f" (created {idle:.0f} days ago)" if idle else "")
+                    actions += self._retire(key_id, user, retire, [f"{key_id} ({user}) is {note}"])
+                else:
+                    actions.append(
+                        self._review(
+                            key_id,
+                            user,
+                            f"no use seen, but the key is only {idle:.0f} days old "
+                            f"(unused_days is {self.params.unused_days})",
+                        )
+                    )
+                continue
+            assert usage is not None  # calls > 0
+            if key["outside"] or not key["workloads"]:
+                seen = ", ".join(key["outside"]) or "no attributable address"
+                actions.append(
+                    self._review(
+                        key_id,
+                        user,
+                        f"used from {seen} (outside AWS or behind NAT): no automatic switch; "
+                        f"{usage['calls']} calls, actions "
+                        + ", ".join(
+                            sorted({a["action"] or a["event"] for a in usage["actions"]})[:10]
+                        ),
+                    )
+                )
+                continue
+            actions += self._switch(ctx, key_id, key, watch, retire)
+        return actions
+
+    def _review(self, key_id: str, user: str, why: str) -> Action:
+        return Action(
+            kind="iam.review",
+            target=key_id,
+            summary=f"human review of {key_id} ({user}): {why}",
+            gate="human-review",
+            destructive=True,  # `--yes` must never wave this through
+            risks=(why,),
+            details={"user": user},
+        )
+
+    def _retire(self, key_id: str, user: str, retire: float, risks: list[str]) -> list[Action]:
+        return [
+            Action(
+                kind="iam.deactivate_key",
+                target=key_id,
+                summary=f"deactivate access key {key_id} of {user}",
+                gate="deactivate",
+                destructive=True,
+                estimate=Estimate(duration_s=1, api_requests=1),
+                risks=tuple(risks),
+                details={"user": user},
+            ),
+            Action(
+                kind="iam.retire_window",
+                target=key_id,
+                summary=f"keep {key_id} inactive for {format_duration(retire)} before deletion",
+                estimate=Estimate(duration_s=retire, api_requests=2),
+                details={"user": user, "seconds": retire},
+            ),
+            Action(
+                kind="iam.delete_key",
+                target=key_id,
+                summary=f"delete access key {key_id} of {user}",
+                gate="delete",
+                destructive=True,
+                estimate=Estimate(duration_s=1, api_requests=1),
+                details={"user": user},
+            ),
+        ]
+
+    def _switch(
+        self, ctx: StepContext, key_id: str, key: dict[str, Any], watch: float, retire: float
+    ) -> list[Action]:
+        user = key["usage"] and key["user"]
+        kms = (
+            self.params.kms_key
+            if self.params.kms_key and ctx.is_known(self.params.kms_key)
+            else None
+        )
+        resources = {
+            a["action"]: a["resources"] for a in key["usage"]["actions"] if a.get("resources")
+        }
+        policy = generate_policy(key["usage"]["actions"], kms, resources)
+        role = _role_name(self.params.role_name, key["user"], key_id)
+        notes = policy.notes()
+        if self.params.kms_key and not kms:
+            notes.append(f"kms:Decrypt on {self.params.kms_key} is added once the key exists")
+        instances = [w["instance_id"] for w in key["workloads"]]
+        merged = [w for w in key["workloads"] if w["profile_arn"]]
+        switch_risks = [
+            "remove the key from the hosts (credential files and environment variables win over "
+            "the instance profile): " + "; ".join(HOST_CHECKLIST[:2]),
+        ]
+        if merged:
+            switch_risks.append(
+                "instances with a profile already get the policy merged into that profile's role: "
+                + ", ".join(f"{w['instance_id']} ({w['profile_arn']})" for w in merged)
+            )
+        for loc in key["locations"]:
+            switch_risks.append(
+                f"the key id also appears in {loc['kind']} {loc['name']}: change that workload to "
+                "its role too"
+            )
+        common = {"user": key["user"], "role_name": role}
+        return [
+            Action(
+                kind="iam.create_role",
+                target=key_id,
+                summary=f"create role {role} + instance profile with {len(policy.actions)} "
+                f"observed action(s) for the workload of {key_id} ({user})",
+                estimate=Estimate(duration_s=5, api_requests=6),
+                risks=tuple(notes),
+                details={
+                    **common,
+                    "policy": policy.document,
+                    "ssm_core": self.params.attach_ssm_core,
+                },
+            ),
+            Action(
+                kind="iam.switch_workloads",
+                target=key_id,
+                summary=f"give {', '.join(instances)} the role {role}",
+                estimate=Estimate(duration_s=5 * len(instances), api_requests=3 * len(instances)),
+                risks=tuple(switch_risks),
+                details={**common, "policy": policy.document, "workloads": key["workloads"]},
+            ),
+            Action(
+                kind="iam.watch",
+                target=key_id,
+                summary=f"watch {key_id} for {format_duration(watch)}: it must show no use after "
+                "the switch",
+                estimate=Estimate(duration_s=watch, api_requests=2),
+                risks=(
+                    "the watch fails (and the key stays active) if the key is used after the "
+                    "switch: remove it from the host first",
+                ),
+                details={**common, "seconds": watch, "checklist": list(HOST_CHECKLIST)},
+            ),
+            *self._retire(key_id, key["user"], retire, []),
+        ]
+
+    # -- act -------------------------------------------------------------------------------------
+    def act(self, ctx: StepContext, action: Action) -> Wait | None:
+        """Carry out one action; every create looks first, every wait is a state."""
+        handler = getattr(self, "_act_" + action.kind.split(".", 1)[1])
+        result: Wait | None = handler(ctx, action)
+        return result
+
+    def _act_review(self, ctx: StepContext, action: Action) -> None:
+        return None  # the approval is the review
+
+    def _act_create_role(self, ctx: StepContext, action: Action) -> None:
+        iam = ctx.client("iam")
+        role = action.details["role_name"]
+        try:
+            arn = iam.get_role(RoleName=role)["Role"]["Arn"]
+        except Exception as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+            arn = iam.create_role(
+                RoleName=role,
+                AssumeRolePolicyDocument=json.dumps(EC2_TRUST),
+                Description=f"Replaces access key {action.target} (created by migrate)",
+                Tags=[
+                    {"Key": "migrate:access-key", "Value": action.target},
+                    {"Key": "migrate:run", "Value": ctx.run_id or ""},
+                ],
+            )["Role"]["Arn"]
+            ctx.record_resource("iam:role", role, details={"arn": arn})
+        iam.put_role_policy(
+            RoleName=role,
+            PolicyName=POLICY_NAME,
+            PolicyDocument=json.dumps(action.details["policy"]),
+        )
+        if action.details.get("ssm_core"):
+            iam.attach_role_policy(RoleName=role, PolicyArn=SSM_CORE_ARN)
+        try:
+            profile = iam.get_instance_profile(InstanceProfileName=role)["InstanceProfile"]
+        except Exception as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+            profile = iam.create_instance_profile(InstanceProfileName=role)["InstanceProfile"]
+            ctx.record_resource("iam:instance-profile", role, details={"arn": profile["Arn"]})
+        if role not in [r["RoleName"] for r in profile.get("Roles", [])]:
+            iam.add_role_to_instance_profile(InstanceProfileName=role, RoleName=role)
+        ctx.record_result(role_arn=arn, instance_profile_arn=profile["Arn"])
+        return None
+
+    def _act_switch_workloads(self, ctx: StepContext, action: Action) -> None:
+        iam = ctx.client("iam")
+        ec2 = ctx.client("ec2")
+        role = action.details["role_name"]
+        policy = json.dumps(action.details["policy"])
+        own_profile = iam.get_instance_profile(InstanceProfileName=role)["InstanceProfile"]["Arn"]
+        for workload in action.details["workloads"]:
+            instance_id = workload["instance_id"]
+            assoc = [
+                a
+                for a in ec2.describe_iam_instance_profile_associations(
+                    Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+                ).get("IamInstanceProfileAssociations", [])
+                if a.get("State") in ("associated", "associating")
+            ]
+            if not assoc:
+                ec2.associate_iam_instance_profile(
+                    IamInstanceProfile={"Name": role}, InstanceId=instance_id
+                )
+                ctx.record_resource(
+                    "ec2:instance-profile-association",
+                    instance_id,
+                    change="created",
+                    details={"profile": role, "previous": None},
+                )
+                continue
+            current = assoc[0]["IamInstanceProfile"]["Arn"]
+            if current == own_profile:
+                continue  # done before a crash
+            # The instance already has a profile: merge, never replace (other apps may use it).
+            profile_name = current.rsplit("/", 1)[-1]
+            roles = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"][
+                "Roles"
+            ]
+            for existing in roles:
+                iam.put_role_policy(
+                    RoleName=existing["RoleName"],
+                    PolicyName=f"{POLICY_NAME}-{action.target[-6:].lower()}",
+                    PolicyDocument=policy,
+                )
+                ctx.record_resource(
+                    "iam:role-policy",
+                    f"{existing['RoleName']}/{POLICY_NAME}-{action.target[-6:].lower()}",
+                    change="created",
+                    details={"instance": instance_id, "profile": profile_name},
+                )
+        saved = ctx.load_checkpoint("switch")
+        if saved is None:
+            ctx.checkpoint({"switched_at": utcnow().isoformat()}, done=1, name="switch")
+        return None
+
+    def _switched_at(self, ctx: StepContext) -> datetime:
+        saved = ctx.load_checkpoint("watch")
+        if saved is None:
+            now = utcnow()
+            ctx.checkpoint({"start": now.isoformat()}, done=0, name="watch")
+            return now
+        return datetime.fromisoformat(saved["cursor"]["start"])
+
+    def _act_watch(self, ctx: StepContext, action: Action) -> Wait | None:
+        iam = ctx.client("iam")
+        start = self._switched_at(ctx)
+        last = iam.get_access_key_last_used(AccessKeyId=action.target).get("AccessKeyLastUsed", {})
+        used = last.get("LastUsedDate")
+        if isinstance(used, datetime) and used.replace(tzinfo=None) > start:
+            # The window starts again once the operator has removed the key from the host.
+            ctx.checkpoint({"start": utcnow().isoformat()}, done=0, name="watch")
+            raise StepFailed(
+                f"access key {action.target} ({action.details['user']}) was used at "
+                f"{used:%Y-%m-%d %H:%M:%S} UTC (service {last.get('ServiceName')}, region "
+                f"{last.get('Region')}) after the switch at {start:%Y-%m-%d %H:%M:%S} UTC. The key "
+                "stays active. Remove it from the host (check: "
+                + "; ".join(HOST_CHECKLIST[:3])
+                + "), then `migrate resume`: the watch window starts again."
+            )
+        deadline = start + timedelta(seconds=float(action.details["seconds"]))
+        now = utcnow()
+        if now >= deadline:
+            ctx.record_result(watched_from=start.isoformat(), watched_until=now.isoformat())
+            return None
+        remaining = (deadline - now).total_seconds()
+        return Wait(
+            f"watching {action.target} for use",
+            until=deadline,
+            poll_s=min(3600.0, max(remaining, 1.0)),
+        )
+
+    def _act_deactivate_key(self, ctx: StepContext, action: Action) -> None:
+        iam = ctx.client("iam")
+        user = action.details["user"]
+        try:
+            iam.update_access_key(UserName=user, AccessKeyId=action.target, Status="Inactive")
+        except Exception as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+            return None  # already deleted by someone: nothing left to deactivate
+        ctx.record_resource(
+            "iam:access-key",
+            action.target,
+            change="modified",
+            details={"user": user, "previous": "Active"},
+        )
+        ctx.record_result(deactivated_at=utcnow().isoformat())
+        return None
+
+    def _act_retire_window(self, ctx: StepContext, action: Action) -> Wait | None:
+        saved = ctx.load_checkpoint("retire")
+        if saved is None:
+            start = utcnow()
+            ctx.checkpoint({"start": start.isoformat()}, done=0, name="retire")
+        else:
+            start = datetime.fromisoformat(saved["cursor"]["start"])
+        deadline = start + timedelta(seconds=float(action.details["seconds"]))
+        if utcnow() >= deadline:
+            return None
+        return Wait(
+            f"{action.target} stays inactive before deletion",
+            until=deadline,
+            poll_s=min(3600.0, (deadline - utcnow()).total_seconds()),
+        )
+
+    def _act_delete_key(self, ctx: StepContext, action: Action) -> None:
+        iam = ctx.client("iam")
+        try:
+            iam.delete_access_key(UserName=action.details["user"], AccessKeyId=action.target)
+        except Exception as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+        ctx.record_resource(
+            "iam:access-key",
+            action.target,
+            change="deleted",
+            details={"user": action.details["user"]},
+        )
+        return None
+
+    # -- verify / outputs / rollback ---------------------------------------------------------
+    def verify(self, ctx: StepContext) -> None:
+        """Every role this step created exists with its policy and profile."""
+        iam = ctx.client("iam")
+        for res in ctx.resources("iam:role"):
+            names = iam.list_role_policies(RoleName=res.identifier).get("PolicyNames", [])
+            if POLICY_NAME not in names:
+                raise StepFailed(f"role {res.identifier} lost its policy {POLICY_NAME}; resume")
+
+    def published(self, ctx: StepContext) -> dict[str, Any]:
+        """Role ARNs by key, and the keys retired."""
+        roles = {r.identifier: (r.details or {}).get("arn") for r in ctx.resources("iam:role")}
+        retired = sorted(
+            r.identifier for r in ctx.resources("iam:access-key") if r.change == "deleted"
+        )
+        return {"role_arns": roles, "retired_keys": retired}
+
+    def rollback(self, ctx: StepContext) -> None:
+        """Reactivate keys (unless deleted), restore instance profiles, remove merged policies;
+        roles and profiles are kept for inspection."""
+        iam = ctx.client("iam")
+        ec2 = ctx.client("ec2")
+        deleted = {r.identifier for r in ctx.resources("iam:access-key") if r.change == "deleted"}
+        for res in ctx.resources("iam:access-key"):
+            if res.change == "modified" and res.identifier not in deleted:
+                iam.update_access_key(
+                    UserName=res.details["user"], AccessKeyId=res.identifier, Status="Active"
+                )
+        for res in ctx.resources("ec2:instance-profile-association"):
+            for assoc in ec2.describe_iam_instance_profile_associations(
+                Filters=[{"Name": "instance-id", "Values": [res.identifier]}]
+            ).get("IamInstanceProfileAssociations", []):
+                if assoc["IamInstanceProfile"]["Arn"].endswith("/" + res.details["profile"]):
+                    ec2.disassociate_iam_instance_profile(AssociationId=assoc["AssociationId"])
+        for res in ctx.resources("iam:role-policy"):
+            role, policy = res.identifier.split("/", 1)
+            try:
+                iam.delete_role_policy(RoleName=role, PolicyName=policy)
+            except Exception as exc:
+                if error_code(exc) != "NoSuchEntity":
+                    raise

@@ -1,0 +1,313 @@
+"""A corpus of realistic legacy config files holding credentials (all fake), for the config tests.
+
+``CORPUS`` maps a relative path to the file's exact bytes; ``MOVED`` lists, per file, the keys the
+default styles move; ``SECRET_VALUES`` every credential value seeded (tests grep for them).
+"""
+
+from __future__ import annotations
+
+DB_HOST = "legacy-mysql.c9akciq32.us-east-1.rds.amazonaws.com"
+PG_HOST = "legacy-postgres.c9akciq32.us-east-1.rds.amazonaws.com"
+
+TOMCAT_PW = "Tomcat-Legacy-2019!"
+XML_ENTITY_PW = "p&ss<\"wo'rd>!"  # written with XML entities
+ORDERS_PW = "0rders#Pa55"
+REPORTS_PW = "Reports-Pass-2020"
+URL_PW = "inUrlS3cret"
+KEYSTORE_PW = "K3ystore-Pass"
+PROPS_ESCAPED_PW = "päss=wörd:with spaces"  # written with escapes
+PROPS_CONT_PW = "continued-secret-value"  # written over two lines
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSANDBOXFAKE"
+API_TOKEN = "tok_live_sandbox_4f9c2a7e1b3d5f60a8c2"
+ENV_QUOTED = "quoted value # not a comment"
+ENV_SINGLE = "single$quoted\\n"
+ENV_EXPORT = "export-me-Secret1"
+GH_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+YAML_ANCHOR_PW = "anch0red-Pass"
+YAML_QUOTED_PW = "yaml: 'quoted' # pass"
+JSON_PW = 'json"pass\\word'
+JSON_TOKEN = "json-api-token-1234567890"
+INI_PW = "ini-Pa$$word"
+INI_MULTI = "line-one-secret"
+LATIN1_PW = "Mot-de-passe-été"
+CRLF_PW = "crlf-Pass-1"
+BOM_PW = "bom-Pass-2"
+PRIVATE_KEY_BODY = "MIIEowIBAAKCAQEAfakefakefakefakefakeKEYBODY"
+REDIS_PW = "redis-Pass-3"
+SMTP_PW = "smtp-Pass-4"
+MYCNF_PW = "mycnf-Pass-5"
+
+SECRET_VALUES = (
+    TOMCAT_PW,
+    XML_ENTITY_PW,
+    ORDERS_PW,
+    REPORTS_PW,
+    URL_PW,
+    KEYSTORE_PW,
+    PROPS_ESCAPED_PW,
+    PROPS_CONT_PW,
+    AWS_SECRET,
+    API_TOKEN,
+    ENV_QUOTED,
+    ENV_EXPORT,
+    GH_TOKEN,
+    YAML_ANCHOR_PW,
+    YAML_QUOTED_PW,
+    JSON_TOKEN,
+    INI_PW,
+    INI_MULTI,
+    LATIN1_PW,
+    CRLF_PW,
+    BOM_PW,
+    PRIVATE_KEY_BODY,
+    REDIS_PW,
+    SMTP_PW,
+    MYCNF_PW,
+)
+
+CORPUS: dict[str, bytes] = {
+    # 1. The talk's Tomcat datasource, one long line as on the box.
+    "tomcat/conf/context.xml": f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Legacy app datasource. Edited by hand on the box since 2017 (ticket OPS-1422). -->
+<Context>
+    <WatchedResource>WEB-INF/web.xml</WatchedResource>
+    <Resource name="jdbc/legacy" auth="Container" type="javax.sql.DataSource" driverClassName="com.mysql.cj.jdbc.Driver" url="jdbc:mysql://{DB_HOST}:3306/app" username="app" password="{TOMCAT_PW}" maxTotal="50" maxIdle="10" maxWaitMillis="10000"/>
+    <!-- TODO: move the password out of this file -->
+</Context>
+""".encode(),
+    # 2. Several resources, multi-line attributes, entities, single quotes, URL credentials,
+    #    a commented-out old resource, an Environment entry and a reference already in place.
+    "tomcat/conf/Catalina/localhost/shop.xml": f"""\
+<?xml version='1.0' encoding='utf-8'?>
+<Context path="/shop" reloadable="false">
+  <!-- old DB, kept for reference: <Resource name="jdbc/old" password="OldPass-1999"/> -->
+  <Resource name="jdbc/orders"
+            auth="Container"
+            type="javax.sql.DataSource"
+            driverClassName="org.postgresql.Driver"
+            url="jdbc:postgresql://{PG_HOST}:5432/orders?ssl=true&amp;sslmode=require"
+            username="orders"
+            password="{ORDERS_PW}"
+            maxTotal="20"/>
+  <Resource name='jdbc/entity' auth='Container' type='javax.sql.DataSource'
+            url='jdbc:mysql://{DB_HOST}:3306/entity' username='ent'
+            password='p&amp;ss&lt;"wo&apos;rd&gt;&#33;'/>
+  <Resource name="jdbc/inurl" type="javax.sql.DataSource"
+            url="jdbc:mysql://svc:{URL_PW}@{DB_HOST}:3306/svc"/>
+  <Resource name="jdbc/managed" type="javax.sql.DataSource"
+            url="jdbc:mysql://{DB_HOST}:3306/m" username="m" password="${{db.m.password}}"/>
+  <Environment name="api.token" value="{API_TOKEN}" type="java.lang.String" override="false"/>
+  <Environment name="feature.flags" value="a,b,c" type="java.lang.String"/>
+</Context>
+""".encode(),
+    # 3. server.xml: a global resource and a TLS connector with a keystore password.
+    "tomcat/conf/server.xml": f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<Server port="8005" shutdown="SHUTDOWN">
+  <GlobalNamingResources>
+    <Resource name="UserDatabase" auth="Container" type="org.apache.catalina.UserDatabase"
+              factory="org.apache.catalina.users.MemoryUserDatabaseFactory"
+              pathname="conf/tomcat-users.xml" />
+    <Resource name="jdbc/reports" auth="Container" type="javax.sql.DataSource"
+              driverClassName="org.postgresql.Driver"
+              url="jdbc:postgresql://{PG_HOST}:5432/reports"
+              username="reports" password="{REPORTS_PW}"/>
+  </GlobalNamingResources>
+  <Service name="Catalina">
+    <Connector port="8443" protocol="org.apache.coyote.http11.Http11NioProtocol" SSLEnabled="true"
+               keystoreFile="conf/keystore.jks" keystorePass="{KEYSTORE_PW}"/>
+  </Service>
+</Server>
+""".encode(),
+    # 4. Latin-1 XML with a declared encoding and a non-ASCII password.
+    "tomcat/conf/latin1-context.xml": (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+        "<!-- Base de donn\u00e9es de l'\u00e9t\u00e9 -->\n"
+        "<Context>\n"
+        f'  <Resource name="jdbc/fr" url="jdbc:mysql://{DB_HOST}:3306/fr" username="fr"'
+        f' password="{LATIN1_PW}"/>\n'
+        "</Context>\n"
+    ).encode("iso-8859-1"),
+    # 5. Not well-formed XML: reported, left untouched.
+    "tomcat/conf/broken-context.xml": b'<Context>\n  <Resource name="jdbc/x" password="not-moved-broken-1">\n</Context>\n',
+    # 6. The seeded properties file.
+    "app/application.properties": f"""\
+# Legacy application settings (edited on the box, not in git)
+server.port=8080
+app.name=legacy-app
+
+# Database
+db.url=jdbc:mysql://{DB_HOST}:3306/app
+db.username=app
+db.password={TOMCAT_PW}
+db.pool.size=20
+
+# AWS
+aws.region=us-east-1
+aws.accessKey=AKIAIOSFODNN7SANDBOX
+aws.secretKey={AWS_SECRET}
+s3.bucket=legacy-app-data
+logging.level.root=INFO
+""".encode(),
+    # 7. Properties with escapes, unicode escapes, continuations, ':' separators, '!' comments.
+    "app/escapes.properties": (
+        "! Escapes and continuations, written by a Java 6 tool\n"
+        "greeting = Hello\\tWorld\n"
+        "mail.smtp.password : p\\u00e4ss\\=w\\u00f6rd\\:with\\ spaces\n"
+        "cache.token = continued-\\\n"
+        "               secret-value\n"
+        "path.with\\ space = C:\\\\tmp\n"
+        "# db.password=commented-out-not-a-finding\n"
+        "trailing.key = last\n"
+    ).encode("iso-8859-1"),
+    # 8. CRLF properties.
+    "app/crlf.properties": f"server.port=9090\r\n# comment\r\ndb.password={CRLF_PW}\r\ndb.user=crlf\r\n".encode(),
+    # 9. Properties with references and placeholders only: nothing moves.
+    "app/references.properties": (
+        b"db.password=${DB_PASSWORD}\n"
+        b"api.token={{resolve:secretsmanager:prod/api:SecretString:token}}\n"
+        b"legacy.secret=ENC(G6N718UuyPE5bHyWKyuLQSm02auQPUtm)\n"
+        b"smtp.password=\n"
+        b"ldap.password=changeme\n"
+        b"password.file=/etc/app/password.txt\n"
+    ),
+    # 10. Properties already importing other config: spring-import refuses, reported untouched.
+    "app/imports.properties": f"spring.config.import=optional:file:./extra.properties\nredis.password={REDIS_PW}\n".encode(),
+    # 11. The seeded .env.
+    "app/.env": f"""\
+# Environment for the reporting worker
+APP_ENV=production
+DATABASE_URL=postgres://reports:{REPORTS_PW}@{PG_HOST}:5432/reports
+API_TOKEN={API_TOKEN}
+LOG_LEVEL=info
+REPORT_BUCKET=legacy-app-data
+""".encode(),
+    # 12. .env with export, quotes, inline comments and a multi-line private key.
+    "worker/.env.production": (
+        "# worker\n"
+        f"export SESSION_SECRET={ENV_EXPORT}\n"
+        f'QUOTED_SECRET="{ENV_QUOTED}"\n'
+        f"SINGLE_TOKEN='{ENV_SINGLE}'  # literal\n"
+        "EMPTY_PASSWORD=\n"
+        'PLACEHOLDER_TOKEN="${FROM_VAULT}"\n'
+        'TLS_KEY="-----BEGIN RSA PRIVATE KEY-----\n'
+        f"{PRIVATE_KEY_BODY}\n"
+        '-----END RSA PRIVATE KEY-----"\n'
+        "WORKERS=4\n"
+    ).encode(),
+    # 13. .env with a value shape under an innocent name.
+    "ci/build.env": f"GITHUB=  {GH_TOKEN}\nBUILD_DIR=/tmp/build\n".encode(),
+    # 14. The seeded Spring YAML.
+    "app/application.yml": f"""\
+# Spring Boot settings for the reporting service
+server:
+  port: 8081
+spring:
+  application:
+    name: legacy-reports
+  datasource:
+    url: jdbc:postgresql://{PG_HOST}:5432/reports
+    username: reports
+    password: {REPORTS_PW}
+    driver-class-name: org.postgresql.Driver
+  jpa:
+    hibernate:
+      ddl-auto: none  # schema is managed by hand
+management:
+  endpoints:
+    web:
+      exposure:
+        include: health,info
+""".encode(),
+    # 15. YAML with an anchor used by an alias: spring-import refuses (reported untouched).
+    "app/anchors.yml": f"""\
+defaults: &defaults
+  password: &pw {YAML_ANCHOR_PW}
+  pool: 5
+prod:
+  <<: *defaults
+  replica-password: *pw
+""".encode(),
+    # 16. YAML, quoted value with a comment, CRLF line ends.
+    "app/quoted.yaml": (
+        "# crlf yaml\r\n"
+        "redis:\r\n"
+        "  host: cache.internal\r\n"
+        f'  password: "{YAML_QUOTED_PW}"   # keep this comment\r\n'
+        "  port: 6379\r\n"
+    ).encode(),
+    # 17. Unparseable YAML.
+    "app/broken.yml": b"spring:\n  datasource:\n    password: [unclosed\n",
+    # 18. JSON with nested keys and escapes.
+    "web/config.json": (
+        "{\n"
+        '  "name": "legacy-web",\n'
+        '  "database": {"host": "db", "user": "web", "password": "json\\"pass\\\\word"},\n'
+        f'  "services": [{{"name": "maps", "apiKey": "{JSON_TOKEN}"}}],\n'
+        '  "retries": 3\n'
+        "}\n"
+    ).encode(),
+    # 19. JSON without credentials (compliant).
+    "web/feature-flags.json": b'{"beta": true, "tokenizer": "standard-v2", "limits": [1, 2]}\n',
+    # 20. Broken JSON.
+    "web/broken.json": b'{"password": "not-moved-json-2",}\n',
+    # 21. INI with sections, ';' comments and a continuation line.
+    "etc/app.ini": f"""\
+; legacy INI
+[database]
+host = db.internal
+user = legacy
+password = {INI_PW}
+
+[cache]
+secret: {INI_MULTI}
+  continued-part
+ttl = 60
+""".encode(),
+    # 22. MySQL option file.
+    "etc/my.cnf": f"[client]\nuser=backup\npassword={MYCNF_PW}\nhost=localhost\n".encode(),
+    # 23. UTF-8 with BOM properties.
+    "app/bom.properties": ("\ufeff" + f"db.password={BOM_PW}\n").encode("utf-8"),
+    # 24. YAML for a mail relay, placeholder-only already.
+    "app/mail.yml": b"mail:\n  host: smtp.internal\n  password: ${SMTP_PASSWORD}\n",
+    # 25. XML config of a job runner with an SMTP password on a non-Resource element.
+    "jobs/notifier.xml": f'<?xml version="1.0"?>\n<notifier>\n  <smtp host="smtp.internal" user="jobs" password="{SMTP_PW}"/>\n</notifier>\n'.encode(),
+    # 26. A README that is not a config format (ignored in directories).
+    "app/README.txt": b"password=not-a-config-file\n",
+}
+
+# What the default styles move, per file: the keys (as the plan shows them).
+MOVED: dict[str, set[str]] = {
+    "tomcat/conf/context.xml": {"Resource[jdbc/legacy]@password"},
+    "tomcat/conf/Catalina/localhost/shop.xml": {
+        "Resource[jdbc/orders]@password",
+        "Resource[jdbc/entity]@password",
+        "Resource[jdbc/inurl]@url",
+        "Environment[api.token]@value",
+    },
+    "tomcat/conf/server.xml": {"Resource[jdbc/reports]@password", "Connector[1]@keystorePass"},
+    "tomcat/conf/latin1-context.xml": {"Resource[jdbc/fr]@password"},
+    "app/application.properties": {"db.password", "aws.secretKey"},
+    "app/escapes.properties": {"mail.smtp.password", "cache.token"},
+    "app/crlf.properties": {"db.password"},
+    "app/.env": {"DATABASE_URL", "API_TOKEN"},
+    "worker/.env.production": {"SESSION_SECRET", "QUOTED_SECRET", "SINGLE_TOKEN", "TLS_KEY"},
+    "ci/build.env": {"GITHUB"},
+    "app/application.yml": {"spring.datasource.password"},
+    "app/quoted.yaml": {"redis.password"},
+    "web/config.json": {"database.password", "services[0].apiKey"},
+    "etc/app.ini": {"[database] password", "[cache] secret"},
+    "etc/my.cnf": {"[client] password"},
+    "app/bom.properties": {"db.password"},
+    "jobs/notifier.xml": {"smtp[1]@password"},
+}
+# Reported and left untouched.
+ERRORS = {
+    "tomcat/conf/broken-context.xml",
+    "app/imports.properties",
+    "app/anchors.yml",
+    "app/broken.yml",
+    "web/broken.json",
+}
+COMPLIANT = {"app/references.properties", "web/feature-flags.json", "app/mail.yml"}

@@ -1,0 +1,57 @@
+"""The eventSource/eventName -> IAM action mapping, checked against parliament's IAM action list."""
+
+from __future__ import annotations
+
+import pytest
+from parliament import iam_definition
+
+from migrate.cloudtrail.actions import EXCEPTIONS, SOURCE_PREFIX, iam_action, service_prefix
+
+REAL = {f"{s['prefix']}:{p['privilege']}" for s in iam_definition for p in s["privileges"]}
+PREFIXES = {s["prefix"] for s in iam_definition}
+
+
+@pytest.mark.parametrize(("key", "target"), sorted(EXCEPTIONS.items()))
+def test_every_exception_is_a_real_action_and_really_needed(
+    key: tuple[str, str], target: str
+) -> None:
+    prefix, event_name = key
+    assert f"{prefix}:{target}" in REAL, f"{prefix}:{target} is not an IAM action"
+    # Vetted: the same-name guess would be wrong (not an action, or not with this spelling).
+    assert f"{prefix}:{event_name}" not in REAL, f"{key} needs no exception"
+
+
+def test_source_prefix_exceptions_are_real_prefixes() -> None:
+    assert set(SOURCE_PREFIX.values()) <= PREFIXES
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "action"),
+    [
+        ("s3.amazonaws.com", "ListBuckets", "s3:ListAllMyBuckets"),
+        ("s3.amazonaws.com", "HeadObject", "s3:GetObject"),
+        ("s3.amazonaws.com", "ListObjects", "s3:ListBucket"),
+        ("s3.amazonaws.com", "GetObject", "s3:GetObject"),
+        ("s3.amazonaws.com", "PutObject", "s3:PutObject"),
+        ("rds.amazonaws.com", "DescribeDBInstances", "rds:DescribeDBInstances"),
+        ("sts.amazonaws.com", "GetCallerIdentity", "sts:GetCallerIdentity"),
+        ("kms.amazonaws.com", "Decrypt", "kms:Decrypt"),
+        ("monitoring.amazonaws.com", "PutMetricData", "cloudwatch:PutMetricData"),
+        ("lambda.amazonaws.com", "GetFunction20150331v2", "lambda:GetFunction"),
+        ("lambda.amazonaws.com", "Invoke", "lambda:InvokeFunction"),
+        ("apigateway.amazonaws.com", "GetRestApis", "apigateway:GET"),
+        ("ec2.amazonaws.com", "DescribeInstances", "ec2:DescribeInstances"),
+        ("iam.amazonaws.com", "ListAccessKeys", "iam:ListAccessKeys"),
+        ("dynamodb.amazonaws.com", "GetItem", "dynamodb:GetItem"),
+        ("sqs.amazonaws.com", "ReceiveMessage", "sqs:ReceiveMessage"),
+    ],
+)
+def test_common_calls_map_to_real_actions(source: str, name: str, action: str) -> None:
+    assert iam_action(source, name) == action
+    assert action in REAL
+
+
+def test_calls_that_are_no_iam_action_map_to_none() -> None:
+    assert iam_action("signin.amazonaws.com", "ConsoleLogin") is None
+    assert iam_action("", "GetObject") is None
+    assert service_prefix("example.com") is None
