@@ -30,6 +30,7 @@ class Bar:
     start_s: float
     duration_s: float
     downtime: bool
+    downtime_s: float
     gate: str | None
     known_after: bool
 
@@ -51,6 +52,7 @@ def schedule(body: dict[str, Any]) -> tuple[list[Bar], float]:
                     start_s=t,
                     duration_s=duration,
                     downtime=float(a["estimate"]["downtime_s"]) > 0,
+                    downtime_s=float(a["estimate"]["downtime_s"]),
                     gate=a["gate"] or ("approve" if step.get("gated") else None),
                     known_after=bool(a.get("known_after")),
                 )
@@ -74,6 +76,7 @@ def render_svg(body: dict[str, Any]) -> str:
     total = max(total, 1.0)
     scale = CHART_W / total
     rows: list[str] = []
+    windows: list[str] = []
     y = AXIS_H
     current_step = None
     for bar in bars:
@@ -83,12 +86,20 @@ def render_svg(body: dict[str, Any]) -> str:
             y += HEADER_H
         x = LABEL_W + bar.start_s * scale
         width = max(bar.duration_s * scale, 2.0)
+        if bar.downtime:
+            # The window the workload is down for (writes stopped), which may span later actions.
+            band = max(bar.downtime_s * scale, 2.0)
+            windows.append(
+                f'<rect class="downtime-window" x="{x:.1f}" y="{y}" width="{band:.1f}" '
+                f'height="{ROW_H}"><title>downtime window of {escape(bar.target)}: about '
+                f"{escape(format_duration(bar.downtime_s))}</title></rect>"
+            )
         cls = "action-bar downtime" if bar.downtime else "action-bar"
         if bar.known_after:
             cls += " known-after"
         title = f"{bar.summary} ({format_duration(bar.duration_s)})"
         rows.append(
-            f'<text class="target-label" x="14" y="{y + 13}">{escape(bar.target[:40])}</text>'
+            f'<text class="target-label" x="14" y="{y + 13}">{escape(_short(bar.target))}</text>'
             f'<rect class="{cls}" x="{x:.1f}" y="{y + 3}" width="{width:.1f}" '
             f'height="{ROW_H - 6}" rx="2"><title>{escape(title)}</title></rect>'
         )
@@ -122,8 +133,14 @@ def render_svg(body: dict[str, Any]) -> str:
         ".action-bar.known-after{fill-opacity:.55}"
         ".gate{fill:#e6a100;stroke:#7a4b00;stroke-width:1}"
         ".tick{stroke:#dde;stroke-width:1}"
-        "</style>" + "".join(axis) + "".join(rows) + "</svg>"
+        ".downtime-window{fill:#c0392b;fill-opacity:.15}"
+        "</style>" + "".join(axis) + "".join(windows) + "".join(rows) + "</svg>"
     )
+
+
+def _short(target: str, width: int = 38) -> str:
+    """Keep the informative end of long targets (file paths, ARNs)."""
+    return target if len(target) <= width else "\u2026" + target[-(width - 1) :]
 
 
 def text_timeline(body: dict[str, Any]) -> list[dict[str, Any]]:
