@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -76,7 +77,21 @@ def test_ctrl_c_during_a_wait_leaves_the_run_resumable(endpoint: str, tmp_path: 
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
+    # Interrupt once the run is really inside its wait (start-up can be slow on a busy machine).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows: list[tuple[str]] = []
+        if db.exists():
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            try:
+                rows = conn.execute("SELECT status FROM actions").fetchall()
+            except sqlite3.OperationalError:
+                rows = []
+            finally:
+                conn.close()
+        if ("waiting",) in rows:
+            break
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err

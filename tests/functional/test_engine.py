@@ -193,7 +193,7 @@ def test_step_mode_no_leaves_action_for_later(settings: Settings, aws: Any) -> N
 
 def test_only_and_until(settings: Settings, aws: Any) -> None:
     aws("s3").create_bucket(Bucket="until-bucket")
-    book = str(PLAYBOOKS / "ftr-baseline.yaml")
+    book = str(PLAYBOOKS / "s3-default-encryption.yaml")
     result = commands.run(settings, book, options=_opts(until="kms"))
     assert result.status == "paused"
     assert _algo(aws, "until-bucket") is None
@@ -204,7 +204,7 @@ def test_only_and_until(settings: Settings, aws: Any) -> None:
 
 def test_stale_plan_is_refused_with_what_changed(settings: Settings, aws: Any) -> None:
     aws("s3").create_bucket(Bucket="before-plan")
-    book = str(PLAYBOOKS / "ftr-baseline.yaml")
+    book = str(PLAYBOOKS / "s3-default-encryption.yaml")
     plan_id, _ = commands.plan(settings, book)
     aws("s3").create_bucket(Bucket="after-plan")
     with pytest.raises(StalePlanError, match=r"plan .* is stale.*buckets\.after-plan: added"):
@@ -222,7 +222,7 @@ def test_resume_after_playbook_edit_replans_changed_steps(
 ) -> None:
     for b in ("edit-keep", "edit-skip"):
         aws("s3").create_bucket(Bucket=b)
-    text = (PLAYBOOKS / "ftr-baseline.yaml").read_text()
+    text = (PLAYBOOKS / "s3-default-encryption.yaml").read_text()
     book = write_playbook(tmp_path / "b.yaml", text)
     result = commands.run(settings, str(book), options=_opts(until="kms"))
     assert result.status == "paused"

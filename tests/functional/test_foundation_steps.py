@@ -16,7 +16,8 @@ from migrate.errors import BadInputError
 from migrate.store.models import JournalEntry
 from tests.conftest import PLAYBOOKS, write_playbook
 
-BASELINE = str(PLAYBOOKS / "ftr-baseline.yaml")
+# kms + s3.default_encryption: the part of the baseline these tests are about.
+BASELINE = str(PLAYBOOKS / "s3-default-encryption.yaml")
 
 
 def _buckets(aws: Any, *names: str) -> None:
