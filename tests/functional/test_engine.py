@@ -239,3 +239,22 @@ def test_resume_after_playbook_edit_replans_changed_steps(
     assert _algo(aws, "edit-keep") == "aws:kms"
     assert _algo(aws, "edit-skip") is None
     assert len(aws("kms").list_keys()["Keys"]) == 1  # the done kms step was not redone
+
+
+def test_plan_is_stale_when_a_database_changed_after_planning(settings: Settings, aws: Any) -> None:
+    rds = aws("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier="stale-db",
+        DBInstanceClass="db.t3.micro",
+        Engine="mysql",
+        MasterUsername="admin",
+        MasterUserPassword="Not-A-Real-Secret-7",
+        AllocatedStorage=20,
+        BackupRetentionPeriod=7,
+    )
+    plan_id, _ = commands.plan(settings, str(PLAYBOOKS / "rds-encrypt.yaml"))
+    rds.modify_db_instance(
+        DBInstanceIdentifier="stale-db", BackupRetentionPeriod=14, ApplyImmediately=True
+    )
+    with pytest.raises(StalePlanError, match=r"stale-db.*(7 -> 14|backup)"):
+        commands.run(settings, None, plan_id=plan_id, options=_opts())
