@@ -178,7 +178,8 @@ class AwsSession:
             if key not in self._clients:
                 config = Config(
                     retries={"mode": "adaptive", "max_attempts": self.max_attempts},
-                    max_pool_connections=32,
+                    # Connections open lazily; a large pool costs nothing unused and spares TLS handshakes.
+                    max_pool_connections=128,
                     s3={"addressing_style": "path"} if self.endpoint_url else None,
                 )
                 client = self._session.client(

@@ -49,6 +49,9 @@ POSTGRES_PARAMS = "legacy-postgres-params"
 APP_DATA_BUCKET = "legacy-app-data"
 BACKUPS_BUCKET = "legacy-backups"
 STATIC_SITE_BUCKET = "legacy-static-site"
+# ACLs disabled (BucketOwnerEnforced), one SSE-S3 object and one archived object: the paths where
+# s3.reencrypt skips ACL calls, uses its update lane or copy fallback, and skips-and-lists.
+UPLOADS_BUCKET = "legacy-uploads"
 LOG_BUCKET = "legacy-cloudtrail-logs"
 TRAIL_NAME = "legacy-trail"
 PUBLIC_READ_KEY = "public/logo.png"
@@ -521,10 +524,24 @@ def _seed_s3(clients: _Clients, region: str) -> tuple[SeededBucket, ...]:
             "ErrorDocument": {"Key": "error.html"},
         },
     )
+    _create_bucket(s3, UPLOADS_BUCKET, region)
+    s3.put_bucket_ownership_controls(
+        Bucket=UPLOADS_BUCKET,
+        OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+    )
+    uploads: tuple[tuple[str, bytes, dict[str, str]], ...] = (
+        ("incoming/2026-11-01.csv", b"id,amount\n1,10\n", {}),
+        ("incoming/2026-11-02.csv", b"id,amount\n2,20\n", {}),
+        ("exports/sse-s3.csv", b"a,b\n", {"ServerSideEncryption": "AES256"}),
+        ("archive/2019.tar", b"old archive", {"StorageClass": "GLACIER"}),
+    )
+    for key, body, extra in uploads:
+        s3.put_object(Bucket=UPLOADS_BUCKET, Key=key, Body=body, ContentType="text/csv", **extra)
     return (
         SeededBucket(APP_DATA_BUCKET, tuple(app_keys)),
         SeededBucket(BACKUPS_BUCKET, backup_keys, versioned=True),
         SeededBucket(STATIC_SITE_BUCKET, tuple(key for key, _, _ in site_objects)),
+        SeededBucket(UPLOADS_BUCKET, tuple(key for key, _, _ in uploads)),
     )
 
 

@@ -19,6 +19,7 @@ class DefaultEncryptionParams(Selection):
 
     kms_key: str = Field(min_length=1)
     bucket_key: bool = True
+    include_log_buckets: bool = False
 
 
 def bucket_region(s3: Any, bucket: str) -> str:
@@ -100,7 +101,9 @@ class S3DefaultEncryption(Step):
     already default to SSE-KMS with the target key and bucket keys on are left alone (compliant).
     Default encryption covers new objects only; ``s3.reencrypt`` handles the objects already there.
     The key must be in the bucket's region (AWS refuses otherwise); such buckets are skipped and
-    reported. The previous configuration is recorded, and ``migrate rollback`` restores it.
+    reported. Log buckets are left alone and listed unless ``include_log_buckets: true``: S3 server
+    access logs are delivered only to SSE-S3 buckets, and a CloudTrail bucket under SSE-KMS needs
+    the key policy to allow CloudTrail. The previous configuration is recorded, and ``migrate rollback`` restores it.
     """
 
     Params = DefaultEncryptionParams
@@ -109,6 +112,8 @@ class S3DefaultEncryption(Step):
         "s3:GetBucketLocation",
         "s3:GetBucketTagging",
         "s3:GetEncryptionConfiguration",
+        "s3:GetBucketLogging",
+        "cloudtrail:DescribeTrails",
         "s3:PutEncryptionConfiguration",
         "kms:DescribeKey",
     )
@@ -139,6 +144,8 @@ class S3DefaultEncryption(Step):
             enc = bucket_encryption(ctx.client("s3", region), name)
             enc["kms_key_arn"] = resolver.arn(enc["kms_key"], region)
             buckets[name] = {"region": region, "encryption": enc}
+        for name, why in self._log_buckets(ctx, s3, list(buckets)).items():
+            buckets[name]["log_bucket"] = why
         target_arns = {
             region: resolver.arn(self.params.kms_key, region)
             for region in sorted({b["region"] for b in buckets.values()})
@@ -148,12 +155,55 @@ class S3DefaultEncryption(Step):
             for name, b in buckets.items()
             if self._compliant(b["encryption"], target_arns.get(b["region"]))
         ]
+        warnings = [
+            f"s3://{name} left on its current default encryption: {b['log_bucket']} "
+            "(include_log_buckets: true overrides)"
+            for name, b in buckets.items()
+            if b.get("log_bucket") and not self.params.include_log_buckets and name not in compliant
+        ]
         return {
             "buckets": buckets,
             "target_key": self.params.kms_key,
             "target_key_arns": target_arns,
             "compliant": compliant,
+            "warnings": warnings,
         }
+
+    @staticmethod
+    def _log_buckets(ctx: StepContext, s3: Any, names: list[str]) -> dict[str, str]:
+        """Buckets that AWS services write logs to, where SSE-KMS by default breaks delivery:
+        server access log targets support SSE-S3 only, and CloudTrail needs the key policy to let
+        cloudtrail.amazonaws.com use the key."""
+        found: dict[str, str] = {}
+        for name in names:
+            try:
+                target = s3.get_bucket_logging(Bucket=name).get("LoggingEnabled", {})
+            except Exception as exc:
+                if error_code(exc) in ("AccessDenied", "NoSuchBucket"):
+                    continue
+                raise
+            bucket = target.get("TargetBucket")
+            if bucket in names:
+                found[bucket] = (
+                    f"server access logs of s3://{name} go here, and S3 only delivers them to "
+                    "buckets whose default encryption is SSE-S3"
+                )
+        for region in ctx.regions:
+            try:
+                trails = ctx.client("cloudtrail", region).describe_trails().get("trailList", [])
+            except Exception as exc:
+                if error_code(exc) in ("AccessDeniedException", "UnrecognizedClientException"):
+                    continue
+                raise
+            for trail in trails:
+                bucket = trail.get("S3BucketName")
+                if bucket in names and bucket not in found:
+                    found[bucket] = (
+                        f"CloudTrail trail {trail.get('Name')} delivers here; SSE-KMS by default "
+                        "stops delivery unless the key policy lets cloudtrail.amazonaws.com use "
+                        "the key (encrypt the trail with its own KmsKeyId instead)"
+                    )
+        return found
 
     def _compliant(self, enc: dict[str, Any], target_arn: str | None) -> bool:
         return (
@@ -170,6 +220,8 @@ class S3DefaultEncryption(Step):
         for name, bucket in facts["buckets"].items():
             if name in facts["compliant"]:
                 continue
+            if bucket.get("log_bucket") and not self.params.include_log_buckets:
+                continue  # listed in facts["warnings"]; include_log_buckets: true overrides
             region = bucket["region"]
             target_arn = facts["target_key_arns"].get(region)
             key_region = arn_region(target_arn) or arn_region(self.params.kms_key)
@@ -246,6 +298,7 @@ class S3DefaultEncryption(Step):
             name
             for name, bucket in facts["buckets"].items()
             if name not in facts["compliant"]
+            and not (bucket.get("log_bucket") and not self.params.include_log_buckets)
             and arn_region(facts["target_key_arns"].get(bucket["region"])) == bucket["region"]
         ]
         if missing:

@@ -180,3 +180,31 @@ def test_strict_key_policy_is_iam_only_and_plan_warns(
     key_id = kms.list_keys()["Keys"][0]["KeyId"]
     policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
     assert [s["Sid"] for s in policy["Statement"]] == ["EnableIAMPolicies"]
+
+
+def test_log_buckets_are_left_alone_and_listed(settings: Settings, aws: Any) -> None:
+    s3 = aws("s3")
+    for name in ("site-bucket", "access-logs", "trail-logs"):
+        s3.create_bucket(Bucket=name)
+    s3.put_bucket_acl(
+        Bucket="access-logs",
+        GrantWrite='uri="http://acs.amazonaws.com/groups/s3/LogDelivery"',
+        GrantReadACP='uri="http://acs.amazonaws.com/groups/s3/LogDelivery"',
+        GrantFullControl=f'id="{s3.list_buckets()["Owner"]["ID"]}"',
+    )
+    s3.put_bucket_logging(
+        Bucket="site-bucket",
+        BucketLoggingStatus={
+            "LoggingEnabled": {"TargetBucket": "access-logs", "TargetPrefix": "site/"}
+        },
+    )
+    aws("cloudtrail").create_trail(Name="main", S3BucketName="trail-logs")
+    _, plan = commands.plan(settings, BASELINE)
+    step = plan.steps[1]
+    assert [a.target for a in step.actions] == ["site-bucket"]
+    warnings = " ".join(step.facts["warnings"])
+    assert "s3://access-logs" in warnings and "SSE-S3" in warnings
+    assert "s3://trail-logs" in warnings and "cloudtrail.amazonaws.com" in warnings
+    commands.run(settings, BASELINE, options=RunOptions(quiet=True))
+    assert _algorithm(aws, "access-logs") == "AES256"
+    assert _algorithm(aws, "site-bucket") == "aws:kms"

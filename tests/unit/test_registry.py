@@ -13,11 +13,13 @@ from migrate.engine.registry import registered_steps
 from migrate.playbook import load_playbook
 
 STEP_TYPES = registered_steps()
+# IAM actions newer than parliament's list (checked by hand against AWS's service reference).
+NEWER_THAN_PARLIAMENT = {"s3:updateobjectencryption"}
 REAL_ACTIONS = {
     f"{svc['prefix']}:{priv['privilege']}".lower()
     for svc in iam_definition
     for priv in svc["privileges"]
-}
+} | NEWER_THAN_PARLIAMENT
 
 
 def test_the_two_foundation_steps_are_registered() -> None:
@@ -57,7 +59,12 @@ def test_declared_permissions_are_real_iam_actions(name: str) -> None:
         "Statement": [{"Effect": "Allow", "Action": list(perms), "Resource": "*"}],
     }
     findings = analyze_policy_string(json.dumps(policy)).findings
-    assert not [f for f in findings if f.issue == "UNKNOWN_ACTION"]
+    assert not [
+        f
+        for f in findings
+        if f.issue == "UNKNOWN_ACTION"
+        and not any(new in str(f.detail).lower() for new in NEWER_THAN_PARLIAMENT)
+    ]
 
 
 def test_the_iam_action_list_catches_a_classic_mistake() -> None:
