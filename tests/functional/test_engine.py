@@ -258,3 +258,15 @@ def test_plan_is_stale_when_a_database_changed_after_planning(settings: Settings
     )
     with pytest.raises(StalePlanError, match=r"stale-db.*(7 -> 14|backup)"):
         commands.run(settings, None, plan_id=plan_id, options=_opts())
+
+
+def test_plan_is_stale_when_an_object_was_added_after_planning(
+    settings: Settings, aws: Any
+) -> None:
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="stale-objects")
+    s3.put_object(Bucket="stale-objects", Key="a.txt", Body=b"a")
+    plan_id, _ = commands.plan(settings, str(PLAYBOOKS / "s3-reencrypt.yaml"))
+    s3.put_object(Bucket="stale-objects", Key="b.txt", Body=b"b")
+    with pytest.raises(StalePlanError, match="stale-objects"):
+        commands.run(settings, None, plan_id=plan_id, options=_opts())
