@@ -175,6 +175,24 @@ def _run_options(
     )
 
 
+def _param_flags(func: Any) -> Any:
+    """``-p KEY=VALUE`` (repeatable) and ``--params FILE``, shared by plan, run and permissions."""
+    func = click.option(
+        "--params",
+        "params_file",
+        type=click.Path(dir_okay=False),
+        help="YAML/JSON file of parameters.",
+    )(func)
+    return click.option(
+        "-p",
+        "--param",
+        "params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Set a playbook parameter (repeatable).",
+    )(func)
+
+
 def _run_flags(func: Any) -> Any:
     func = click.option(
         "--max-wait",
@@ -227,17 +245,7 @@ def _finish_run(result: RunResult, settings: Settings) -> NoReturn:
 # --- plan --------------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("playbook", type=click.Path(dir_okay=False))
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Set a playbook parameter (repeatable).",
-)
-@click.option(
-    "--params", "params_file", type=click.Path(dir_okay=False), help="YAML/JSON file of parameters."
-)
+@_param_flags
 @click.option(
     "--report",
     "report_path",
@@ -275,17 +283,7 @@ def plan(
 # --- run / resume -------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("playbook", required=False, type=click.Path(dir_okay=False))
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Set a playbook parameter (repeatable).",
-)
-@click.option(
-    "--params", "params_file", type=click.Path(dir_okay=False), help="YAML/JSON file of parameters."
-)
+@_param_flags
 @click.option("--plan", "plan_id", metavar="PLAN_ID", help="Apply a saved plan (refused if stale).")
 @_run_flags
 @pass_settings
@@ -505,17 +503,7 @@ def steps_cmd(name: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("playbook", type=click.Path(dir_okay=False))
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Set a playbook parameter (repeatable).",
-)
-@click.option(
-    "--params", "params_file", type=click.Path(dir_okay=False), help="YAML/JSON file of parameters."
-)
+@_param_flags
 def permissions(playbook: str, params: tuple[str, ...], params_file: str | None) -> None:
     """Print the IAM policy document the migrator itself needs to run PLAYBOOK."""
     click.echo(json.dumps(commands.permissions(playbook, params, params_file), indent=2))

@@ -92,6 +92,16 @@ class RunResult:
     messages: list[str] = field(default_factory=list)
 
 
+def _open(settings: Settings, options: RunOptions | None) -> tuple[Store, AwsSession, RunOptions]:
+    """Store, AWS session and run options with the global settings folded in."""
+    options = options or RunOptions()
+    store = settings.store()
+    options.state_dir = settings.state_dir(store)
+    options.quiet = options.quiet or settings.quiet
+    options.debug = options.debug or settings.debug
+    return store, settings.aws(), options
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}-{utcnow():%Y%m%d}-{secrets.token_hex(3)}"
 
@@ -230,12 +240,7 @@ def run(
     options: RunOptions | None = None,
 ) -> RunResult:
     """Start a new run of a playbook (or of a saved plan, refused if it is stale)."""
-    options = options or RunOptions()
-    store = settings.store()
-    aws = settings.aws()
-    options.state_dir = settings.state_dir(store)
-    options.quiet = options.quiet or settings.quiet
-    options.debug = options.debug or settings.debug
+    store, aws, options = _open(settings, options)
     if plan_id is not None:
         with store.read() as session:
             saved = session.get(Plan, plan_id)
@@ -362,12 +367,7 @@ def resume(
     settings: Settings, run_id: str, options: RunOptions | None = None, accept_changes: bool = False
 ) -> RunResult:
     """Continue a failed, interrupted, waiting or gated run where it stopped."""
-    options = options or RunOptions()
-    store = settings.store()
-    aws = settings.aws()
-    options.state_dir = settings.state_dir(store)
-    options.quiet = options.quiet or settings.quiet
-    options.debug = options.debug or settings.debug
+    store, aws, options = _open(settings, options)
     run_row = _get_run(store, run_id)
     if run_row.status == "done":
         return RunResult(run_id, "done", EXIT_OK, [f"run {run_id} is already done"])
