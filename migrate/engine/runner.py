@@ -358,7 +358,8 @@ class Runner:
 
     @staticmethod
     def _next_check(wait: Wait) -> datetime:
-        nxt = utcnow() + timedelta(seconds=max(wait.poll_s, 0.0))
+        # At least a second between checks: a step asking for 0 must not spin the CPU.
+        nxt = utcnow() + timedelta(seconds=max(wait.poll_s, 1.0))
         if wait.until is not None and wait.until < nxt:
             return wait.until
         return nxt
