@@ -367,7 +367,9 @@ def _status_table(data: dict[str, Any]) -> str:
         )
         for a in acts:
             if a["status"] == "failed" and a["error"]:
-                lines.append(f"    ! {a['target'][:30]}: {a['error'][:200]}")
+                # Fits 80 columns; `status --json` and `report` have the whole message.
+                line = f"    ! {a['target'][:24]}: {a['error']}"
+                lines.append(line if len(line) <= 80 else line[:79] + "\u2026")
     return "\n".join(lines)
 
 

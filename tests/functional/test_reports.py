@@ -105,3 +105,15 @@ def test_run_report_has_planned_vs_actual_approvals_journal(
         assert "PutBucketEncryption" in text and "run-rep" in text
         assert data["approvals"][0]["by"] in text
     json.dumps(data)  # the JSON form is serialisable as is
+
+
+def test_status_table_fits_80_columns(settings: Settings, aws: Any, tmp_path: Path) -> None:
+    from migrate.cli import _status_table
+
+    for b in ("a-bucket-with-a-rather-long-name-for-the-table", "b"):
+        aws("s3").create_bucket(Bucket=b)
+    book = write_playbook(tmp_path / "g.yaml", GATED)
+    result = commands.run(settings, str(book), options=RunOptions(quiet=True))
+    table = _status_table(commands.status(settings, result.run_id))
+    assert "awaiting-approval" in table and "approve:" in table
+    assert max(len(line) for line in table.splitlines()) <= 80
