@@ -113,7 +113,7 @@ def test_status_table_fits_80_columns(settings: Settings, aws: Any, tmp_path: Pa
     for b in ("a-bucket-with-a-rather-long-name-for-the-table", "bbb"):
         aws("s3").create_bucket(Bucket=b)
     book = write_playbook(tmp_path / "g.yaml", GATED)
-    result = commands.run(settings, str(book), options=RunOptions(quiet=True))
+    result = commands.run(settings, str(book), options=RunOptions(quiet=True, max_wait_s=0))
     table = _status_table(commands.status(settings, result.run_id))
-    assert "awaiting-approval" in table and "approve:" in table
+    assert "awaiting-approval" in table and "approve:" in table and "until" in table
     assert max(len(line) for line in table.splitlines()) <= 80
