@@ -2,8 +2,9 @@
 
 One module per format (``tomcat``, ``properties``, ``envfile``, ``yamlfile``, ``jsonfile``,
 ``inifile``), each with ``parse(text) -> list[Entry]`` and ``rewrite(text, moves, style,
-placeholder) -> str``; ``classify`` says what is a credential, ``scan`` groups credentials into
-secrets, ``textio`` keeps bytes exact on disk.
+placeholder) -> str``; ``classify`` says what is a credential (with ``detectors``, detect-secrets'
+plugins applied to decoded values), ``scan`` groups credentials into secrets, ``textio`` keeps bytes
+exact on disk.
 """
 
 from __future__ import annotations

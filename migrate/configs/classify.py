@@ -1,8 +1,11 @@
 """What is a credential: key names, value shapes, references and placeholders, JDBC URLs.
 
 Key names are normalised (lower case, separators dropped) and matched against credential words;
-values are matched against shapes that are secrets whatever their key is called (private keys, URLs
-with a password, known token prefixes). A value that is already a reference (``${VAR}``,
+values are matched against shapes that are secrets whatever their key is called: detect-secrets'
+regex plugins first (:mod:`migrate.configs.detectors`: GitHub/GitLab/Slack/Stripe/npm/PyPI/...
+tokens, JWTs, private keys, ``scheme://user:password@host``), then our own shapes for what it
+misses (encrypted PKCS#8 keys, JDBC ``?password=`` and ``;password=`` parameters, passwords with
+``!$&;=`` in a URL, Google API keys) and, without detect-secrets, a few token prefixes. A value that is already a reference (``${VAR}``,
 ``{{resolve:secretsmanager:...}}``, ``ENC(...)``) or a placeholder is never moved: it is reported
 as a near-miss so the operator can check it.
 """
@@ -12,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from migrate.configs import detectors
 
 SECRET_WORDS = (
     "password",
@@ -147,8 +152,29 @@ def is_url_name(name: str) -> bool:
     return any(norm.endswith(w) for w in URL_WORDS)
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What a value looks like: a secret's shape (``label``), and/or an AWS access key id."""
+
+    label: str | None
+    aws_key_id: bool
+
+
+def shape_of(value: str) -> Shape:
+    """The shape of ``value`` from detect-secrets' plugins and ours (see the module doc)."""
+    found = detectors.shapes(value)
+    aws = detectors.AWS_ACCESS_KEY in found or bool(AWS_KEY_ID.match(value.strip()))
+    label = next((f"{s} (detect-secrets)" for s in found if s != detectors.AWS_ACCESS_KEY), None)
+    return Shape(label or own_value_shape(value), aws)
+
+
 def value_shape(value: str) -> str | None:
     """A shape that makes ``value`` a secret whatever its key is called, or None."""
+    return shape_of(value).label
+
+
+def own_value_shape(value: str) -> str | None:
+    """Our own shapes (used for what detect-secrets does not know, or without it)."""
     if _PRIVATE_KEY.search(value):
         return "private key"
     if url_password(value) is not None:

@@ -6,7 +6,9 @@ dropped); the key ends at the first unescaped ``=``, ``:`` or blank. Rewrite sty
 
 - ``spring-import``: the credential lines are removed and one
   ``spring.config.import=aws-secretsmanager:<secret>`` line (with a comment) takes the place of the
-  first of them; Spring Cloud AWS then loads the secret's JSON keys as properties;
+  first of them; Spring Cloud AWS then loads the secret's JSON keys as properties. A file that
+  already sets ``spring.config.import`` keeps its line, with ``,aws-secretsmanager:<secret>``
+  appended to the value (a comment takes the place of the first removed line);
 - ``placeholder``: the value becomes a placeholder (default ``${ENV_NAME}``).
 """
 
@@ -163,11 +165,7 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
         )
     if style != "spring-import":
         raise ConfigParseError(f"properties files have no rewrite style {style!r}")
-    if any(e.key == IMPORT_KEY for e in parse(text)):
-        raise ConfigParseError(
-            f"the file already sets {IMPORT_KEY}; merging imports is left to you: use the "
-            "placeholder style for this file (rewrite.properties: placeholder)"
-        )
+    imports = [e for e in parse(text) if e.key == IMPORT_KEY]
     nl = newline_of(text)
     names = sorted({m.secret for m in moves})
     keys = ", ".join(m.entry.key for m in moves)
@@ -176,11 +174,15 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
     start = first.entry.entry_span[0]
     indent = re.match(r"[ \t\f]*", text[start:])
     lead = indent.group(0) if indent else ""
-    insert = (
-        f"{lead}# {keys}: moved to AWS Secrets Manager by migrate{nl}"
-        f"{lead}{IMPORT_KEY}=aws-secretsmanager:{';'.join(names)}{nl}"
-    )
     edits = []
+    if imports:
+        edits.append(_merge_import(text, imports[-1], f"aws-secretsmanager:{';'.join(names)}"))
+        insert = f"{lead}# {keys}: moved to AWS Secrets Manager by migrate ({IMPORT_KEY}){nl}"
+    else:
+        insert = (
+            f"{lead}# {keys}: moved to AWS Secrets Manager by migrate{nl}"
+            f"{lead}{IMPORT_KEY}=aws-secretsmanager:{';'.join(names)}{nl}"
+        )
     for m in moves:
         assert m.entry.entry_span is not None
         s, e = m.entry.entry_span
@@ -191,3 +193,30 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
         else:
             edits.append(Edit(s, e, ""))
     return apply_edits(text, edits)
+
+
+_DOCUMENT_SEPARATOR = re.compile(r"^[#!]---[ \t]*$", re.M)
+
+
+def _merge_import(text: str, existing: Entry, location: str) -> Edit:
+    """Append ``location`` to an existing ``spring.config.import`` (a comma-separated list).
+
+    ``java.util.Properties`` keeps the last of repeated keys, so ``existing`` is the last one.
+    Spring Boot 2.4+ splits a properties file into documents at ``#---`` lines, each with its
+    own imports: there we would have to guess which document the credentials belong to.
+    """
+    if _DOCUMENT_SEPARATOR.search(text):
+        raise ConfigParseError(
+            f"the file already sets {IMPORT_KEY} and holds several documents (#---); use the "
+            "placeholder style for this file (rewrite.properties: placeholder)",
+            existing.line,
+        )
+    start, end = existing.value_span
+    raw = text[start:end]
+    kept = raw.rstrip(" \t\f")
+    # A trailing blank escaped with a backslash belongs to the value.
+    if (len(kept) - len(kept.rstrip("\\"))) % 2 == 1:
+        kept = raw[: len(kept) + 1]
+    joiner = "," if existing.value.strip() and not existing.value.rstrip().endswith(",") else ""
+    at = start + len(kept)
+    return Edit(at, at, joiner + escape_value(location))

@@ -19,12 +19,11 @@ from typing import Any
 
 from migrate.configs import FORMATS, detect_format, tomcat
 from migrate.configs.classify import (
-    AWS_KEY_ID,
     near_miss_reason,
     parse_db_url,
     secret_name_reason,
+    shape_of,
     url_password,
-    value_shape,
 )
 from migrate.configs.model import ConfigParseError, Entry, Move, env_name
 from migrate.configs.textio import Decoded, Fingerprinter, decode, encode
@@ -133,8 +132,9 @@ def classify(entries: list[Entry]) -> tuple[list[Finding], list[NearMiss]]:
     misses: list[NearMiss] = []
     for entry in entries:
         by_name = secret_name_reason(entry.name)
-        shape = value_shape(entry.value)
-        if entry.element == "#comment":
+        shape_info = shape_of(entry.value)
+        shape = shape_info.label
+        if entry.element is not None and not entry.movable:  # XML comments, odd element text
             if (by_name and not near_miss_reason(entry.value)) or shape:
                 misses.append(NearMiss(entry.line, entry.key, entry.why_not_movable))
             continue
@@ -146,7 +146,7 @@ def classify(entries: list[Entry]) -> tuple[list[Finding], list[NearMiss]]:
                 findings.append(Finding(entry, by_name))
         elif shape:
             findings.append(Finding(entry, f"value shape: {shape}"))
-        elif AWS_KEY_ID.match(entry.value.strip()):
+        elif shape_info.aws_key_id:
             misses.append(
                 NearMiss(
                     entry.line,
@@ -159,15 +159,18 @@ def classify(entries: list[Entry]) -> tuple[list[Finding], list[NearMiss]]:
 
 def _resource_for(fmt: str, group: str, path: Path) -> str:
     if fmt == "xml":
-        label = group.split("[", 1)[-1].rstrip("]") if "[" in group else group
-        return slug(label)
+        element, _, label = group.partition("[")
+        label = label[:-1] if label.endswith("]") else label
+        # An element without a name, id or username is labelled by its position: keep its tag
+        # in front, so names and environment variables do not start with a digit.
+        return slug(f"{element}-{label}" if label.isdigit() or not label else label)
     if fmt == "env":
         return slug(path.name.lstrip(".")).replace(".", "-")
     return slug(group.replace(".", "-"))
 
 
 def _rds_payload(entries: list[Entry], group: str, url: Entry) -> dict[str, Any]:
-    members = {e.name: e for e in entries if e.group == group}
+    members = {e.name: e for e in entries if e.group == group and tomcat.is_attribute(e)}
     parsed = parse_db_url(url.value)
     assert parsed is not None
     user = members.get("username") or members.get("user")

@@ -1,16 +1,23 @@
-"""Tomcat ``context.xml`` / ``server.xml`` (and other XML): element attributes with exact spans.
+"""Tomcat ``context.xml`` / ``server.xml`` / ``tomcat-users.xml`` (and other XML, Maven
+``settings.xml`` included): element attributes and element text, with exact spans.
 
 The document is checked for well-formedness with the standard parser (DTD entity declarations are
-refused); attributes are then located with a scanner that skips comments, CDATA and processing
-instructions, and every value is cross-checked against the parser's. ``<Environment>`` and
-``<Parameter>`` elements are keyed by their ``name`` attribute. Credentials inside comments are
-reported (never moved). Rewrite styles:
+refused); attributes and the text of leaf elements are then located with a scanner that skips
+comments, CDATA and processing instructions, and every value is cross-checked against the
+parser's. ``<Environment>`` and ``<Parameter>`` elements are keyed by their ``name`` attribute;
+an element is labelled by its ``name``, ``id`` or ``username`` attribute, or its ``<id>`` child
+(Maven ``<server>``). The text of a leaf element (``<password>..</password>``) belongs to its
+parent's group, keyed ``parent[label]/password``. Credentials inside comments are reported (never
+moved). Rewrite styles:
 
 - ``jdbc-wrapper`` (default): a JDBC ``<Resource>`` is switched to the AWS Secrets Manager JDBC
   driver wrapper: ``driverClassName`` of the wrapper, ``url="jdbc-secretsmanager:..."`` without
   embedded credentials, ``username="<secret name>"``, ``password`` removed. Other credential
   attributes get a ``${NAME}`` placeholder (Tomcat resolves them from system properties);
 - ``placeholder``: every credential attribute gets a placeholder.
+
+Element text always gets a placeholder (entity-escaped, surrounding blanks kept). In a Maven
+``settings.xml`` the default placeholder is ``${env.NAME}``, the form Maven resolves.
 """
 
 from __future__ import annotations
@@ -37,7 +44,13 @@ _ATTR = re.compile(r"(\s+)([^\s=/>]+)(\s*=\s*)(\"([^\"]*)\"|'([^']*)')")
 _ENTITY = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#(\d+)|#x([0-9A-Fa-f]+));")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 _COMMENT_ATTR = re.compile(r"([\w.:-]+)\s*=\s*(\"[^\"]*\"|'[^']*')")
+_COMMENT_TEXT = re.compile(r"<([A-Za-z_][\w.:-]*)(?:\s[^<>]*)?>([^<]*)</\1\s*>")
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
+_XML_BLANK = " \t\r\n"
 KEYED_ELEMENTS = ("Environment", "Parameter")
+LABEL_ATTRIBUTES = ("name", "id", "username")
+DEFAULT_PLACEHOLDER = "${<env>}"
+MAVEN_PLACEHOLDER = "${env.<env>}"
 
 
 def attr_value(raw: str) -> str:
@@ -54,6 +67,41 @@ def attr_value(raw: str) -> str:
     return _ENTITY.sub(ref, text)
 
 
+def text_value(raw: str) -> str:
+    """Element text as the XML parser sees it (CDATA kept literally, line ends normalised)."""
+    out: list[str] = []
+    pos = 0
+    for match in _CDATA.finditer(raw):
+        out.append(_text_part(raw[pos : match.start()]))
+        out.append(re.sub(r"\r\n?", "\n", match.group(1)))
+        pos = match.end()
+    out.append(_text_part(raw[pos:]))
+    return "".join(out)
+
+
+def _text_part(raw: str) -> str:
+    text = re.sub(r"\r\n?", "\n", raw)
+    if re.search(r"&(?!(?:lt|gt|amp|quot|apos|#\d+|#x[0-9A-Fa-f]+);)", text):
+        raise ConfigParseError("element text uses an undefined entity reference")
+
+    def ref(match: re.Match[str]) -> str:
+        if match.group(1):
+            return _NAMED[match.group(1)]
+        return chr(int(match.group(2)) if match.group(2) else int(match.group(3), 16))
+
+    return _ENTITY.sub(ref, text)
+
+
+def escape_text(value: str) -> str:
+    """``value`` as element text."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def is_attribute(entry: Entry) -> bool:
+    """Whether ``entry`` is an attribute (not element text, not a comment)."""
+    return entry.key.startswith(entry.group + "@") and entry.element != "#comment"
+
+
 def escape_attr(value: str, quote: str) -> str:
     """``value`` as an attribute value between ``quote`` characters."""
     out = value.replace("&", "&amp;").replace("<", "&lt;")
@@ -65,7 +113,8 @@ def _local(name: str) -> str:
 
 
 def parse(text: str) -> list[Entry]:
-    """Every attribute of every element (and credential-like attributes inside comments)."""
+    """Every attribute of every element, the text of leaf elements, and credential-like
+    attributes and elements inside comments."""
     if "<!ENTITY" in text:
         raise ConfigParseError("the document declares DTD entities, which are not supported")
     try:
@@ -73,6 +122,7 @@ def parse(text: str) -> list[Entry]:
     except ET.ParseError as exc:
         raise ConfigParseError(f"not well-formed XML ({exc})", exc.position[0]) from None
     parsed = list(root.iter())
+    parent_of = {child: parent for parent in parsed for child in parent}
     masked = list(text)
     comments: list[tuple[int, int]] = []
     for match in _MASK.finditer(text):
@@ -85,6 +135,7 @@ def parse(text: str) -> list[Entry]:
     if len(tags) != len(parsed):
         raise ConfigParseError("could not locate every element of the document")
     counters: dict[str, int] = {}
+    group_of: dict[ET.Element, str] = {}
     for match, element in zip(tags, parsed, strict=True):
         tag = match.group(1)
         if _local(tag) != _local(element.tag):
@@ -95,14 +146,16 @@ def parse(text: str) -> list[Entry]:
             for a in attrs
         }
         for name, value in values.items():
-            if ":" not in name and element.get(name) != value:
+            # Namespace declarations and prefixed attributes are keyed differently by the parser.
+            if ":" not in name and name != "xmlns" and element.get(name) != value:
                 raise ConfigParseError(
                     f"attribute {name} of <{tag}> could not be read exactly",
                     line_at(text, match.start()),
                 )
         counters[tag] = counters.get(tag, 0) + 1
-        label = values.get("name") or str(counters[tag])
+        label = _label(element, values) or str(counters[tag])
         group = f"{_local(tag)}[{label}]"
+        group_of[element] = group
         for attr in attrs:
             name = attr.group(2)
             key_name = name
@@ -121,30 +174,91 @@ def parse(text: str) -> list[Entry]:
                     quote=attr.group(4)[0],
                 )
             )
+        if len(element) == 0 and not match.group(0).endswith("/>"):
+            parent = parent_of.get(element)
+            owner = group_of[parent] if parent is not None else group
+            entries.append(_text_entry(text, flat, match, element, owner))
     for start, end in comments:
         for attr in _COMMENT_ATTR.finditer(text, start, end):
-            raw = attr.group(2)[1:-1]
             entries.append(
-                Entry(
-                    key=f"<!-- comment -->@{attr.group(1)}",
-                    name=attr.group(1),
-                    value=raw,
-                    line=line_at(text, attr.start(2)),
-                    value_span=(attr.start(2), attr.end(2)),
-                    entry_span=None,
-                    group="#comment",
-                    element="#comment",
-                    movable=False,
-                    why_not_movable="inside an XML comment: delete it by hand",
-                )
+                _comment_entry(text, attr.group(1), attr.group(2)[1:-1], attr.span(2), "@")
             )
+        for elem in _COMMENT_TEXT.finditer(text, start, end):
+            entries.append(_comment_entry(text, elem.group(1), elem.group(2), elem.span(2), "/"))
     return entries
+
+
+def _label(element: ET.Element, values: dict[str, str]) -> str | None:
+    """What tells an element apart from its siblings: an attribute, or an ``<id>`` child."""
+    for name in LABEL_ATTRIBUTES:
+        if values.get(name):
+            return values[name]
+    for child in element:
+        if _local(child.tag) == "id" and len(child) == 0 and (child.text or "").strip():
+            return (child.text or "").strip()
+    return None
+
+
+def _text_entry(
+    text: str, flat: str, match: re.Match[str], element: ET.Element, group: str
+) -> Entry:
+    """The text of a leaf element, blanks around it excluded from the value and the span."""
+    tag = match.group(1)
+    close = re.compile(r"</\s*" + re.escape(tag) + r"\s*>")
+    end = flat.find("<", match.end())
+    if end < 0 or not close.match(flat, end):
+        raise ConfigParseError(f"could not locate the end of <{tag}>", line_at(text, match.start()))
+    raw = text[match.end() : end]
+    lead = len(raw) - len(raw.lstrip(_XML_BLANK))
+    inner = raw.strip(_XML_BLANK)
+    start = match.end() + lead
+    span = (start, start + len(inner))
+    why = ""
+    if "<!--" in raw or "<?" in raw:
+        # The parser drops comments and instructions from the text: we cannot rewrite it exactly.
+        why = "the element text holds a comment or processing instruction: edit it by hand"
+        value = (element.text or "").strip(_XML_BLANK)
+    else:
+        if text_value(raw) != (element.text or ""):
+            raise ConfigParseError(
+                f"the text of <{tag}> could not be read exactly", line_at(text, match.start())
+            )
+        value = text_value(inner)
+    own = _local(tag)
+    return Entry(
+        key=f"{group}/{own}" if not group.startswith(f"{own}[") else f"{group}/#text",
+        name=own,
+        value=value,
+        line=line_at(text, span[0]),
+        value_span=span,
+        entry_span=None,
+        group=group,
+        element=own,
+        movable=not why,
+        why_not_movable=why,
+    )
+
+
+def _comment_entry(text: str, name: str, raw: str, span: tuple[int, int], sep: str) -> Entry:
+    return Entry(
+        key=f"<!-- comment -->{sep}{name}",
+        name=name,
+        value=raw,
+        line=line_at(text, span[0]),
+        value_span=span,
+        entry_span=None,
+        group="#comment",
+        element="#comment",
+        movable=False,
+        why_not_movable="inside an XML comment: delete it by hand",
+    )
 
 
 def jdbc_resource(entries: list[Entry], group: str) -> tuple[str, Entry] | None:
     """(engine, url entry) when ``group`` is a ``<Resource>`` with a JDBC URL we can wrap."""
     members = [e for e in entries if e.group == group]
-    if not members or members[0].element != "Resource":
+    # A <Resource> with child elements is not Tomcat's: keep it to placeholders.
+    if not members or members[0].element != "Resource" or not all(map(is_attribute, members)):
         return None
     url = next((e for e in members if e.name == "url"), None)
     if url is None or not url.value.strip().lower().startswith("jdbc:"):
@@ -166,6 +280,8 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
     if style not in ("jdbc-wrapper", "placeholder"):
         raise ConfigParseError(f"XML files have no rewrite style {style!r}")
     entries = parse(text)
+    if placeholder == DEFAULT_PLACEHOLDER and _is_maven_settings(text):
+        placeholder = MAVEN_PLACEHOLDER  # Maven resolves ${env.NAME}, not ${NAME}
     edits: list[Edit] = []
     by_group: dict[str, list[Move]] = {}
     for m in moves:
@@ -173,13 +289,11 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
     for group, group_moves in by_group.items():
         jdbc = jdbc_resource(entries, group) if style == "jdbc-wrapper" else None
         if jdbc is None:
-            for m in group_moves:
-                value = render_placeholder(placeholder, m)
-                edits.append(Edit(*m.entry.value_span, _attr_text("", value, m.entry.quote)[1:]))
+            edits += [_placeholder_edit(m, placeholder) for m in group_moves]
             continue
         engine, url = jdbc
         secret = group_moves[0].secret
-        members = {e.name: e for e in entries if e.group == group}
+        members = {e.name: e for e in entries if e.group == group and is_attribute(e)}
         quote = url.quote
         new_url = "jdbc-secretsmanager:" + strip_url_credentials(url.value.strip())[5:]
         edits.append(Edit(*url.value_span, f"{quote}{escape_attr(new_url, quote)}{quote}"))
@@ -205,6 +319,23 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
             edits.append(Edit(*password.entry_span, ""))
         for m in group_moves:
             if m.entry.name not in ("password", "url", "username", "user"):
-                value = render_placeholder(placeholder, m)
-                edits.append(Edit(*m.entry.value_span, _attr_text("", value, m.entry.quote)[1:]))
+                edits.append(_placeholder_edit(m, placeholder))
     return apply_edits(text, edits)
+
+
+def _placeholder_edit(move: Move, placeholder: str) -> Edit:
+    value = render_placeholder(placeholder, move)
+    if not is_attribute(move.entry):
+        if not move.entry.movable:
+            raise ConfigParseError(f"{move.entry.key}: {move.entry.why_not_movable}")
+        return Edit(*move.entry.value_span, escape_text(value))
+    return Edit(*move.entry.value_span, _attr_text("", value, move.entry.quote)[1:])
+
+
+def _is_maven_settings(text: str) -> bool:
+    """Whether the document is a Maven ``settings.xml`` (root element ``<settings>``)."""
+    try:
+        root = ET.fromstring(text.lstrip("\ufeff"))
+    except ET.ParseError:
+        return False
+    return _local(root.tag) == "settings"

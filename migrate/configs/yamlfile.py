@@ -5,8 +5,11 @@ only the spans of the moved entries. Rewrite styles:
 
 - ``spring-import``: each credential line is removed and a top-level
   ``spring.config.import: "aws-secretsmanager:<secret>"`` line (with a comment) is added before the
-  first key; refused (file reported, untouched) when a value is anchored or aliased, when removing
-  it would leave a mapping empty, for multi-document files, or when the file already imports;
+  first key. A file that already sets ``spring.config.import`` keeps it: a scalar gets
+  ``,aws-secretsmanager:<secret>`` appended, a list gets one more item. Refused (file reported,
+  untouched) when a value is anchored or aliased, when removing it would leave a mapping empty,
+  for multi-document files, or when the existing import cannot be extended exactly (a block
+  scalar, a list of mappings, set twice);
 - ``placeholder``: the scalar becomes a placeholder, keeping its anchor, so aliases still work.
 """
 
@@ -38,6 +41,7 @@ class _Walk:
     entries: dict[int, Entry] = field(default_factory=dict)
     aliases: dict[int, list[str]] = field(default_factory=dict)
     children: dict[str, int] = field(default_factory=dict)
+    sequences: dict[str, list[yaml.SequenceNode]] = field(default_factory=dict)
     documents: int = 0
 
 
@@ -67,6 +71,7 @@ def _walk(
         walk.children[path] = count
         return
     if isinstance(node, yaml.SequenceNode):
+        walk.sequences.setdefault(path, []).append(node)
         for index, item in enumerate(node.value):
             _walk(walk, item, f"{path}[{index}]", name, None, True)
         return
@@ -173,8 +178,6 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
     hint = "; use the placeholder style for this file (rewrite.yaml: placeholder)"
     if walk.documents > 1:
         raise ConfigParseError("the file holds several YAML documents" + hint)
-    if any(e.key == IMPORT_KEY for e in walk.entries.values()):
-        raise ConfigParseError(f"the file already sets {IMPORT_KEY}" + hint)
     for m in moves:
         if not m.entry.movable or m.entry.entry_span is None:
             raise ConfigParseError(f"{m.entry.key}: {m.entry.why_not_movable}" + hint, m.entry.line)
@@ -187,6 +190,7 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
     nl = newline_of(text)
     keys = ", ".join(m.entry.key for m in moves)
     names = ";".join(sorted({m.secret for m in moves}))
+    merge = _merge_import(walk, f"aws-secretsmanager:{names}", nl, hint)
     first_key = min((e for e in walk.entries.values()), key=lambda e: e.value_span[0], default=None)
     # Insert before the first top-level line that is not a comment, directive or marker.
     insert_at = 0
@@ -198,12 +202,69 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
         break
     else:
         insert_at = len(text) if first_key is None else 0
-    block = (
-        f"# {keys}: moved to AWS Secrets Manager by migrate{nl}"
-        f'{IMPORT_KEY}: "aws-secretsmanager:{names}"{nl}'
-    )
-    edits = [Edit(insert_at, insert_at, block)]
+    if merge is not None:
+        block = f"# {keys}: moved to AWS Secrets Manager by migrate ({IMPORT_KEY}){nl}"
+        edits = [merge]
+    else:
+        block = (
+            f"# {keys}: moved to AWS Secrets Manager by migrate{nl}"
+            f'{IMPORT_KEY}: "aws-secretsmanager:{names}"{nl}'
+        )
+        edits = []
+    edits.append(Edit(insert_at, insert_at, block))
     for m in moves:
         assert m.entry.entry_span is not None
         edits.append(Edit(*m.entry.entry_span, ""))
     return apply_edits(text, edits)
+
+
+def _merge_import(walk: _Walk, location: str, nl: str, hint: str) -> Edit | None:
+    """The edit that adds ``location`` to an existing ``spring.config.import``, or None.
+
+    Spring binds the key from a scalar (a comma-separated list) or a list; either may be written
+    nested (``spring: config: import:``) or dotted; both flatten to the same path here.
+    """
+    text = walk.text
+    scalars = [e for e in walk.entries.values() if e.key == IMPORT_KEY]
+    sequences = walk.sequences.get(IMPORT_KEY, [])
+    if any(IMPORT_KEY in paths for paths in walk.aliases.values()):
+        raise ConfigParseError(f"{IMPORT_KEY} is an alias (*)" + hint)
+    if len(scalars) + len(sequences) == 0:
+        return None
+    if len(scalars) + len(sequences) > 1:
+        raise ConfigParseError(f"{IMPORT_KEY} is set more than once" + hint)
+    if scalars:
+        entry = scalars[0]
+        node_id = next(k for k, v in walk.entries.items() if v is entry)
+        start, end = entry.value_span
+        if walk.aliases.get(node_id) or text[start:end].count("\n") or entry.quote in ("|", ">"):
+            raise ConfigParseError(f"{IMPORT_KEY} is aliased or spans lines" + hint, entry.line)
+        value = entry.value
+        joined = value + ("," if value.strip() and not value.rstrip().endswith(",") else "")
+        # Always quoted: a plain scalar with a comma would break inside a flow mapping.
+        new = _quoted(joined + location, entry.quote if entry.quote == "'" else '"')
+        if start == end and start > 0 and text[start - 1] == ":":
+            new = " " + new  # ``import:`` with no value
+        return Edit(start, end, new)
+    seq = sequences[0]
+    items = seq.value
+    if not all(isinstance(i, yaml.ScalarNode) for i in items):
+        raise ConfigParseError(f"{IMPORT_KEY} is a list of something else than strings" + hint)
+    item = f'"{location}"'
+    if seq.flow_style:
+        if items:
+            at = items[-1].end_mark.index
+            return Edit(at, at, f", {item}")
+        at = text.index("[", seq.start_mark.index) + 1
+        return Edit(at, at, item)
+    last = items[-1]
+    prefix = text[line_start(text, last.start_mark.index) : last.start_mark.index]
+    dash = re.match(r"^([ \t]*-[ \t]+)", prefix)
+    if dash is None or last.start_mark.line != last.end_mark.line:
+        raise ConfigParseError(
+            f"the last item of {IMPORT_KEY} is not a one-line '- item'" + hint,
+            last.start_mark.line + 1,
+        )
+    at = line_end(text, last.end_mark.index)
+    lead = "" if text[:at].endswith(("\n", "\r")) else nl
+    return Edit(at, at, f"{lead}{dash.group(1)}{item}{nl}")

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from migrate.aws import error_code
-from migrate.configs import detect_format
+from migrate.configs import detect_format, detectors
 from migrate.configs.scan import FileScan, SecretGroup, canonical, scan_bytes, scan_file
 from migrate.configs.textio import (
     Fingerprinter,
@@ -123,10 +123,11 @@ def discover(paths: list[str], exclude: list[str]) -> tuple[list[Path], list[str
 class ConfigSecrets(Step):
     """Move credentials from config files into Secrets Manager and rewrite the files to refer to them.
 
-    Scans ``paths`` (files, directories, globs) with a reader per format: Tomcat XML ``<Resource>``
-    attributes (JDBC URLs with credentials included), Java ``.properties``, ``.env``, YAML
-    (Spring, anchors), JSON and INI. Credentials are found by key name and by value shape;
-    references (``${VAR}``, ``{{resolve:...}}``), placeholders and empty values are reported as
+    Scans ``paths`` (files, directories, globs) with a reader per format: XML attributes and
+    element text (Tomcat ``<Resource>`` with JDBC URLs, ``tomcat-users.xml``, Maven
+    ``settings.xml``), Java ``.properties``, ``.env``, YAML (Spring, anchors), JSON and INI.
+    Credentials are found by key name and by value shape (detect-secrets' regex plugins on each
+    decoded value, plus our own JDBC URL and key shapes); references (``${VAR}``, ``{{resolve:...}}``), placeholders and empty values are reported as
     near-misses, never moved. Each group of credentials becomes one secret (a JDBC resource in the
     RDS JSON shape) named from ``name_template``, encrypted with ``kms_key``. Per file, one action
     stores the secrets (idempotent: same value, no new version) and a gated cut-over action
@@ -225,6 +226,12 @@ class ConfigSecrets(Step):
             f"{spec}: matches nothing; check `paths` (relative paths start at the working directory)"
             for spec in missing
         ]
+        ds_version = detectors.version()
+        if ds_version is None:
+            warnings.append(
+                "detect-secrets is not installed: values are matched against migrate's own, "
+                "smaller set of token shapes (pip install detect-secrets)"
+            )
         warnings += [f"{p}: {f['error']}" for p, f in files.items() if f["error"]]
         warnings += [
             f"{p}:{n['line']}: {n['key']}: {n['reason']}"
@@ -237,6 +244,9 @@ class ConfigSecrets(Step):
             "kms_key": self.params.kms_key,
             "region": self._region(ctx),
             "missing_paths": missing,
+            # Which detector classified the values: another version may classify differently,
+            # so a plan made with one is stale under another.
+            "value_detectors": f"detect-secrets {ds_version}" if ds_version else "built-in",
             "warnings": warnings,
             "compliant": sorted(
                 p for p, f in files.items() if not f["error"] and not f["findings"]
@@ -332,7 +342,7 @@ class ConfigSecrets(Step):
                     + ", ".join(names)
                     + " (backup kept; rollback restores it)",
                     estimate=Estimate(duration_s=0.1),
-                    risks=(NEEDS.get(style, NEEDS["placeholder"]),),
+                    risks=(NEEDS.get(style, NEEDS["placeholder"]), *_file_risks(path)),
                     gate="config-cutover",
                     destructive=True,
                     region=facts["region"],
@@ -600,6 +610,24 @@ class ConfigSecrets(Step):
                         raise
         if refused:
             raise StepFailed("rollback left some files as they are: " + "; ".join(refused) + ".")
+
+
+def _file_risks(path: str) -> tuple[str, ...]:
+    """What a rewrite of this particular kind of file needs on top of its style."""
+    name = Path(path).name
+    if name == "tomcat-users.xml":
+        return (
+            "tomcat-users.xml: Tomcat replaces ${NAME} from system properties (or "
+            "org.apache.tomcat.util.digester.EnvironmentPropertySource) when it reads the file; "
+            'set readonly="true" on the UserDatabase resource in server.xml, or a user change '
+            "through the manager or JMX writes the resolved passwords back into the file",
+        )
+    if name == "settings.xml":
+        return (
+            "Maven settings.xml: ${env.NAME} is read from the environment of the mvn process "
+            "(CI job, build agent); export each variable from the secret before the build",
+        )
+    return ()
 
 
 def _same_json(current: str, wanted: str) -> bool:

@@ -1,4 +1,6 @@
-"""``rds.encrypt``: encrypt unencrypted RDS instances by snapshot, encrypted copy, restore, cut-over."""
+"""``rds.encrypt``: encrypt unencrypted RDS instances and Aurora clusters by snapshot, encrypted
+copy, restore, cut-over. The instance phases are here; the cluster ones are in ``rds_cluster``
+(settings, decide) and ``rds_cluster_flow`` (phases)."""
 
 from __future__ import annotations
 
@@ -17,14 +19,15 @@ from migrate.engine.base import Action, Estimate, Facts, Step, Wait
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.errors import BadInputError, StepFailed
+from migrate.steps import rds_cluster as rc
 from migrate.steps import rds_settings as rs
 from migrate.steps._select import Selection
+from migrate.steps.rds_aws import describe_instance, describe_snapshot, tag_value
+from migrate.steps.rds_cluster_flow import ClusterFlow
 from migrate.store import utcnow
 
 GLOB_CHARS = set("*?[")
 KEPT_ORIGINAL = re.compile(r"-unencrypted-\d{8}$")
-NOT_FOUND_INSTANCE = ("DBInstanceNotFound", "DBInstanceNotFoundFault")
-NOT_FOUND_SNAPSHOT = ("DBSnapshotNotFound", "DBSnapshotNotFoundFault")
 SNAPSHOT_FAILED = ("failed", "error", "incompatible-restore", "incompatible-parameters")
 INSTANCE_FAILED = (
     "failed",
@@ -58,31 +61,10 @@ class RdsEncryptParams(Selection):
     wait_timeout_hours: float = Field(default=12.0, gt=0)
     poll_seconds: float = Field(default=60.0, ge=0)
     regions: list[str] = Field(default_factory=list)
+    cluster_volume_gib: float = Field(default=100.0, ge=0)
 
 
 # --- small AWS helpers ---------------------------------------------------------------------------
-
-
-def describe_instance(rds: Any, db_id: str) -> dict[str, Any] | None:
-    """An instance's description, or None if no instance has that identifier."""
-    try:
-        found = rds.describe_db_instances(DBInstanceIdentifier=db_id)["DBInstances"]
-    except Exception as exc:
-        if error_code(exc) in NOT_FOUND_INSTANCE:
-            return None
-        raise
-    return dict(found[0]) if found else None
-
-
-def describe_snapshot(rds: Any, snapshot_id: str) -> dict[str, Any] | None:
-    """A manual snapshot's description, or None."""
-    try:
-        found = rds.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"]
-    except Exception as exc:
-        if error_code(exc) in NOT_FOUND_SNAPSHOT:
-            return None
-        raise
-    return dict(found[0]) if found else None
 
 
 def _absent(rds: Any, db_id: str) -> bool:
@@ -91,14 +73,6 @@ def _absent(rds: Any, db_id: str) -> bool:
 
 def _present(rds: Any, db_id: str) -> bool:
     return describe_instance(rds, db_id) is not None
-
-
-def tag_value(desc: dict[str, Any] | None, key: str) -> str | None:
-    """The value of one tag of a described instance or snapshot."""
-    for tag in (desc or {}).get("TagList") or ():
-        if tag.get("Key") == key:
-            return str(tag.get("Value"))
-    return None
 
 
 def _iso(moment: datetime) -> str:
@@ -122,8 +96,13 @@ class RdsEncrypt(Step):
     the key; the **cut-over** gate, which renames the original to ``<id>-unencrypted-<yyyymmdd>``
     and the copy to ``<id>`` (the endpoint name stays); re-created read replicas; and the
     **cleanup** gate, which deletes the original with a final snapshot. Each gate is approved on
-    its own (``migrate approve RUN STEP --target DB`` opens the gate the database waits at). Already encrypted instances are left alone. Aurora clusters are reported, not changed.
-    ``migrate rollback`` before cleanup swaps the names back (or deletes the unused copy).
+    its own (``migrate approve RUN STEP --target DB`` opens the gate the database waits at).
+    Aurora clusters go the same way with cluster snapshots: the copy is restored as a temporary
+    cluster with every cluster setting, each member instance is re-created in it with its own
+    settings (writer first), and the cut-over renames the cluster and its instances. Already
+    encrypted databases are left alone; Multi-AZ DB clusters and Aurora Serverless v1 are
+    reported under ``clusters_not_handled``, not changed. ``migrate rollback`` before cleanup
+    swaps the names back (or deletes the unused copy).
     """
 
     Params = RdsEncryptParams
@@ -139,6 +118,15 @@ class RdsEncrypt(Step):
         "rds:CreateDBInstanceReadReplica",
         "rds:DeleteDBInstance",
         "rds:DeleteDBSnapshot",
+        "rds:DescribeDBClusterSnapshots",
+        "rds:CreateDBClusterSnapshot",
+        "rds:CopyDBClusterSnapshot",
+        "rds:RestoreDBClusterFromSnapshot",
+        "rds:ModifyDBCluster",
+        "rds:CreateDBInstance",
+        "rds:FailoverDBCluster",
+        "rds:DeleteDBCluster",
+        "rds:DeleteDBClusterSnapshot",
         "kms:DescribeKey",
         "kms:GetKeyPolicy",
         "kms:CreateGrant",
@@ -164,9 +152,11 @@ class RdsEncrypt(Step):
     def observe(self, ctx: StepContext) -> Facts:
         """Every setting of each selected instance that a restore does not carry, and its replicas."""
         instances: dict[str, Any] = {}
-        clusters: dict[str, str] = {}
+        clusters: dict[str, Any] = {}
+        not_handled: dict[str, str] = {}
         seen: set[str] = set()
         existing: list[str] = []
+        existing_clusters: list[str] = []
         kept: list[str] = []
         key = self._observe_key(ctx)
         for region in self._regions(ctx):
@@ -207,31 +197,76 @@ class RdsEncrypt(Step):
                 }
             for page in rds.get_paginator("describe_db_clusters").paginate():
                 for cluster in page.get("DBClusters", []):
-                    cid = cluster["DBClusterIdentifier"]
-                    if self.params.name_matches(cid) and not cluster.get("StorageEncrypted"):
-                        clusters[cid] = (
-                            "Aurora/Multi-AZ cluster: not handled by rds.encrypt yet (cluster "
-                            "snapshot, encrypted copy and restore are manual for now)"
-                        )
+                    self._observe_cluster(cluster, region, by_id, clusters, not_handled, kept, seen)
+                    existing_clusters.append(str(cluster["DBClusterIdentifier"]))
         missing = sorted(
             n for n in self.params.names if not (GLOB_CHARS & set(n)) and n not in seen
         )
+        databases = [*instances.items(), *clusters.items()]
         compliant = sorted(
-            i
-            for i, d in instances.items()
-            if d["encrypted"] and (key.get("arn") is None or d["kms_key_id"] == key.get("arn"))
+            {
+                i
+                for i, d in databases
+                if d["encrypted"] and (key.get("arn") is None or d["kms_key_id"] == key.get("arn"))
+            }
         )
-        other_key = sorted(i for i, d in instances.items() if d["encrypted"] and i not in compliant)
-        prefixes = tuple(f"{i}-" for i in instances)
+        other_key = sorted({i for i, d in databases if d["encrypted"] and i not in compliant})
+        members = [m for c in clusters.values() for m in c["members"]]
+        prefixes = tuple(f"{i}-" for i in [*instances, *members])
+        cluster_prefixes = tuple(f"{c}-" for c in clusters)
         return {
             "target_key": key,
             "instances": instances,
+            "clusters": clusters,
             "compliant": compliant,
             "encrypted_with_other_key": other_key,
-            "clusters_not_handled": clusters,
+            "clusters_not_handled": not_handled,
             "kept_originals": sorted(kept),
             "missing": missing,
             "related_identifiers": sorted(e for e in existing if e.startswith(prefixes)),
+            "related_cluster_identifiers": sorted(
+                c for c in existing_clusters if c.startswith(cluster_prefixes)
+            ),
+        }
+
+    def _observe_cluster(
+        self,
+        cluster: dict[str, Any],
+        region: str,
+        by_id: dict[str, dict[str, Any]],
+        clusters: dict[str, Any],
+        not_handled: dict[str, str],
+        kept: list[str],
+        seen: set[str],
+    ) -> None:
+        """One described cluster into the facts: handled, not handled, kept aside or ignored."""
+        cid = str(cluster["DBClusterIdentifier"])
+        seen.add(cid)
+        if not self.params.name_matches(cid):
+            return
+        if KEPT_ORIGINAL.search(cid):
+            kept.append(cid)  # an original cluster this step renamed aside, kept until cleanup
+            return
+        settings = rc.cluster_settings(cluster)
+        if self.params.tags and not self.params.tags_match(settings["tags"]):
+            return
+        encrypted = bool(cluster.get("StorageEncrypted"))
+        reason = None if encrypted else rc.not_handled_reason(cluster)
+        if reason:
+            not_handled[cid] = reason
+            return
+        if cid in clusters:
+            raise BadInputError(
+                f"cluster {cid} exists in more than one selected region; run one region at a "
+                "time (with.regions)."
+            )
+        clusters[cid] = {
+            "region": region,
+            "status": cluster.get("Status"),
+            "encrypted": encrypted,
+            "kms_key_id": cluster.get("KmsKeyId") if encrypted else None,
+            "settings": settings,
+            "members": rc.cluster_members(cluster, by_id),
         }
 
     def _observe_key(self, ctx: StepContext) -> dict[str, Any]:
@@ -262,8 +297,8 @@ class RdsEncrypt(Step):
         if facts["missing"]:
             raise BadInputError(
                 f"no RDS instance named {', '.join(facts['missing'])} in "
-                f"{', '.join(self._regions(ctx))}. Check with.names (globs are fine) and the "
-                "region (--region or with.regions)."
+                f"{', '.join(self._regions(ctx))}, and no DB cluster of that name either. Check "
+                "with.names (globs are fine) and the region (--region or with.regions)."
             )
         key = facts["target_key"]
         if key.get("known") and key.get("state") != "Enabled":
@@ -290,6 +325,22 @@ class RdsEncrypt(Step):
                     "needs a key in the instance's region. Use a key of that region."
                 )
             actions.extend(self._db_actions(ctx, facts, db_id, db))
+        for cid, cluster in facts.get("clusters", {}).items():
+            if cluster["encrypted"]:
+                continue
+            if key.get("arn") and rs_region(key["arn"]) not in (None, cluster["region"]):
+                raise BadInputError(
+                    f"the KMS key {key['arn']} is not in {cluster['region']}, where cluster {cid} "
+                    "is; RDS needs a key in the cluster's region. Use a key of that region."
+                )
+            twin = facts["instances"].get(cid)
+            if twin is not None and not twin["encrypted"]:
+                raise BadInputError(
+                    f"an instance and a cluster are both named {cid}; their phases would share "
+                    "one target. Encrypt them in two steps: exclude the name in one and select "
+                    "it only in the other (with.exclude / with.names)... or rename one of them."
+                )
+            actions.extend(rc.cluster_actions(self, ctx, facts, cid, cluster))
         return actions
 
     def _db_actions(
@@ -442,6 +493,8 @@ class RdsEncrypt(Step):
     def act(self, ctx: StepContext, action: Action) -> Wait | None:
         """Run one phase of one database; phases that wait return a :class:`Wait`."""
         rds = ctx.client("rds", action.region)
+        if action.kind in rc.KINDS:
+            return ClusterFlow(self).act(ctx, rds, action)
         handlers = {
             WARM_UP: lambda: self._snapshot_and_copy(ctx, rds, action, "warmup"),
             STOP_WRITES: lambda: self._stop_writes(ctx, action),
@@ -964,9 +1017,9 @@ class RdsEncrypt(Step):
 
     # --- verify / outputs / rollback ------------------------------------------------------------
     def verify(self, ctx: StepContext) -> None:
-        """Every selected instance is encrypted with the target key."""
+        """Every selected instance and cluster is encrypted with the target key."""
         facts = self.observe(ctx)
-        left = [i for i in facts["instances"] if i not in facts["compliant"]]
+        left = [i for i in [*facts["instances"], *facts["clusters"]] if i not in facts["compliant"]]
         left = [i for i in left if i not in facts["encrypted_with_other_key"]]
         if left:
             raise StepFailed(
@@ -976,11 +1029,12 @@ class RdsEncrypt(Step):
             )
 
     def published(self, ctx: StepContext) -> dict[str, Any]:
-        """``encrypted``: the instances now encrypted with the target key."""
+        """``encrypted``: the instances and clusters now encrypted with the target key."""
         return {"encrypted": self.observe(ctx)["compliant"]}
 
     def rollback(self, ctx: StepContext) -> None:
         """Before cleanup: swap names back (cut over) or delete the unused copy (not cut over)."""
+        ClusterFlow(self).rollback(ctx)
         deleted = {r.identifier: r for r in ctx.resources("rds:deleted")}
         renamed = {r.identifier: r for r in ctx.resources("rds:renamed")}
         for res in ctx.resources("rds:db-instance"):

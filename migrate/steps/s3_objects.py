@@ -25,7 +25,10 @@ SSE_S3 = "sse-s3"
 OTHER_KMS = "other-kms"  # aws:kms (or DSSE) under another key
 SSE_C = "sse-c"  # cannot be copied without the customer's key
 ARCHIVED = "archived"  # Glacier Flexible Retrieval / Deep Archive / Intelligent-Tiering archive
-STATES = (TARGET, UNENCRYPTED, SSE_S3, OTHER_KMS, SSE_C, ARCHIVED)
+# SSE-KMS under a key nobody named: an S3 Inventory report says "SSE-KMS" but not which key, so
+# plan counts from a report use this state (the target key or another one; HEAD tells them apart).
+KMS_ANY = "kms-key-unknown"
+STATES = (TARGET, UNENCRYPTED, SSE_S3, OTHER_KMS, SSE_C, ARCHIVED, KMS_ANY)
 
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
@@ -92,8 +95,12 @@ def key_matches(key: str | None, target_arn: str) -> bool:
 
 
 def needs_work(state: str, rekey: bool) -> bool:
-    """Whether an object in ``state`` is re-encrypted (the others are left and reported)."""
-    return state in (UNENCRYPTED, SSE_S3) or (state == OTHER_KMS and rekey)
+    """Whether an object in ``state`` is re-encrypted (the others are left and reported).
+
+    ``KMS_ANY`` (from an inventory report) counts as work under ``rekey``: an upper bound, as
+    the objects already under the target key among them are only found out by their HEAD.
+    """
+    return state in (UNENCRYPTED, SSE_S3) or (state in (OTHER_KMS, KMS_ANY) and rekey)
 
 
 def bucket_owner_canonical_id(acl: Mapping[str, Any]) -> str | None:

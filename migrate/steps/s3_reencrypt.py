@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from migrate.aws import error_code
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.errors import StepFailed
+from migrate.steps import s3_batch as sb
+from migrate.steps import s3_inventory as inv
 from migrate.steps import s3_objects as so
 from migrate.steps._select import Selection
 from migrate.steps.s3_default_encryption import (
@@ -34,6 +38,7 @@ MiB = 1024**2
 UPDATE_UNAVAILABLE = frozenset(
     {"NotImplemented", "MethodNotAllowed", "AccessDenied", "501", "405", "InvalidRequest"}
 )
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
 REPORT_SAMPLE = 20  # keys per category kept in the checkpoint (the full list is in the report file)
 
 
@@ -53,6 +58,32 @@ class ReencryptParams(Selection):
     max_failures: int = Field(default=100, ge=0)
     verify_sample: float = Field(default=1.0, ge=0.0, le=1.0)
     plan_head_limit: int = Field(default=10_000, ge=0)
+    inventory: bool = True
+    inventory_max_age_h: float = Field(default=48.0, gt=0)
+    mode: Literal["objects", "batch"] = "objects"
+    batch_role_arn: str | None = None
+    batch_bucket: str | None = None
+    batch_prefix: str = Field(default="migrate-s3-batch", min_length=1)
+    batch_report: Literal["FailedTasksOnly", "AllTasks"] = "FailedTasksOnly"
+    batch_priority: int = Field(default=10, ge=0, le=2_147_483_647)
+    batch_poll_s: float = Field(default=60.0, ge=1.0)
+
+    @model_validator(mode="after")
+    def _batch_needs_a_role_and_a_bucket(self) -> ReencryptParams:
+        """``mode: batch`` cannot run without the job's role and the manifest/report bucket."""
+        if self.mode != "batch":
+            return self
+        missing = [n for n in ("batch_role_arn", "batch_bucket") if not getattr(self, n)]
+        if missing:
+            raise ValueError(
+                f"mode: batch needs {' and '.join(missing)}: the IAM role S3 Batch Operations "
+                "assumes to copy (trusting batchoperations.s3.amazonaws.com) and the bucket "
+                "that receives the manifests and completion reports"
+            )
+        role = str(self.batch_role_arn)
+        if role.startswith("arn:") and not ROLE_ARN.match(role):
+            raise ValueError(f"batch_role_arn {role!r} is not an IAM role ARN")
+        return self
 
 
 @dataclass
@@ -394,7 +425,10 @@ class S3Reencrypt(Step):
     UpdateObjectEncryption. SSE-C and archived objects are skipped and listed; older versions stay.
     Work is checkpointed per listing batch and verified by encryption state, so a killed run
     resumes without re-copying. The plan warns about notifications, replication, lifecycle clocks
-    and readers that would lose access (the key policy is checked against the bucket policy).
+    and readers that would lose access (the key policy is checked against the bucket policy), and
+    counts from a fresh S3 Inventory report where one is configured. ``mode: batch`` hands the
+    copies to S3 Batch Operations (one job per storage class, waited for as a run state, failed
+    tasks retried by the copy lane).
     """
 
     Params = ReencryptParams
@@ -424,6 +458,10 @@ class S3Reencrypt(Step):
         "s3:PutObjectLegalHold",
         "s3:AbortMultipartUpload",
         "s3:DeleteObjectVersion",
+        "s3:GetInventoryConfiguration",
+        "s3:CreateJob",
+        "s3:DescribeJob",
+        "iam:PassRole",
         "kms:DescribeKey",
         "kms:GetKeyPolicy",
         "kms:GenerateDataKey",
@@ -478,13 +516,25 @@ class S3Reencrypt(Step):
                 )
             ]
         compliant = [n for n, b in buckets.items() if self._to_do(b) == 0]
+        facts_batch = self._observe_batch_bucket(ctx, s3)
         return {
+            **facts_batch,
             "buckets": buckets,
             "target_key": self.params.kms_key,
             "target_key_arns": target_arns,
             "key_policy_known": {r: p is not None for r, p in key_policies.items()},
             "compliant": sorted(compliant),
         }
+
+    def _observe_batch_bucket(self, ctx: StepContext, s3: Any) -> dict[str, Any]:
+        """In batch mode: where the manifest/report bucket is (jobs read it in their region)."""
+        name = self.params.batch_bucket
+        if self.params.mode != "batch" or not name or not ctx.is_known(name):
+            return {}
+        region = _optional(
+            lambda: bucket_region(s3, name), ("NoSuchBucket", "404", "AccessDenied"), None
+        )
+        return {"batch_bucket": {"name": name, "region": region}}
 
     def _key_policy(self, ctx: StepContext, arn: str | None, region: str) -> dict[str, Any] | None:
         if not arn:
@@ -535,7 +585,7 @@ class S3Reencrypt(Step):
                 ("NoSuchWebsiteConfiguration",),
                 False,
             ),
-            "objects": lambda: self._scan(ctx, s3, bucket, target_arn),
+            "objects": lambda: self._objects(ctx, s3, bucket, target_arn),
             # Counted only where versioning is or was on: a version listing of a plain bucket
             # would list every object a second time.
             "_versions": lambda: (
@@ -553,12 +603,40 @@ class S3Reencrypt(Step):
             facts["noncurrent_versions"] = versions
         return facts
 
+    def _objects(
+        self, ctx: StepContext, s3: Any, bucket: str, target_arn: str | None
+    ) -> dict[str, Any]:
+        """Counts from a fresh S3 Inventory report where one is configured, else a HEAD scan;
+        the facts say which source was used (and the report's date)."""
+        skipped: list[str] = []
+        if self.params.inventory:
+            counts, skipped = inv.observe_from_inventory(
+                s3,
+                bucket,
+                lambda name: ctx.client("s3", bucket_region(s3, name)),
+                # Only to judge freshness: the facts hold the report's date, never "now".
+                now=datetime.now(UTC),
+                max_age_h=self.params.inventory_max_age_h,
+                multipart_threshold=self.params.multipart_threshold,
+                part_size=self.params.part_size,
+            )
+            if counts is not None:
+                if skipped:
+                    counts["inventory_skipped"] = skipped
+                return counts
+        counts = self._scan(ctx, s3, bucket, target_arn)
+        counts["source"] = "listing"
+        if skipped:
+            counts["inventory_skipped"] = skipped
+        return counts
+
     def _scan(
         self, ctx: StepContext, s3: Any, bucket: str, target_arn: str | None
     ) -> dict[str, Any]:
         """Stream the listing; HEAD the first ``plan_head_limit`` objects to learn encryption."""
         by_state: Counter[str] = Counter()
         bytes_by_state: Counter[str] = Counter()
+        by_class: Counter[str] = Counter()
         count = total_bytes = over = archived = pages = 0
         parts = 0
         limit = self.params.plan_head_limit
@@ -570,6 +648,7 @@ class S3Reencrypt(Step):
                     size = int(obj.get("Size", 0))
                     count += 1
                     total_bytes += size
+                    by_class[str(obj.get("StorageClass") or "STANDARD")] += 1
                     if size > self.params.multipart_threshold:
                         over += 1
                         parts += len(so.part_ranges(size, self.params.part_size))
@@ -588,6 +667,7 @@ class S3Reencrypt(Step):
             "scanned": scanned,
             "by_state": dict(sorted(by_state.items())),
             "bytes_by_state": dict(sorted(bytes_by_state.items())),
+            "by_storage_class": dict(sorted(by_class.items())),
             "over_threshold": over,
             "multipart_parts": parts,
             "archived": archived,
@@ -674,17 +754,30 @@ class S3Reencrypt(Step):
         )
         risks = self._risks(name, bucket, by_state, facts, key_known)
         estimated = " (estimated from a sample)" if objects["scanned"] < objects["count"] else ""
+        inventory = objects.get("inventory") or {}
+        if objects.get("source") == "inventory":
+            estimated = f" (counted from the S3 Inventory report of {inventory.get('date')})"
+        cost = costs.cost_usd
+        how = ""
+        jobs = 0
+        if self.params.mode == "batch":
+            jobs = max(
+                1, sum(1 for c in objects.get("by_storage_class", {}) if c in sb.BATCH_CLASSES)
+            )
+            cost = round(cost + sb.batch_costs(to_do, jobs), 4)
+            how = f" by S3 Batch Operations (up to {jobs} job(s), one per storage class)"
+            risks.extend(self._batch_risks(bucket, facts))
         return Action(
             kind="s3.reencrypt_objects",
             target=name,
             summary=f"re-encrypt {to_do} of {objects['count']} objects ({_size(bytes_to_do)}) in "
-            f"s3://{name} with {self.params.kms_key}{estimated}; ~{costs.requests} requests, "
-            f"~{costs.kms_requests} KMS requests, ~${costs.cost_usd:.2f}",
+            f"s3://{name} with {self.params.kms_key}{how}{estimated}; ~{costs.requests} "
+            f"requests, ~{costs.kms_requests} KMS requests, ~${cost:.2f}",
             estimate=Estimate(
                 duration_s=costs.duration_s,
                 api_requests=costs.requests,
                 bytes=bytes_to_do,
-                cost_usd=costs.cost_usd,
+                cost_usd=cost,
             ),
             risks=tuple(risks),
             region=bucket["region"],
@@ -696,8 +789,42 @@ class S3Reencrypt(Step):
                 "kms_requests": costs.kms_requests,
                 "requests_per_object": 2 if not bucket["acl_enabled"] else 3,
                 "versioned": bucket["versioning"] != "Disabled",
+                "source": objects.get("source", "listing"),
+                "inventory_date": inventory.get("date"),
+                "mode": self.params.mode,
+                "batch_jobs": jobs,
             },
         )
+
+    def _batch_risks(self, bucket: dict[str, Any], facts: Facts) -> list[str]:
+        risks = [
+            "mode: batch - S3 Batch Operations copies without an ETag condition: an object "
+            "rewritten between the manifest and its task is re-encrypted as it then is (its new "
+            "content is kept) but with the storage class the manifest recorded",
+            "mode: batch - a job applies one storage class, one ACL, one website redirect and "
+            "one Object Lock setting to all its objects: the manifest is split per storage "
+            "class, and objects with non-default ACL grants, a website redirect, Object Lock "
+            "settings, a size above the multipart threshold or a class Batch Operations cannot "
+            "write go through the copy lane instead",
+            f"mode: batch - the role {self.params.batch_role_arn} must trust "
+            "batchoperations.s3.amazonaws.com and may s3:GetObject*/s3:PutObject* on the "
+            "bucket, kms:Decrypt/kms:GenerateDataKey on the keys, read the manifests and write "
+            f"the completion reports in s3://{self.params.batch_bucket}/"
+            f"{self.params.batch_prefix}/",
+        ]
+        where = facts.get("batch_bucket")
+        if where and where.get("region") is None:
+            risks.append(
+                f"mode: batch - the bucket {where['name']} for manifests and reports does not "
+                "exist or cannot be read: create it (in the region of the buckets) first"
+            )
+        elif where and where["region"] != bucket["region"]:
+            risks.append(
+                f"mode: batch - the bucket {where['name']} is in {where['region']}, the jobs run "
+                f"in {bucket['region']}: S3 Batch Operations reads its manifest in the job's "
+                "region, so use a manifest bucket there"
+            )
+        return risks
 
     def _risks(
         self,
@@ -708,6 +835,21 @@ class S3Reencrypt(Step):
         key_known: bool,
     ) -> list[str]:
         risks: list[str] = []
+        objects = bucket["objects"]
+        if objects.get("source") == "inventory":
+            report = objects["inventory"]
+            risks.append(
+                f"counts are from the S3 Inventory report {report['config_id']} of "
+                f"{report['date']} UTC: objects written since are not in them (the run lists "
+                "and HEADs every object itself)"
+            )
+            if self.params.rekey and by_state.get(so.KMS_ANY):
+                risks.append(
+                    f"{by_state[so.KMS_ANY]} objects are SSE-KMS and the inventory does not say "
+                    "under which key: all are counted as to re-key (an upper bound)"
+                )
+        for reason in objects.get("inventory_skipped", []):
+            risks.append(f"S3 Inventory not used for the counts: {reason}")
         if bucket["notifications"]:
             risks.append(
                 f"event notifications ({', '.join(bucket['notifications'])}) fire for every "
@@ -735,6 +877,11 @@ class S3Reencrypt(Step):
             risks.append(
                 f"{by_state[so.SSE_C]} SSE-C objects cannot be copied without their key: skipped "
                 "and listed"
+            )
+        if by_state.get(so.KMS_ANY) and not self.params.rekey:
+            risks.append(
+                f"{by_state[so.KMS_ANY]} objects are SSE-KMS (under the target key or another "
+                "one, the inventory does not say): left as they are"
             )
         if by_state.get(so.OTHER_KMS) and not self.params.rekey:
             risks.append(
@@ -823,7 +970,11 @@ class S3Reencrypt(Step):
                 f"s3://{bucket}). Check `kms_key` in the playbook and that the key exists there."
             )
         s3 = ctx.client("s3", region)
-        cp = ctx.load_checkpoint() or {"cursor": {}, "done": 0}
+        # Batch mode keeps its phases in a checkpoint of its own.
+        cp = ctx.load_checkpoint("batch" if self.params.mode == "batch" else "main") or {
+            "cursor": {},
+            "done": 0,
+        }
         cursor = dict(cp["cursor"])
         tally = Tally.from_dict(cursor.get("tally"))
         report = ReportFile(report_path(ctx, bucket), int(cursor.get("report_offset", 0)))
@@ -847,6 +998,8 @@ class S3Reencrypt(Step):
             versioned=versioned,
             track_upload=uploads.track,
         )
+        if self.params.mode == "batch":
+            return self._act_batch(ctx, action, worker, limiter, cursor)
         done = int(cp["done"])
         total = int(action.details.get("objects") or 0) or None
         start_after = str(cursor.get("start_after", ""))
@@ -908,6 +1061,60 @@ class S3Reencrypt(Step):
                 f"(first: {keys}); see {report.path} for the errors. Fix the cause (often "
                 "permissions on the object or the key) and `migrate resume`: done objects are "
                 "not copied again."
+            )
+        return None
+
+    def _act_batch(
+        self,
+        ctx: StepContext,
+        action: Action,
+        worker: ObjectWorker,
+        limiter: so.RateLimiter,
+        cursor: dict[str, Any],
+    ) -> Wait | None:
+        """``mode: batch``: manifests, S3 Batch Operations jobs, a wait, the reconciliation."""
+        s3, bucket, tally = worker.s3, worker.bucket, worker.tally
+        region = action.region or ctx.regions[0]
+        # Objects that failed in the copy lane of an earlier attempt go first.
+        retry = [{"Key": k} for k in cursor.get("failed_keys", [])]
+        tally.counts["failed"] = 0
+        tally.samples.pop("failed", None)
+        if retry:
+            with ThreadPoolExecutor(max_workers=self.params.concurrency) as pool:
+                list(pool.map(worker, retry))
+
+        def acl_headers(key: str) -> dict[str, str]:
+            if not worker.acl_enabled:
+                return {}
+            return so.acl_grant_headers(worker.send(s3.get_object_acl, Bucket=bucket, Key=key))
+
+        lane = sb.BatchLane(
+            ctx=ctx,
+            s3=s3,
+            bucket=bucket,
+            region=region,
+            target_arn=worker.target_arn,
+            params=self.params,
+            head=worker.head,
+            acl_headers=acl_headers,
+            copy_lane=worker,
+            tally=tally,
+            report=worker.report,
+            pages=lambda start_after: self._pages(s3, bucket, start_after),
+            use_update=worker.use_update,
+        )
+        wait = lane.run()
+        summary = {k: int(v) for k, v in sorted(tally.counts.items())}
+        summary["throttled"] = limiter.throttles
+        ctx.record_result(**summary)
+        if wait is not None:
+            return wait
+        if tally.counts["failed"]:
+            keys = ", ".join(tally.samples.get("failed", [])[:10])
+            raise StepFailed(
+                f"s3://{bucket}: {tally.counts['failed']} objects could not be re-encrypted by "
+                f"the copy lane (first: {keys}); see {worker.report.path}. Fix the cause and "
+                "`migrate resume`: they are retried first."
             )
         return None
 
@@ -1039,7 +1246,9 @@ class S3Reencrypt(Step):
             ).all()
             for row in rows:
                 result = dict(row.result or {})
-                reencrypted += int(result.get("copied", 0)) + int(result.get("updated", 0))
+                reencrypted += sum(
+                    int(result.get(k, 0)) for k in ("copied", "updated", "batch_copied")
+                )
                 skipped += sum(
                     int(result.get(k, 0))
                     for k in (

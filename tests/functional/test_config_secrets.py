@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import update
 
 from migrate import commands
@@ -28,9 +29,16 @@ from tests.unit.configs_corpus import (
     CORPUS,
     DB_HOST,
     ERRORS,
+    IMPORT_LIST_PW,
+    JWT_VALUE,
+    MAVEN_CDATA_PW,
+    MAVEN_PW,
     MOVED,
+    REDIS_PW,
     REPORTS_PW,
     SECRET_VALUES,
+    SQLSERVER_PW,
+    TOMCAT_ADMIN_PW,
     TOMCAT_PW,
 )
 
@@ -429,3 +437,68 @@ def test_debug_output_has_no_secret_value(endpoint: str, aws: Any, tmp_path: Pat
     run = _cli(tmp_path, endpoint, "--debug", "run", str(_playbook(tmp_path, configs)), "--yes")
     assert run.returncode == 3
     assert _leaks((run.stdout + run.stderr).encode()) == []
+
+
+def test_xml_text_tomcat_users_import_merge_and_detect_secrets_shapes_end_to_end(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    configs = tmp_path / "configs"
+    chosen = [
+        "tomcat/conf/tomcat-users.xml",
+        "maven/settings.xml",
+        "app/imports.properties",
+        "app/imports-list.yml",
+        "app/datasources.properties",
+    ]
+    for rel in chosen:
+        (configs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (configs / rel).write_bytes(CORPUS[rel])
+    book = _playbook(tmp_path, configs)
+    commands.run(settings, str(PLAYBOOKS / "kms-key.yaml"), options=RunOptions(quiet=True))
+    _, plan = commands.plan(settings, str(book))
+    step = next(s for s in plan.steps if s.id == STEP)
+    assert step.facts["value_detectors"].startswith("detect-secrets ")
+    rewrites = {a.target: a for a in step.actions if a.kind == "config.rewrite"}
+    users_risks = rewrites[str(configs / "tomcat/conf/tomcat-users.xml")].risks
+    assert any('readonly="true"' in r for r in users_risks)
+    assert any("${env.NAME}" in r for r in rewrites[str(configs / "maven/settings.xml")].risks)
+    seed = step.facts["files"][str(configs / "app/datasources.properties")]["findings"]
+    assert {f["key"]: f["reason"] for f in seed}["reports.session.seed"] == (
+        "value shape: JSON Web Token (detect-secrets)"
+    )
+
+    run_id = _run_and_approve(settings, book)
+    sm = aws("secretsmanager")
+
+    def value(name: str) -> dict[str, Any]:
+        return dict(json.loads(sm.get_secret_value(SecretId=name)["SecretString"]))
+
+    assert value("legacy/prod/tomcat-users.xml/admin") == {"password": TOMCAT_ADMIN_PW}
+    assert value("legacy/prod/settings.xml/nexus-releases") == {"password": MAVEN_PW}
+    assert value("legacy/prod/settings.xml/nexus-snapshots") == {"password": MAVEN_CDATA_PW}
+    assert value("legacy/prod/imports.properties/redis") == {"redis.password": REDIS_PW}
+    assert value("legacy/prod/imports-list.yml/spring-datasource") == {
+        "spring.datasource.password": IMPORT_LIST_PW
+    }
+    assert SQLSERVER_PW in value("legacy/prod/datasources.properties/ledger")["ledger.url"]
+    assert value("legacy/prod/datasources.properties/reports-session") == {
+        "reports.session.seed": JWT_VALUE
+    }
+
+    users = (configs / "tomcat/conf/tomcat-users.xml").read_text()
+    assert 'password="${ADMIN_PASSWORD}"' in users and TOMCAT_ADMIN_PW not in users
+    maven = (configs / "maven/settings.xml").read_bytes()
+    assert b"<password>${env.NEXUS_RELEASES_PASSWORD}</password>\r\n" in maven
+    props = (configs / "app/imports.properties").read_text()
+    assert props.startswith(
+        "spring.config.import=optional:file:./extra.properties,"
+        "aws-secretsmanager:legacy/prod/imports.properties/redis\n"
+    )
+    spring = yaml.safe_load((configs / "app/imports-list.yml").read_text())
+    assert spring["spring"]["config"]["import"][-1] == (
+        "aws-secretsmanager:legacy/prod/imports-list.yml/spring-datasource"
+    )
+
+    assert commands.rollback(settings, run_id, STEP) == [f"{STEP}: rolled back"]
+    for rel in chosen:
+        assert (configs / rel).read_bytes() == CORPUS[rel], rel

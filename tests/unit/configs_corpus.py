@@ -36,6 +36,20 @@ PRIVATE_KEY_BODY = "MIIEowIBAAKCAQEAfakefakefakefakefakeKEYBODY"
 REDIS_PW = "redis-Pass-3"
 SMTP_PW = "smtp-Pass-4"
 MYCNF_PW = "mycnf-Pass-5"
+TOMCAT_ADMIN_PW = "Admin-Tomcat-7"
+TOMCAT_DEPLOY_PW = "Deploy&Pass-8"  # written as &amp;
+MAVEN_PW = "Nexus-R3lease&Pass"  # element text, written as &amp;
+MAVEN_CDATA_PW = "Snap<shot>-Pass"  # element text in CDATA, on its own line
+PROXY_PW = "Pr0xy-Pass"
+SQLSERVER_PW = "Sq1-Ledger-Pass"  # ;password= in a JDBC URL under a non-credential key
+URL_SPECIAL_PW = "Pa$$!w0rd-9"  # user:password@ with characters detect-secrets skips
+JWT_VALUE = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJsZWdhY3ktcmVwb3J0cyIsImlzcyI6ImxlZ2FjeSJ9"
+    ".c2FuZGJveC1zaWduYXR1cmUtbm90LXJlYWw"
+)
+IMPORT_LIST_PW = "Ledger-Yaml-Pass"
+IMPORT_SCALAR_PW = "Mail-Import-Pass"
+MULTIDOC_PW = "Multi-Doc-Pass"
 
 SECRET_VALUES = (
     TOMCAT_PW,
@@ -63,6 +77,17 @@ SECRET_VALUES = (
     REDIS_PW,
     SMTP_PW,
     MYCNF_PW,
+    TOMCAT_ADMIN_PW,
+    TOMCAT_DEPLOY_PW,
+    MAVEN_PW,
+    MAVEN_CDATA_PW,
+    PROXY_PW,
+    SQLSERVER_PW,
+    URL_SPECIAL_PW,
+    JWT_VALUE,
+    IMPORT_LIST_PW,
+    IMPORT_SCALAR_PW,
+    MULTIDOC_PW,
 )
 
 CORPUS: dict[str, bytes] = {
@@ -275,6 +300,100 @@ ttl = 60
     "jobs/notifier.xml": f'<?xml version="1.0"?>\n<notifier>\n  <smtp host="smtp.internal" user="jobs" password="{SMTP_PW}"/>\n</notifier>\n'.encode(),
     # 26. A README that is not a config format (ignored in directories).
     "app/README.txt": b"password=not-a-config-file\n",
+    # 27. tomcat-users.xml as shipped (namespaced root), example users commented out, two users.
+    "tomcat/conf/tomcat-users.xml": f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<tomcat-users xmlns="http://tomcat.apache.org/xml"
+              xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+              xsi:schemaLocation="http://tomcat.apache.org/xml tomcat-users.xsd"
+              version="1.0">
+<!--
+  <user username="admin" password="<must-be-changed>" roles="manager-gui"/>
+  <user username="robot" password="Robot-Old-1" roles="manager-script"/>
+-->
+  <role rolename="manager-gui"/>
+  <role rolename="manager-script"/>
+  <user username="admin" password="{TOMCAT_ADMIN_PW}" roles="manager-gui"/>
+  <user username="deployer" password='Deploy&amp;Pass-8' roles="manager-script"/>
+</tomcat-users>
+""".encode(),
+    # 28. Maven settings.xml: passwords in element text (entity, CDATA on its own line), one
+    #     already from the environment, one in a comment, a proxy password; CRLF line ends.
+    "maven/settings.xml": f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<settings xmlns="http://maven.apache.org/SETTINGS/1.0.0"
+          xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+          xsi:schemaLocation="http://maven.apache.org/SETTINGS/1.0.0 https://maven.apache.org/xsd/settings-1.0.0.xsd">
+  <localRepository>/var/maven/repo</localRepository>
+  <servers>
+    <server>
+      <id>nexus-releases</id>
+      <username>deploy</username>
+      <password>Nexus-R3lease&amp;Pass</password>
+    </server>
+    <server>
+      <id>nexus-snapshots</id>
+      <username>deploy</username>
+      <password>
+        <![CDATA[{MAVEN_CDATA_PW}]]>
+      </password>
+    </server>
+    <server>
+      <id>docker-hub</id>
+      <username>ci</username>
+      <password>${{env.DOCKER_PASSWORD}}</password>
+    </server>
+    <!-- <server><id>old</id><password>Old-Maven-Pass</password></server> -->
+  </servers>
+  <proxies>
+    <proxy>
+      <id>corp</id>
+      <host>proxy.corp</host>
+      <port>3128</port>
+      <username>svc-proxy</username>
+      <password>{PROXY_PW}</password>
+    </proxy>
+  </proxies>
+</settings>
+""".replace("\n", "\r\n").encode(),
+    # 29. Credentials found by value shape only, under keys that do not say so: a SQL Server
+    #     URL with ;password=, a URL password with $ and ! (detect-secrets skips both), a JWT.
+    "app/datasources.properties": f"""\
+# Datasources of the batch jobs (legacy, by hand)
+ledger.url=jdbc:sqlserver://mssql.internal:1433;databaseName=ledger;user=ledger;password={SQLSERVER_PW}
+batch.url=jdbc:mysql://batch:{URL_SPECIAL_PW}@batch-db.internal:3306/batch
+reports.session.seed={JWT_VALUE}
+batch.pool=4
+""".encode(),
+    # 30. Spring YAML that already imports config (a list): the secret is added to the list.
+    "app/imports-list.yml": f"""\
+# Ledger service
+spring:
+  config:
+    import:
+      - optional:file:./shared.yml   # shared by every service
+      - optional:configtree:/run/secrets/
+  datasource:
+    url: jdbc:postgresql://{PG_HOST}:5432/ledger
+    username: ledger
+    password: {IMPORT_LIST_PW}
+""".encode(),
+    # 31. Spring YAML with a dotted, quoted scalar import: the secret is appended to it.
+    "app/imports-scalar.yaml": f"""\
+spring.config.import: "optional:file:./local.yaml"
+mail:
+  host: smtp.internal
+  port: 587
+  password: '{IMPORT_SCALAR_PW}'
+""".encode(),
+    # 32. Multi-document properties (#---) that already import: spring-import refuses.
+    "app/multidoc.properties": f"""\
+spring.config.import=optional:file:./base.properties
+db.password={MULTIDOC_PW}
+#---
+spring.config.activate.on-profile=prod
+db.pool=50
+""".encode(),
 }
 
 # What the default styles move, per file: the keys (as the plan shows them).
@@ -301,11 +420,21 @@ MOVED: dict[str, set[str]] = {
     "etc/my.cnf": {"[client] password"},
     "app/bom.properties": {"db.password"},
     "jobs/notifier.xml": {"smtp[1]@password"},
+    "app/imports.properties": {"redis.password"},
+    "tomcat/conf/tomcat-users.xml": {"user[admin]@password", "user[deployer]@password"},
+    "maven/settings.xml": {
+        "server[nexus-releases]/password",
+        "server[nexus-snapshots]/password",
+        "proxy[corp]/password",
+    },
+    "app/datasources.properties": {"ledger.url", "batch.url", "reports.session.seed"},
+    "app/imports-list.yml": {"spring.datasource.password"},
+    "app/imports-scalar.yaml": {"mail.password"},
 }
 # Reported and left untouched.
 ERRORS = {
     "tomcat/conf/broken-context.xml",
-    "app/imports.properties",
+    "app/multidoc.properties",
     "app/anchors.yml",
     "app/broken.yml",
     "web/broken.json",
