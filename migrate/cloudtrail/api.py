@@ -22,6 +22,7 @@ from migrate.cloudtrail.ingest import IngestStats, ingest
 from migrate.cloudtrail.lookup import LOOKUP_MAX_DAYS, RateLimiter, lookup_events
 from migrate.cloudtrail.model import KIND_KEY, KeyStatus, PrincipalUsage, UsageReport, fold
 from migrate.cloudtrail.parse import DIMENSIONS, Combo, ComboValue, merge_combos
+from migrate.cloudtrail.resources import ArnSet, CallKey, merge_resources
 from migrate.cloudtrail.sources import (
     KIND_ATHENA,
     KIND_AUTO,
@@ -168,6 +169,7 @@ def ingest_source(
         since = max(since, earliest)
         start = datetime(since.year, since.month, since.day, tzinfo=UTC)
         combos: dict[Combo, ComboValue] = {}
+        resources: dict[CallKey, ArnSet] = {}
         for region in regions or [aws.region or "us-east-1"]:
             result = lookup_events(
                 aws.client("cloudtrail", region),
@@ -178,7 +180,8 @@ def ingest_source(
             )
             stats.add(result)
             merge_combos(combos, result.combos)
-        persist.replace_window(store, dataset, f"{since:%Y-%m-%d}", combos)
+            merge_resources(resources, result.resources)
+        persist.replace_window(store, dataset, f"{since:%Y-%m-%d}", combos, resources)
         return stats
     if source.kind == KIND_ATHENA:
         combos = run_athena(aws, source, since, until, regions, accounts, athena, sleep)
@@ -285,7 +288,12 @@ def build_report(
                 )
             yield combo, value
 
-    keys, sessions = fold(rows())
+    since_day = f"{since:%Y-%m-%d}" if since else None
+    resources = {
+        call: arn_set.window(since_day)
+        for call, arn_set in persist.load_resources(store, dataset).items()
+    }
+    keys, sessions = fold(rows(), resources=resources)
     if with_iam:
         for key_id, status in iam_keys(aws.client("iam")).items():
             usage = keys.get(key_id)

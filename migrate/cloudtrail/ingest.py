@@ -3,8 +3,9 @@
 The pipeline is streaming with bounded queues everywhere: listing pages feed a window of
 downloads (S3, I/O-bound threads), downloads are grouped into tasks of a few MB, and at most a few
 tasks per worker process are in flight. Each worker returns per-file combos (small dicts), never
-records, so the parent's memory is bounded by the number of distinct combos. Every ``batch_files``
-files, the batch's file list and combos are committed together (see :mod:`persist`).
+records, so the parent's memory is bounded by the number of distinct combos (and of bounded
+per-call ARN sets). Every ``batch_files`` files, the batch's file list, combos and ARN sets are
+committed together (see :mod:`persist`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from migrate.cloudtrail.parse import (
     merge_combos,
     parse_batch,
 )
+from migrate.cloudtrail.resources import ArnSet, CallKey, merge_resources
 from migrate.cloudtrail.sources import LogFile
 from migrate.store import Store
 
@@ -182,14 +184,18 @@ def ingest(
     else:
         pool = _Inline()
     batch_combos: dict[Combo, ComboValue] = {}
+    batch_resources: dict[CallKey, ArnSet] = {}
     batch_files_list: list[tuple[FileResult, str | None]] = []
 
     def flush() -> None:
         if not batch_files_list:
             return
-        persist.commit_batch(store, dataset, batch_files_list, batch_combos, run_id)
+        persist.commit_batch(
+            store, dataset, batch_files_list, batch_combos, run_id, resources=batch_resources
+        )
         batch_files_list.clear()
         batch_combos.clear()
+        batch_resources.clear()
         if on_batch is not None:
             on_batch(stats)
 
@@ -210,7 +216,8 @@ def ingest(
                 result.name = log.name  # the worker saw the absolute path of local files
                 stats.add(result)
                 merge_combos(batch_combos, result.combos)
-                result.combos = {}
+                merge_resources(batch_resources, result.resources)
+                result.combos, result.resources = {}, {}
                 batch_files_list.append((result, log.etag))
                 if progress is not None:
                     progress.update(1)

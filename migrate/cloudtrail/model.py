@@ -10,7 +10,7 @@ issued the session.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +30,21 @@ _DIM = {name: index for index, name in enumerate(DIMENSIONS)}
 
 @dataclass
 class CallStat:
-    """One API call type made by a principal: counts, errors by code, and its IAM action."""
+    """One API call type made by a principal: counts, errors by code, its IAM action, and the
+    resource ARNs it named.
+
+    ``resources`` (access keys only): ARNs of the kinds the IAM action accepts, generalised to
+    wildcards when there were many (``arn:aws:s3:::bucket/folder/*``); ``*`` among them means some
+    calls named no resource (or the action takes none). Empty: unknown (no resource evidence was
+    ingested for this call, e.g. through Athena).
+    """
 
     event_source: str
     event_name: str
     iam_action: str | None
     count: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    resources: list[str] = field(default_factory=list)
 
     @property
     def error_count(self) -> int:
@@ -175,12 +183,15 @@ def _role_name(arn: str) -> str:
 
 
 def fold(
-    rows: Iterable[tuple[Combo, ComboValue]], since_day: str | None = None
+    rows: Iterable[tuple[Combo, ComboValue]],
+    since_day: str | None = None,
+    resources: Mapping[tuple[str, str, str], list[str]] | None = None,
 ) -> tuple[dict[str, PrincipalUsage], dict[str, PrincipalUsage]]:
     """Fold combos into ``(keys by key id, sessions by issuer ARN)``.
 
     ``since_day`` (``YYYY-MM-DD``) drops combos of earlier days, so one ingested dataset serves
-    any shorter window.
+    any shorter window. ``resources`` (``(key id, eventSource, eventName)`` -> ARNs, already
+    cut to the window) fills each access key call's ``resources``.
     """
     keys: dict[str, PrincipalUsage] = {}
     sessions: dict[str, PrincipalUsage] = {}
@@ -242,6 +253,11 @@ def fold(
         _bump(usage.invoked_by, combo[_DIM["invoked_by"]], count)
     for issuer, arns in session_arns.items():
         sessions[issuer].sessions = len(arns)
+    if resources:
+        for (principal, source, name), stat in calls.items():
+            found = resources.get((principal, source, name)) if principal in keys else None
+            if found:
+                stat.resources = sorted(found)
     for usage in (*keys.values(), *sessions.values()):
         usage.actions.sort(key=lambda c: (-c.count, c.event_source, c.event_name))
     return keys, sessions

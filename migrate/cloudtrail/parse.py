@@ -1,10 +1,11 @@
 """Reading one CloudTrail log file into a small per-file aggregate (runs in worker processes).
 
 A log file (``{"Records": [...]}``, gzipped) becomes a :class:`FileResult`: a dict of *combos*
-(one entry per distinct :data:`DIMENSIONS` tuple, with a count and first/last event time) plus
-counters of everything odd about the file. The records themselves never leave this function, so
-memory stays bounded by the number of distinct combos, not by the number of events, and the parent
-process only merges small dicts. The Athena and DuckDB paths group by the very same dimensions.
+(one entry per distinct :data:`DIMENSIONS` tuple, with a count and first/last event time), the
+resource ARNs each access key's calls named (bounded sets, see :mod:`resources`), plus counters of
+everything odd about the file. The records themselves never leave this function, so memory stays
+bounded by the number of distinct combos, not by the number of events, and the parent process only
+merges small dicts. The Athena and DuckDB paths group by the very same dimensions.
 
 This module imports nothing heavy (no boto3): worker processes start fast.
 """
@@ -17,6 +18,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from migrate.cloudtrail.actions import iam_action
+from migrate.cloudtrail.resources import (
+    ANY,
+    DENIED_CODES,
+    EXACT_PER_FILE,
+    MODE_OTHER,
+    MODE_S3_BUCKET,
+    MODE_S3_OBJECT,
+    ArnSet,
+    CallKey,
+    account_of,
+    bound,
+    call_mode,
+    keep_accepted,
+    listed_arns,
+    merge_sets,
+    params_arns,
+    s3_arn_prefix,
+)
 
 
 def _load_gzip() -> Any:
@@ -81,6 +102,7 @@ class FileResult:
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     error: str | None = None
     size: int = 0
+    resources: dict[CallKey, ArnSet] = field(default_factory=dict)
 
 
 def merge_combos(into: dict[Combo, ComboValue], other: Mapping[Combo, ComboValue]) -> None:
@@ -123,8 +145,23 @@ if msgspec is not None:
         invokedBy: str | None = None
         sessionContext: _SessionContext | None = None
 
-    class _Omittable(msgspec.Struct, gc=False):
+    class _Params(msgspec.Struct, gc=False):
         omitted: bool = False
+        # The few parameters that name a resource (Any: other services use the names for other
+        # shapes, e.g. DynamoDB's ``key`` is an object; a wrong guess must not fail the file).
+        bucketName: Any = None
+        key: Any = None
+        secretId: Any = None
+        tableName: Any = None
+        indexName: Any = None
+        queueUrl: Any = None
+        topicArn: Any = None
+        keyId: Any = None
+        dBInstanceIdentifier: Any = None
+
+    class _Resource(msgspec.Struct, gc=False):
+        ARN: Any = None
+        ARNPrefix: Any = None
 
     class _Record(msgspec.Struct, gc=False):
         eventTime: str | None = None
@@ -136,25 +173,73 @@ if msgspec is not None:
         errorCode: str | None = None
         vpcEndpointId: str | None = None
         userIdentity: _Identity | None = None
-        # Only "was it truncated" matters; the parameters are skipped, never materialised.
-        requestParameters: _Omittable | str | None = None
+        # "Was it truncated", and the few names of resources; everything else is skipped.
+        requestParameters: _Params | str | None = None
+        # Kept raw (cheap) and decoded only for calls whose parameters name no resource.
+        resources: msgspec.Raw = msgspec.Raw(b"")
 
     class _Log(msgspec.Struct, gc=False):
         Records: list[_Record] | None = None
 
     _DECODER: Any = msgspec.json.Decoder(_Log)
     _GENERIC: Any = msgspec.json.Decoder()
+    _RESOURCES: Any = msgspec.json.Decoder(list[_Resource] | None)
     _ERRORS: tuple[type[Exception], ...] = (msgspec.ValidationError, msgspec.DecodeError)
 else:  # pragma: no cover
     _DECODER = None
     _GENERIC = None
+    _RESOURCES = None
     _ERRORS = ()
+
+
+def _attr(obj: Any, name: str) -> Any:
+    return getattr(obj, name, None)
+
+
+def _other_arns(r: Any, rp: Any) -> list[str]:
+    """ARNs of a non-S3 call: its request parameters, else its ``resources[]`` (typed record)."""
+    if rp is not None and rp.__class__ is not str:
+        found = params_arns(
+            r.eventSource or "",
+            lambda name: getattr(rp, name, None),
+            r.awsRegion,
+            account_of(r.userIdentity.arn),
+        )
+        if found:
+            return found
+    raw = r.resources
+    if len(raw) > 2:  # more than "[]"
+        try:
+            items = _RESOURCES.decode(raw)
+        except _ERRORS:
+            return []
+        if items:
+            return listed_arns(items, _attr)
+    return []
+
+
+def _call_set(sets: dict[tuple[str, str, str, bool], set[str]], k: Combo) -> set[str]:
+    """The resource set shared by every combo of one call (denied calls kept apart)."""
+    call = (k[_I_KEY], k[_I_SOURCE], k[_I_NAME], k[_I_ERROR] in DENIED_CODES)
+    found = sets.get(call)
+    if found is None:
+        found = sets[call] = set()
+    return found
 
 
 def _aggregate_typed(records: list[Any], result: FileResult) -> None:
     combos = result.combos
+    sets: dict[tuple[str, str, str, bool], set[str]] = {}
     c = result.counters
     aggregated = no_identity = aws_service = no_key = truncated = 0
+    # Locals: this loop runs once per record.
+    star, exact, s3_object, s3_bucket, other = (
+        ANY,
+        EXACT_PER_FILE,
+        MODE_S3_OBJECT,
+        MODE_S3_BUCKET,
+        MODE_OTHER,
+    )
     for r in records:
         ui = r.userIdentity
         if ui is None:
@@ -167,7 +252,8 @@ def _aggregate_typed(records: list[Any], result: FileResult) -> None:
             else:
                 no_key += 1
             continue
-        if key[:4] == TEMPORARY_KEY:
+        long_lived = key[:4] != TEMPORARY_KEY
+        if not long_lived:
             key = TEMPORARY_KEY
         rp = r.requestParameters
         if rp is not None and (rp.__class__ is str or rp.omitted):
@@ -194,7 +280,14 @@ def _aggregate_typed(records: list[Any], result: FileResult) -> None:
         )
         v = combos.get(k)
         if v is None:
-            combos[k] = [1, t, t]
+            # [count, first, last, the call's resource set (long-lived keys only), call mode]
+            combos[k] = v = [
+                1,
+                t,
+                t,
+                _call_set(sets, k) if long_lived else None,
+                call_mode(k[8], k[9]),
+            ]
         else:
             v[0] += 1
             if t < v[1]:
@@ -202,12 +295,85 @@ def _aggregate_typed(records: list[Any], result: FileResult) -> None:
             elif t > v[2]:
                 v[2] = t
         aggregated += 1
+        seen = v[3]
+        if seen is None:
+            continue
+        mode = v[4]
+        if mode == 0:
+            continue  # the action takes no resource: "*" (added once per call at the end)
+        if mode < other:
+            # S3: bucketName/key name the same bucket and object as resources[], and are cheaper.
+            bucket = rp.bucketName if rp is not None and rp.__class__ is not str else None
+            if bucket.__class__ is not str or not bucket:
+                seen.add(star)
+                continue
+            if mode & s3_object:
+                obj = rp.key
+                if obj.__class__ is not str or not obj:
+                    seen.add(star)
+                    continue
+                if len(seen) < exact:
+                    seen.add(f"{bucket}/{obj}")
+                else:  # many objects: their first folder stands for them (see resources.py)
+                    cut = obj.find("/") + 1
+                    seen.add(f"{bucket}/{obj[:cut]}*" if cut else f"{bucket}/*")
+            if mode & s3_bucket:
+                seen.add(bucket)
+        elif len(seen) <= exact:
+            found = _other_arns(r, rp)
+            if found:
+                seen.update(found)
+            else:
+                seen.add(star)
+        elif star not in seen:
+            seen.add(star)  # too many distinct resources for a call of this kind: "*"
     c["records"] += len(records)
     c["aggregated"] += aggregated
     c["no_identity"] += no_identity
     c["aws_service"] += aws_service
     c["no_access_key"] += no_key
     c["truncated_params"] += truncated
+    _collect_resources(combos, result.resources)
+
+
+_I_DAY, _I_KEY, _I_SOURCE, _I_NAME, _I_ERROR, _I_REGION = (
+    DIMENSIONS.index(n)
+    for n in ("day", "key_id", "event_source", "event_name", "error_code", "region")
+)
+
+
+def _collect_resources(combos: dict[Combo, ComboValue], into: dict[CallKey, ArnSet]) -> None:
+    """Move the calls' resource sets (``value[3]``) into bounded per-call ARN sets in ``into``.
+
+    A set is shared by the combos of one call in one file, so every ARN gets the call's last day
+    in the file (a log file covers minutes).
+    """
+    by_call: dict[CallKey, tuple[set[str], str, str]] = {}
+    for k, v in combos.items():
+        if len(v) <= 3:
+            continue
+        seen = v[3]
+        del v[3:]
+        if seen is None or k[_I_ERROR] in DENIED_CODES:
+            continue  # a session's call, or one the key was refused: no evidence of need
+        call = (k[_I_KEY], k[_I_SOURCE], k[_I_NAME])
+        entry = by_call.get(call)
+        if entry is None or k[_I_DAY] > entry[1]:
+            by_call[call] = (seen, k[_I_DAY], k[_I_REGION])
+    for call, (seen, day, region) in by_call.items():
+        mode = call_mode(call[1], call[2])
+        if mode == MODE_OTHER and seen:
+            # resources[] may name more than the action takes (a bucket beside its object).
+            seen = set(keep_accepted(iam_action(call[1], call[2]), seen)) or {ANY}
+        arn_set = bound(ArnSet(dict.fromkeys(seen or (ANY,), day)))
+        if mode and mode < MODE_OTHER:
+            prefix = s3_arn_prefix(region)
+            arn_set.arns = {a if a == ANY else prefix + a: d for a, d in arn_set.arns.items()}
+        mine = into.get(call)
+        if mine is None:
+            into[call] = arn_set
+        else:
+            merge_sets(mine, arn_set)
 
 
 # -- tolerant decoding (malformed records, no msgspec) ---------------------------------------
@@ -232,6 +398,8 @@ def aggregate_records(records: Iterable[Any], result: FileResult) -> None:
     LookupEvents (whose events arrive one JSON string at a time).
     """
     c = result.counters
+    local: dict[Combo, ComboValue] = {}
+    sets: dict[tuple[str, str, str, bool], set[str]] = {}
     for record in records:
         c["records"] += 1
         if not isinstance(record, dict):
@@ -252,7 +420,8 @@ def aggregate_records(records: Iterable[Any], result: FileResult) -> None:
                 else:
                     c["no_access_key"] += 1
                 continue
-            if key[:4] == TEMPORARY_KEY:
+            long_lived = key[:4] != TEMPORARY_KEY
+            if not long_lived:
                 key = TEMPORARY_KEY
             issuer = _get(_get(ui, "sessionContext"), "sessionIssuer")
             t = _text(record.get("eventTime"))
@@ -279,8 +448,61 @@ def aggregate_records(records: Iterable[Any], result: FileResult) -> None:
         rp = record.get("requestParameters")
         if isinstance(rp, str) or (isinstance(rp, dict) and rp.get("omitted") is True):
             c["truncated_params"] += 1
-        merge_combos(result.combos, {k: [1, t, t]})
+        v = local.get(k)
+        if v is None:
+            v = local[k] = [0, t, t, _call_set(sets, k) if long_lived else None]
+        v[0] += 1
+        if t and (not v[1] or t < v[1]):
+            v[1] = t
+        if t > v[2]:
+            v[2] = t
+        if v[3] is not None:
+            _add_record_arns(v[3], record, rp, k[_I_SOURCE], k[_I_NAME])
         c["aggregated"] += 1
+    _collect_resources(local, result.resources)
+    merge_combos(result.combos, local)
+
+
+def _add_record_arns(
+    seen: set[str], record: dict[str, Any], rp: Any, source: str, name: str
+) -> None:
+    """Add a plain record's resources to its call's set, exactly as the typed path does."""
+    mode = call_mode(source, name)
+    if mode == 0:
+        return
+    params = rp if isinstance(rp, dict) else {}
+    if mode < MODE_OTHER:
+        bucket = params.get("bucketName")
+        if not isinstance(bucket, str) or not bucket:
+            seen.add(ANY)
+            return
+        if mode & MODE_S3_OBJECT:
+            obj = params.get("key")
+            if not isinstance(obj, str) or not obj:
+                seen.add(ANY)
+                return
+            if len(seen) < EXACT_PER_FILE:
+                seen.add(bucket + "/" + obj)
+            else:
+                cut = obj.find("/")
+                seen.add(bucket + "/" + obj[: cut + 1] + ANY if cut >= 0 else bucket + "/*")
+        if mode & MODE_S3_BUCKET:
+            seen.add(bucket)
+        return
+    if len(seen) > EXACT_PER_FILE:
+        seen.add(ANY)
+        return
+    region = record.get("awsRegion")
+    found = params_arns(
+        source,
+        params.get,
+        region if isinstance(region, str) else None,
+        account_of(_get(record.get("userIdentity"), "arn")),
+    )
+    listed = record.get("resources")
+    if not found and isinstance(listed, list):
+        found = listed_arns(listed, _get)
+    seen.update(found or (ANY,))
 
 
 def parse_bytes(name: str, data: bytes) -> FileResult:

@@ -1,23 +1,29 @@
 """Reading and writing the CloudTrail tables of the state store.
 
-Each batch of files is committed in one transaction together with the combos it produced, so the
-"already ingested" list and the counts can never disagree: after a crash, the batch in flight is
-simply read again.
+Each batch of files is committed in one transaction together with the combos and the resource ARN
+sets it produced, so the "already ingested" list and the counts can never disagree: after a crash,
+the batch in flight is simply read again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
 from migrate.cloudtrail.model import UsageReport
 from migrate.cloudtrail.parse import COUNTERS, DIMENSIONS, Combo, ComboValue, FileResult
+from migrate.cloudtrail.resources import ArnSet, CallKey, merge_sets
 from migrate.store import Store, utcnow
-from migrate.store.usage_models import CloudTrailFile, CloudTrailReport, CloudTrailUsage
+from migrate.store.usage_models import (
+    CloudTrailFile,
+    CloudTrailReport,
+    CloudTrailResources,
+    CloudTrailUsage,
+)
 
 _CHUNK = 500  # well under SQLite's bound-parameter limit
 
@@ -87,14 +93,67 @@ def _upsert(session: Any, dataset: str, combos: dict[Combo, ComboValue]) -> None
         session.execute(insert(CloudTrailUsage), inserts)
 
 
+def _rows_of(session: Any, dataset: str, key_ids: Iterable[str]) -> dict[CallKey, Any]:
+    r = CloudTrailResources
+    found: dict[CallKey, Any] = {}
+    for chunk in _chunks(sorted(set(key_ids))):
+        for row in session.scalars(select(r).where(r.dataset == dataset, r.key_id.in_(chunk))):
+            found[(row.key_id, row.event_source, row.event_name)] = row
+    return found
+
+
+def _upsert_resources(
+    session: Any,
+    dataset: str,
+    resources: Mapping[CallKey, ArnSet],
+    drop_from_day: str | None = None,
+) -> None:
+    """Merge per-call ARN sets into the dataset's rows (one per key and call).
+
+    ``drop_from_day`` first forgets what the stored rows saw from that day on (the window a
+    LookupEvents run replaces).
+    """
+    rows = _rows_of(session, dataset, (call[0] for call in resources))
+    if drop_from_day is not None:
+        rows.update(_rows_of(session, dataset, _all_key_ids(session, dataset)))
+        for row in rows.values():
+            kept = {a: d for a, d in (row.arns or {}).items() if d < drop_from_day}
+            if kept != row.arns:
+                row.arns = kept
+    for call, arn_set in resources.items():
+        row = rows.get(call)
+        if row is None:
+            session.add(
+                CloudTrailResources(
+                    dataset=dataset,
+                    key_id=call[0],
+                    event_source=call[1],
+                    event_name=call[2],
+                    **arn_set.to_json(),
+                )
+            )
+            continue
+        stored = ArnSet.from_json({"arns": row.arns, "level": row.level})
+        merge_sets(stored, arn_set)
+        data = stored.to_json()
+        row.arns, row.level = data["arns"], data["level"]
+
+
+def _all_key_ids(session: Any, dataset: str) -> list[str]:
+    r = CloudTrailResources
+    return list(session.scalars(select(r.key_id).where(r.dataset == dataset).distinct()))
+
+
 def commit_batch(
     store: Store,
     dataset: str,
     files: Iterable[tuple[FileResult, str | None]],
     combos: dict[Combo, ComboValue],
     run_id: str | None = None,
+    resources: Mapping[CallKey, ArnSet] | None = None,
 ) -> None:
-    """Record a batch of read files (with etags) and add their combos, in one transaction."""
+    """Record a batch of read files (with etags) and add their combos and resource ARNs, in one
+    transaction."""
     now = utcnow()
     with store.write() as session:
         for result, etag in files:
@@ -112,12 +171,22 @@ def commit_batch(
                 )
             )
         _upsert(session, dataset, combos)
+        if resources:
+            _upsert_resources(session, dataset, resources)
 
 
 def replace_window(
-    store: Store, dataset: str, since_day: str, combos: dict[Combo, ComboValue]
+    store: Store,
+    dataset: str,
+    since_day: str,
+    combos: dict[Combo, ComboValue],
+    resources: Mapping[CallKey, ArnSet] | None = None,
 ) -> None:
-    """Replace every combo of ``dataset`` from ``since_day`` on (LookupEvents, Athena)."""
+    """Replace every combo of ``dataset`` from ``since_day`` on (LookupEvents, Athena).
+
+    With ``resources`` (LookupEvents), the ARNs seen from ``since_day`` on are replaced too;
+    without (Athena, which aggregates no resources), stored ARNs are left alone.
+    """
     with store.write() as session:
         session.execute(
             delete(CloudTrailUsage).where(
@@ -126,6 +195,8 @@ def replace_window(
         )
         session.flush()
         _upsert(session, dataset, combos)
+        if resources is not None:
+            _upsert_resources(session, dataset, resources, drop_from_day=since_day)
 
 
 def load_combos(
@@ -142,6 +213,19 @@ def load_combos(
     with store.read() as session:
         for row in session.execute(query).yield_per(2000):
             yield tuple(row[:width]), [row[width], row[width + 1], row[width + 2]]
+
+
+def load_resources(store: Store, dataset: str) -> dict[CallKey, ArnSet]:
+    """The stored ARN sets of ``dataset``, per (access key id, eventSource, eventName)."""
+    r = CloudTrailResources
+    query = select(r.key_id, r.event_source, r.event_name, r.arns, r.level).where(
+        r.dataset == dataset
+    )
+    with store.read() as session:
+        return {
+            (key_id, source, name): ArnSet.from_json({"arns": arns, "level": level})
+            for key_id, source, name, arns, level in session.execute(query)
+        }
 
 
 def file_stats(store: Store, dataset: str, limit: int = 50) -> dict[str, Any]:

@@ -15,6 +15,14 @@ def _top(counter: dict[str, int], limit: int = 5) -> str:
     return text or "-"
 
 
+def _resources(resources: list[str], limit: int = 4) -> str:
+    """``arn1, arn2, ... 3 more``; ``*`` stands for calls that named no resource."""
+    text = ", ".join(resources[:limit])
+    if len(resources) > limit:
+        text += f", ... {len(resources) - limit} more"
+    return text
+
+
 def _generated(report: UsageReport) -> datetime:
     return datetime.fromisoformat(report.generated_at.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -93,6 +101,8 @@ def _principal_text(usage: PrincipalUsage, report: UsageReport, now: datetime) -
                 f"{call.error_count:>6}  {call.event_source} {call.event_name}"
                 + (f"  [{errors}]" if errors else "")
             )
+            if call.resources and call.resources != ["*"]:
+                lines.append(f"  {''.ljust(width)}  {'on':>7}  {_resources(call.resources)}")
     if usage.source_ips:
         lines.append("  source IPs:")
         for ip, count in sorted(usage.source_ips.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
@@ -175,13 +185,16 @@ def render_markdown(report: UsageReport) -> str:
         out.append(f"## `{usage.principal}` ({usage.owner or usage.kind})")
         out.append("")
         if usage.actions:
-            out.append("| IAM action | call | calls | errors |")
-            out.append("| --- | --- | ---: | --- |")
+            out.append("| IAM action | call | calls | errors | resources |")
+            out.append("| --- | --- | ---: | --- | --- |")
             for call in usage.actions:
                 errors = ", ".join(f"{code}: {n}" for code, n in sorted(call.errors.items()))
+                resources = ", ".join(f"`{r}`" for r in call.resources[:8])
+                if len(call.resources) > 8:
+                    resources += f", ... {len(call.resources) - 8} more"
                 out.append(
                     f"| {call.iam_action or '(none)'} | {call.event_source} {call.event_name} | "
-                    f"{call.count} | {errors} |"
+                    f"{call.count} | {errors} | {_md_escape(resources)} |"
                 )
             out.append("")
         else:

@@ -454,10 +454,9 @@ class KeysToRoles(Step):
             if self.params.kms_key and ctx.is_known(self.params.kms_key)
             else None
         )
-        resources = {
-            a["action"]: a["resources"] for a in key["usage"]["actions"] if a.get("resources")
-        }
-        policy = generate_policy(key["usage"]["actions"], kms, resources)
+        # Each observed call carries the ARNs CloudTrail showed for it; generate_policy narrows
+        # every action whose calls all showed some, and flags the rest as broad.
+        policy = generate_policy(key["usage"]["actions"], kms)
         role = _role_name(self.params.role_name, key["user"], key_id)
         notes = policy.notes()
         if self.params.kms_key and not kms:
@@ -484,7 +483,12 @@ class KeysToRoles(Step):
                 kind="iam.create_role",
                 target=key_id,
                 summary=f"create role {role} + instance profile with {len(policy.actions)} "
-                f"observed action(s) for the workload of {key_id} ({user})",
+                f"observed action(s) for the workload of {key_id} ({user}); "
+                + (
+                    f"resources narrowed for {len(policy.narrowed)}"
+                    if policy.narrowed
+                    else "no resource evidence"
+                ),
                 estimate=Estimate(duration_s=5, api_requests=6),
                 risks=tuple(notes),
                 details={

@@ -3,8 +3,10 @@
 ``cloudtrail_files`` remembers every log file read (so a second run reads only new ones);
 ``cloudtrail_usage`` holds the aggregated combos (one row per distinct day + identity + call +
 origin, with a count), committed in the same transaction as the files they came from, so a crash
-never counts a file twice; ``cloudtrail_reports`` keeps each usage report that the keys-to-roles
-step reads by id. None of them holds a secret: access key *ids*, ARNs, IPs and user agents only.
+never counts a file twice; ``cloudtrail_resources`` holds, per access key and call, the bounded
+set of resource ARNs the call named (committed with the same batch); ``cloudtrail_reports`` keeps
+each usage report that the keys-to-roles step reads by id. None of them holds a secret: access
+key *ids*, ARNs, IPs and user agents only.
 """
 
 from __future__ import annotations
@@ -66,6 +68,26 @@ class CloudTrailUsage(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
     first_seen: Mapped[str] = mapped_column(String(40))
     last_seen: Mapped[str] = mapped_column(String(40))
+
+
+class CloudTrailResources(Base):
+    """The resource ARNs one access key's call named: ``{arn: last day seen}``, at most ~20.
+
+    A separate table, not a dimension of ``cloudtrail_usage``: one row per key and call keeps the
+    combo count independent of how many objects a workload touches.
+    """
+
+    __tablename__ = "cloudtrail_resources"
+    __table_args__ = (UniqueConstraint("dataset", "key_id", "event_source", "event_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset: Mapped[str] = mapped_column(String(512))
+    key_id: Mapped[str] = mapped_column(String(128))
+    event_source: Mapped[str] = mapped_column(Text)
+    event_name: Mapped[str] = mapped_column(Text)
+    arns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The path depth the ARNs were generalised to (None: exact), see migrate.cloudtrail.resources.
+    level: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class CloudTrailReport(Base):

@@ -298,6 +298,24 @@ def test_sandbox_logs_attribute_each_key_to_where_it_runs(
     assert (where.instance_id, where.instance_name) == (summary.instance_id, INSTANCE_NAME)
     assert app.vpc_endpoints == {summary.s3_vpc_endpoint_id: app.calls - 7}  # RDS calls have none
     assert "s3:ListAllMyBuckets" in app.iam_actions and "rds:DescribeDBInstances" in app.iam_actions
+    # The ARNs each call named: object keys of legacy-app-data, the RDS instance, "*" for
+    # ListBuckets (an account-level call).
+    calls = {c.event_name: c.resources for c in app.actions}
+    assert calls["GetObject"] and all(
+        r.startswith("arn:aws:s3:::legacy-app-data/uploads/2019/invoice-")
+        or r.startswith("arn:aws:s3:::legacy-app-data/exports/customers-")
+        for r in calls["GetObject"]
+    )
+    assert calls["ListBuckets"] == ["*"]
+    assert calls["DescribeDBInstances"] == [
+        f"arn:aws:rds:us-east-1:{summary.account_id}:db:legacy-mysql"
+    ]
+    batch_calls = {
+        c.event_name: c.resources
+        for c in report.key(summary.access_key_id("batch-reports")).actions
+    }
+    assert batch_calls["ListObjects"] == ["arn:aws:s3:::legacy-app-data"]
+    assert batch_calls["PutObject"] == []  # only ever denied: no evidence of need
     batch = report.key(summary.access_key_id("batch-reports"))
     assert report.ips[BATCH_SOURCE_IP].kind == ATTR_OUTSIDE
     put = next(c for c in batch.actions if c.event_name == "PutObject")
@@ -380,7 +398,19 @@ def test_cli_prints_a_table_per_key_and_json(settings: Settings, tmp_path: Path)
     as_json = runner.invoke(root, ["trail", "usage", "--source", str(logs), "--json"])
     data = json.loads(as_json.output)
     assert data["stats"]["this_run"]["files_already_ingested"] == 1
+    get = next(
+        c
+        for k in data["keys"]
+        if k["principal"] == "AKIAEXAMPLEAPP000001"
+        for c in k["actions"]
+        if c["event_name"] == "GetObject"
+    )
+    assert get["resources"] and all(
+        r.startswith("arn:aws:s3:::app-bucket-") for r in get["resources"]
+    )
+    assert "on  arn:aws:s3:::app-bucket-" in text.output
     md = runner.invoke(root, ["trail", "usage", "--source", str(logs), "--md"])
     assert md.output.startswith("# CloudTrail access-key usage") and "| IAM action |" in md.output
+    assert "| resources |" in md.output and "`arn:aws:s3:::app-bucket-" in md.output
     bad = runner.invoke(root, ["trail", "usage", "--source", str(tmp_path / "nope")])
     assert bad.exit_code != 0

@@ -1,0 +1,242 @@
+"""Resource ARNs per access key and call: extraction from records, bounded sets, storage, report."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from migrate.cloudtrail import persist
+from migrate.cloudtrail.model import UsageReport, fold
+from migrate.cloudtrail.parse import FileResult, aggregate_records, parse_bytes
+from migrate.cloudtrail.resources import (
+    ANY,
+    MAX_ARNS,
+    ArnSet,
+    bound,
+    merge_resources,
+    params_arns,
+    truncate,
+)
+from migrate.cloudtrail.synth import RecordFactory, log_file
+from migrate.store import open_store
+
+ACCT = "123456789012"
+KEY = "AKIARESOURCES0000001"
+REGION = "us-east-1"
+
+
+def _record(
+    source: str,
+    name: str,
+    params: Any = None,
+    *,
+    resources: list[dict[str, str]] | None = None,
+    key: str = KEY,
+    day: str = "2026-11-20",
+    error: str | None = None,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "eventTime": f"{day}T10:00:00Z",
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": REGION,
+        "sourceIPAddress": "10.0.1.10",
+        "userAgent": "aws-cli/2",
+        "userIdentity": {
+            "type": "IAMUser",
+            "arn": f"arn:aws:iam::{ACCT}:user/app",
+            "accountId": ACCT,
+            "accessKeyId": key,
+            "userName": "app",
+        },
+        "requestParameters": params,
+        "recipientAccountId": ACCT,
+    }
+    if resources is not None:
+        record["resources"] = resources
+    if error:
+        record["errorCode"] = error
+    return record
+
+
+def _s3(name: str, bucket: str, obj: str | None = None, **kw: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"bucketName": bucket, "Host": f"{bucket}.s3.amazonaws.com"}
+    listed = [{"type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
+    if obj is not None:
+        params["key"] = obj
+        listed.insert(0, {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{obj}"})
+    return _record("s3.amazonaws.com", name, params, resources=listed, **kw)
+
+
+RECORDS = [
+    _s3("GetObject", "data", "exports/a.csv"),
+    _s3("HeadObject", "data", "exports/b.csv"),
+    _s3("GetObject", "data", "exports/c.csv", error="AccessDenied"),  # refused: not evidence
+    _s3("ListObjects", "data"),
+    _record("s3.amazonaws.com", "ListBuckets", {"Host": "s3.amazonaws.com"}),
+    _record("s3.amazonaws.com", "PutObject", {"omitted": True, "originalSize": 200000}),
+    _record("secretsmanager.amazonaws.com", "GetSecretValue", {"secretId": "prod/db"}),
+    _record(
+        "dynamodb.amazonaws.com",
+        "Query",
+        {"tableName": "orders", "indexName": "by-day", "key": {"pk": {"S": "1"}}},
+    ),
+    _record("dynamodb.amazonaws.com", "GetItem", {"tableName": "orders", "key": {"pk": 1}}),
+    _record(
+        "sqs.amazonaws.com",
+        "ReceiveMessage",
+        {"queueUrl": f"https://sqs.eu-west-1.amazonaws.com/{ACCT}/jobs"},
+    ),
+    _record("sns.amazonaws.com", "Publish", {"topicArn": f"arn:aws:sns:{REGION}:{ACCT}:alerts"}),
+    _record(
+        "kms.amazonaws.com",
+        "Decrypt",
+        {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+        resources=[{"type": "AWS::KMS::Key", "ARN": f"arn:aws:kms:{REGION}:{ACCT}:key/k-1"}],
+    ),
+    _record("rds.amazonaws.com", "DescribeDBInstances", {"dBInstanceIdentifier": "Legacy-MySQL"}),
+    _record("rds.amazonaws.com", "DescribeDBInstances", None, day="2026-11-21"),
+    _record("sts.amazonaws.com", "GetCallerIdentity", None),
+    _s3("GetObject", "data", "tmp/x", key="ASIATEMPORARY0000001"),  # a session: no resources
+]
+
+EXPECTED = {
+    ("s3.amazonaws.com", "GetObject"): ["arn:aws:s3:::data/exports/a.csv"],
+    ("s3.amazonaws.com", "HeadObject"): ["arn:aws:s3:::data/exports/b.csv"],
+    ("s3.amazonaws.com", "ListObjects"): ["arn:aws:s3:::data"],
+    ("s3.amazonaws.com", "ListBuckets"): [ANY],
+    ("s3.amazonaws.com", "PutObject"): [ANY],  # truncated parameters name nothing
+    ("secretsmanager.amazonaws.com", "GetSecretValue"): [
+        f"arn:aws:secretsmanager:{REGION}:{ACCT}:secret:prod/db-??????"
+    ],
+    ("dynamodb.amazonaws.com", "Query"): [
+        f"arn:aws:dynamodb:{REGION}:{ACCT}:table/orders/index/by-day"
+    ],
+    ("dynamodb.amazonaws.com", "GetItem"): [f"arn:aws:dynamodb:{REGION}:{ACCT}:table/orders"],
+    ("sqs.amazonaws.com", "ReceiveMessage"): [f"arn:aws:sqs:eu-west-1:{ACCT}:jobs"],
+    ("sns.amazonaws.com", "Publish"): [f"arn:aws:sns:{REGION}:{ACCT}:alerts"],
+    ("kms.amazonaws.com", "Decrypt"): [f"arn:aws:kms:{REGION}:{ACCT}:key/k-1"],
+    ("rds.amazonaws.com", "DescribeDBInstances"): [
+        ANY,  # the call without an identifier
+        f"arn:aws:rds:{REGION}:{ACCT}:db:legacy-mysql",
+    ],
+    ("sts.amazonaws.com", "GetCallerIdentity"): [ANY],
+}
+
+
+def _by_call(result: FileResult) -> dict[tuple[str, str], list[str]]:
+    assert {call[0] for call in result.resources} <= {KEY}
+    return {(c[1], c[2]): s.window() for c, s in result.resources.items()}
+
+
+def test_every_service_s_resources_are_found_and_only_the_kinds_the_action_takes() -> None:
+    typed = parse_bytes("f", log_file(RECORDS))
+    assert typed.counters["bad_records"] == 0
+    assert _by_call(typed) == EXPECTED
+    # The tolerant path (odd files, LookupEvents) finds exactly the same.
+    tolerant = FileResult(name="t")
+    aggregate_records(copy.deepcopy(RECORDS), tolerant)
+    assert _by_call(tolerant) == EXPECTED
+    assert tolerant.combos == typed.combos
+    # Within one log file (minutes of events), every ARN of a call gets the call's last day.
+    assert typed.resources[(KEY, "rds.amazonaws.com", "DescribeDBInstances")].arns == {
+        ANY: "2026-11-21",
+        f"arn:aws:rds:{REGION}:{ACCT}:db:legacy-mysql": "2026-11-21",
+    }
+
+
+def test_sets_stay_bounded_and_generalise_by_folder_level() -> None:
+    assert truncate("arn:aws:s3:::b/data/2026/x.csv", 3) == "arn:aws:s3:::b/data/2026/*"
+    assert truncate("arn:aws:s3:::b/data/2026/x.csv", 2) == "arn:aws:s3:::b/data/*"
+    assert truncate(truncate("arn:aws:s3:::b/data/2026/x.csv", 3), 2) == "arn:aws:s3:::b/data/*"
+    assert truncate("arn:aws:s3:::b/top.csv", 2) == "arn:aws:s3:::b/top.csv"
+    assert truncate("arn:aws:s3:::b", 0) == ANY
+    many = ArnSet({f"arn:aws:s3:::b/logs/2026/{n:05d}.gz": "2026-11-20" for n in range(500)})
+    many.arns["arn:aws:s3:::b/config/app.yml"] = "2026-11-21"
+    bound(many)
+    assert many.arns == {
+        "arn:aws:s3:::b/logs/2026/*": "2026-11-20",
+        "arn:aws:s3:::b/config/app.yml": "2026-11-21",
+    }
+    assert many.level == 3
+    many.add("arn:aws:s3:::b/logs/2026/11/deeper.gz", "2026-11-22")  # generalised alike
+    assert "arn:aws:s3:::b/logs/2026/*" in many.arns and len(many.arns) == 2
+    buckets = ArnSet({f"arn:aws:s3:::bucket-{n}": "2026-11-20" for n in range(MAX_ARNS + 1)})
+    assert bound(buckets).arns == {ANY: "2026-11-20"}  # not even one level fits: "*"
+
+
+def test_a_workload_touching_many_objects_costs_a_bounded_set() -> None:
+    factory = RecordFactory(seed=4)
+    records = list(factory.records(4000))  # random keys: thousands of distinct objects
+    result = parse_bytes("f", log_file(records))
+    assert result.resources and all(len(s.arns) <= MAX_ARNS for s in result.resources.values())
+    get = result.resources[("AKIAEXAMPLEAPP000001", "s3.amazonaws.com", "GetObject")]
+    assert sorted(get.arns) == [f"arn:aws:s3:::app-bucket-{n}/data/*" for n in range(4)]
+    # Merging files keeps the bound, in any order, to the same result.
+    halves = [
+        parse_bytes("a", log_file(records[:2000])),
+        parse_bytes("b", log_file(records[2000:])),
+    ]
+    one: dict[Any, ArnSet] = {}
+    other: dict[Any, ArnSet] = {}
+    for r in halves:
+        merge_resources(one, r.resources)
+    for r in reversed(halves):
+        merge_resources(other, r.resources)
+    assert {c: s.arns for c, s in one.items()} == {c: s.arns for c, s in other.items()}
+
+
+def test_request_parameters_of_common_services() -> None:
+    def arns(source: str, **params: Any) -> list[str]:
+        return params_arns(source, params.get, "us-east-1", ACCT)
+
+    secret = f"arn:aws:secretsmanager:us-east-1:{ACCT}:secret:db-AbCdEf"
+    assert arns("secretsmanager.amazonaws.com", secretId=secret) == [secret]
+    assert arns("kms.amazonaws.com", keyId="alias/app") == []  # not an ARN: resources[] decides
+    assert arns("sqs.amazonaws.com", queueUrl="https://sqs.us-east-1.amazonaws.com/x") == []
+    assert arns("rds.amazonaws.com") == [] and arns("ec2.amazonaws.com", instanceId="i-1") == []
+    assert params_arns("dynamodb.amazonaws.com", {"tableName": "t"}.get, None, ACCT) == []
+
+
+def test_stored_per_batch_merged_windowed_and_shown_in_the_report(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "m.db"))
+    try:
+        first = parse_bytes("1", log_file(RECORDS))
+        persist.commit_batch(store, "d", [(first, None)], first.combos, resources=first.resources)
+        later = _s3("GetObject", "data", "imports/z.csv", day="2026-11-25")
+        second = parse_bytes("2", log_file([later]))
+        persist.commit_batch(
+            store, "d", [(second, None)], second.combos, resources=second.resources
+        )
+        stored = persist.load_resources(store, "d")
+        get = stored[(KEY, "s3.amazonaws.com", "GetObject")]
+        assert get.window() == [
+            "arn:aws:s3:::data/exports/a.csv",
+            "arn:aws:s3:::data/imports/z.csv",
+        ]
+        assert get.window("2026-11-22") == ["arn:aws:s3:::data/imports/z.csv"]
+        # LookupEvents replaces its window: what the stored rows saw from that day on goes.
+        persist.replace_window(store, "d", "2026-11-24", {}, resources={})
+        again = persist.load_resources(store, "d")[(KEY, "s3.amazonaws.com", "GetObject")]
+        assert again.window() == ["arn:aws:s3:::data/exports/a.csv"]
+    finally:
+        store.close()
+    combos = {**first.combos, **second.combos}
+    resources = {c: s.window() for c, s in stored.items()}
+    keys, sessions = fold(combos.items(), resources=resources)
+    calls = {(c.event_source, c.event_name): c for c in keys[KEY].actions}
+    assert calls[("s3.amazonaws.com", "ListBuckets")].resources == [ANY]
+    assert (
+        calls[("s3.amazonaws.com", "GetObject")].resources
+        == resources[(KEY, "s3.amazonaws.com", "GetObject")]
+    )
+    assert all(not c.resources for s in sessions.values() for c in s.actions)
+    report = UsageReport("d", "dir", None, None, "2026-11-30T00:00:00Z", keys=list(keys.values()))
+    again_report = UsageReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again_report == report
+    old = report.to_dict()
+    for call in old["keys"][0]["actions"]:
+        del call["resources"]  # a report stored before resources were recorded
+    assert UsageReport.from_dict(old).keys[0].actions[0].resources == []
