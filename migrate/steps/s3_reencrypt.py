@@ -504,17 +504,37 @@ class S3Reencrypt(Step):
         key_policies = {
             region: self._key_policy(ctx, arn, region) for region, arn in target_arns.items()
         }
+        seen_readers = _cloudtrail_readers(ctx)
         for name in ctx.progress(sorted(buckets), desc="buckets", unit="bucket"):
             region = buckets[name]["region"]
             buckets[name].update(self._observe_bucket(ctx, name, region, target_arns.get(region)))
             policy = buckets[name].pop("_policy")
             arn = target_arns.get(region)
-            buckets[name]["readers"] = [
-                {"principal": r.principal, "access": r.access, "cross_account": r.cross_account}
-                for r in so.readers_report(
-                    policy, key_policies.get(region), arn.split(":")[4] if arn else "", region
-                )
+            key_account = arn.split(":")[4] if arn else ""
+            readers = [
+                {
+                    "principal": r.principal,
+                    "access": r.access,
+                    "cross_account": r.cross_account,
+                    "seen_in": "bucket policy",
+                }
+                for r in so.readers_report(policy, key_policies.get(region), key_account, region)
             ]
+            known = {r["principal"] for r in readers}
+            for principal in seen_readers.get(name, []):
+                if principal in known:
+                    continue
+                readers.append(
+                    {
+                        "principal": principal,
+                        "access": so.key_policy_access(
+                            key_policies.get(region), principal, key_account, region
+                        ),
+                        "cross_account": so.account_of(principal) not in (None, key_account),
+                        "seen_in": "CloudTrail",
+                    }
+                )
+            buckets[name]["readers"] = readers
         compliant = [n for n, b in buckets.items() if self._to_do(b) == 0]
         facts_batch = self._observe_batch_bucket(ctx, s3)
         return {
@@ -936,14 +956,20 @@ class S3Reencrypt(Step):
                 )
             elif reader["access"] == "none":
                 kind = "cross-account reader" if reader["cross_account"] else "reader"
+                how = (
+                    "was seen reading it in CloudTrail"
+                    if reader.get("seen_in") == "CloudTrail"
+                    else "may read it by its bucket policy"
+                )
                 risks.append(
-                    f"{kind} {who} may read s3://{name} by its bucket policy but the key policy "
-                    "does not allow it kms:Decrypt: it loses access (add it to the key policy)"
+                    f"{kind} {who} {how} (s3://{name}) but the key policy does not allow it "
+                    "kms:Decrypt: it loses access (add it to the key policy)"
                 )
             elif reader["access"] == "iam":
+                seen = " (seen in CloudTrail)" if reader.get("seen_in") == "CloudTrail" else ""
                 risks.append(
-                    f"reader {who} needs kms:Decrypt on the key in its own IAM policies (the key "
-                    "policy delegates to its account)"
+                    f"reader {who}{seen} needs kms:Decrypt on the key in its own IAM policies "
+                    "(the key policy delegates to its account)"
                 )
         risks.append(
             "every reader needs kms:Decrypt on the key; readers granted by IAM policies only "
@@ -1366,3 +1392,34 @@ def _size(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"
+
+
+def _cloudtrail_readers(ctx: StepContext) -> dict[str, list[str]]:
+    """Principals the newest CloudTrail usage report saw reading objects, by bucket.
+
+    Evidence only where it exists: without an ingested report (``cloudtrail.usage``) this is
+    empty, and the plan says readers granted by IAM alone are not checked.
+    """
+    if ctx.store is None:
+        return {}
+    try:
+        from migrate.cloudtrail.persist import latest_report_id, load_report
+    except ImportError:  # pragma: no cover - the package always ships it
+        return {}
+    report_id = latest_report_id(ctx.store)
+    report = load_report(ctx.store, report_id) if report_id else None
+    if report is None:
+        return {}
+    found: dict[str, set[str]] = {}
+    for usage in (*report.keys, *report.sessions):
+        principal = usage.owner_arn or usage.principal
+        if not principal or not principal.startswith("arn:"):
+            continue
+        for call in usage.actions:
+            if call.iam_action not in ("s3:GetObject", "s3:GetObjectVersion"):
+                continue
+            for arn in getattr(call, "resources", None) or []:
+                if arn.startswith("arn:aws:s3:::"):
+                    bucket = arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]
+                    found.setdefault(bucket, set()).add(principal)
+    return {bucket: sorted(names) for bucket, names in found.items()}
