@@ -1,8 +1,10 @@
 """``iam.keys_to_roles``: replace long-lived access keys with least-privilege roles, then retire them.
 
 Per key, in order (one target per key, so one key's watch window never holds up another key):
-``iam.create_role`` -> ``iam.switch_workloads`` -> ``iam.watch`` (a wait) -> ``iam.deactivate_key``
-(gate) -> ``iam.retire_window`` (a wait) -> ``iam.delete_key`` (gate). Keys used from outside AWS
+``iam.create_role`` -> ``iam.switch_workloads`` (EC2 instances) -> ``iam.switch_lambda`` /
+``iam.switch_ecs_task`` (gate ``cut-over``, where the key id sits in a Lambda environment or an ECS
+task definition) -> ``iam.watch`` (a wait) -> ``iam.deactivate_key`` (gate) -> ``iam.retire_window``
+(a wait) -> ``iam.delete_key`` (gate). Keys used from outside AWS
 (or from nowhere we can attribute) get a single ``iam.review`` gate: a human decides.
 """
 
@@ -12,7 +14,7 @@ import base64
 import json
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -22,7 +24,20 @@ from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.errors import StepFailed
 from migrate.steps._select import Selection, tag_dict
-from migrate.steps.iam_policy import EC2_TRUST, generate_policy
+from migrate.steps.iam_policy import EC2_TRUST, GeneratedPolicy, generate_policy
+from migrate.steps.iam_workloads import (
+    ecs_notes,
+    ensure_task_role,
+    find_ecs,
+    find_lambda,
+    lambda_rollback_notes,
+    log_notes,
+    mergeable,
+    put_inline_policy,
+    register_without_key,
+    role_name_of,
+    switch_lambda,
+)
 from migrate.store import utcnow
 from migrate.util import format_duration, parse_duration
 
@@ -54,6 +69,7 @@ class KeysToRolesParams(Selection):
     retire_window: str = "7d"
     kms_key: str | None = None
     attach_ssm_core: bool = False
+    s3_object_scope: Literal["folder", "exact"] = "folder"
     locations: list[str] = Field(default_factory=lambda: list(LOCATIONS))
     regions: list[str] = Field(default_factory=list)
 
@@ -85,6 +101,36 @@ def _role_name(template: str, user: str, key_id: str) -> str:
     return re.sub(r"[^\w+=,.@-]", "-", name)[:64]
 
 
+def _task_role_name(role: str) -> str:
+    return role[:59] + "-task"  # IAM role names stop at 64 characters
+
+
+def _merged_policy_name(key_id: str) -> str:
+    return f"{POLICY_NAME}-{key_id[-6:].lower()}"
+
+
+def _ecs_families(locations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One new revision per task definition family, based on the newest revision holding the
+    key; services of every revision holding it must move to the new one."""
+    families: dict[tuple[str, str], dict[str, Any]] = {}
+    for loc in locations:
+        if loc["kind"] != "ecs":
+            continue
+        fam = families.setdefault(
+            (loc["region"], loc["family"]),
+            {"region": loc["region"], "family": loc["family"], "revisions": [], "services": []},
+        )
+        fam["revisions"].append(loc)
+        fam["services"] = sorted({*fam["services"], *loc["services"]})
+    out = []
+    for fam in families.values():
+        base = max(fam.pop("revisions"), key=lambda r: int(r["revision"]))
+        out.append(
+            {**fam, "base": base["name"], "role": base["role"], "variables": base["variables"]}
+        )
+    return sorted(out, key=lambda f: (f["region"], f["family"]))
+
+
 @step("iam.keys_to_roles")
 class KeysToRoles(Step):
     """Replace long-lived access keys with least-privilege roles, watch, then retire the keys.
@@ -99,7 +145,11 @@ class KeysToRoles(Step):
     retire window between them. Keys unused for ``unused_days`` go straight to deactivation. Keys used
     from outside AWS or from unattributed addresses are listed for a human (``iam.review``). The
     key id is also looked for in Lambda environments, ECS task definitions, EC2 user data and SSM
-    parameters. Rollback reactivates keys and restores instance profiles; roles are kept.
+    parameters; a Lambda gets the policy merged into its execution role and the key's variables
+    removed, an ECS task definition a new revision with a task role and without them (both behind
+    a ``cut-over`` gate; ECS services are moved by the operator). Rollback reactivates keys,
+    restores instance profiles and removes merged policies; roles are kept, and removed Lambda
+    variables are the operator's to restore (the secret was never stored).
     """
 
     Params = KeysToRolesParams
@@ -127,8 +177,16 @@ class KeysToRoles(Step):
         "ec2:AssociateIamInstanceProfile",
         "ec2:DisassociateIamInstanceProfile",
         "lambda:ListFunctions",
+        "lambda:ListVersionsByFunction",
+        "lambda:GetFunctionConfiguration",
+        "lambda:UpdateFunctionConfiguration",
         "ecs:ListTaskDefinitions",
         "ecs:DescribeTaskDefinition",
+        "ecs:RegisterTaskDefinition",
+        "ecs:TagResource",
+        "ecs:ListClusters",
+        "ecs:ListServices",
+        "ecs:DescribeServices",
         "ssm:DescribeParameters",
         "ssm:GetParameters",
     )
@@ -264,36 +322,11 @@ class KeysToRoles(Step):
         wanted = set(self.params.locations)
         for region in ctx.regions:
             if "lambda" in wanted:
-                lam = ctx.client("lambda", region)
-                for page in lam.get_paginator("list_functions").paginate():
-                    for fn in page.get("Functions", []):
-                        env = json.dumps((fn.get("Environment") or {}).get("Variables") or {})
-                        for k in hits(env):
-                            keys[k]["locations"].append(
-                                {
-                                    "kind": "lambda",
-                                    "name": fn["FunctionName"],
-                                    "region": region,
-                                    "role": fn.get("Role"),
-                                }
-                            )
+                for k, found in find_lambda(ctx, region, ids).items():
+                    keys[k]["locations"] += found
             if "ecs" in wanted:
-                ecs = ctx.client("ecs", region)
-                for page in ecs.get_paginator("list_task_definitions").paginate(status="ACTIVE"):
-                    for arn in page.get("taskDefinitionArns", []):
-                        td = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
-                        env = json.dumps(
-                            [c.get("environment") for c in td.get("containerDefinitions", [])]
-                        )
-                        for k in hits(env):
-                            keys[k]["locations"].append(
-                                {
-                                    "kind": "ecs",
-                                    "name": arn,
-                                    "region": region,
-                                    "role": td.get("taskRoleArn"),
-                                }
-                            )
+                for k, found in find_ecs(ctx, region, ids).items():
+                    keys[k]["locations"] += found
             if "ec2-userdata" in wanted:
                 ec2 = ctx.client("ec2", region)
                 for page in ec2.get_paginator("describe_instances").paginate():
@@ -375,7 +408,12 @@ class KeysToRoles(Step):
                     note = f"unused for {idle:.0f} days" if idle is not None else "never used"
                     if not key["last_used"]:
                         note = "never used" + (f" (created {idle:.0f} days ago)" if idle else "")
-                    actions += self._retire(key_id, user, retire, [f"{key_id} ({user}) is {note}"])
+                    actions += self._retire(
+                        key_id,
+                        user,
+                        retire,
+                        [f"{key_id} ({user}) is {note}", *self._location_notes(key, "retire")],
+                    )
                 else:
                     actions.append(
                         self._review(
@@ -387,7 +425,11 @@ class KeysToRoles(Step):
                     )
                 continue
             assert usage is not None  # calls > 0
-            if key["outside"] or not key["workloads"]:
+            moves = [loc for loc in key["locations"] if loc["kind"] in ("lambda", "ecs")]
+            # A Lambda or ECS hit is a workload we can move; its calls come from AWS addresses
+            # no instance owns, so "outside" alone does not stop the switch then (the watch
+            # window still catches any other user of the key).
+            if not moves and (key["outside"] or not key["workloads"]):
                 seen = ", ".join(key["outside"]) or "no attributable address"
                 actions.append(
                     self._review(
@@ -403,6 +445,21 @@ class KeysToRoles(Step):
                 continue
             actions += self._switch(ctx, key_id, key, watch, retire)
         return actions
+
+    @staticmethod
+    def _location_notes(key: dict[str, Any], why: str) -> list[str]:
+        """Plan notes for places holding the key id that no action of this step changes."""
+        kinds = ("ec2-userdata", "ssm") if why == "switch" else LOCATIONS
+        return [
+            f"the key id also appears in {loc['kind']} {loc['name']} ({loc['region']}): "
+            + (
+                "change that workload to its role too"
+                if why == "switch"
+                else "remove it there (deactivation breaks whatever still reads it)"
+            )
+            for loc in key["locations"]
+            if loc["kind"] in kinds
+        ]
 
     def _review(self, key_id: str, user: str, why: str) -> Action:
         return Action(
@@ -448,7 +505,6 @@ class KeysToRoles(Step):
     def _switch(
         self, ctx: StepContext, key_id: str, key: dict[str, Any], watch: float, retire: float
     ) -> list[Action]:
-        user = key["usage"] and key["user"]
         kms = (
             self.params.kms_key
             if self.params.kms_key and ctx.is_known(self.params.kms_key)
@@ -456,11 +512,60 @@ class KeysToRoles(Step):
         )
         # Each observed call carries the ARNs CloudTrail showed for it; generate_policy narrows
         # every action whose calls all showed some, and flags the rest as broad.
-        policy = generate_policy(key["usage"]["actions"], kms)
+        policy = generate_policy(
+            key["usage"]["actions"], kms, exact_objects=self.params.s3_object_scope == "exact"
+        )
         role = _role_name(self.params.role_name, key["user"], key_id)
         notes = policy.notes()
         if self.params.kms_key and not kms:
             notes.append(f"kms:Decrypt on {self.params.kms_key} is added once the key exists")
+        common = {"user": key["user"], "role_name": role}
+        actions: list[Action] = []
+        if key["workloads"]:
+            actions += self._ec2_switch(key_id, key, policy, notes, common)
+        else:
+            notes.append(
+                "no EC2 instance uses this key: only the Lambda/ECS workloads below are moved"
+            )
+        lambdas = [loc for loc in key["locations"] if loc["kind"] == "lambda"]
+        if lambdas:
+            actions.append(self._lambda_switch(key_id, lambdas, policy, notes, common, key))
+        families = _ecs_families(key["locations"])
+        if families:
+            actions.append(self._ecs_switch(key_id, families, policy, notes, common, key))
+        watch_risks = [
+            "the watch fails (and the key stays active) if the key is used after the "
+            "switch: remove it from the host first",
+        ]
+        if not key["workloads"]:
+            watch_risks += self._location_notes(key, "switch")  # no switch_workloads to carry them
+        if key["outside"]:
+            watch_risks.append(
+                f"the key was also used from {', '.join(key['outside'])}: if that is not the "
+                "Lambda/ECS workload's own egress, the watch fails and the key stays active"
+            )
+        actions.append(
+            Action(
+                kind="iam.watch",
+                target=key_id,
+                summary=f"watch {key_id} for {format_duration(watch)}: it must show no use after "
+                "the switch",
+                estimate=Estimate(duration_s=watch, api_requests=2),
+                risks=tuple(watch_risks),
+                details={**common, "seconds": watch, "checklist": list(HOST_CHECKLIST)},
+            )
+        )
+        return actions + self._retire(key_id, key["user"], retire, [])
+
+    def _ec2_switch(
+        self,
+        key_id: str,
+        key: dict[str, Any],
+        policy: GeneratedPolicy,
+        notes: list[str],
+        common: dict[str, Any],
+    ) -> list[Action]:
+        role = common["role_name"]
         instances = [w["instance_id"] for w in key["workloads"]]
         merged = [w for w in key["workloads"] if w["profile_arn"]]
         switch_risks = [
@@ -472,18 +577,13 @@ class KeysToRoles(Step):
                 "instances with a profile already get the policy merged into that profile's role: "
                 + ", ".join(f"{w['instance_id']} ({w['profile_arn']})" for w in merged)
             )
-        for loc in key["locations"]:
-            switch_risks.append(
-                f"the key id also appears in {loc['kind']} {loc['name']}: change that workload to "
-                "its role too"
-            )
-        common = {"user": key["user"], "role_name": role}
+        switch_risks += self._location_notes(key, "switch")
         return [
             Action(
                 kind="iam.create_role",
                 target=key_id,
                 summary=f"create role {role} + instance profile with {len(policy.actions)} "
-                f"observed action(s) for the workload of {key_id} ({user}); "
+                f"observed action(s) for the workload of {key_id} ({key['user']}); "
                 + (
                     f"resources narrowed for {len(policy.narrowed)}"
                     if policy.narrowed
@@ -505,20 +605,113 @@ class KeysToRoles(Step):
                 risks=tuple(switch_risks),
                 details={**common, "policy": policy.document, "workloads": key["workloads"]},
             ),
-            Action(
-                kind="iam.watch",
-                target=key_id,
-                summary=f"watch {key_id} for {format_duration(watch)}: it must show no use after "
-                "the switch",
-                estimate=Estimate(duration_s=watch, api_requests=2),
-                risks=(
-                    "the watch fails (and the key stays active) if the key is used after the "
-                    "switch: remove it from the host first",
-                ),
-                details={**common, "seconds": watch, "checklist": list(HOST_CHECKLIST)},
-            ),
-            *self._retire(key_id, key["user"], retire, []),
         ]
+
+    @staticmethod
+    def _lambda_switch(
+        key_id: str,
+        lambdas: list[dict[str, Any]],
+        policy: GeneratedPolicy,
+        notes: list[str],
+        common: dict[str, Any],
+        key: dict[str, Any],
+    ) -> Action:
+        policy_name = _merged_policy_name(key_id)
+        names = sorted({v for loc in lambdas for v in loc["variables"]})
+        risks = [] if key["workloads"] else list(notes)
+        risks += [
+            "cut-over: the function must take its credentials from the default chain (its "
+            "execution role) once " + ", ".join(names) + " are gone; code that reads them by name "
+            "(on AWS Lambda reserves AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, so a function keeps "
+            "a key under names of its own and passes it to the SDK) fails at its next cold start: "
+            "change the code first",
+            "rollback cannot restore the removed variables: the secret key is never read into or "
+            f"stored by migrate. Rollback removes the merged policy {policy_name} and the operator "
+            "puts the variables back",
+        ]
+        if not mergeable(policy.document):
+            risks.append(
+                "no usable evidence of what the key did: no policy is merged into the execution "
+                "role(s); give them what the function needs before approving"
+            )
+        for loc in lambdas:
+            if loc["versions"]:
+                risks.append(
+                    f"published version(s) {', '.join(loc['versions'])} of {loc['name']} keep "
+                    "the key (versions are immutable): publish a new version and move the "
+                    "aliases to it, then delete the old versions"
+                )
+            if loc["unsure"]:
+                risks.append(
+                    f"{loc['name']}: {', '.join(loc['unsure'])} look like secret keys, but another "
+                    "key id is in the same environment: left in place, check them"
+                )
+        functions = [
+            {"name": loc["name"], "region": loc["region"], "role": loc["role"]} for loc in lambdas
+        ]
+        roles = sorted({role_name_of(loc["role"] or "?") for loc in lambdas})
+        return Action(
+            kind="iam.switch_lambda",
+            target=key_id,
+            summary=f"merge policy {policy_name} into execution role(s) {', '.join(roles)} of "
+            f"Lambda {', '.join(loc['name'] for loc in lambdas)} and remove "
+            f"{', '.join(names)} from their environment",
+            gate="cut-over",
+            destructive=True,
+            estimate=Estimate(duration_s=3 * len(lambdas), api_requests=3 * len(lambdas)),
+            risks=tuple(risks),
+            details={
+                **common,
+                "policy": policy.document,
+                "policy_name": policy_name,
+                "functions": functions,
+            },
+        )
+
+    @staticmethod
+    def _ecs_switch(
+        key_id: str,
+        families: list[dict[str, Any]],
+        policy: GeneratedPolicy,
+        notes: list[str],
+        common: dict[str, Any],
+        key: dict[str, Any],
+    ) -> Action:
+        task_role = _task_role_name(common["role_name"])
+        risks = [] if key["workloads"] else list(notes)
+        services = [s for fam in families for s in fam["services"]]
+        risks.append(
+            "services are NOT updated: after the cut-over, move each to the new revision "
+            "(`aws ecs update-service --cluster CLUSTER --service SERVICE --task-definition "
+            "FAMILY:NEW`; the run report names the new revisions)"
+            + (f": {', '.join(services)}" if services else "")
+            + "; scheduled tasks and scripts calling run-task name a revision too"
+        )
+        risks.append("the old revisions still hold the key: deregister them once nothing runs them")
+        for fam in families:
+            if fam["role"]:
+                risks.append(
+                    f"{fam['family']} already has the task role {fam['role']}: the policy is "
+                    f"merged into it as {_merged_policy_name(key_id)}, not replaced"
+                )
+        changed = sorted({v for fam in families for vs in fam["variables"].values() for v in vs})
+        return Action(
+            kind="iam.switch_ecs_task",
+            target=key_id,
+            summary=f"register new revision(s) of {', '.join(f['family'] for f in families)} "
+            f"with a task role ({task_role} unless one exists) and without "
+            f"{', '.join(changed)}; update the services yourself",
+            gate="cut-over",
+            destructive=True,
+            estimate=Estimate(duration_s=5 * len(families), api_requests=4 + 3 * len(families)),
+            risks=tuple(risks),
+            details={
+                **common,
+                "task_role": task_role,
+                "policy": policy.document,
+                "families": families,
+            },
+        )
 
     # -- act -------------------------------------------------------------------------------------
     def act(self, ctx: StepContext, action: Action) -> Wait | None:
@@ -616,6 +809,47 @@ class KeysToRoles(Step):
         saved = ctx.load_checkpoint("switch")
         if saved is None:
             ctx.checkpoint({"switched_at": utcnow().isoformat()}, done=1, name="switch")
+        return None
+
+    def _act_switch_lambda(self, ctx: StepContext, action: Action) -> Wait | None:
+        return switch_lambda(
+            ctx, action.target, action.details["functions"], action.details["policy"]
+        )
+
+    def _act_switch_ecs_task(self, ctx: StepContext, action: Action) -> None:
+        policy = action.details["policy"]
+        merged_name = _merged_policy_name(action.target)
+        new_role_arn: str | None = None
+        revisions: dict[str, str] = {}
+        for fam in action.details["families"]:
+            task_role: str | None = None
+            if fam["role"]:
+                # The family already has a task role: merge, never replace (other code in the
+                # task may rely on it).
+                existing = role_name_of(fam["role"])
+                if mergeable(policy):
+                    put_inline_policy(ctx.client("iam"), existing, merged_name, policy)
+                    ctx.record_resource(
+                        "iam:role-policy",
+                        f"{existing}/{merged_name}",
+                        details={"task_definition": fam["base"]},
+                    )
+            else:
+                if new_role_arn is None:
+                    new_role_arn = ensure_task_role(
+                        ctx, action.details["task_role"], action.target, policy, POLICY_NAME
+                    )
+                task_role = new_role_arn
+            revisions[fam["base"]] = register_without_key(ctx, action.target, fam, task_role)
+        ctx.record_result(
+            new_revisions=revisions,
+            update_services=[
+                f"aws ecs update-service --cluster {svc.split('/', 1)[0]} --service "
+                f"{svc.split('/', 1)[1]} --task-definition {revisions[fam['base']].rsplit('/', 1)[-1]}"
+                for fam in action.details["families"]
+                for svc in fam["services"]
+            ],
+        )
         return None
 
     def _switched_at(self, ctx: StepContext) -> datetime:
@@ -722,7 +956,9 @@ class KeysToRoles(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         """Reactivate keys (unless deleted), restore instance profiles, remove merged policies;
-        roles and profiles are kept for inspection."""
+        roles, profiles and new task definition revisions are kept for inspection. Variables
+        removed from Lambda environments are not restored (the secret was never stored): the
+        rollback says which, for the operator."""
         iam = ctx.client("iam")
         ec2 = ctx.client("ec2")
         deleted = {r.identifier for r in ctx.resources("iam:access-key") if r.change == "deleted"}
@@ -744,3 +980,4 @@ class KeysToRoles(Step):
             except Exception as exc:
                 if error_code(exc) != "NoSuchEntity":
                     raise
+        log_notes(lambda_rollback_notes(ctx) + ecs_notes(ctx))
