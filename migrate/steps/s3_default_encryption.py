@@ -59,6 +59,20 @@ def bucket_encryption(s3: Any, bucket: str) -> dict[str, Any]:
     }
 
 
+def select_buckets(ctx: StepContext, selection: Selection) -> dict[str, str]:
+    """The buckets a step's ``names``/``exclude``/``tags`` select, with their regions, sorted."""
+    s3 = ctx.client("s3")
+    names = sorted(
+        b["Name"] for b in s3.list_buckets().get("Buckets", []) if selection.name_matches(b["Name"])
+    )
+    selected: dict[str, str] = {}
+    for name in ctx.progress(names, desc="buckets", unit="bucket"):
+        if selection.tags and not selection.tags_match(bucket_tags(s3, name)):
+            continue
+        selected[name] = bucket_region(s3, name)
+    return selected
+
+
 class KeyResolver:
     """Resolves key ids, ARNs and aliases to key ARNs (cached; read-only)."""
 
@@ -127,20 +141,12 @@ class S3DefaultEncryption(Step):
 """
     params: DefaultEncryptionParams
 
-    def _selected(self, ctx: StepContext) -> list[str]:
-        s3 = ctx.client("s3")
-        names = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
-        return sorted(n for n in names if self.params.name_matches(n))
-
     def observe(self, ctx: StepContext) -> Facts:
         """Region, tags and default encryption of every selected bucket."""
         s3 = ctx.client("s3")
         resolver = KeyResolver(ctx)
         buckets: dict[str, Any] = {}
-        for name in ctx.progress(self._selected(ctx), desc="buckets", unit="bucket"):
-            if self.params.tags and not self.params.tags_match(bucket_tags(s3, name)):
-                continue
-            region = bucket_region(s3, name)
+        for name, region in select_buckets(ctx, self.params).items():
             enc = bucket_encryption(ctx.client("s3", region), name)
             enc["kms_key_arn"] = resolver.arn(enc["kms_key"], region)
             buckets[name] = {"region": region, "encryption": enc}

@@ -30,7 +30,7 @@ from migrate.steps.s3_default_encryption import (
     arn_region,
     bucket_encryption,
     bucket_region,
-    bucket_tags,
+    select_buckets,
 )
 
 MiB = 1024**2
@@ -482,20 +482,12 @@ class S3Reencrypt(Step):
     params: ReencryptParams
 
     # -- observe ---------------------------------------------------------------------------------
-    def _selected(self, ctx: StepContext) -> list[str]:
-        s3 = ctx.client("s3")
-        names = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
-        return sorted(n for n in names if self.params.name_matches(n))
-
     def observe(self, ctx: StepContext) -> Facts:
         """Per bucket: settings that a copy affects, and objects by encryption state."""
         s3 = ctx.client("s3")
         resolver = KeyResolver(ctx)
         buckets: dict[str, Any] = {}
-        for name in self._selected(ctx):
-            if self.params.tags and not self.params.tags_match(bucket_tags(s3, name)):
-                continue
-            region = bucket_region(s3, name)
+        for name, region in select_buckets(ctx, self.params).items():
             buckets[name] = {"region": region}
         target_arns = {
             region: resolver.arn(self.params.kms_key, region)
@@ -1222,12 +1214,7 @@ class S3Reencrypt(Step):
     def verify(self, ctx: StepContext) -> None:
         """HEAD a sample (default all) of every bucket's objects: each is under the target key,
         or is one of the kinds that are skipped and reported (SSE-C, archived, other keys)."""
-        facts_regions: dict[str, str] = {}
-        s3 = ctx.client("s3")
-        for name in self._selected(ctx):
-            if self.params.tags and not self.params.tags_match(bucket_tags(s3, name)):
-                continue
-            facts_regions[name] = bucket_region(s3, name)
+        facts_regions = select_buckets(ctx, self.params)
         resolver = KeyResolver(ctx)
         bad: list[str] = []
         checked = 0
