@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from migrate.engine.base import Action, Estimate
+from migrate.engine.base import Action
 from migrate.engine.context import StepContext
 from migrate.errors import BadInputError
 from migrate.steps import rds_settings as rs
+from migrate.steps.rds_phases import CLUSTER, action_adder, cleanup_risks
 
 if TYPE_CHECKING:
     from migrate.steps.rds_encrypt import RdsEncrypt
@@ -45,16 +46,6 @@ KINDS = (
     CLUSTER_CUT_OVER,
     CLUSTER_CLEANUP,
 )
-
-SNAPSHOT_FAILED = ("failed", "error", "incompatible-restore", "incompatible-parameters")
-CLUSTER_FAILED = (
-    "failed",
-    "incompatible-restore",
-    "incompatible-parameters",
-    "incompatible-network",
-    "inaccessible-encryption-credentials",
-)
-MAX_MODIFY_ATTEMPTS = 3
 
 # Cluster settings compared between the original and the copy (keys of ``cluster_settings``).
 CLUSTER_COMPARED = (
@@ -173,24 +164,10 @@ def cluster_settings(cluster: Mapping[str, Any]) -> dict[str, Any]:
 
 def member_settings(db: Mapping[str, Any], *, writer: bool) -> dict[str, Any]:
     """Every setting of one member instance that re-creating it must pass explicitly."""
-    groups = db.get("DBParameterGroups") or [{}]
     return {
-        "instance_class": db.get("DBInstanceClass"),
-        "parameter_group": groups[0].get("DBParameterGroupName"),
+        **rs.own_instance_settings(db),
         "promotion_tier": db.get("PromotionTier"),
-        "performance_insights": bool(db.get("PerformanceInsightsEnabled", False)),
-        "performance_insights_retention": db.get("PerformanceInsightsRetentionPeriod"),
-        "performance_insights_kms_key": db.get("PerformanceInsightsKMSKeyId"),
-        "monitoring_interval": db.get("MonitoringInterval") or 0,
-        "monitoring_role_arn": db.get("MonitoringRoleArn")
-        if db.get("MonitoringInterval")
-        else None,
-        "auto_minor_version_upgrade": bool(db.get("AutoMinorVersionUpgrade", False)),
-        "publicly_accessible": bool(db.get("PubliclyAccessible", False)),
         "availability_zone": db.get("AvailabilityZone"),
-        "ca_certificate": db.get("CACertificateIdentifier"),
-        "maintenance_window": db.get("PreferredMaintenanceWindow"),
-        "tags": rs.user_tags(db.get("TagList")),
         "writer": writer,
     }
 
@@ -216,11 +193,6 @@ def creation_order(members: Mapping[str, Mapping[str, Any]]) -> list[str]:
     )
 
 
-def tag_list(tags: Mapping[str, str], extra: Mapping[str, str]) -> list[dict[str, str]]:
-    merged = {**dict(tags), **dict(extra)}
-    return [{"Key": k, "Value": v} for k, v in sorted(merged.items())]
-
-
 def restore_cluster_kwargs(
     want: Mapping[str, Any],
     new_id: str,
@@ -244,7 +216,7 @@ def restore_cluster_kwargs(
         "DeletionProtection": bool(want["deletion_protection"]),
         "EnableIAMDatabaseAuthentication": bool(want["iam_auth"]),
         "CopyTagsToSnapshot": bool(want["copy_tags_to_snapshot"]),
-        "Tags": tag_list(want.get("tags") or {}, extra_tags),
+        "Tags": rs.tag_list(want.get("tags"), extra_tags),
     }
     optional = {
         "DBSubnetGroupName": want.get("db_subnet_group"),
@@ -252,11 +224,7 @@ def restore_cluster_kwargs(
         "BacktrackWindow": want.get("backtrack_window") or None,
         "StorageType": want.get("storage_type"),
     }
-    kwargs.update({k: v for k, v in optional.items() if v})
-    if want.get("vpc_security_group_ids"):
-        kwargs["VpcSecurityGroupIds"] = list(want["vpc_security_group_ids"])
-    if want.get("cloudwatch_logs_exports"):
-        kwargs["EnableCloudwatchLogsExports"] = list(want["cloudwatch_logs_exports"])
+    rs.put_given(kwargs, want, optional)
     if want.get("serverless_v2_scaling"):
         kwargs["ServerlessV2ScalingConfiguration"] = dict(want["serverless_v2_scaling"])
     return kwargs
@@ -267,13 +235,7 @@ def modify_cluster_kwargs(
 ) -> dict[str, Any]:
     """ModifyDBCluster parameters: what a restore cannot set (backup retention and window,
     maintenance window), plus every other modifiable setting in which ``got`` differs."""
-    kwargs: dict[str, Any] = {"DBClusterIdentifier": cluster_id, "ApplyImmediately": True}
-    if want.get("backup_retention") is not None:
-        kwargs["BackupRetentionPeriod"] = want["backup_retention"]
-    if want.get("backup_window"):
-        kwargs["PreferredBackupWindow"] = want["backup_window"]
-    if want.get("maintenance_window"):
-        kwargs["PreferredMaintenanceWindow"] = want["maintenance_window"]
+    kwargs = rs.backup_and_maintenance_kwargs(want, DBClusterIdentifier=cluster_id)
     if got is None:
         return kwargs
 
@@ -328,7 +290,7 @@ def member_create_kwargs(
         "AutoMinorVersionUpgrade": bool(want["auto_minor_version_upgrade"]),
         "MonitoringInterval": interval,
         "EnablePerformanceInsights": bool(want["performance_insights"]),
-        "Tags": tag_list(want.get("tags") or {}, extra_tags),
+        "Tags": rs.tag_list(want.get("tags"), extra_tags),
     }
     optional = {
         "PromotionTier": want.get("promotion_tier"),
@@ -339,11 +301,7 @@ def member_create_kwargs(
         "MonitoringRoleArn": want.get("monitoring_role_arn") if interval else None,
     }
     kwargs.update({k: v for k, v in optional.items() if v is not None and v != ""})
-    if want.get("performance_insights"):
-        if want.get("performance_insights_retention"):
-            kwargs["PerformanceInsightsRetentionPeriod"] = want["performance_insights_retention"]
-        if want.get("performance_insights_kms_key"):
-            kwargs["PerformanceInsightsKMSKeyId"] = want["performance_insights_kms_key"]
+    kwargs.update(rs.performance_insights_kwargs(want))
     return kwargs
 
 
@@ -383,22 +341,18 @@ def member_names(members: Mapping[str, Any], run_id: str | None) -> dict[str, st
 # Aurora snapshots are incremental copies of the cluster volume's pages (quick and mostly
 # independent of size); the re-encrypting copy reads the whole volume; a restore builds the
 # cluster volume (~15 min) and each instance takes ~10-15 min to create (members in parallel).
+# The copy, restore, verify, rename and delete figures are those of an instance.
 CLUSTER_RATES = {
+    **{k: rs.RATES[k] for k in ("copy", "restore", "verify", "rename", "delete")},
     "snapshot": (120.0, 0.5),
-    "copy": (180.0, 30.0),
-    "restore": (900.0, 1.0),
     "modify": (120.0, 0.0),
     "member": (900.0, 0.0),
     "member_extra": (60.0, 0.0),
-    "verify": (30.0, 0.0),
-    "rename": (120.0, 0.0),
-    "delete": (600.0, 0.0),
 }
 
 
 def _rate(name: str, gib: float) -> float:
-    fixed, per_gib = CLUSTER_RATES[name]
-    return round(fixed + per_gib * gib)
+    return rs.rate(CLUSTER_RATES, name, gib)
 
 
 def cluster_phase_estimates(volume_gib: float, *, warm_up: bool, members: int) -> dict[str, float]:
@@ -494,24 +448,7 @@ def cluster_actions(
     )
     writer = next((m for m in members if members[m]["writer"]), None)
     out: list[Action] = []
-
-    def add(kind: str, summary: str, seconds: float, **kw: Any) -> None:
-        out.append(
-            Action(
-                kind=kind,
-                target=cid,
-                summary=summary,
-                estimate=Estimate(
-                    duration_s=seconds,
-                    downtime_s=kw.pop("downtime", 0.0),
-                    api_requests=kw.pop("requests", 4),
-                    bytes=int(params.cluster_volume_gib * 2**30) if kw.pop("data", False) else 0,
-                ),
-                region=region,
-                details=details,
-                **kw,
-            )
-        )
+    add = action_adder(out, cid, region, details, params.cluster_volume_gib)
 
     size_note = (
         f"Aurora does not report its volume size: estimates assume {params.cluster_volume_gib:g} "
@@ -599,15 +536,6 @@ def cluster_actions(
         ),
     )
     if params.cleanup:
-        cleanup_risks = [
-            "the final cluster snapshot of the original is unencrypted (it is what makes the "
-            "deletion reversible); delete it once your retention policy allows",
-        ]
-        if settings["deletion_protection"]:
-            cleanup_risks.append(
-                f"{cid} has deletion protection: cleanup stops unless "
-                "disable_deletion_protection_on_cleanup is true or you turn it off yourself"
-            )
         add(
             CLUSTER_CLEANUP,
             f"delete the original cluster {cid} (renamed): its member instances, then the "
@@ -615,10 +543,6 @@ def cluster_actions(
             est["cleanup"],
             gate="cleanup",
             destructive=True,
-            risks=tuple(cleanup_risks),
+            risks=cleanup_risks(CLUSTER, cid, bool(settings["deletion_protection"])),
         )
     return out
-
-
-def describe_diffs(diffs: Mapping[str, Mapping[str, Any]]) -> str:
-    return "; ".join(f"{k}: want {v['want']!r}, got {v['got']!r}" for k, v in diffs.items())

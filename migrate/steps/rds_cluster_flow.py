@@ -9,17 +9,17 @@ an engine :class:`Wait` while AWS works, and measures its duration into the clus
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from migrate.engine.base import Action, Wait
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
+from migrate.steps import rds_phases as ph
 from migrate.steps import rds_settings as rs
 from migrate.steps.rds_aws import (
     all_instances,
     describe_cluster,
-    describe_cluster_snapshot,
     describe_instance,
     tag_value,
 )
@@ -27,20 +27,16 @@ from migrate.steps.rds_cluster import (
     CLUSTER_CLEANUP,
     CLUSTER_COMPARED,
     CLUSTER_CUT_OVER,
-    CLUSTER_FAILED,
     CLUSTER_FINAL_SNAPSHOT,
     CLUSTER_MEMBERS,
     CLUSTER_RESTORE,
     CLUSTER_STOP_WRITES,
     CLUSTER_VERIFY,
     CLUSTER_WARM_UP,
-    MAX_MODIFY_ATTEMPTS,
     MEMBER_COMPARED,
-    SNAPSHOT_FAILED,
     cluster_members,
     cluster_settings,
     creation_order,
-    describe_diffs,
     diff_cluster,
     diff_member,
     member_create_kwargs,
@@ -49,15 +45,11 @@ from migrate.steps.rds_cluster import (
     member_settings,
     modify_cluster_kwargs,
     restore_cluster_kwargs,
-    tag_list,
 )
+from migrate.steps.rds_phases import CLUSTER, CLUSTER_FAILED, INSTANCE
 
 if TYPE_CHECKING:
     from migrate.steps.rds_encrypt import RdsEncrypt
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
 
 def _iso(host: RdsEncrypt) -> str:
@@ -75,7 +67,7 @@ class ClusterFlow:
         """Run one phase of one cluster."""
         handlers = {
             CLUSTER_WARM_UP: lambda: self.snapshot_and_copy(ctx, rds, action, "warmup"),
-            CLUSTER_STOP_WRITES: lambda: self.stop_writes(ctx, action),
+            CLUSTER_STOP_WRITES: lambda: ph.stop_writes(self.host, ctx, action),
             CLUSTER_FINAL_SNAPSHOT: lambda: self.snapshot_and_copy(ctx, rds, action, "final"),
             CLUSTER_RESTORE: lambda: self.restore(ctx, rds, action),
             CLUSTER_MEMBERS: lambda: self.members(ctx, rds, action),
@@ -88,10 +80,6 @@ class ClusterFlow:
     # helpers ----------------------------------------------------------------------------------
     def _wait(self, ctx: StepContext, state: dict[str, Any], action: Action, why: str) -> Wait:
         return self.host._wait(ctx, state, action, why)
-
-    def _since(self, state: dict[str, Any], key: str) -> float:
-        started = _parse(state.get(key) or state["started_at"])
-        return round((self.host.clock() - started).total_seconds(), 1)
 
     def original(self, rds: Any, action: Action) -> tuple[dict[str, Any], dict[str, Any]]:
         """(cluster settings, members) of the live original (untouched until the cut-over),
@@ -111,168 +99,68 @@ class ClusterFlow:
         self, ctx: StepContext, rds: Any, action: Action, phase: str
     ) -> Wait | None:
         """Cluster snapshot ``migrate-<run>-<cluster>-<phase>``, copied with the key to ``-enc``."""
-        cid = action.target
-        raw_id = rs.snapshot_id(ctx.run_id, cid, phase)
-        enc_id = rs.snapshot_id(ctx.run_id, cid, phase, encrypted=True)
-        state = self.host._phase_state(ctx)
-        enc = describe_cluster_snapshot(rds, enc_id)
-        if enc is None:
-            raw = describe_cluster_snapshot(rds, raw_id)
-            if raw is None:
-                original = describe_cluster(rds, cid)
-                if original is None or original.get("StorageEncrypted"):
-                    raise StepFailed(
-                        f"cluster {cid} is gone or already encrypted; nothing to snapshot. "
-                        "Plan again."
-                    )
-                if original.get("Status") != "available":
-                    return self._wait(ctx, state, action, f"cluster {cid} is {original['Status']}")
-                tags = self.host._tags(ctx, cid, f"{phase}-snapshot")
-                rds.create_db_cluster_snapshot(
-                    DBClusterSnapshotIdentifier=raw_id,
-                    DBClusterIdentifier=cid,
-                    Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-                )
-                state["snapshot_started_at"] = _iso(self.host)
-                self.host._save_state(ctx, state)
-                ctx.record_resource(
-                    "rds:cluster-snapshot", raw_id, region=action.region, details={"source": cid}
-                )
-                raw = describe_cluster_snapshot(rds, raw_id)
-            status = (raw or {}).get("Status")
-            if status in SNAPSHOT_FAILED:
-                raise StepFailed(
-                    f"cluster snapshot {raw_id} of {cid} is {status}. Delete it and resume, "
-                    "or roll back."
-                )
-            if status != "available":
-                pct = (raw or {}).get("PercentProgress", 0)
-                return self._wait(
-                    ctx, state, action, f"cluster snapshot {raw_id} {status} ({pct}%)"
-                )
-            state.setdefault("snapshot_done_at", _iso(self.host))
-            rds.copy_db_cluster_snapshot(
-                SourceDBClusterSnapshotIdentifier=raw_id,
-                TargetDBClusterSnapshotIdentifier=enc_id,
-                KmsKeyId=self.host._key_arn(ctx, action.region),
-                CopyTags=True,
-            )
-            state["copy_started_at"] = _iso(self.host)
-            self.host._save_state(ctx, state)
-            ctx.record_resource(
-                "rds:cluster-snapshot",
-                enc_id,
-                region=action.region,
-                details={"source": cid, "encrypted": True},
-            )
-            enc = describe_cluster_snapshot(rds, enc_id)
-        status = (enc or {}).get("Status")
-        if status in SNAPSHOT_FAILED:
-            raise StepFailed(
-                f"the encrypted cluster snapshot copy {enc_id} is {status} (is the KMS key usable "
-                "by RDS?). Delete it and resume, or roll back."
-            )
-        if status != "available":
-            pct = (enc or {}).get("PercentProgress", 0)
-            return self._wait(ctx, state, action, f"copy {enc_id} {status} ({pct}%)")
-        started = _parse(state["started_at"])
-        snap_done = _parse(state.get("snapshot_done_at") or state["started_at"])
-        copy_start = _parse(state.get("copy_started_at") or state["started_at"])
-        now = self.host.clock()
-        self.host._record_timing(
-            ctx,
-            cid,
-            phase,
-            started_at=state["started_at"],
-            finished_at=_iso(self.host),
-            snapshot_s=round((snap_done - started).total_seconds(), 1),
-            copy_s=round((now - copy_start).total_seconds(), 1),
-            duration_s=round((now - started).total_seconds(), 1),
-            snapshot_id=raw_id,
-            encrypted_snapshot_id=enc_id,
-        )
-        self.host._save_state(ctx, state, done=1)
-        return None
-
-    def stop_writes(self, ctx: StepContext, action: Action) -> Wait | None:
-        """The approval is the operator's word that writes stopped: the downtime starts now."""
-        self.host._record_timing(ctx, action.target, "stop_writes", at=_iso(self.host))
-        return None
+        return ph.snapshot_and_copy(self.host, ctx, rds, action, phase, CLUSTER)
 
     # restore -------------------------------------------------------------------------------------
     def restore(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
         """Restore the encrypted copy as the temporary cluster with every setting, then modify."""
         cid = action.target
         temp = rs.temp_id(cid, ctx.run_id)
-        enc_id = rs.snapshot_id(ctx.run_id, cid, "final", encrypted=True)
         state = self.host._phase_state(ctx)
         want, _ = self.original(rds, action)
-        copy = describe_cluster(rds, temp)
-        if copy is None:
-            snap = describe_cluster_snapshot(rds, enc_id)
-            if snap is None or snap.get("Status") != "available":
-                raise StepFailed(
-                    f"the encrypted cluster snapshot {enc_id} is missing or not available; "
-                    "resume after the final snapshot phase, or roll back."
-                )
-            rds.restore_db_cluster_from_snapshot(
+        copy = ph.start_restore(
+            self.host,
+            ctx,
+            rds,
+            action,
+            CLUSTER,
+            state,
+            lambda new_id, snap_id: rds.restore_db_cluster_from_snapshot(
                 **restore_cluster_kwargs(
                     want,
-                    temp,
-                    enc_id,
+                    new_id,
+                    snap_id,
                     self.host._key_arn(ctx, action.region),
                     self.host._tags(ctx, cid, "encrypted-copy"),
                 )
-            )
-            state["restore_started_at"] = _iso(self.host)
-            self.host._save_state(ctx, state)
-            ctx.record_resource(
-                "rds:db-cluster",
-                temp,
-                region=action.region,
-                details={"source": cid, "role": "encrypted-copy"},
-            )
-            copy = describe_cluster(rds, temp)
-        if copy is None:
-            return self._wait(ctx, state, action, f"restore of cluster {temp} starting")
-        if tag_value(copy, rs.TAG_RUN) != ctx.run_id or tag_value(copy, rs.TAG_SOURCE) != cid:
-            raise StepFailed(
-                f"a cluster named {temp} exists but was not restored by this run for {cid}. "
-                "Rename or delete it, then resume."
-            )
-        status = copy.get("Status")
-        if status in CLUSTER_FAILED:
-            raise StepFailed(f"the restored cluster {temp} is {status}; roll back and investigate.")
-        if status != "available" or copy.get("PendingModifiedValues"):
-            return self._wait(ctx, state, action, f"cluster {temp} is {status}")
-        state.setdefault("restore_done_at", _iso(self.host))
-        got = cluster_settings(copy)
+            ),
+        )
+        if isinstance(copy, Wait):
+            return copy
+        restored: dict[str, Any] = copy
+        got = cluster_settings(restored)
         diffs = diff_cluster(want, got)
         if diffs:
-            attempts = int(state.get("modify_attempts", 0))
-            if attempts >= MAX_MODIFY_ATTEMPTS:
-                raise StepFailed(
+
+            def modify() -> None:
+                rds.modify_db_cluster(**modify_cluster_kwargs(want, temp, got))
+                if "tags" in diffs:
+                    rds.add_tags_to_resource(
+                        ResourceName=restored["DBClusterArn"],
+                        Tags=rs.tag_list(want.get("tags"), {}),
+                    )
+
+            ph.modify_again(
+                self.host,
+                ctx,
+                state,
+                "modify_attempts",
+                lambda attempts: (
                     f"cluster {temp} still differs from {cid} after {attempts} modifications: "
-                    + describe_diffs(diffs)
+                    + ph.describe_diffs(diffs)
                     + ". Fix the copy by hand and resume, or roll back."
-                )
-            rds.modify_db_cluster(**modify_cluster_kwargs(want, temp, got))
-            if "tags" in diffs:
-                rds.add_tags_to_resource(
-                    ResourceName=copy["DBClusterArn"], Tags=tag_list(want.get("tags") or {}, {})
-                )
-            state["modify_attempts"] = attempts + 1
-            self.host._save_state(ctx, state)
+                ),
+                modify,
+            )
             copy = describe_cluster(rds, temp) or {}
             if copy.get("Status") != "available" or diff_cluster(want, cluster_settings(copy)):
                 return self._wait(ctx, state, action, f"cluster {temp} is being modified")
-        self.host._record_timing(
+        ph.record_phase(
+            self.host,
             ctx,
-            cid,
+            action,
             "restore",
-            started_at=state.get("restore_started_at") or state["started_at"],
-            finished_at=_iso(self.host),
-            duration_s=self._since(state, "restore_started_at"),
+            state.get("restore_started_at") or state["started_at"],
             temporary_id=temp,
         )
         return None
@@ -312,11 +200,16 @@ class ClusterFlow:
                 )
                 state.setdefault("members_started_at", _iso(self.host))
                 self.host._save_state(ctx, state)
-                ctx.record_resource(
+                ph.record(
+                    ctx,
+                    action,
                     "rds:db-instance",
                     new_id,
-                    region=action.region,
-                    details={"source": cid, "member": mid, "cluster": temp, "role": "member"},
+                    "created",
+                    source=cid,
+                    member=mid,
+                    cluster=temp,
+                    role="member",
                 )
                 cur = describe_instance(rds, new_id)
             if cur is not None and (
@@ -335,16 +228,16 @@ class ClusterFlow:
                 continue
             diffs = diff_member(want[mid], member_settings(cur, writer=is_writer))
             if diffs:
-                key = f"modified:{new_id}"
-                if int(state.get(key, 0)) >= MAX_MODIFY_ATTEMPTS:
-                    raise StepFailed(
-                        f"member {new_id} still differs from {mid}: "
-                        + describe_diffs(diffs)
-                        + ". Fix it by hand and resume, or roll back."
-                    )
-                rds.modify_db_instance(**member_modify_kwargs(want[mid], new_id))
-                state[key] = int(state.get(key, 0)) + 1
-                self.host._save_state(ctx, state)
+                ph.modify_again(
+                    self.host,
+                    ctx,
+                    state,
+                    f"modified:{new_id}",
+                    f"member {new_id} still differs from {mid}: "
+                    + ph.describe_diffs(diffs)
+                    + ". Fix it by hand and resume, or roll back.",
+                    partial(rds.modify_db_instance, **member_modify_kwargs(want[mid], new_id)),
+                )
                 cur = describe_instance(rds, new_id) or {}
                 if (
                     cur.get("DBInstanceStatus") != "available"
@@ -372,13 +265,12 @@ class ClusterFlow:
             state["failover_issued"] = True
             self.host._save_state(ctx, state)
             return self._wait(ctx, state, action, f"failover of {temp} to {writer}")
-        self.host._record_timing(
+        ph.record_phase(
+            self.host,
             ctx,
-            cid,
+            action,
             "members",
-            started_at=state.get("members_started_at") or state["started_at"],
-            finished_at=_iso(self.host),
-            duration_s=self._since(state, "members_started_at"),
+            state.get("members_started_at") or state["started_at"],
             members={m: names[m] for m in sorted(want)},
         )
         return None
@@ -398,17 +290,8 @@ class ClusterFlow:
         """What makes ``copy`` (with its members ``names``) not an exact encrypted copy."""
         if copy is None:
             return ["the encrypted cluster does not exist"]
-        key_arn = self.host._key_arn(ctx, action.region)
-        out: list[str] = []
-        if not copy.get("StorageEncrypted") or copy.get("KmsKeyId") != key_arn:
-            out.append(
-                f"storage encrypted={copy.get('StorageEncrypted')} with key "
-                f"{copy.get('KmsKeyId')}, want {key_arn}"
-            )
-        if copy.get("Status") != "available":
-            out.append(f"cluster status {copy.get('Status')}")
-        for name, diff in diff_cluster(want, cluster_settings(copy)).items():
-            out.append(f"{name}: want {diff['want']!r}, got {diff['got']!r}")
+        out = ph.key_problems(CLUSTER, copy, self.host._key_arn(ctx, action.region))
+        out += ph.diff_lines(diff_cluster(want, cluster_settings(copy)))
         got_members = cluster_members(copy, instances)
         expected = {names[m] for m in want_members}
         listed = {str(m["DBInstanceIdentifier"]) for m in copy.get("DBClusterMembers") or ()}
@@ -423,10 +306,7 @@ class ClusterFlow:
                 out.append(f"member {names[mid]} is {desc.get('DBInstanceStatus')}")
             if not desc.get("StorageEncrypted"):
                 out.append(f"member {names[mid]} is not encrypted")
-            for name, diff in diff_member(settings, got).items():
-                out.append(
-                    f"member {names[mid]} {name}: want {diff['want']!r}, got {diff['got']!r}"
-                )
+            out += ph.diff_lines(diff_member(settings, got), f"member {names[mid]} ")
         return out
 
     def verify(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
@@ -439,18 +319,18 @@ class ClusterFlow:
         names = member_names(want_members, ctx.run_id)
         instances = {n: d for n in names.values() if (d := describe_instance(rds, n)) is not None}
         problems = self.problems(ctx, action, copy, instances, want, want_members, names=names)
-        if problems:
-            raise StepFailed(
-                f"cluster {temp} is not an exact encrypted copy of {cid}: "
-                + "; ".join(problems)
-                + ". Fix it by hand and resume, or roll back; the original is untouched."
-            )
-        self.host._record_timing(
+        ph.refuse_unequal(
+            problems,
+            f"cluster {temp} is not an exact encrypted copy of {cid}",
+            "Fix it by hand and resume, or roll back; the original is untouched.",
+        )
+        ph.record_phase(
+            self.host,
             ctx,
-            cid,
+            action,
             "verify",
-            started_at=started,
-            finished_at=_iso(self.host),
+            started,
+            duration=False,
             settings_compared=len(CLUSTER_COMPARED) + len(MEMBER_COMPARED) * len(want_members),
         )
         return None
@@ -481,47 +361,33 @@ class ClusterFlow:
         old = describe_cluster(rds, old_id)
         new = describe_cluster(rds, temp)
         instances = all_instances(rds)
-        for name, desc in ((cid, live), (old_id, old), (temp, new)):
-            if desc is not None and desc.get("Status") != "available":
-                return self._wait(ctx, state, action, f"cluster {name} is {desc.get('Status')}")
         involved = [*members, *aside.values(), *names.values()]
-        for name in involved:
-            desc = instances.get(name)
-            if desc is not None and desc.get("DBInstanceStatus") != "available":
-                return self._wait(ctx, state, action, f"{name} is {desc.get('DBInstanceStatus')}")
+        why = ph.busy(CLUSTER, ((cid, live), (old_id, old), (temp, new))) or ph.busy(
+            INSTANCE, ((name, instances.get(name)) for name in involved)
+        )
+        if why:
+            return self._wait(ctx, state, action, why)
 
         def rename(kind: str, old_name: str, new_name: str) -> None:
             tag = f"{kind}:{old_name}>{new_name}"
             if tag in issued:
                 return
-            if kind == "cluster":
-                rds.modify_db_cluster(
-                    DBClusterIdentifier=old_name,
-                    NewDBClusterIdentifier=new_name,
-                    ApplyImmediately=True,
-                )
-            else:
-                rds.modify_db_instance(
-                    DBInstanceIdentifier=old_name,
-                    NewDBInstanceIdentifier=new_name,
-                    ApplyImmediately=True,
-                )
+            ph.rename(rds, CLUSTER if kind == "cluster" else INSTANCE, old_name, new_name)
             issued.append(tag)
             state["issued"] = issued
             self.host._save_state(ctx, state)
 
         def record() -> None:
-            ctx.record_resource(
+            ph.record(
+                ctx,
+                action,
                 "rds:renamed-cluster",
                 cid,
-                change="modified",
-                region=action.region,
-                details={
-                    "renamed_to": old_id,
-                    "copy": temp,
-                    "members_renamed_to": aside,
-                    "new_members": names,
-                },
+                "modified",
+                renamed_to=old_id,
+                copy=temp,
+                members_renamed_to=aside,
+                new_members=names,
             )
 
         if live is not None and not live.get("StorageEncrypted"):
@@ -591,14 +457,12 @@ class ClusterFlow:
             waiting = True
         if waiting:
             return self._wait(ctx, state, action, f"renaming the members of {cid} into place")
-        now = self.host.clock()
-        self.host._record_timing(
+        ph.record_phase(
+            self.host,
             ctx,
-            cid,
+            action,
             "cut_over",
-            started_at=state.get("cut_over_started_at") or state["started_at"],
-            finished_at=now.isoformat(timespec="seconds"),
-            duration_s=self._since(state, "cut_over_started_at"),
+            state.get("cut_over_started_at") or state["started_at"],
             original_renamed_to=old_id,
             members_renamed_to=aside,
         )
@@ -641,12 +505,11 @@ class ClusterFlow:
                 f"{sorted(members)} planned). Nothing was changed. Roll back and plan again."
             )
         problems = self.problems(ctx, action, new, instances, want, want_members, names=names)
-        if problems:
-            raise StepFailed(
-                f"{new['DBClusterIdentifier']} is no longer an exact encrypted copy of {cid}: "
-                + "; ".join(problems)
-                + ". Nothing was changed. Fix it and resume, or roll back."
-            )
+        ph.refuse_unequal(
+            problems,
+            f"{new['DBClusterIdentifier']} is no longer an exact encrypted copy of {cid}",
+            "Nothing was changed. Fix it and resume, or roll back.",
+        )
 
     # cleanup -------------------------------------------------------------------------------------
     def cleanup(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
@@ -680,25 +543,17 @@ class ClusterFlow:
                     "--no-deletion-protection --apply-immediately) or set "
                     "disable_deletion_protection_on_cleanup: true, then resume."
                 )
-            rds.modify_db_cluster(
-                DBClusterIdentifier=old_id, DeletionProtection=False, ApplyImmediately=True
-            )
+            ph.unprotect(rds, CLUSTER, old_id)
         pending: list[str] = []
         for name, desc in victims.items():
             if desc.get("DBInstanceStatus") != "deleting":
                 if desc.get("DeletionProtection"):
-                    rds.modify_db_instance(
-                        DBInstanceIdentifier=name, DeletionProtection=False, ApplyImmediately=True
-                    )
+                    ph.unprotect(rds, INSTANCE, name)
                 # A cluster member has no snapshot of its own (AWS refuses a final snapshot of
                 # one): its data is the cluster volume, whose final snapshot is taken below.
                 rds.delete_db_instance(DBInstanceIdentifier=name)
-                ctx.record_resource(
-                    "rds:deleted",
-                    name,
-                    change="deleted",
-                    region=action.region,
-                    details={"original": cid, "member_of": old_id},
+                ph.record(
+                    ctx, action, "rds:deleted", name, "deleted", original=cid, member_of=old_id
                 )
             if describe_instance(rds, name) is not None:
                 pending.append(name)
@@ -710,30 +565,18 @@ class ClusterFlow:
                 rds.delete_db_cluster(
                     DBClusterIdentifier=old_id, FinalDBSnapshotIdentifier=final_id
                 )
-                ctx.record_resource(
+                ph.record(
+                    ctx,
+                    action,
                     "rds:deleted-cluster",
                     old_id,
-                    change="deleted",
-                    region=action.region,
-                    details={"final_snapshot": final_id, "original": cid},
+                    "deleted",
+                    final_snapshot=final_id,
+                    original=cid,
                 )
             if describe_cluster(rds, old_id) is not None:
                 return self._wait(ctx, state, action, f"deleting cluster {old_id}")
-        for res in ctx.resources("rds:cluster-snapshot"):
-            if res.details.get("source") != cid:
-                continue
-            if res.details.get("encrypted") and self.host.params.keep_encrypted_snapshots:
-                continue
-            if describe_cluster_snapshot(rds, res.identifier) is not None:
-                rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=res.identifier)
-        self.host._record_timing(
-            ctx,
-            cid,
-            "cleanup",
-            started_at=state["started_at"],
-            finished_at=_iso(self.host),
-            final_snapshot=final_id,
-        )
+        ph.finish_cleanup(self.host, ctx, rds, action, CLUSTER, state, final_id)
         return None
 
     # rollback ------------------------------------------------------------------------------------
@@ -743,34 +586,12 @@ class ClusterFlow:
         The encrypted cluster is kept after a cut-over (it may hold writes made since); before
         the cut-over it never took a write, so it and its members are deleted.
         """
-        swaps = {r.identifier: r for r in ctx.resources("rds:renamed-cluster")}
-        deleted = {r.identifier: r for r in ctx.resources("rds:deleted-cluster")}
-        for res in ctx.resources("rds:db-cluster"):
-            if res.details.get("role") != "encrypted-copy":
-                continue
-            cid = str(res.details["source"])
-            rds = ctx.client("rds", res.region)
-            swap = swaps.get(cid)
-            if swap is not None:
-                details = dict(swap.details or {})
-                old_id = str(details["renamed_to"])
-                if old_id in deleted:
-                    raise StepFailed(
-                        f"cluster {cid} cannot be rolled back: its original was deleted at "
-                        f"cleanup. Its final snapshot is "
-                        f"{deleted[old_id].details.get('final_snapshot')}; restore it by hand if "
-                        "you need the unencrypted original."
-                    )
-                self.swap_back(ctx, rds, cid, details)
+        for res, cid, rds, swapped in ph.copies_to_roll_back(ctx, CLUSTER):
+            if swapped is not None:
+                self.swap_back(ctx, rds, cid, swapped)
             else:
                 self.delete_copy(ctx, rds, cid, res.identifier)
-        for res in ctx.resources("rds:cluster-snapshot"):
-            cid = str(res.details.get("source"))
-            if res.details.get("encrypted") and cid in swaps:
-                continue  # cut over: the encrypted copies document what the new cluster holds
-            rds = ctx.client("rds", res.region)
-            if describe_cluster_snapshot(rds, res.identifier) is not None:
-                rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=res.identifier)
+        ph.rollback_snapshots(ctx, CLUSTER)
 
     def delete_copy(self, ctx: StepContext, rds: Any, cid: str, temp: str) -> None:
         """Delete the temporary cluster (never cut over, so it never took a write) and its
@@ -794,9 +615,7 @@ class ClusterFlow:
         if copy is None or tag_value(copy, rs.TAG_RUN) != ctx.run_id:
             return
         if copy.get("DeletionProtection"):
-            rds.modify_db_cluster(
-                DBClusterIdentifier=temp, DeletionProtection=False, ApplyImmediately=True
-            )
+            ph.unprotect(rds, CLUSTER, temp)
         # The copy never took a write (the original holds every byte, and the encrypted
         # snapshot copy is kept until the snapshots below are deleted): no final snapshot.
         rds.delete_db_cluster(DBClusterIdentifier=temp, SkipFinalSnapshot=True)
@@ -812,23 +631,21 @@ class ClusterFlow:
         aside = {str(k): str(v) for k, v in dict(details.get("members_renamed_to") or {}).items()}
         names = {str(k): str(v) for k, v in dict(details.get("new_members") or {}).items()}
 
-        def rename_instance(src: str, dst: str) -> None:
-            if describe_instance(rds, dst) is not None:
-                raise StepFailed(f"cannot rename {src} back to {dst}: that name is taken.")
-            rds.modify_db_instance(
-                DBInstanceIdentifier=src, NewDBInstanceIdentifier=dst, ApplyImmediately=True
+        def rename_back(kind: ph.Kind, src: str, dst: str) -> None:
+            if kind.describe(rds, dst) is not None:
+                raise StepFailed(
+                    f"cannot rename {kind.label}{src} back to {dst}: that name is taken."
+                )
+            ph.rename(rds, kind, src, dst)
+            self.host._poll(
+                f"{kind.label}{src} to be renamed", lambda: kind.describe(rds, dst) is not None
             )
-            self.host._poll(f"{src} to be renamed", lambda: describe_instance(rds, dst) is not None)
+
+        def rename_instance(src: str, dst: str) -> None:
+            rename_back(INSTANCE, src, dst)
 
         def rename_cluster(src: str, dst: str) -> None:
-            if describe_cluster(rds, dst) is not None:
-                raise StepFailed(f"cannot rename cluster {src} back to {dst}: that name is taken.")
-            rds.modify_db_cluster(
-                DBClusterIdentifier=src, NewDBClusterIdentifier=dst, ApplyImmediately=True
-            )
-            self.host._poll(
-                f"cluster {src} to be renamed", lambda: describe_cluster(rds, dst) is not None
-            )
+            rename_back(CLUSTER, src, dst)
 
         # 1. The new (encrypted) members leave the original member names.
         for m, new_name in names.items():

@@ -15,29 +15,21 @@ from typing import Any
 from pydantic import Field
 
 from migrate.aws import error_code
-from migrate.engine.base import Action, Estimate, Facts, Step, Wait
+from migrate.engine.base import Action, Facts, Step, Wait
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.errors import BadInputError, StepFailed
 from migrate.steps import rds_cluster as rc
+from migrate.steps import rds_phases as ph
 from migrate.steps import rds_settings as rs
 from migrate.steps._select import Selection
-from migrate.steps.rds_aws import describe_instance, describe_snapshot, tag_value
+from migrate.steps.rds_aws import describe_instance, tag_value
 from migrate.steps.rds_cluster_flow import ClusterFlow
+from migrate.steps.rds_phases import INSTANCE, iso, parse
 from migrate.store import utcnow
 
 GLOB_CHARS = set("*?[")
 KEPT_ORIGINAL = re.compile(r"-unencrypted-\d{8}$")
-SNAPSHOT_FAILED = ("failed", "error", "incompatible-restore", "incompatible-parameters")
-INSTANCE_FAILED = (
-    "failed",
-    "incompatible-restore",
-    "incompatible-parameters",
-    "incompatible-network",
-    "inaccessible-encryption-credentials",
-    "storage-full",
-)
-MAX_MODIFY_ATTEMPTS = 3
 
 # Action kinds, in the order they run for one database.
 WARM_UP = "rds.warm_up"
@@ -75,17 +67,27 @@ def _present(rds: Any, db_id: str) -> bool:
     return describe_instance(rds, db_id) is not None
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
+def _only_once(found: dict[str, Any], ident: str, what: str) -> None:
+    """Refuse a name selected in two regions: actions are keyed by name alone."""
+    if ident in found:
+        raise BadInputError(
+            f"{what} {ident} exists in more than one selected region; run one region at a time "
+            "(with.regions)."
+        )
 
 
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+def _key_in_region(arn: str | None, region: str, where: str, what: str) -> None:
+    """Refuse a key of another region: RDS encrypts only with a key of the database's region."""
+    if arn and rs_region(arn) not in (None, region):
+        raise BadInputError(
+            f"the KMS key {arn} is not in {region}, where {where} is; RDS needs a key in the "
+            f"{what}'s region. Use a key of that region."
+        )
 
 
 @step("rds.encrypt")
 class RdsEncrypt(Step):
-    """Encrypt unencrypted RDS instances with a KMS key: snapshot, encrypted copy, restore, cut-over.
+    """Encrypt unencrypted RDS instances and Aurora clusters: snapshot, encrypted copy, restore, cut-over.
 
     An RDS instance cannot be encrypted in place. Per selected instance (``names`` globs,
     ``exclude``, ``tags``) the step runs resumable actions in order: an optional warm-up snapshot and
@@ -178,11 +180,7 @@ class RdsEncrypt(Step):
                 settings = rs.instance_settings(db)
                 if self.params.tags and not self.params.tags_match(settings["tags"]):
                     continue
-                if db_id in instances:
-                    raise BadInputError(
-                        f"instance {db_id} exists in more than one selected region; run one "
-                        "region at a time (with.regions)."
-                    )
+                _only_once(instances, db_id, "instance")
                 instances[db_id] = {
                     "region": region,
                     "status": db.get("DBInstanceStatus"),
@@ -255,11 +253,7 @@ class RdsEncrypt(Step):
         if reason:
             not_handled[cid] = reason
             return
-        if cid in clusters:
-            raise BadInputError(
-                f"cluster {cid} exists in more than one selected region; run one region at a "
-                "time (with.regions)."
-            )
+        _only_once(clusters, cid, "cluster")
         clusters[cid] = {
             "region": region,
             "status": cluster.get("Status"),
@@ -319,20 +313,12 @@ class RdsEncrypt(Step):
         for db_id, db in facts["instances"].items():
             if db["encrypted"]:
                 continue
-            if key.get("arn") and rs_region(key["arn"]) not in (None, db["region"]):
-                raise BadInputError(
-                    f"the KMS key {key['arn']} is not in {db['region']}, where {db_id} is; RDS "
-                    "needs a key in the instance's region. Use a key of that region."
-                )
+            _key_in_region(key.get("arn"), db["region"], db_id, "instance")
             actions.extend(self._db_actions(ctx, facts, db_id, db))
         for cid, cluster in facts.get("clusters", {}).items():
             if cluster["encrypted"]:
                 continue
-            if key.get("arn") and rs_region(key["arn"]) not in (None, cluster["region"]):
-                raise BadInputError(
-                    f"the KMS key {key['arn']} is not in {cluster['region']}, where cluster {cid} "
-                    "is; RDS needs a key in the cluster's region. Use a key of that region."
-                )
+            _key_in_region(key.get("arn"), cluster["region"], f"cluster {cid}", "cluster")
             twin = facts["instances"].get(cid)
             if twin is not None and not twin["encrypted"]:
                 raise BadInputError(
@@ -379,25 +365,7 @@ class RdsEncrypt(Step):
             f"restore ~{rs.minutes(est['restore'])}, cut-over ~{rs.minutes(est['cut_over'])}"
         )
         out: list[Action] = []
-
-        def add(kind: str, summary: str, seconds: float, **kw: Any) -> None:
-            out.append(
-                Action(
-                    kind=kind,
-                    target=db_id,
-                    summary=summary,
-                    estimate=Estimate(
-                        duration_s=seconds,
-                        downtime_s=kw.pop("downtime", 0.0),
-                        api_requests=kw.pop("requests", 4),
-                        bytes=int(gib * 2**30) if kw.pop("data", False) else 0,
-                    ),
-                    region=region,
-                    details=details,
-                    **kw,
-                )
-            )
-
+        add = ph.action_adder(out, db_id, region, details, gib)
         if self.params.warm_up:
             add(
                 WARM_UP,
@@ -469,15 +437,6 @@ class RdsEncrypt(Step):
                 est["replicas"],
             )
         if self.params.cleanup:
-            cleanup_risks = [
-                "the final snapshot of the original is unencrypted (it is what makes the "
-                "deletion reversible); delete it once your retention policy allows",
-            ]
-            if settings["deletion_protection"]:
-                cleanup_risks.append(
-                    f"{db_id} has deletion protection: cleanup stops unless "
-                    "disable_deletion_protection_on_cleanup is true or you turn it off yourself"
-                )
             add(
                 CLEANUP,
                 f"delete the original {db_id} (renamed) with a final snapshot, and the "
@@ -485,7 +444,7 @@ class RdsEncrypt(Step):
                 est["cleanup"],
                 gate="cleanup",
                 destructive=True,
-                risks=tuple(cleanup_risks),
+                risks=ph.cleanup_risks(INSTANCE, db_id, bool(settings["deletion_protection"])),
             )
         return out
 
@@ -497,7 +456,7 @@ class RdsEncrypt(Step):
             return ClusterFlow(self).act(ctx, rds, action)
         handlers = {
             WARM_UP: lambda: self._snapshot_and_copy(ctx, rds, action, "warmup"),
-            STOP_WRITES: lambda: self._stop_writes(ctx, action),
+            STOP_WRITES: lambda: ph.stop_writes(self, ctx, action),
             FINAL_SNAPSHOT: lambda: self._snapshot_and_copy(ctx, rds, action, "final"),
             RESTORE: lambda: self._restore(ctx, rds, action),
             VERIFY: lambda: self._verify_copy(ctx, rds, action),
@@ -521,14 +480,14 @@ class RdsEncrypt(Step):
         stop = details.get("stop_writes", {}).get("at")
         cut = details.get("cut_over", {}).get("finished_at")
         if stop and cut:
-            details["downtime_s"] = round((_parse(cut) - _parse(stop)).total_seconds(), 1)
+            details["downtime_s"] = round((parse(cut) - parse(stop)).total_seconds(), 1)
         ctx.record_resource("rds:timing", db_id, change="measured", details=details)
 
     def _phase_state(self, ctx: StepContext) -> dict[str, Any]:
         saved = ctx.load_checkpoint("phase")
         state = dict(saved["cursor"]) if saved else {}
         if "started_at" not in state:
-            state["started_at"] = _iso(self.clock())
+            state["started_at"] = iso(self.clock())
             ctx.checkpoint(state, done=0, name="phase")
         return state
 
@@ -537,9 +496,9 @@ class RdsEncrypt(Step):
 
     def _wait(self, ctx: StepContext, state: dict[str, Any], action: Action, reason: str) -> Wait:
         """A Wait with the phase's deadline; past it, fail clearly (a resume starts a new one)."""
-        deadline = _parse(state["started_at"]) + timedelta(hours=self.params.wait_timeout_hours)
+        deadline = parse(state["started_at"]) + timedelta(hours=self.params.wait_timeout_hours)
         if self.clock() >= deadline:
-            state["started_at"] = _iso(self.clock())  # a resume waits another full window
+            state["started_at"] = iso(self.clock())  # a resume waits another full window
             self._save_state(ctx, state)
             raise StepFailed(
                 f"{action.target}: gave up after {self.params.wait_timeout_hours:g} h waiting: "
@@ -565,93 +524,8 @@ class RdsEncrypt(Step):
     def _snapshot_and_copy(
         self, ctx: StepContext, rds: Any, action: Action, phase: str
     ) -> Wait | None:
-        db_id = action.target
-        raw_id = rs.snapshot_id(ctx.run_id, db_id, phase)
-        enc_id = rs.snapshot_id(ctx.run_id, db_id, phase, encrypted=True)
-        state = self._phase_state(ctx)
-        enc = describe_snapshot(rds, enc_id)
-        if enc is None:
-            raw = describe_snapshot(rds, raw_id)
-            if raw is None:
-                original = describe_instance(rds, db_id)
-                if original is None or original.get("StorageEncrypted"):
-                    raise StepFailed(
-                        f"{db_id} is gone or already encrypted; nothing to snapshot. Plan again."
-                    )
-                if original.get("DBInstanceStatus") != "available":
-                    return self._wait(
-                        ctx, state, action, f"{db_id} is {original.get('DBInstanceStatus')}"
-                    )
-                tags = self._tags(ctx, db_id, f"{phase}-snapshot")
-                rds.create_db_snapshot(
-                    DBSnapshotIdentifier=raw_id,
-                    DBInstanceIdentifier=db_id,
-                    Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-                )
-                state["snapshot_started_at"] = _iso(self.clock())
-                self._save_state(ctx, state)
-                ctx.record_resource(
-                    "rds:snapshot", raw_id, region=action.region, details={"source": db_id}
-                )
-                raw = describe_snapshot(rds, raw_id)
-            status = (raw or {}).get("Status")
-            if status in SNAPSHOT_FAILED:
-                raise StepFailed(
-                    f"snapshot {raw_id} of {db_id} is {status}. Delete it and resume, or roll back."
-                )
-            if status != "available":
-                pct = (raw or {}).get("PercentProgress", 0)
-                return self._wait(ctx, state, action, f"snapshot {raw_id} {status} ({pct}%)")
-            state.setdefault("snapshot_done_at", _iso(self.clock()))
-            rds.copy_db_snapshot(
-                SourceDBSnapshotIdentifier=raw_id,
-                TargetDBSnapshotIdentifier=enc_id,
-                KmsKeyId=self._key_arn(ctx, action.region),
-                CopyTags=True,
-            )
-            state["copy_started_at"] = _iso(self.clock())
-            self._save_state(ctx, state)
-            ctx.record_resource(
-                "rds:snapshot",
-                enc_id,
-                region=action.region,
-                details={"source": db_id, "encrypted": True},
-            )
-            enc = describe_snapshot(rds, enc_id)
-        status = (enc or {}).get("Status")
-        if status in SNAPSHOT_FAILED:
-            raise StepFailed(
-                f"the encrypted copy {enc_id} is {status} (is the KMS key usable by RDS?). "
-                "Delete it and resume, or roll back."
-            )
-        if status != "available":
-            pct = (enc or {}).get("PercentProgress", 0)
-            return self._wait(ctx, state, action, f"copy {enc_id} {status} ({pct}%)")
-        now = self.clock()
-        started = _parse(state["started_at"])
-        snap_done = _parse(state.get("snapshot_done_at") or state["started_at"])
-        copy_start = _parse(state.get("copy_started_at") or _iso(snap_done))
         gib = float(action.details.get("allocated_gib") or 0)
-        self._record_timing(
-            ctx,
-            db_id,
-            phase,
-            started_at=_iso(started),
-            finished_at=_iso(now),
-            snapshot_s=round((snap_done - started).total_seconds(), 1),
-            copy_s=round((now - copy_start).total_seconds(), 1),
-            duration_s=round((now - started).total_seconds(), 1),
-            allocated_gib=gib,
-            snapshot_id=raw_id,
-            encrypted_snapshot_id=enc_id,
-        )
-        self._save_state(ctx, state, done=1)
-        return None
-
-    def _stop_writes(self, ctx: StepContext, action: Action) -> Wait | None:
-        # The approval is the operator's word that writes stopped; the downtime clock starts here.
-        self._record_timing(ctx, action.target, "stop_writes", at=_iso(self.clock()))
-        return None
+        return ph.snapshot_and_copy(self, ctx, rds, action, phase, INSTANCE, allocated_gib=gib)
 
     def _original_settings(self, rds: Any, action: Action) -> dict[str, Any]:
         """The live original's settings (it stays untouched until cut-over), or the observed."""
@@ -663,55 +537,35 @@ class RdsEncrypt(Step):
     def _restore(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
         db_id = action.target
         temp = rs.temp_id(db_id, ctx.run_id)
-        enc_id = rs.snapshot_id(ctx.run_id, db_id, "final", encrypted=True)
         state = self._phase_state(ctx)
         want = self._original_settings(rds, action)
-        copy = describe_instance(rds, temp)
-        if copy is None:
-            snap = describe_snapshot(rds, enc_id)
-            if snap is None or snap.get("Status") != "available":
-                raise StepFailed(
-                    f"the encrypted snapshot {enc_id} is missing or not available; resume after "
-                    "the final snapshot phase, or roll back."
-                )
-            kwargs = rs.restore_kwargs(want, temp, enc_id, self._tags(ctx, db_id, "encrypted-copy"))
-            rds.restore_db_instance_from_db_snapshot(**kwargs)
-            state["restore_started_at"] = _iso(self.clock())
-            self._save_state(ctx, state)
-            ctx.record_resource(
-                "rds:db-instance",
-                temp,
-                region=action.region,
-                details={"source": db_id, "role": "encrypted-copy"},
-            )
-            copy = describe_instance(rds, temp)
-        if copy is None:
-            return self._wait(ctx, state, action, f"restore of {temp} starting")
-        if tag_value(copy, rs.TAG_RUN) != ctx.run_id or tag_value(copy, rs.TAG_SOURCE) != db_id:
-            raise StepFailed(
-                f"an instance named {temp} exists but was not restored by this run for {db_id}. "
-                "Rename or delete it, then resume."
-            )
-        status = copy.get("DBInstanceStatus")
-        if status in INSTANCE_FAILED:
-            raise StepFailed(f"the restored copy {temp} is {status}; roll back and investigate.")
-        if status != "available" or copy.get("PendingModifiedValues"):
-            return self._wait(ctx, state, action, f"{temp} is {status}")
-        state.setdefault("restore_done_at", _iso(self.clock()))
+        copy = ph.start_restore(
+            self,
+            ctx,
+            rds,
+            action,
+            INSTANCE,
+            state,
+            lambda new_id, snap_id: rds.restore_db_instance_from_db_snapshot(
+                **rs.restore_kwargs(want, new_id, snap_id, self._tags(ctx, db_id, "encrypted-copy"))
+            ),
+        )
+        if isinstance(copy, Wait):
+            return copy
         diffs = rs.diff_settings(want, rs.instance_settings(copy))
         if diffs:
-            attempts = int(state.get("modify_attempts", 0))
-            if attempts >= MAX_MODIFY_ATTEMPTS:
-                raise StepFailed(
+            ph.modify_again(
+                self,
+                ctx,
+                state,
+                "modify_attempts",
+                lambda attempts: (
                     f"{temp} still differs from {db_id} after {attempts} modifications: "
-                    + "; ".join(
-                        f"{k}: want {v['want']!r}, got {v['got']!r}" for k, v in diffs.items()
-                    )
+                    + ph.describe_diffs(diffs)
                     + ". Fix the copy by hand and resume, or roll back."
-                )
-            rds.modify_db_instance(**rs.modify_kwargs(want, temp))
-            state["modify_attempts"] = attempts + 1
-            self._save_state(ctx, state)
+                ),
+                lambda: rds.modify_db_instance(**rs.modify_kwargs(want, temp)),
+            )
             copy = describe_instance(rds, temp) or {}
             if (
                 copy.get("DBInstanceStatus") != "available"
@@ -719,16 +573,14 @@ class RdsEncrypt(Step):
                 or rs.diff_settings(want, rs.instance_settings(copy))
             ):
                 return self._wait(ctx, state, action, f"{temp} is being modified")
-        now = self.clock()
-        started = _parse(state.get("restore_started_at") or state["started_at"])
-        self._record_timing(
+        started = state.get("restore_started_at") or state["started_at"]
+        ph.record_phase(
+            self,
             ctx,
-            db_id,
+            action,
             "restore",
-            started_at=_iso(started),
-            finished_at=_iso(now),
-            restore_s=round((_parse(state["restore_done_at"]) - started).total_seconds(), 1),
-            duration_s=round((now - started).total_seconds(), 1),
+            started,
+            restore_s=ph.seconds(parse(started), parse(state["restore_done_at"])),
             temporary_id=temp,
         )
         return None
@@ -738,42 +590,28 @@ class RdsEncrypt(Step):
         copy = describe_instance(rds, copy_id)
         if copy is None:
             raise StepFailed(f"the encrypted copy {copy_id} of {action.target} does not exist.")
-        problems: list[str] = []
-        key_arn = self._key_arn(ctx, action.region)
-        if not copy.get("StorageEncrypted") or copy.get("KmsKeyId") != key_arn:
-            problems.append(
-                f"storage encrypted={copy.get('StorageEncrypted')} with key "
-                f"{copy.get('KmsKeyId')}, want {key_arn}"
-            )
-        if copy.get("DBInstanceStatus") != "available":
-            problems.append(f"status {copy.get('DBInstanceStatus')}")
+        problems = ph.key_problems(INSTANCE, copy, self._key_arn(ctx, action.region))
         want = self._original_settings(rds, action)
-        for name, diff in rs.diff_settings(want, rs.instance_settings(copy)).items():
-            problems.append(f"{name}: want {diff['want']!r}, got {diff['got']!r}")
-        if problems:
-            raise StepFailed(
-                f"{copy_id} is not an exact encrypted copy of {action.target}: "
-                + "; ".join(problems)
-                + ". Fix it by hand and resume, or roll back; the original is untouched."
-            )
+        problems += ph.diff_lines(rs.diff_settings(want, rs.instance_settings(copy)))
+        ph.refuse_unequal(
+            problems,
+            f"{copy_id} is not an exact encrypted copy of {action.target}",
+            "Fix it by hand and resume, or roll back; the original is untouched.",
+        )
 
     def _verify_copy(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
-        started = self.clock()
+        started = iso(self.clock())
         self._check_copy(ctx, rds, action, rs.temp_id(action.target, ctx.run_id))
-        self._record_timing(
+        ph.record_phase(
+            self,
             ctx,
-            action.target,
+            action,
             "verify",
-            started_at=_iso(started),
-            finished_at=_iso(self.clock()),
+            started,
+            duration=False,
             settings_compared=len(rs.COMPARED),
         )
         return None
-
-    def _rename(self, rds: Any, old: str, new: str) -> None:
-        rds.modify_db_instance(
-            DBInstanceIdentifier=old, NewDBInstanceIdentifier=new, ApplyImmediately=True
-        )
 
     def _cut_over(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
         db_id = action.target
@@ -787,9 +625,9 @@ class RdsEncrypt(Step):
         live = describe_instance(rds, db_id)
         old = describe_instance(rds, old_id)
         new = describe_instance(rds, temp)
-        for name, desc in ((db_id, live), (old_id, old), (temp, new)):
-            if desc is not None and desc.get("DBInstanceStatus") != "available":
-                return self._wait(ctx, state, action, f"{name} is {desc.get('DBInstanceStatus')}")
+        why = ph.busy(INSTANCE, ((db_id, live), (old_id, old), (temp, new)))
+        if why:
+            return self._wait(ctx, state, action, why)
         if live is not None and live.get("StorageEncrypted"):
             if tag_value(live, rs.TAG_RUN) != ctx.run_id:
                 raise StepFailed(
@@ -811,17 +649,11 @@ class RdsEncrypt(Step):
             if state.get("rename_original_issued"):
                 return self._wait(ctx, state, action, f"renaming {db_id} to {old_id}")
             self._check_copy(ctx, rds, action, temp)  # last look before the point of no return
-            state["cut_over_started_at"] = _iso(self.clock())
-            self._rename(rds, db_id, old_id)
+            state["cut_over_started_at"] = iso(self.clock())
+            ph.rename(rds, INSTANCE, db_id, old_id)
             state["rename_original_issued"] = True
             self._save_state(ctx, state)
-            ctx.record_resource(
-                "rds:renamed",
-                db_id,
-                change="modified",
-                region=action.region,
-                details={"renamed_to": old_id, "copy": temp},
-            )
+            ph.record(ctx, action, "rds:renamed", db_id, "modified", renamed_to=old_id, copy=temp)
             live = describe_instance(rds, db_id)
             new = describe_instance(rds, temp)
             if live is not None or describe_instance(rds, old_id) is None:
@@ -835,7 +667,7 @@ class RdsEncrypt(Step):
                 "`migrate rollback` to put the original back under its name."
             )
         if not state.get("rename_copy_issued"):
-            self._rename(rds, temp, db_id)
+            ph.rename(rds, INSTANCE, temp, db_id)
             state["rename_copy_issued"] = True
             self._save_state(ctx, state)
         live = describe_instance(rds, db_id)
@@ -847,18 +679,8 @@ class RdsEncrypt(Step):
     def _cut_over_done(
         self, ctx: StepContext, action: Action, state: dict[str, Any], old_id: str
     ) -> None:
-        now = self.clock()
-        started = _parse(state.get("cut_over_started_at") or state["started_at"])
-        self._record_timing(
-            ctx,
-            action.target,
-            "cut_over",
-            started_at=_iso(started),
-            finished_at=_iso(now),
-            duration_s=round((now - started).total_seconds(), 1),
-            original_renamed_to=old_id,
-        )
-        return None
+        started = state.get("cut_over_started_at") or state["started_at"]
+        ph.record_phase(self, ctx, action, "cut_over", started, original_renamed_to=old_id)
 
     def _replicas(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
         db_id = action.target
@@ -868,21 +690,24 @@ class RdsEncrypt(Step):
         for rid, settings in sorted(action.details.get("replicas", {}).items()):
             aside = rs.renamed_id(rid, date)
             cur = describe_instance(rds, rid)
-            if cur is not None and cur.get("DBInstanceStatus") != "available":
-                return self._wait(ctx, state, action, f"{rid} is {cur.get('DBInstanceStatus')}")
+            why = ph.busy(INSTANCE, [(rid, cur)])
+            if why:
+                return self._wait(ctx, state, action, why)
             if cur is not None and not cur.get("StorageEncrypted"):
                 if describe_instance(rds, aside) is not None:
                     raise StepFailed(
                         f"cannot rename replica {rid} to {aside}: that name is taken. Rename or "
                         "delete it, then resume."
                     )
-                self._rename(rds, rid, aside)
-                ctx.record_resource(
+                ph.rename(rds, INSTANCE, rid, aside)
+                ph.record(
+                    ctx,
+                    action,
                     "rds:renamed-replica",
                     rid,
-                    change="modified",
-                    region=action.region,
-                    details={"renamed_to": aside, "primary": db_id},
+                    "modified",
+                    renamed_to=aside,
+                    primary=db_id,
                 )
                 cur = describe_instance(rds, rid)
                 if cur is not None:
@@ -891,36 +716,31 @@ class RdsEncrypt(Step):
                 rds.create_db_instance_read_replica(
                     **rs.replica_kwargs(settings, rid, db_id, self._tags(ctx, db_id, "replica"))
                 )
-                ctx.record_resource(
-                    "rds:db-instance",
-                    rid,
-                    region=action.region,
-                    details={"source": db_id, "role": "replica"},
+                ph.record(
+                    ctx, action, "rds:db-instance", rid, "created", source=db_id, role="replica"
                 )
                 cur = describe_instance(rds, rid)
                 if cur is None or cur.get("DBInstanceStatus") != "available":
                     return self._wait(ctx, state, action, f"creating replica {rid}")
             diffs = rs.diff_settings(settings, rs.instance_settings(cur), replica=True)
             if diffs:
-                key = f"modified:{rid}"
-                if state.get(key, 0) >= MAX_MODIFY_ATTEMPTS:
-                    raise StepFailed(
-                        f"replica {rid} still differs from the original replica: "
-                        + ", ".join(sorted(diffs))
-                        + ". Fix it by hand and resume."
-                    )
-                rds.modify_db_instance(**rs.modify_kwargs(settings, rid))
-                state[key] = int(state.get(key, 0)) + 1
-                self._save_state(ctx, state)
+                ph.modify_again(
+                    self,
+                    ctx,
+                    state,
+                    f"modified:{rid}",
+                    f"replica {rid} still differs from the original replica: "
+                    + ", ".join(sorted(diffs))
+                    + ". Fix it by hand and resume.",
+                    partial(rds.modify_db_instance, **rs.modify_kwargs(settings, rid)),
+                )
                 return self._wait(ctx, state, action, f"modifying replica {rid}")
-        now = self.clock()
-        self._record_timing(
+        ph.record_phase(
+            self,
             ctx,
-            db_id,
+            action,
             "replicas",
-            started_at=state["started_at"],
-            finished_at=_iso(now),
-            duration_s=round((now - _parse(state["started_at"])).total_seconds(), 1),
+            state["started_at"],
             replicas=sorted(action.details.get("replicas", {})),
         )
         return None
@@ -965,9 +785,7 @@ class RdsEncrypt(Step):
             if victim == old_id and pending:
                 break  # replicas go first; a deleted source would promote them
             if desc.get("DeletionProtection"):
-                rds.modify_db_instance(
-                    DBInstanceIdentifier=victim, DeletionProtection=False, ApplyImmediately=True
-                )
+                ph.unprotect(rds, INSTANCE, victim)
             if victim == old_id:
                 # Never SkipFinalSnapshot: the final snapshot is what makes this reversible.
                 rds.delete_db_instance(
@@ -975,44 +793,27 @@ class RdsEncrypt(Step):
                     FinalDBSnapshotIdentifier=final_id,
                     DeleteAutomatedBackups=False,
                 )
-                ctx.record_resource(
+                ph.record(
+                    ctx,
+                    action,
                     "rds:deleted",
                     victim,
-                    change="deleted",
-                    region=action.region,
-                    details={"final_snapshot": final_id, "original": db_id},
+                    "deleted",
+                    final_snapshot=final_id,
+                    original=db_id,
                 )
             else:
                 # A read replica cannot have a final snapshot (AWS refuses one); its data lives
                 # in the primary, whose final snapshot is taken.
                 rds.delete_db_instance(DBInstanceIdentifier=victim, SkipFinalSnapshot=True)
-                ctx.record_resource(
-                    "rds:deleted",
-                    victim,
-                    change="deleted",
-                    region=action.region,
-                    details={"original": db_id, "replica": True},
+                ph.record(
+                    ctx, action, "rds:deleted", victim, "deleted", original=db_id, replica=True
                 )
             if describe_instance(rds, victim) is not None:
                 pending.append(victim)
         if pending:
             return self._wait(ctx, state, action, f"deleting {', '.join(pending)}")
-        for res in ctx.resources("rds:snapshot"):
-            if res.details.get("source") != db_id:
-                continue
-            if res.details.get("encrypted") and self.params.keep_encrypted_snapshots:
-                continue
-            if describe_snapshot(rds, res.identifier) is not None:
-                rds.delete_db_snapshot(DBSnapshotIdentifier=res.identifier)
-        now = self.clock()
-        self._record_timing(
-            ctx,
-            db_id,
-            "cleanup",
-            started_at=state["started_at"],
-            finished_at=_iso(now),
-            final_snapshot=final_id,
-        )
+        ph.finish_cleanup(self, ctx, rds, action, INSTANCE, state, final_id)
         return None
 
     # --- verify / outputs / rollback ------------------------------------------------------------
@@ -1035,44 +836,20 @@ class RdsEncrypt(Step):
     def rollback(self, ctx: StepContext) -> None:
         """Before cleanup: swap names back (cut over) or delete the unused copy (not cut over)."""
         ClusterFlow(self).rollback(ctx)
-        deleted = {r.identifier: r for r in ctx.resources("rds:deleted")}
-        renamed = {r.identifier: r for r in ctx.resources("rds:renamed")}
-        for res in ctx.resources("rds:db-instance"):
-            if res.details.get("role") != "encrypted-copy":
-                continue
-            db_id = str(res.details["source"])
-            rds = ctx.client("rds", res.region)
-            swap = renamed.get(db_id)
-            old_id = str((swap.details or {}).get("renamed_to", "")) if swap else ""
-            if old_id and old_id in deleted:
-                raise StepFailed(
-                    f"{db_id} cannot be rolled back: its original was deleted at cleanup. Its "
-                    f"final snapshot is {deleted[old_id].details.get('final_snapshot')}; restore "
-                    "it by hand if you need the unencrypted original."
-                )
-            if db_id in renamed:
+        for res, db_id, rds, swapped in ph.copies_to_roll_back(ctx, INSTANCE):
+            if swapped is not None:
                 self._rollback_replicas(ctx, rds, db_id)
-                self._swap_back(rds, db_id, old_id, res.identifier)
+                self._swap_back(rds, db_id, str(swapped.get("renamed_to", "")), res.identifier)
             else:
                 copy = describe_instance(rds, res.identifier)
                 if copy is not None and tag_value(copy, rs.TAG_RUN) == ctx.run_id:
                     if copy.get("DeletionProtection"):
-                        rds.modify_db_instance(
-                            DBInstanceIdentifier=res.identifier,
-                            DeletionProtection=False,
-                            ApplyImmediately=True,
-                        )
+                        ph.unprotect(rds, INSTANCE, res.identifier)
                     # Never cut over, so no write ever reached it: the original holds all data.
                     rds.delete_db_instance(
                         DBInstanceIdentifier=res.identifier, SkipFinalSnapshot=True
                     )
-        for res in ctx.resources("rds:snapshot"):
-            db_id = str(res.details.get("source"))
-            if res.details.get("encrypted") and db_id in renamed:
-                continue  # cut over: the encrypted copies document what the new instance holds
-            rds = ctx.client("rds", res.region)
-            if describe_snapshot(rds, res.identifier) is not None:
-                rds.delete_db_snapshot(DBSnapshotIdentifier=res.identifier)
+        ph.rollback_snapshots(ctx, INSTANCE)
 
     def _poll(self, what: str, done: Callable[[], bool]) -> None:
         """Rollback is one operator command, not a resumable action: it polls in place."""
@@ -1093,11 +870,11 @@ class RdsEncrypt(Step):
                 raise StepFailed(
                     f"cannot move the encrypted {db_id} aside to {aside_id}: the name is taken."
                 )
-            self._rename(rds, db_id, aside_id)
+            ph.rename(rds, INSTANCE, db_id, aside_id)
             self._poll(f"{db_id} to be renamed", lambda: describe_instance(rds, db_id) is None)
             live = None
         if live is None and describe_instance(rds, old_id) is not None:
-            self._rename(rds, old_id, db_id)
+            ph.rename(rds, INSTANCE, old_id, db_id)
             self._poll(f"{old_id} to be renamed", lambda: describe_instance(rds, db_id) is not None)
 
     def _rollback_replicas(self, ctx: StepContext, rds: Any, db_id: str) -> None:
@@ -1109,16 +886,14 @@ class RdsEncrypt(Step):
             if cur is not None and cur.get("StorageEncrypted"):
                 # A replica holds no data of its own; the old one still follows the original.
                 if cur.get("DeletionProtection"):
-                    rds.modify_db_instance(
-                        DBInstanceIdentifier=rid, DeletionProtection=False, ApplyImmediately=True
-                    )
+                    ph.unprotect(rds, INSTANCE, rid)
                 rds.delete_db_instance(DBInstanceIdentifier=rid, SkipFinalSnapshot=True)
                 self._poll(
                     f"replica {rid} to be deleted",
                     partial(_absent, rds, rid),
                 )
             if describe_instance(rds, rid) is None and describe_instance(rds, aside) is not None:
-                self._rename(rds, aside, rid)
+                ph.rename(rds, INSTANCE, aside, rid)
                 self._poll(
                     f"{aside} to be renamed",
                     partial(_present, rds, rid),

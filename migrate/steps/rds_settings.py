@@ -73,15 +73,36 @@ def user_tags(tag_list: Any) -> dict[str, str]:
     return {k: v for k, v in sorted(tags.items()) if not k.startswith(TAG_PREFIXES_IGNORED)}
 
 
+def own_instance_settings(db: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of an instance of its own, that an Aurora member has too (the rest of a
+    member's settings are its cluster's)."""
+    groups = db.get("DBParameterGroups") or [{}]
+    return {
+        "instance_class": db.get("DBInstanceClass"),
+        "parameter_group": groups[0].get("DBParameterGroupName"),
+        "publicly_accessible": bool(db.get("PubliclyAccessible", False)),
+        "maintenance_window": db.get("PreferredMaintenanceWindow"),
+        "performance_insights": bool(db.get("PerformanceInsightsEnabled", False)),
+        "performance_insights_retention": db.get("PerformanceInsightsRetentionPeriod"),
+        "performance_insights_kms_key": db.get("PerformanceInsightsKMSKeyId"),
+        "monitoring_interval": db.get("MonitoringInterval") or 0,
+        "monitoring_role_arn": db.get("MonitoringRoleArn")
+        if db.get("MonitoringInterval")
+        else None,
+        "auto_minor_version_upgrade": bool(db.get("AutoMinorVersionUpgrade", False)),
+        "ca_certificate": db.get("CACertificateIdentifier"),
+        "tags": user_tags(db.get("TagList")),
+    }
+
+
 def instance_settings(db: Mapping[str, Any]) -> dict[str, Any]:
     """Every setting of an instance that a snapshot restore does not carry by itself."""
-    groups = db.get("DBParameterGroups") or [{}]
     options = db.get("OptionGroupMemberships") or [{}]
     subnet = db.get("DBSubnetGroup") or {}
     endpoint = db.get("Endpoint") or {}
     multi_az = bool(db.get("MultiAZ", False))
     return {
-        "instance_class": db.get("DBInstanceClass"),
+        **own_instance_settings(db),
         "engine": db.get("Engine"),
         "engine_version": db.get("EngineVersion"),
         "allocated_storage": db.get("AllocatedStorage"),
@@ -93,31 +114,18 @@ def instance_settings(db: Mapping[str, Any]) -> dict[str, Any]:
         "multi_az": multi_az,
         # A Multi-AZ instance may sit in either AZ after a failover: not a setting then.
         "availability_zone": None if multi_az else db.get("AvailabilityZone"),
-        "publicly_accessible": bool(db.get("PubliclyAccessible", False)),
         "vpc_security_group_ids": sorted(
             g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups") or ()
         ),
         "db_subnet_group": subnet.get("DBSubnetGroupName"),
-        "parameter_group": groups[0].get("DBParameterGroupName"),
         "option_group": options[0].get("OptionGroupName"),
         "iam_auth": bool(db.get("IAMDatabaseAuthenticationEnabled", False)),
         "backup_retention": db.get("BackupRetentionPeriod"),
         "backup_window": db.get("PreferredBackupWindow"),
-        "maintenance_window": db.get("PreferredMaintenanceWindow"),
         "deletion_protection": bool(db.get("DeletionProtection", False)),
-        "performance_insights": bool(db.get("PerformanceInsightsEnabled", False)),
-        "performance_insights_retention": db.get("PerformanceInsightsRetentionPeriod"),
-        "performance_insights_kms_key": db.get("PerformanceInsightsKMSKeyId"),
-        "monitoring_interval": db.get("MonitoringInterval") or 0,
-        "monitoring_role_arn": db.get("MonitoringRoleArn")
-        if db.get("MonitoringInterval")
-        else None,
         "cloudwatch_logs_exports": sorted(db.get("EnabledCloudwatchLogsExports") or ()),
-        "auto_minor_version_upgrade": bool(db.get("AutoMinorVersionUpgrade", False)),
-        "ca_certificate": db.get("CACertificateIdentifier"),
         "copy_tags_to_snapshot": bool(db.get("CopyTagsToSnapshot", False)),
         "license_model": db.get("LicenseModel"),
-        "tags": user_tags(db.get("TagList")),
     }
 
 
@@ -143,19 +151,18 @@ def _storage_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _tag_list(settings: Mapping[str, Any], extra: Mapping[str, str]) -> list[dict[str, str]]:
-    tags = dict(settings.get("tags") or {})
-    tags.update(extra)
-    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+def tag_list(tags: Mapping[str, str] | None, extra: Mapping[str, str]) -> list[dict[str, str]]:
+    """``tags`` and this tool's ``extra`` tags as an API tag list, sorted by key."""
+    merged = {**dict(tags or {}), **dict(extra)}
+    return [{"Key": k, "Value": v} for k, v in sorted(merged.items())]
 
 
-def restore_kwargs(
-    settings: Mapping[str, Any], new_id: str, snapshot_id: str, extra_tags: Mapping[str, str]
+def _new_instance_kwargs(
+    settings: Mapping[str, Any], extra_tags: Mapping[str, str], **names: str
 ) -> dict[str, Any]:
-    """RestoreDBInstanceFromDBSnapshot parameters that re-create every restorable setting."""
+    """The parameters a restore and a replica creation share, with the identifiers ``names``."""
     kwargs: dict[str, Any] = {
-        "DBInstanceIdentifier": new_id,
-        "DBSnapshotIdentifier": snapshot_id,
+        **names,
         "DBInstanceClass": settings["instance_class"],
         "Port": settings["port"],
         "MultiAZ": bool(settings["multi_az"]),
@@ -164,17 +171,23 @@ def restore_kwargs(
         "CopyTagsToSnapshot": bool(settings["copy_tags_to_snapshot"]),
         "EnableIAMDatabaseAuthentication": bool(settings["iam_auth"]),
         "DeletionProtection": bool(settings["deletion_protection"]),
-        "Tags": _tag_list(settings, extra_tags),
+        "Tags": tag_list(settings.get("tags"), extra_tags),
         **_storage_kwargs(settings),
     }
     optional = {
-        "DBSubnetGroupName": settings.get("db_subnet_group"),
         "DBParameterGroupName": settings.get("parameter_group"),
         "OptionGroupName": custom_option_group(settings.get("option_group")),
         "CACertificateIdentifier": settings.get("ca_certificate"),
-        "LicenseModel": settings.get("license_model"),
         "AvailabilityZone": None if settings["multi_az"] else settings.get("availability_zone"),
     }
+    return put_given(kwargs, settings, optional)
+
+
+def put_given(
+    kwargs: dict[str, Any], settings: Mapping[str, Any], optional: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``kwargs`` with the ``optional`` parameters that have a value, and the security groups and
+    log exports of ``settings`` if any (an empty value would mean "the default" to AWS)."""
     kwargs.update({k: v for k, v in optional.items() if v})
     if settings.get("vpc_security_group_ids"):
         kwargs["VpcSecurityGroupIds"] = list(settings["vpc_security_group_ids"])
@@ -183,15 +196,38 @@ def restore_kwargs(
     return kwargs
 
 
-def modify_kwargs(settings: Mapping[str, Any], db_id: str) -> dict[str, Any]:
-    """ModifyDBInstance parameters for what a restore (or replica creation) cannot set."""
-    kwargs: dict[str, Any] = {"DBInstanceIdentifier": db_id, "ApplyImmediately": True}
+def restore_kwargs(
+    settings: Mapping[str, Any], new_id: str, snapshot_id: str, extra_tags: Mapping[str, str]
+) -> dict[str, Any]:
+    """RestoreDBInstanceFromDBSnapshot parameters that re-create every restorable setting."""
+    kwargs = _new_instance_kwargs(
+        settings, extra_tags, DBInstanceIdentifier=new_id, DBSnapshotIdentifier=snapshot_id
+    )
+    # Only a restore takes these: a same-region read replica gets them from its source.
+    optional = {
+        "DBSubnetGroupName": settings.get("db_subnet_group"),
+        "LicenseModel": settings.get("license_model"),
+    }
+    kwargs.update({k: v for k, v in optional.items() if v})
+    return kwargs
+
+
+def backup_and_maintenance_kwargs(settings: Mapping[str, Any], **names: str) -> dict[str, Any]:
+    """Modify parameters (applied now) of the backups and maintenance window, which a restore
+    does not carry over; ``names`` identifies the instance or cluster."""
+    kwargs: dict[str, Any] = {**names, "ApplyImmediately": True}
     if settings.get("backup_retention") is not None:
         kwargs["BackupRetentionPeriod"] = settings["backup_retention"]
     if settings.get("backup_window"):
         kwargs["PreferredBackupWindow"] = settings["backup_window"]
     if settings.get("maintenance_window"):
         kwargs["PreferredMaintenanceWindow"] = settings["maintenance_window"]
+    return kwargs
+
+
+def modify_kwargs(settings: Mapping[str, Any], db_id: str) -> dict[str, Any]:
+    """ModifyDBInstance parameters for what a restore (or replica creation) cannot set."""
+    kwargs = backup_and_maintenance_kwargs(settings, DBInstanceIdentifier=db_id)
     if settings.get("max_allocated_storage"):
         kwargs["MaxAllocatedStorage"] = settings["max_allocated_storage"]
     interval = int(settings.get("monitoring_interval") or 0)
@@ -201,6 +237,14 @@ def modify_kwargs(settings: Mapping[str, Any], db_id: str) -> dict[str, Any]:
             kwargs["MonitoringRoleArn"] = settings["monitoring_role_arn"]
     if settings.get("performance_insights"):
         kwargs["EnablePerformanceInsights"] = True
+        kwargs.update(performance_insights_kwargs(settings))
+    return kwargs
+
+
+def performance_insights_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The Performance Insights retention and key to pass, when Performance Insights is on."""
+    kwargs: dict[str, Any] = {}
+    if settings.get("performance_insights"):
         if settings.get("performance_insights_retention"):
             kwargs["PerformanceInsightsRetentionPeriod"] = settings[
                 "performance_insights_retention"
@@ -218,32 +262,9 @@ def replica_kwargs(
     The replica of an encrypted source in the same region is encrypted with the source's key, so
     no ``KmsKeyId`` is passed (AWS uses the source's).
     """
-    kwargs: dict[str, Any] = {
-        "DBInstanceIdentifier": replica_id,
-        "SourceDBInstanceIdentifier": source_id,
-        "DBInstanceClass": settings["instance_class"],
-        "Port": settings["port"],
-        "MultiAZ": bool(settings["multi_az"]),
-        "PubliclyAccessible": bool(settings["publicly_accessible"]),
-        "AutoMinorVersionUpgrade": bool(settings["auto_minor_version_upgrade"]),
-        "CopyTagsToSnapshot": bool(settings["copy_tags_to_snapshot"]),
-        "EnableIAMDatabaseAuthentication": bool(settings["iam_auth"]),
-        "DeletionProtection": bool(settings["deletion_protection"]),
-        "Tags": _tag_list(settings, extra_tags),
-        **_storage_kwargs(settings),
-    }
-    optional = {
-        "DBParameterGroupName": settings.get("parameter_group"),
-        "OptionGroupName": custom_option_group(settings.get("option_group")),
-        "CACertificateIdentifier": settings.get("ca_certificate"),
-        "AvailabilityZone": None if settings["multi_az"] else settings.get("availability_zone"),
-    }
-    kwargs.update({k: v for k, v in optional.items() if v})
-    if settings.get("vpc_security_group_ids"):
-        kwargs["VpcSecurityGroupIds"] = list(settings["vpc_security_group_ids"])
-    if settings.get("cloudwatch_logs_exports"):
-        kwargs["EnableCloudwatchLogsExports"] = list(settings["cloudwatch_logs_exports"])
-    return kwargs
+    return _new_instance_kwargs(
+        settings, extra_tags, DBInstanceIdentifier=replica_id, SourceDBInstanceIdentifier=source_id
+    )
 
 
 def diff_settings(
@@ -320,9 +341,14 @@ RATES = {
 }
 
 
-def _rate(name: str, gib: float) -> float:
-    fixed, per_gib = RATES[name]
+def rate(rates: Mapping[str, tuple[float, float]], name: str, gib: float) -> float:
+    """Estimated seconds of ``name`` for ``gib`` GiB by a table of (fixed s, s per GiB)."""
+    fixed, per_gib = rates[name]
     return round(fixed + per_gib * gib)
+
+
+def _rate(name: str, gib: float) -> float:
+    return rate(RATES, name, gib)
 
 
 def phase_estimates(allocated_gib: float, *, warm_up: bool, replicas: int = 0) -> dict[str, float]:

@@ -1,0 +1,528 @@
+"""Phase helpers that ``rds.encrypt`` shares between instances and Aurora clusters.
+
+The instance flow (``rds_encrypt``) and the cluster flow (``rds_cluster_flow``) run the same phases
+against two families of RDS APIs (``create_db_snapshot`` / ``create_db_cluster_snapshot``,
+``DBInstanceStatus`` / ``Status``, ...). A :class:`Kind` names one family's API calls, fields and
+wording; the helpers here take it, so that each phase step that is really the same is written once:
+snapshot and encrypted copy, the start of a restore and its checks, bounded modify retries, renames,
+the key check of a copy, timing records and the snapshot cleanup.
+
+Every helper keeps the order of AWS calls of the phase it serves (the wait tests replay them with a
+botocore Stubber).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from migrate.engine.base import Action, Estimate, Wait
+from migrate.engine.context import StepContext
+from migrate.errors import StepFailed
+from migrate.steps import rds_settings as rs
+from migrate.steps.rds_aws import (
+    describe_cluster,
+    describe_cluster_snapshot,
+    describe_instance,
+    describe_snapshot,
+    tag_value,
+)
+from migrate.store.models import Resource
+
+if TYPE_CHECKING:
+    from migrate.steps.rds_encrypt import RdsEncrypt
+
+SNAPSHOT_FAILED = ("failed", "error", "incompatible-restore", "incompatible-parameters")
+CLUSTER_FAILED = (
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+    "incompatible-network",
+    "inaccessible-encryption-credentials",
+)
+INSTANCE_FAILED = (*CLUSTER_FAILED, "storage-full")
+MAX_MODIFY_ATTEMPTS = 3
+
+Describe = Callable[[Any, str], "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One family of RDS APIs (instances or clusters): call names, fields and wording."""
+
+    label: str  # prefix of the identifier in messages: "" or "cluster "
+    article: str  # "an instance" / "a cluster"
+    restored: str  # what a restored copy is called: "copy" / "cluster"
+    copy_noun: str  # what the encrypted snapshot copy is called
+    status_key: str
+    id_param: str
+    snapshot_param: str
+    snapshot_api: str  # suffix of create_/copy_/delete_ calls
+    modify_api: str
+    snapshot_resource: str
+    restore_resource: str
+    renamed_resource: str  # the cut-over's record: the original renamed aside
+    deleted_resource: str  # the cleanup's record: the original deleted
+    failed: tuple[str, ...]
+    describe: Describe
+    describe_snapshot: Describe
+
+
+INSTANCE = Kind(
+    label="",
+    article="an instance",
+    restored="copy",
+    copy_noun="copy",
+    status_key="DBInstanceStatus",
+    id_param="DBInstanceIdentifier",
+    snapshot_param="DBSnapshotIdentifier",
+    snapshot_api="db_snapshot",
+    modify_api="modify_db_instance",
+    snapshot_resource="rds:snapshot",
+    restore_resource="rds:db-instance",
+    renamed_resource="rds:renamed",
+    deleted_resource="rds:deleted",
+    failed=INSTANCE_FAILED,
+    describe=describe_instance,
+    describe_snapshot=describe_snapshot,
+)
+CLUSTER = Kind(
+    label="cluster ",
+    article="a cluster",
+    restored="cluster",
+    copy_noun="cluster snapshot copy",
+    status_key="Status",
+    id_param="DBClusterIdentifier",
+    snapshot_param="DBClusterSnapshotIdentifier",
+    snapshot_api="db_cluster_snapshot",
+    modify_api="modify_db_cluster",
+    snapshot_resource="rds:cluster-snapshot",
+    restore_resource="rds:db-cluster",
+    renamed_resource="rds:renamed-cluster",
+    deleted_resource="rds:deleted-cluster",
+    failed=CLUSTER_FAILED,
+    describe=describe_cluster,
+    describe_snapshot=describe_cluster_snapshot,
+)
+
+
+def iso(moment: datetime) -> str:
+    """A moment as stored in checkpoints and timings (seconds precision)."""
+    return moment.isoformat(timespec="seconds")
+
+
+def parse(value: str) -> datetime:
+    """The inverse of :func:`iso`."""
+    return datetime.fromisoformat(value)
+
+
+def seconds(since: datetime, until: datetime) -> float:
+    """Elapsed seconds, rounded as the timings record them."""
+    return round((until - since).total_seconds(), 1)
+
+
+# --- AWS calls of either kind ---------------------------------------------------------------------
+
+
+def rename(rds: Any, kind: Kind, old: str, new: str) -> None:
+    """Rename an instance or cluster now (AWS refuses a rename onto an existing name)."""
+    getattr(rds, kind.modify_api)(
+        **{kind.id_param: old, f"New{kind.id_param}": new, "ApplyImmediately": True}
+    )
+
+
+def unprotect(rds: Any, kind: Kind, ident: str) -> None:
+    """Turn deletion protection off, so that the delete that follows is accepted."""
+    getattr(rds, kind.modify_api)(
+        **{kind.id_param: ident, "DeletionProtection": False, "ApplyImmediately": True}
+    )
+
+
+def delete_snapshot(rds: Any, kind: Kind, snapshot: str) -> None:
+    """Delete a manual snapshot if it still exists."""
+    if kind.describe_snapshot(rds, snapshot) is not None:
+        getattr(rds, f"delete_{kind.snapshot_api}")(**{kind.snapshot_param: snapshot})
+
+
+def delete_run_snapshots(
+    ctx: StepContext, rds: Any, kind: Kind, source: str, *, keep_encrypted: bool
+) -> None:
+    """Cleanup: delete the snapshots this run took of ``source`` (the encrypted ones if asked)."""
+    for res in ctx.resources(kind.snapshot_resource):
+        if res.details.get("source") != source:
+            continue
+        if res.details.get("encrypted") and keep_encrypted:
+            continue
+        delete_snapshot(rds, kind, res.identifier)
+
+
+def copies_to_roll_back(
+    ctx: StepContext, kind: Kind
+) -> Iterator[tuple[Resource, str, Any, dict[str, Any] | None]]:
+    """Rollback: ``(copy, original id, rds client, cut-over details or None)`` of each encrypted
+    copy this run restored. Refuses one whose original was deleted at cleanup."""
+    swaps = {r.identifier: r for r in ctx.resources(kind.renamed_resource)}
+    deleted = {r.identifier: r for r in ctx.resources(kind.deleted_resource)}
+    for res in ctx.resources(kind.restore_resource):
+        if res.details.get("role") != "encrypted-copy":
+            continue
+        source = str(res.details["source"])
+        swap = swaps.get(source)
+        details = dict(swap.details or {}) if swap is not None else None
+        old_id = str((details or {}).get("renamed_to", ""))
+        if old_id and old_id in deleted:
+            raise StepFailed(
+                f"{kind.label}{source} cannot be rolled back: its original was deleted at "
+                f"cleanup. Its final snapshot is {deleted[old_id].details.get('final_snapshot')}; "
+                "restore it by hand if you need the unencrypted original."
+            )
+        yield res, source, ctx.client("rds", res.region), details
+
+
+def rollback_snapshots(ctx: StepContext, kind: Kind) -> None:
+    """Rollback: delete this run's snapshots; those of a cut-over database's encrypted copies
+    stay, because they document what the new database holds."""
+    cut_over = {r.identifier for r in ctx.resources(kind.renamed_resource)}
+    for res in ctx.resources(kind.snapshot_resource):
+        source = str(res.details.get("source"))
+        if res.details.get("encrypted") and source in cut_over:
+            continue
+        delete_snapshot(ctx.client("rds", res.region), kind, res.identifier)
+
+
+def record(
+    ctx: StepContext, action: Action, kind: str, ident: str, change: str, **details: Any
+) -> None:
+    """Remember a resource of ``action``'s region that the phase changed (rollback reads it)."""
+    ctx.record_resource(kind, ident, change=change, region=action.region, details=details)
+
+
+def busy(kind: Kind, described: Iterable[tuple[str, Mapping[str, Any] | None]]) -> str | None:
+    """Why to wait, if one of the existing ``(name, description)`` is not available."""
+    for name, desc in described:
+        if desc is not None and desc.get(kind.status_key) != "available":
+            return f"{kind.label}{name} is {desc.get(kind.status_key)}"
+    return None
+
+
+def key_problems(kind: Kind, copy: Mapping[str, Any], key_arn: str) -> list[str]:
+    """What makes ``copy`` not encrypted with ``key_arn``, or not available."""
+    out: list[str] = []
+    if not copy.get("StorageEncrypted") or copy.get("KmsKeyId") != key_arn:
+        out.append(
+            f"storage encrypted={copy.get('StorageEncrypted')} with key "
+            f"{copy.get('KmsKeyId')}, want {key_arn}"
+        )
+    if copy.get(kind.status_key) != "available":
+        out.append(f"{kind.label}status {copy.get(kind.status_key)}")
+    return out
+
+
+def diff_lines(diffs: Mapping[str, Mapping[str, Any]], prefix: str = "") -> list[str]:
+    """``["<prefix>name: want 'a', got 'b'", ...]`` for messages."""
+    return [f"{prefix}{k}: want {v['want']!r}, got {v['got']!r}" for k, v in diffs.items()]
+
+
+def describe_diffs(diffs: Mapping[str, Mapping[str, Any]]) -> str:
+    """``"name: want 'a', got 'b'; ..."`` for messages."""
+    return "; ".join(diff_lines(diffs))
+
+
+def refuse_unequal(problems: list[str], what: str, advice: str) -> None:
+    """Raise ``"<what>: <problems>. <advice>"`` if the copy check found problems."""
+    if problems:
+        raise StepFailed(f"{what}: " + "; ".join(problems) + f". {advice}")
+
+
+# --- phases ---------------------------------------------------------------------------------------
+
+
+def stop_writes(host: RdsEncrypt, ctx: StepContext, action: Action) -> Wait | None:
+    """The approval is the operator's word that writes stopped: the downtime clock starts here."""
+    host._record_timing(ctx, action.target, "stop_writes", at=iso(host.clock()))
+    return None
+
+
+def record_phase(
+    host: RdsEncrypt,
+    ctx: StepContext,
+    action: Action,
+    phase: str,
+    started_at: str,
+    *,
+    duration: bool = True,
+    **values: Any,
+) -> None:
+    """Record a finished phase: its start, its end (now), its duration and ``values``."""
+    now = host.clock()
+    times: dict[str, Any] = {"started_at": started_at, "finished_at": iso(now)}
+    if duration:
+        times["duration_s"] = seconds(parse(started_at), now)
+    host._record_timing(ctx, action.target, phase, **times, **values)
+
+
+def _snapshot_wait(
+    host: RdsEncrypt,
+    ctx: StepContext,
+    state: dict[str, Any],
+    action: Action,
+    snap: Mapping[str, Any] | None,
+    what: str,
+    failed: str,
+) -> Wait | None:
+    """None once ``snap`` is available; a Wait while AWS makes it; ``failed`` (with its
+    ``{status}``) raised when AWS gave up on it."""
+    status = (snap or {}).get("Status")
+    if status in SNAPSHOT_FAILED:
+        raise StepFailed(failed.replace("{status}", str(status)))
+    if status != "available":
+        pct = (snap or {}).get("PercentProgress", 0)
+        return host._wait(ctx, state, action, f"{what} {status} ({pct}%)")
+    return None
+
+
+def snapshot_and_copy(
+    host: RdsEncrypt,
+    ctx: StepContext,
+    rds: Any,
+    action: Action,
+    phase: str,
+    kind: Kind,
+    **timing: Any,
+) -> Wait | None:
+    """Snapshot ``migrate-<run>-<db>-<phase>`` of the database, copied with the key to ``-enc``;
+    measured into the database's timing (with ``timing`` added)."""
+    db_id = action.target
+    raw_id = rs.snapshot_id(ctx.run_id, db_id, phase)
+    enc_id = rs.snapshot_id(ctx.run_id, db_id, phase, encrypted=True)
+    state = host._phase_state(ctx)
+    enc = kind.describe_snapshot(rds, enc_id)
+    if enc is None:
+        raw = kind.describe_snapshot(rds, raw_id)
+        if raw is None:
+            original = kind.describe(rds, db_id)
+            if original is None or original.get("StorageEncrypted"):
+                raise StepFailed(
+                    f"{kind.label}{db_id} is gone or already encrypted; nothing to snapshot. "
+                    "Plan again."
+                )
+            why = busy(kind, [(db_id, original)])
+            if why:
+                return host._wait(ctx, state, action, why)
+            tags = host._tags(ctx, db_id, f"{phase}-snapshot")
+            getattr(rds, f"create_{kind.snapshot_api}")(
+                **{
+                    kind.snapshot_param: raw_id,
+                    kind.id_param: db_id,
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            )
+            state["snapshot_started_at"] = iso(host.clock())
+            host._save_state(ctx, state)
+            ctx.record_resource(
+                kind.snapshot_resource, raw_id, region=action.region, details={"source": db_id}
+            )
+            raw = kind.describe_snapshot(rds, raw_id)
+        not_ready = _snapshot_wait(
+            host,
+            ctx,
+            state,
+            action,
+            raw,
+            f"{kind.label}snapshot {raw_id}",
+            f"{kind.label}snapshot {raw_id} of {db_id} is {{status}}. Delete it and resume, "
+            "or roll back.",
+        )
+        if not_ready:
+            return not_ready
+        state.setdefault("snapshot_done_at", iso(host.clock()))
+        getattr(rds, f"copy_{kind.snapshot_api}")(
+            **{
+                f"Source{kind.snapshot_param}": raw_id,
+                f"Target{kind.snapshot_param}": enc_id,
+                "KmsKeyId": host._key_arn(ctx, action.region),
+                "CopyTags": True,
+            }
+        )
+        state["copy_started_at"] = iso(host.clock())
+        host._save_state(ctx, state)
+        ctx.record_resource(
+            kind.snapshot_resource,
+            enc_id,
+            region=action.region,
+            details={"source": db_id, "encrypted": True},
+        )
+        enc = kind.describe_snapshot(rds, enc_id)
+    not_ready = _snapshot_wait(
+        host,
+        ctx,
+        state,
+        action,
+        enc,
+        f"copy {enc_id}",
+        f"the encrypted {kind.copy_noun} {enc_id} is {{status}} (is the KMS key usable by "
+        "RDS?). Delete it and resume, or roll back.",
+    )
+    if not_ready:
+        return not_ready
+    now = host.clock()
+    started = parse(state["started_at"])
+    snap_done = parse(state.get("snapshot_done_at") or state["started_at"])
+    copy_start = parse(state.get("copy_started_at") or iso(snap_done))
+    host._record_timing(
+        ctx,
+        db_id,
+        phase,
+        started_at=iso(started),
+        finished_at=iso(now),
+        snapshot_s=seconds(started, snap_done),
+        copy_s=seconds(copy_start, now),
+        duration_s=seconds(started, now),
+        **timing,
+        snapshot_id=raw_id,
+        encrypted_snapshot_id=enc_id,
+    )
+    host._save_state(ctx, state, done=1)
+    return None
+
+
+def start_restore(
+    host: RdsEncrypt,
+    ctx: StepContext,
+    rds: Any,
+    action: Action,
+    kind: Kind,
+    state: dict[str, Any],
+    restore: Callable[[str, str], None],
+) -> dict[str, Any] | Wait:
+    """The restored temporary copy, restoring it from the final encrypted snapshot first if it
+    does not exist (``restore(temp, snapshot)`` makes the call); a Wait while it is not ready.
+
+    Refuses a database of that name that this run did not restore for this target.
+    """
+    db_id = action.target
+    temp = rs.temp_id(db_id, ctx.run_id)
+    enc_id = rs.snapshot_id(ctx.run_id, db_id, "final", encrypted=True)
+    copy = kind.describe(rds, temp)
+    if copy is None:
+        snap = kind.describe_snapshot(rds, enc_id)
+        if snap is None or snap.get("Status") != "available":
+            raise StepFailed(
+                f"the encrypted {kind.label}snapshot {enc_id} is missing or not available; "
+                "resume after the final snapshot phase, or roll back."
+            )
+        restore(temp, enc_id)
+        state["restore_started_at"] = iso(host.clock())
+        host._save_state(ctx, state)
+        ctx.record_resource(
+            kind.restore_resource,
+            temp,
+            region=action.region,
+            details={"source": db_id, "role": "encrypted-copy"},
+        )
+        copy = kind.describe(rds, temp)
+    if copy is None:
+        return host._wait(ctx, state, action, f"restore of {kind.label}{temp} starting")
+    if tag_value(copy, rs.TAG_RUN) != ctx.run_id or tag_value(copy, rs.TAG_SOURCE) != db_id:
+        raise StepFailed(
+            f"{kind.article} named {temp} exists but was not restored by this run for {db_id}. "
+            "Rename or delete it, then resume."
+        )
+    status = copy.get(kind.status_key)
+    if status in kind.failed:
+        raise StepFailed(
+            f"the restored {kind.restored} {temp} is {status}; roll back and investigate."
+        )
+    if status != "available" or copy.get("PendingModifiedValues"):
+        return host._wait(ctx, state, action, f"{kind.label}{temp} is {status}")
+    state.setdefault("restore_done_at", iso(host.clock()))
+    return copy
+
+
+def modify_again(
+    host: RdsEncrypt,
+    ctx: StepContext,
+    state: dict[str, Any],
+    key: str,
+    refuse: str | Callable[[int], str],
+    modify: Callable[[], None],
+) -> None:
+    """One more modification of a copy that still differs, counted under ``key`` in the phase
+    state; past :data:`MAX_MODIFY_ATTEMPTS`, fail with ``refuse`` (or ``refuse(attempts)``)."""
+    attempts = int(state.get(key, 0))
+    if attempts >= MAX_MODIFY_ATTEMPTS:
+        raise StepFailed(refuse if isinstance(refuse, str) else refuse(attempts))
+    modify()
+    state[key] = attempts + 1
+    host._save_state(ctx, state)
+
+
+def finish_cleanup(
+    host: RdsEncrypt,
+    ctx: StepContext,
+    rds: Any,
+    action: Action,
+    kind: Kind,
+    state: dict[str, Any],
+    final_snapshot: str,
+) -> None:
+    """Last of the cleanup: the run's snapshots of the database go (the encrypted ones only if
+    not kept), and the phase is measured."""
+    delete_run_snapshots(
+        ctx, rds, kind, action.target, keep_encrypted=host.params.keep_encrypted_snapshots
+    )
+    record_phase(
+        host,
+        ctx,
+        action,
+        "cleanup",
+        state["started_at"],
+        duration=False,
+        final_snapshot=final_snapshot,
+    )
+
+
+# --- decide ---------------------------------------------------------------------------------------
+
+
+def action_adder(
+    out: list[Action], target: str, region: str, details: dict[str, Any], gib: float
+) -> Callable[..., None]:
+    """``add(kind, summary, seconds, downtime=, requests=, data=, **Action fields)``: appends one
+    action of ``target`` with its estimate (``data`` counts the database's bytes)."""
+
+    def add(kind: str, summary: str, seconds: float, **kw: Any) -> None:
+        out.append(
+            Action(
+                kind=kind,
+                target=target,
+                summary=summary,
+                estimate=Estimate(
+                    duration_s=seconds,
+                    downtime_s=kw.pop("downtime", 0.0),
+                    api_requests=kw.pop("requests", 4),
+                    bytes=int(gib * 2**30) if kw.pop("data", False) else 0,
+                ),
+                region=region,
+                details=details,
+                **kw,
+            )
+        )
+
+    return add
+
+
+def cleanup_risks(kind: Kind, target: str, deletion_protection: bool) -> tuple[str, ...]:
+    """The risks of the cleanup gate: the kept final snapshot, and deletion protection."""
+    risks = [
+        f"the final {kind.label}snapshot of the original is unencrypted (it is what makes the "
+        "deletion reversible); delete it once your retention policy allows",
+    ]
+    if deletion_protection:
+        risks.append(
+            f"{target} has deletion protection: cleanup stops unless "
+            "disable_deletion_protection_on_cleanup is true or you turn it off yourself"
+        )
+    return tuple(risks)
