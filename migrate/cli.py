@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 
 from migrate import __version__, commands
+from migrate.aws import describe_aws_failure
 from migrate.commands import RunResult, Settings
 from migrate.engine.base import Action
 from migrate.engine.runner import (
@@ -40,6 +42,12 @@ class MigrateGroup(click.Group):
             if _debug(ctx):
                 raise
             _fail(exc.message, exc.exit_code)
+        except (ClientError, BotoCoreError) as exc:
+            # Any AWS failure a command did not turn into a domain error: still one paragraph.
+            if _debug(ctx):
+                raise
+            error = describe_aws_failure(exc)
+            _fail(error.message, error.exit_code)
         except Interrupted:
             _fail(
                 "Interrupted. The run is saved and resumable: `migrate resume RUN_ID` continues "

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migrate.aws import AwsSession
+from botocore.exceptions import BotoCoreError, ClientError
+
+from migrate.aws import AwsSession, describe_aws_failure
 from migrate.engine.base import Action
 from migrate.engine.context import StepContext
 from migrate.engine.runner import step_regions
-from migrate.errors import MigrateError
+from migrate.errors import AwsError
 from migrate.playbook import Playbook, _PendingOutputs, render_step, unknown_steps, validate_with
 from migrate.store import Store
 
@@ -115,8 +117,9 @@ def make_plan(
                 facts = step.observe(ctx)
                 actions = step.decide(ctx, facts)
                 planned_outputs = step.planned_outputs(ctx, facts)
-            except MigrateError:
-                raise
+            except (ClientError, BotoCoreError) as exc:
+                # Name the step: "AWS refused X" alone does not say which part of the plan asked.
+                raise AwsError(f"step {pstep.id!r}: {describe_aws_failure(exc).message}") from exc
             waits_for = sorted(unknown_steps(rendered))
             if waits_for:
                 actions = [

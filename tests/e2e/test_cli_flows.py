@@ -116,5 +116,17 @@ def test_errors_are_one_paragraph_without_traceback(tmp_path: Path) -> None:
         proc = run_cli(*args, state=db)
         assert proc.returncode == code, (args, proc.stderr)
         assert proc.stderr.startswith("Error: ") and "Traceback" not in proc.stderr
+    # AWS unreachable while planning: one paragraph naming the step, not a botocore traceback.
+    unreachable = run_cli(
+        "--region",
+        "us-east-1",
+        "plan",
+        str(PLAYBOOKS / "kms-key.yaml"),
+        state=db,
+        endpoint="http://127.0.0.1:9",
+    )
+    assert unreachable.returncode == 1, unreachable.stderr
+    assert unreachable.stderr.startswith("Error: step 'kms': Could not reach AWS")
+    assert "Traceback" not in unreachable.stderr
     debug = run_cli("--debug", "status", "r-nope", state=db)
     assert "Traceback" in debug.stderr
