@@ -272,7 +272,7 @@ class KeysToRoles(Step):
                     "event": f"{c.event_source}:{c.event_name}",
                     "count": c.count,
                     "errors": dict(c.errors),
-                    "resources": sorted(getattr(c, "resources", None) or []),
+                    "resources": sorted(c.resources),
                 }
                 for c in usage.actions
             ],

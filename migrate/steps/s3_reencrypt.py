@@ -1069,9 +1069,7 @@ class S3Reencrypt(Step):
             bar.close()
         summary = {k: int(v) for k, v in sorted(tally.counts.items())}
         summary["throttled"] = limiter.throttles
-        record = getattr(ctx, "record_result", None)
-        if record is not None:
-            record(**summary)
+        ctx.record_result(**summary)
         if tally.counts["failed"]:
             keys = ", ".join(tally.samples.get("failed", [])[:10])
             raise StepFailed(
@@ -1405,7 +1403,7 @@ def _cloudtrail_readers(ctx: StepContext) -> dict[str, list[str]]:
         for call in usage.actions:
             if call.iam_action not in ("s3:GetObject", "s3:GetObjectVersion"):
                 continue
-            for arn in getattr(call, "resources", None) or []:
+            for arn in call.resources:
                 if arn.startswith("arn:aws:s3:::"):
                     bucket = arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]
                     found.setdefault(bucket, set()).add(principal)
