@@ -194,17 +194,6 @@ class Playbook:
     param_specs: dict[str, ParamSpec]
     steps: list[PlaybookStep]
 
-    def step(self, step_id: str) -> PlaybookStep:
-        """The step with this id."""
-        for s in self.steps:
-            if s.id == step_id:
-                return s
-        raise BadInputError(
-            f"the playbook {self.path} has no step {step_id!r}; its steps are: "
-            + ", ".join(s.id for s in self.steps)
-            + "."
-        )
-
 
 def _plain(value: Any) -> Any:
     """LineDict/LineList -> dict/list, recursively (for JSON)."""

@@ -43,7 +43,6 @@ log = logging.getLogger("migrate.runner")
 
 STEP_DONE = "done"
 TERMINAL_STEP = {"done", "removed", "rolled-back"}
-OPEN_ACTION = {"pending", "started", "waiting", "awaiting-approval", "failed"}
 
 # What `--step` may answer before an action.
 CONFIRM_YES, CONFIRM_NO, CONFIRM_ALL, CONFIRM_QUIT = "yes", "no", "all", "quit"
