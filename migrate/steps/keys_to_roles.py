@@ -727,10 +727,14 @@ class KeysToRoles(Step):
         iam = ctx.client("iam")
         role = action.details["role_name"]
         try:
-            arn = iam.get_role(RoleName=role)["Role"]["Arn"]
+            found = iam.get_role(RoleName=role)["Role"]
+            arn = found["Arn"]
+            # Ours if a crashed attempt created it (tagged with this key): record it this time.
+            ours = tag_dict(found.get("Tags")).get("migrate:access-key") == action.target
         except Exception as exc:
             if error_code(exc) != "NoSuchEntity":
                 raise
+            ours = True
             arn = iam.create_role(
                 RoleName=role,
                 AssumeRolePolicyDocument=json.dumps(EC2_TRUST),
@@ -740,6 +744,7 @@ class KeysToRoles(Step):
                     {"Key": "migrate:run", "Value": ctx.run_id or ""},
                 ],
             )["Role"]["Arn"]
+        if ours:
             ctx.record_resource("iam:role", role, details={"arn": arn})
         iam.put_role_policy(
             RoleName=role,
@@ -754,6 +759,7 @@ class KeysToRoles(Step):
             if error_code(exc) != "NoSuchEntity":
                 raise
             profile = iam.create_instance_profile(InstanceProfileName=role)["InstanceProfile"]
+        if ours:
             ctx.record_resource("iam:instance-profile", role, details={"arn": profile["Arn"]})
         if role not in [r["RoleName"] for r in profile.get("Roles", [])]:
             iam.add_role_to_instance_profile(InstanceProfileName=role, RoleName=role)
@@ -776,14 +782,16 @@ class KeysToRoles(Step):
                 if a.get("State") in ("associated", "associating")
             ]
             if not assoc:
-                ec2.associate_iam_instance_profile(
-                    IamInstanceProfile={"Name": role}, InstanceId=instance_id
-                )
+                # Recorded before the call: a crash in between must still leave rollback
+                # knowing the association may exist (rollback checks before it removes).
                 ctx.record_resource(
                     "ec2:instance-profile-association",
                     instance_id,
                     change="created",
                     details={"profile": role, "previous": None},
+                )
+                ec2.associate_iam_instance_profile(
+                    IamInstanceProfile={"Name": role}, InstanceId=instance_id
                 )
                 continue
             current = assoc[0]["IamInstanceProfile"]["Arn"]

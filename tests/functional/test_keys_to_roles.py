@@ -401,3 +401,28 @@ steps:
     )
     assert not any("broad" in r for r in create["risks"])
     assert "resources narrowed for 3" in create["summary"]
+
+
+def test_a_role_left_by_a_crashed_attempt_is_adopted_and_recorded(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    # A crash right after CreateRole: the role exists (tagged for the key) but was never recorded.
+    app = sandbox.access_key_id("app-server")
+    role = f"migrate-app-server-{app[-6:].lower()}"
+    aws("iam").create_role(
+        RoleName=role,
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        Tags=[{"Key": "migrate:access-key", "Value": app}],
+    )
+    book = write_playbook(
+        tmp_path / "k.yaml",
+        BOOK.replace('["app-server", "batch-reports", "old-deployer"]', '["app-server"]'),
+    )
+    result = commands.run(settings, str(book), options=RunOptions(quiet=True, yes=True))
+    kinds = {
+        (r["kind"], r["identifier"]) for r in commands.report(settings, result.run_id)["resources"]
+    }
+    assert ("iam:role", role) in kinds and ("iam:instance-profile", role) in kinds
+    assert [r["RoleName"] for r in aws("iam").list_roles()["Roles"] if r["RoleName"] == role] == [
+        role
+    ]
