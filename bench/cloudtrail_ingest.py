@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from migrate.cloudtrail.synth import ACCOUNT, RecordFactory, log_file, log_key
+from tests.support.cloudtrail_synth import ACCOUNT, RecordFactory, log_file, log_key
 
 RECORD_TYPE = (
     "STRUCT(eventTime VARCHAR, eventSource VARCHAR, eventName VARCHAR, awsRegion VARCHAR, "

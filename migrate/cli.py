@@ -16,7 +16,7 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from migrate import __version__, commands
-from migrate.aws import describe_aws_failure
+from migrate.aws.errors import describe_aws_failure
 from migrate.commands import RunResult, Settings
 from migrate.engine.base import Action
 from migrate.engine.runner import (
@@ -29,6 +29,7 @@ from migrate.engine.runner import (
 )
 from migrate.errors import EXIT_INTERRUPTED, MigrateError
 from migrate.reports.render import render_plan, write_plan_report
+from migrate.reports.views import status_table
 from migrate.util import format_duration, parse_duration
 
 
@@ -227,7 +228,7 @@ def _run_flags(func: Any) -> Any:
 def _finish_run(result: RunResult, settings: Settings) -> NoReturn:
     data = commands.status(settings, result.run_id)
     if not settings.quiet:
-        click.echo(_status_table(data))
+        click.echo(status_table(data))
     elif result.status == "failed":
         # Even --quiet says why: "fix the cause shown above" needs a cause.
         for s in data["steps"]:
@@ -351,34 +352,6 @@ def resume(
 
 
 # --- status / approve / unlock / rollback / report ---------------------------------------------------
-def _status_table(data: dict[str, Any]) -> str:
-    lines = [f"run {data['id']}  {data['playbook']}  [{data['status']}]"]
-    if data.get("lock"):
-        lines.append(f"  locked by {data['lock']['holder']}")
-    lines.append(f"  {'STEP':<18} {'STATE':<18} {'PROGRESS':<10} {'WAIT/GATE':<28}")
-    for s in data["steps"]:
-        acts = [a for a in s["actions"] if a["status"] != "superseded"]
-        done = sum(1 for a in acts if a["status"] == "done")
-        note = ""
-        waits = [a["wait_until"] for a in acts if a["status"] == "waiting" and a["wait_until"]]
-        gates = [a for a in acts if a["status"] == "awaiting-approval"]
-        if waits:
-            note = f"until {min(waits).replace('T', ' ')[:16]}"
-        elif any(a["status"] == "waiting" for a in acts):
-            note = "polling"
-        elif gates:
-            note = f"approve: {gates[0]['gate'] or 'step'} ({len(gates)})"
-        elif s["error"]:
-            note = s["error"][:28]
-        lines.append(
-            f"  {s['id'][:18]:<18} {s['status'][:18]:<18} {f'{done}/{len(acts)}':<10} {note[:28]}"
-        )
-        for a in acts:
-            if a["status"] == "failed" and a["error"]:
-                # Fits 80 columns; `status --json` and `report` have the whole message.
-                line = f"    ! {a['target'][:24]}: {a['error']}"
-                lines.append(line if len(line) <= 80 else line[:79] + "\u2026")
-    return "\n".join(lines)
 
 
 @cli.command()
@@ -400,7 +373,7 @@ def status(settings: Settings, run_id: str | None, as_json: bool) -> None:
                 f"{r['playbook'][:30]}"
             )
         return
-    click.echo(_status_table(data))
+    click.echo(status_table(data))
 
 
 @cli.command()
@@ -551,7 +524,7 @@ def sandbox_serve(port: int, workdir: str) -> None:
 
 
 # Command families that live beside their capability (sqlite-utils' lesson: keep cli.py small).
-from migrate.cloudtrail.cli import trail  # noqa: E402
+from migrate.cli_trail import trail  # noqa: E402
 
 cli.add_command(trail)
 

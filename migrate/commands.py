@@ -15,10 +15,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from migrate.aws import AwsSession
+from migrate.aws.session import AwsSession
+from migrate.cloudtrail import api as cloudtrail_api
+from migrate.cloudtrail.model import UsageReport
 from migrate.engine.context import StepContext, operator_name
 from migrate.engine.lock import break_lock, live_lock, locks_for_playbook
 from migrate.engine.planner import PlanResult, diff_facts, make_plan
+from migrate.engine.playbook import Playbook, load_params_file, load_playbook, parse_cli_params
 from migrate.engine.registry import get_step_type, registered_steps
 from migrate.engine.runner import Runner, RunOptions, instantiate, step_regions
 from migrate.errors import (
@@ -31,7 +34,6 @@ from migrate.errors import (
     NotFoundError,
     StalePlanError,
 )
-from migrate.playbook import Playbook, load_params_file, load_playbook, parse_cli_params
 from migrate.store import Store, open_store, utcnow
 from migrate.store.models import (
     ActionRow,
@@ -772,6 +774,26 @@ def step_help(name: str) -> dict[str, Any]:
             f"there is no step type {name!r}; the step types are: {', '.join(registered_steps())}."
         )
     return next(s for s in steps() if s["name"] == name)
+
+
+def trail_usage(
+    settings: Settings,
+    source: str | None = None,
+    since: str = "90d",
+    regions: list[str] | None = None,
+    **options: Any,
+) -> UsageReport:
+    """Ingest what is new in a CloudTrail ``source`` and return (and store) the per-key usage.
+
+    ``source``: ``s3://bucket/prefix``, a directory, ``lookup``, ``athena[:s3://...]`` or None
+    (the account's trail bucket, else ``lookup``); ``options`` go to
+    :func:`migrate.cloudtrail.api.usage` (accounts, workers, athena, attribute, progress, ...).
+    """
+    store = settings.store()
+    try:
+        return cloudtrail_api.usage(store, settings.aws(), source, since, regions, **options)
+    finally:
+        store.close()
 
 
 def permissions(

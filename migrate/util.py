@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from migrate.errors import BadInputError
 
@@ -36,3 +37,8 @@ def format_duration(seconds: float) -> str:
         return f"{hours}h {rem:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours}h"
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: every timestamp in the state store is UTC without tzinfo."""
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from migrate.aws import AwsSession, describe_aws_failure, error_code
+from migrate.aws.errors import describe_aws_failure, error_code
+from migrate.aws.session import AwsSession
 from migrate.cloudtrail import athena as athena_sql
 from migrate.cloudtrail import persist
 from migrate.cloudtrail.attribution import attribute_ips, classify_ip, iam_keys
@@ -39,9 +40,6 @@ from migrate.cloudtrail.sources import (
 from migrate.errors import BadInputError, StepFailed
 from migrate.store import Store
 from migrate.util import parse_duration
-
-if TYPE_CHECKING:
-    from migrate.commands import Settings
 
 _I_REGION = DIMENSIONS.index("region")
 _I_IP = DIMENSIONS.index("source_ip")
@@ -341,7 +339,8 @@ def build_report(
 
 
 def usage(
-    settings: Settings,
+    store: Store,
+    aws: AwsSession,
     source: str | None = None,
     since: str = "90d",
     regions: list[str] | None = None,
@@ -358,12 +357,12 @@ def usage(
 
     ``source``: ``s3://bucket/prefix``, a directory, ``lookup``, ``athena[:s3://bucket/prefix]``
     or None (the account's trail bucket, else ``lookup``). ``since``: the window (``90d``).
+    The caller owns ``store`` (opens and closes it).
     """
-    store = settings.store()
     try:
         return _usage(
-            settings,
             store,
+            aws,
             source,
             since,
             regions,
@@ -377,13 +376,11 @@ def usage(
         )
     except (ClientError, BotoCoreError) as exc:
         raise describe_aws_failure(exc) from None
-    finally:
-        store.close()
 
 
 def _usage(
-    settings: Settings,
     store: Store,
+    aws: AwsSession,
     source: str | None,
     since: str,
     regions: list[str] | None,
@@ -396,7 +393,6 @@ def _usage(
     sleep: Callable[[float], None],
 ) -> UsageReport:
     """The body of :func:`usage` (errors are mapped there)."""
-    aws = settings.aws()
     parsed = resolve_source(aws, parse_source(source))
     account = ""
     if parsed.kind == KIND_LOOKUP:

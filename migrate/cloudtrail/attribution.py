@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from migrate.aws import error_code
+from migrate.aws.errors import error_code
 from migrate.cloudtrail.model import (
     ATTR_EC2,
     ATTR_ENI,

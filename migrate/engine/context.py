@@ -10,16 +10,19 @@ import getpass
 import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import select
 from tqdm import tqdm
 
-from migrate.aws import AwsSession
-from migrate.playbook import is_known
+from migrate.aws.session import AwsSession
+from migrate.cloudtrail import persist as evidence
+from migrate.cloudtrail.model import UsageReport
+from migrate.engine.outputs import is_known
 from migrate.store import Store, utcnow
-from migrate.store.models import ActionRow, Checkpoint, Resource
+from migrate.store.models import ActionRow, Checkpoint, Resource, StepRun
 
 T = TypeVar("T")
 
@@ -31,6 +34,30 @@ def operator_name() -> str:
     except Exception:  # no passwd entry in some containers
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    """A resource a run created or changed, as steps see it (a copy, not a database row)."""
+
+    kind: str
+    identifier: str
+    region: str | None
+    change: str
+    details: dict[str, Any]
+    action_id: int | None
+
+    @classmethod
+    def of(cls, row: Resource) -> RecordedResource:
+        """The step's view of a stored resource row."""
+        return cls(
+            kind=row.kind,
+            identifier=row.identifier,
+            region=row.region,
+            change=row.change,
+            details=dict(row.details or {}),
+            action_id=row.action_id,
+        )
 
 
 @dataclass
@@ -66,6 +93,31 @@ class StepContext:
     def is_known(value: Any) -> bool:
         """False when ``value`` is (or contains) ``(known after STEP)``."""
         return is_known(value)
+
+    @staticmethod
+    def now() -> datetime:
+        """The current time as the state store records it (naive UTC)."""
+        return utcnow()
+
+    # -- stored evidence ---------------------------------------------------------------------------
+    def usage_report(self, report_id: str | None = None) -> UsageReport | None:
+        """The stored CloudTrail usage report ``report_id`` (default: the newest), or None."""
+        if self.store is None:
+            return None
+        report_id = report_id or evidence.latest_report_id(self.store)
+        return evidence.load_report(self.store, report_id) if report_id else None
+
+    def action_results(self) -> list[dict[str, Any]]:
+        """The recorded results of this step's actions in this run (counts, timings)."""
+        if self.store is None or self.run_id is None:
+            return []
+        with self.store.read() as session:
+            rows = session.scalars(
+                select(ActionRow.result)
+                .join(StepRun, StepRun.id == ActionRow.step_run_id)
+                .where(StepRun.run_id == self.run_id, StepRun.step_id == self.step_id)
+            ).all()
+        return [dict(row or {}) for row in rows]
 
     # -- progress --------------------------------------------------------------------------------
     def progress(
@@ -173,7 +225,7 @@ class StepContext:
                 )
             )
 
-    def resources(self, kind: str | None = None) -> Iterator[Resource]:
+    def resources(self, kind: str | None = None) -> Iterator[RecordedResource]:
         """Resources this step recorded in this run (for rollback)."""
         if self.store is None or self.run_id is None:
             return iter(())
@@ -183,4 +235,4 @@ class StepContext:
             )
             if kind is not None:
                 query = query.where(Resource.kind == kind)
-            return iter(list(session.scalars(query)))
+            return iter([RecordedResource.of(row) for row in session.scalars(query)])

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from migrate.aws import CallRecord
+from migrate.aws.session import CallRecord
 from migrate.store import Store, utcnow
 from migrate.store.models import JournalEntry
 

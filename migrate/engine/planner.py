@@ -16,12 +16,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from migrate.aws import AwsSession, describe_aws_failure
+from migrate.aws.errors import describe_aws_failure
+from migrate.aws.session import AwsSession
 from migrate.engine.base import Action
 from migrate.engine.context import StepContext
+from migrate.engine.outputs import PendingOutputs, unknown_steps
+from migrate.engine.playbook import Playbook, render_step, validate_with
 from migrate.engine.runner import step_regions
 from migrate.errors import AwsError
-from migrate.playbook import Playbook, _PendingOutputs, render_step, unknown_steps, validate_with
 from migrate.store import Store
 
 
@@ -141,7 +143,7 @@ def make_plan(
                     planned_outputs=planned_outputs,
                 )
             )
-            outputs[pstep.id] = _PendingOutputs(pstep.id, planned_outputs)
+            outputs[pstep.id] = PendingOutputs(pstep.id, planned_outputs)
             prior.append(pstep.id)
     return PlanResult(playbook, planned, fingerprint({s.id: s.facts for s in planned}))
 

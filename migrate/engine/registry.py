@@ -28,14 +28,14 @@ def step(name: str) -> Callable[[type[Step]], type[Step]]:
 
 
 def load_builtin_steps() -> None:
-    """Import every module of ``migrate.steps`` so that their decorators run."""
+    """Import every module of the ``migrate.steps`` packages so that their decorators run."""
     global _LOADED
     if _LOADED:
         return
     import migrate.steps as pkg
 
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    for mod in pkgutil.walk_packages(pkg.__path__, prefix=f"{pkg.__name__}."):
+        importlib.import_module(mod.name)
     _LOADED = True
 
 

@@ -28,14 +28,15 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from tqdm import tqdm
 
-from migrate.aws import AwsSession, describe_aws_failure
+from migrate.aws.errors import describe_aws_failure
+from migrate.aws.session import AwsSession
 from migrate.engine.base import Action, Step, Wait
 from migrate.engine.context import StepContext, operator_name
 from migrate.engine.journal import Journal
 from migrate.engine.lock import RunLock
+from migrate.engine.playbook import render_step
 from migrate.engine.registry import get_step_type
 from migrate.errors import MigrateError, StepFailed
-from migrate.playbook import render_step
 from migrate.store import Store, utcnow
 from migrate.store.models import ActionRow, Approval, Run, StepRun
 

@@ -13,6 +13,7 @@ from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.errors import EXIT_AWAITING_APPROVAL, BadInputError
 from migrate.reports.render import render_plan, render_run_markdown, write_plan_report
+from migrate.reports.views import status_table
 from migrate.sandbox.seed import seed
 from migrate.sandbox.server import SandboxServer, sandbox_env
 
@@ -98,9 +99,8 @@ def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
             render_run_markdown(commands.report(settings, result.run_id)), encoding="utf-8"
         )
         echo("")
-        from migrate.cli import _status_table
 
-        echo(_status_table(commands.status(settings, result.run_id)))
+        echo(status_table(commands.status(settings, result.run_id)))
         echo("")
         echo(f"run {result.run_id}: {result.status} in {time.monotonic() - started:.1f}s")
         echo(f"plan report:  {plan_html}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,6 @@ from migrate.errors import StoreError
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 DEFAULT_STATE = "state/migrate.db"
 BUSY_TIMEOUT_S = 30
-
-
-def utcnow() -> datetime:
-    """Naive UTC now: every timestamp in the store is UTC without tzinfo."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def resolve_url(state: str | None) -> str:

@@ -19,17 +19,17 @@ from botocore.stub import ANY, Stubber
 from click.testing import CliRunner
 
 from migrate import commands
+from migrate.cli_trail import trail
 from migrate.cloudtrail import api, athena, persist
-from migrate.cloudtrail.cli import trail
 from migrate.cloudtrail.lookup import RateLimiter
 from migrate.cloudtrail.model import ATTR_EC2, ATTR_OUTSIDE
 from migrate.cloudtrail.sources import Source
-from migrate.cloudtrail.synth import ACCOUNT, RecordFactory, SynthUser, log_file, log_key
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.sandbox.seed import BATCH_SOURCE_IP, INSTANCE_NAME, INSTANCE_PRIVATE_IP, seed
 from migrate.store import open_store
 from tests.conftest import write_playbook
+from tests.support.cloudtrail_synth import ACCOUNT, RecordFactory, SynthUser, log_file, log_key
 
 BUCKET = "trail-logs"
 OTHER_ACCOUNT = "210987654321"
@@ -81,7 +81,7 @@ def test_s3_source_org_trails_digests_robustness_and_second_run(
     no_identity = {k: v for k, v in mine[1].items() if k != "userIdentity"}
     _put(s3, log_key(ACCOUNT, "us-east-1", day, 7), log_file([odd, no_identity]))
 
-    report = api.usage(settings, f"s3://{BUCKET}", since="90d", attribute=False)
+    report = commands.trail_usage(settings, f"s3://{BUCKET}", since="90d", attribute=False)
 
     want = _expected(mine + org + [odd])
     assert {k.principal: (k.calls, k.errors) for k in report.keys if k.calls} == want
@@ -98,7 +98,7 @@ def test_s3_source_org_trails_digests_robustness_and_second_run(
     assert stats["this_run"]["files_read"] == 5
 
     # A second run reads nothing new and reports the same numbers.
-    again = api.usage(settings, f"s3://{BUCKET}", since="90d", attribute=False)
+    again = commands.trail_usage(settings, f"s3://{BUCKET}", since="90d", attribute=False)
     assert again.stats["this_run"]["files_read"] == 0
     assert again.stats["this_run"]["files_already_ingested"] == 5
     assert {k.principal: k.calls for k in again.keys} == {k.principal: k.calls for k in report.keys}
@@ -106,7 +106,7 @@ def test_s3_source_org_trails_digests_robustness_and_second_run(
     # A new file is read alone and added.
     more = _records(4, 120, 1)
     _put(s3, log_key(ACCOUNT, "us-east-1", NOW - timedelta(days=1), 8), log_file(more))
-    third = api.usage(settings, f"s3://{BUCKET}", since="90d", attribute=False)
+    third = commands.trail_usage(settings, f"s3://{BUCKET}", since="90d", attribute=False)
     assert third.stats["this_run"]["files_read"] == 1
     want = _expected(mine + org + [odd] + more)
     assert {k.principal: (k.calls, k.errors) for k in third.keys if k.calls} == want
@@ -136,7 +136,7 @@ def test_local_directory_in_worker_processes_matches_independent_count(
         path = logs / log_key(ACCOUNT, "us-east-1", NOW - timedelta(days=5), n)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(log_file(records))
-    report = api.usage(settings, str(logs), since="30d", workers=2, attribute=False)
+    report = commands.trail_usage(settings, str(logs), since="30d", workers=2, attribute=False)
     assert {k.principal: (k.calls, k.errors) for k in report.keys if k.calls} == _expected(
         everything
     )
@@ -288,7 +288,7 @@ def test_sandbox_logs_attribute_each_key_to_where_it_runs(
     settings: Settings, endpoint: str, tmp_path: Path
 ) -> None:
     summary = seed(endpoint, tmp_path)
-    report = api.usage(settings)  # auto: the trail's bucket, legacy-cloudtrail-logs
+    report = commands.trail_usage(settings)  # auto: the trail's bucket, legacy-cloudtrail-logs
     assert report.dataset == f"s3://{summary.log_bucket}"
     app = report.key(summary.access_key_id("app-server"))
     assert app.owner == "app-server"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from migrate import commands
-from migrate.aws import AwsSession
+from migrate.aws.session import AwsSession
 from migrate.commands import Settings
 from migrate.errors import DryRunViolation
 from migrate.sandbox.seed import seed

@@ -22,7 +22,7 @@ from migrate.cloudtrail.model import CallStat, IpAttribution, PrincipalUsage, Us
 from migrate.cloudtrail.persist import save_report
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
-from migrate.steps.iam_workloads import key_variables
+from migrate.steps.iam.workloads import key_variables
 from migrate.store.models import ActionRow, JournalEntry, Run
 from tests.conftest import write_playbook
 

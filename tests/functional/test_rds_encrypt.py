@@ -19,7 +19,7 @@ from migrate import commands
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.errors import BadInputError
-from migrate.steps import rds_settings as rs
+from migrate.steps.rds import settings as rs
 from migrate.store.models import JournalEntry, Resource
 from tests.conftest import PLAYBOOKS, write_playbook
 
@@ -434,9 +434,9 @@ def test_phases_repeated_after_a_crash_create_nothing_twice(
 ) -> None:
     """A resumed run calls act again on an action left `started`; even with its checkpoints lost
     (a crash between the AWS call and the commit), names from run id + target find what exists."""
-    from migrate.aws import AwsSession
+    from migrate.aws.session import AwsSession
     from migrate.engine.base import Action
-    from migrate.steps.rds_encrypt import FINAL_SNAPSHOT, RESTORE, RdsEncrypt, RdsEncryptParams
+    from migrate.steps.rds.encrypt import FINAL_SNAPSHOT, RESTORE, RdsEncrypt, RdsEncryptParams
     from tests.unit.test_rds_waits import MemoryContext
 
     original = _mysql(aws, replica=False)

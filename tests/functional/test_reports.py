@@ -108,12 +108,12 @@ def test_run_report_has_planned_vs_actual_approvals_journal(
 
 
 def test_status_table_fits_80_columns(settings: Settings, aws: Any, tmp_path: Path) -> None:
-    from migrate.cli import _status_table
+    from migrate.reports.views import status_table
 
     for b in ("a-bucket-with-a-rather-long-name-for-the-table", "bbb"):
         aws("s3").create_bucket(Bucket=b)
     book = write_playbook(tmp_path / "g.yaml", GATED)
     result = commands.run(settings, str(book), options=RunOptions(quiet=True, max_wait_s=0))
-    table = _status_table(commands.status(settings, result.run_id))
+    table = status_table(commands.status(settings, result.run_id))
     assert "awaiting-approval" in table and "approve:" in table and "until" in table
     assert max(len(line) for line in table.splitlines()) <= 80

@@ -25,11 +25,11 @@ import yaml
 from botocore.stub import Stubber
 
 from migrate import commands
-from migrate.aws import AwsSession
+from migrate.aws.session import AwsSession
 from migrate.commands import Settings
 from migrate.engine.runner import Interrupted, RunOptions
 from migrate.errors import MigrateError
-from migrate.steps import s3_batch as sb
+from migrate.steps.s3 import batch as sb
 from tests.conftest import write_playbook
 
 SRC = "batch-src"

@@ -25,7 +25,7 @@ import yaml
 from migrate import commands
 from migrate.commands import Settings
 from migrate.sandbox.server import SandboxServer, is_mutating_request
-from migrate.steps import s3_objects as so
+from migrate.steps.s3 import objects as so
 from tests.conftest import write_playbook
 
 SOURCE = "inv-source"

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from migrate import commands
-from migrate.aws import AwsSession
+from migrate.aws.session import AwsSession
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.sandbox.server import SandboxServer, is_mutating_request

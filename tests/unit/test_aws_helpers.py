@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrate.aws import allowed_while_planning, is_read_only, redact_params, target_of
+from migrate.aws.session import allowed_while_planning, is_read_only, redact_params, target_of
 from migrate.errors import BadInputError
 from migrate.util import format_duration, parse_duration
 
@@ -71,7 +71,7 @@ def test_durations() -> None:
 def test_a_call_that_never_got_an_answer_is_journaled(monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import EndpointConnectionError
 
-    from migrate.aws import AwsSession, CallRecord
+    from migrate.aws.session import AwsSession, CallRecord
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTOPERATOR0001")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-operator-secret-not-real")

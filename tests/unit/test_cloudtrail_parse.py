@@ -16,8 +16,8 @@ from migrate.cloudtrail.lookup import RateLimiter
 from migrate.cloudtrail.model import KIND_SESSION, UsageReport, fold
 from migrate.cloudtrail.parse import TEMPORARY_KEY, merge_combos, parse_bytes, parse_path
 from migrate.cloudtrail.sources import Source, list_dir_logs, parse_source
-from migrate.cloudtrail.synth import ROLE_ARN, RecordFactory, log_file
 from migrate.errors import BadInputError
+from tests.support.cloudtrail_synth import ROLE_ARN, RecordFactory, log_file
 
 
 def _independent(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -19,8 +19,8 @@ from migrate.cloudtrail.resources import (
     params_arns,
     truncate,
 )
-from migrate.cloudtrail.synth import RecordFactory, log_file
 from migrate.store import open_store
+from tests.support.cloudtrail_synth import RecordFactory, log_file
 
 ACCT = "123456789012"
 KEY = "AKIARESOURCES0000001"

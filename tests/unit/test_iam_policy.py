@@ -10,8 +10,8 @@ from parliament import analyze_policy_string
 
 from migrate.cloudtrail.model import fold
 from migrate.cloudtrail.parse import parse_bytes
-from migrate.cloudtrail.synth import RecordFactory, log_file
-from migrate.steps.iam_policy import INLINE_POLICY_LIMIT, generate_policy
+from migrate.steps.iam.policy import INLINE_POLICY_LIMIT, generate_policy
+from tests.support.cloudtrail_synth import RecordFactory, log_file
 
 ACCT = "123456789012"
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"

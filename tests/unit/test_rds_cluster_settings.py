@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrate.steps import rds_cluster as rc
+from migrate.steps.rds import cluster as rc
 
 CLUSTER: dict[str, Any] = {
     "DBClusterIdentifier": "orders",

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from botocore.stub import ANY, Stubber
 
-from migrate.aws import AwsSession
+from migrate.aws.session import AwsSession
 from migrate.engine.base import Action, Wait
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
-from migrate.steps import rds_settings as rs
-from migrate.steps.rds_encrypt import FINAL_SNAPSHOT, RdsEncrypt, RdsEncryptParams
+from migrate.steps.rds import settings as rs
+from migrate.steps.rds.encrypt import FINAL_SNAPSHOT, RdsEncrypt, RdsEncryptParams
 from migrate.store.models import Resource
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from parliament import analyze_policy_string, iam_definition
 
+from migrate.engine.playbook import load_playbook
 from migrate.engine.registry import registered_steps
-from migrate.playbook import load_playbook
 
 STEP_TYPES = registered_steps()
 # IAM actions newer than parliament's list (checked by hand against AWS's service reference).

@@ -12,8 +12,8 @@ from botocore.config import Config
 from botocore.stub import Stubber
 from pydantic import ValidationError
 
-from migrate.steps import s3_batch as sb
-from migrate.steps.s3_reencrypt import ReencryptParams
+from migrate.steps.s3 import batch as sb
+from migrate.steps.s3.reencrypt import ReencryptParams
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 ROLE = "arn:aws:iam::123456789012:role/batch"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from migrate.steps import s3_inventory as inv
-from migrate.steps import s3_objects as so
+from migrate.steps.s3 import inventory as inv
+from migrate.steps.s3 import objects as so
 
 FIELDS = ["Size", "StorageClass", "ETag", "EncryptionStatus"]
 

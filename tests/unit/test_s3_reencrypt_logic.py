@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from migrate.steps import s3_objects as so
+from migrate.steps.s3 import objects as so
 
 TARGET = "arn:aws:kms:us-east-1:123456789012:key/abcd"
 

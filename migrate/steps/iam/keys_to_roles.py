@@ -18,14 +18,15 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from migrate.aws import error_code
+from migrate.aws.errors import error_code
+from migrate.aws.tags import tag_dict
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
+from migrate.engine.selection import Selection
 from migrate.errors import StepFailed
-from migrate.steps._select import Selection, tag_dict
-from migrate.steps.iam_policy import EC2_TRUST, GeneratedPolicy, generate_policy
-from migrate.steps.iam_workloads import (
+from migrate.steps.iam.policy import EC2_TRUST, GeneratedPolicy, generate_policy
+from migrate.steps.iam.workloads import (
     ecs_notes,
     ensure_task_role,
     find_ecs,
@@ -38,8 +39,7 @@ from migrate.steps.iam_workloads import (
     role_name_of,
     switch_lambda,
 )
-from migrate.store import utcnow
-from migrate.util import format_duration, parse_duration
+from migrate.util import format_duration, parse_duration, utcnow
 
 POLICY_NAME = "migrate-observed-usage"
 SSM_CORE_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
@@ -204,15 +204,10 @@ class KeysToRoles(Step):
 
     # -- observe ---------------------------------------------------------------------------------
     def _report(self, ctx: StepContext) -> Any:
-        if ctx.store is None:
-            return None
-        from migrate.cloudtrail.persist import latest_report_id, load_report
-
         report_id = self.params.usage_report
         if report_id and not ctx.is_known(report_id):
             return None
-        report_id = report_id or latest_report_id(ctx.store)
-        return load_report(ctx.store, report_id) if report_id else None
+        return ctx.usage_report(report_id)
 
     def observe(self, ctx: StepContext) -> Facts:
         """Keys of the selected users, their usage, workloads and where the key id is stored."""

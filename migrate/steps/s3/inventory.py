@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from migrate.aws import error_code
-from migrate.steps import s3_objects as so
+from migrate.aws.errors import error_code
+from migrate.steps.s3 import objects as so
 
 REQUIRED_FIELDS = ("EncryptionStatus", "ETag", "Size", "StorageClass")
 ENCRYPTION_STATES = {

@@ -21,6 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from migrate.engine.base import Step, StepParams
+from migrate.engine.outputs import PendingOutputs
 from migrate.engine.registry import registered_steps
 from migrate.errors import BadInputError, PlaybookError
 
@@ -38,7 +39,6 @@ PARAM_TYPES: dict[str, tuple[type, ...]] = {
 YES_APPROVES = ("none", "non-destructive", "all")
 STEP_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 STEP_REF_RE = re.compile(r"\bsteps\.([A-Za-z][A-Za-z0-9_]*)|\bsteps\[['\"]([^'\"]+)['\"]\]")
-KNOWN_AFTER_PREFIX = "(known after "
 
 
 # --- YAML with line numbers --------------------------------------------------------------------
@@ -205,68 +205,6 @@ def _plain(value: Any) -> Any:
 
 
 # --- rendering -------------------------------------------------------------------------------------
-class KnownAfter(str):
-    """The rendered value of an output that does not exist yet: ``(known after STEP)``."""
-
-    __slots__ = ("step_id",)
-    step_id: str
-
-    def __new__(cls, step_id: str) -> KnownAfter:
-        obj = super().__new__(cls, f"{KNOWN_AFTER_PREFIX}{step_id})")
-        obj.step_id = step_id
-        return obj
-
-
-class _PendingOutputs(Mapping[str, Any]):
-    """Outputs of a step that has not run: every name renders as ``(known after STEP)``."""
-
-    def __init__(self, step_id: str, known: Mapping[str, Any] | None = None) -> None:
-        self.step_id = step_id
-        self.known = dict(known or {})
-
-    def __getitem__(self, name: str) -> Any:
-        if name in self.known:
-            return self.known[name]
-        return KnownAfter(self.step_id)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self[name]
-
-    def __iter__(self) -> Any:
-        return iter(self.known)
-
-    def __len__(self) -> int:
-        return len(self.known)
-
-
-def is_known(value: Any) -> bool:
-    """False for a value (or a value containing one) that is ``(known after STEP)``."""
-    if isinstance(value, str):
-        return KNOWN_AFTER_PREFIX not in value
-    if isinstance(value, dict):
-        return all(is_known(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return all(is_known(v) for v in value)
-    return True
-
-
-def unknown_steps(value: Any) -> set[str]:
-    """The step ids a rendered value is still waiting for."""
-    found: set[str] = set()
-    if isinstance(value, str):
-        for match in re.finditer(r"\(known after ([^)]+)\)", value):
-            found.add(match.group(1))
-    elif isinstance(value, dict):
-        for v in value.values():
-            found |= unknown_steps(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            found |= unknown_steps(v)
-    return found
-
-
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
 )
@@ -509,11 +447,11 @@ def step_context(
     """The jinja2 context for one step: ``params`` and ``steps`` (pending ones as known-after)."""
     steps: dict[str, Any] = {}
     for sid in step_ids:
-        if sid in outputs and not isinstance(outputs[sid], _PendingOutputs):
+        if sid in outputs and not isinstance(outputs[sid], PendingOutputs):
             steps[sid] = dict(outputs[sid])
         else:
             known = outputs.get(sid) if sid in outputs else None
-            steps[sid] = _PendingOutputs(sid, known if isinstance(known, Mapping) else None)
+            steps[sid] = PendingOutputs(sid, known if isinstance(known, Mapping) else None)
     return {"params": dict(params), "steps": steps}
 
 

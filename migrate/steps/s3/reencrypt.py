@@ -16,22 +16,19 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from migrate.aws import error_code
+from migrate.aws.arns import arn_region
+from migrate.aws.errors import error_code
+from migrate.aws.kms import KeyResolver
+from migrate.aws.s3 import bucket_encryption, bucket_region
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
+from migrate.engine.selection import Selection
 from migrate.errors import StepFailed
-from migrate.steps import s3_batch as sb
-from migrate.steps import s3_inventory as inv
-from migrate.steps import s3_objects as so
-from migrate.steps._select import Selection
-from migrate.steps.s3_default_encryption import (
-    KeyResolver,
-    arn_region,
-    bucket_encryption,
-    bucket_region,
-    select_buckets,
-)
+from migrate.steps.s3 import batch as sb
+from migrate.steps.s3 import inventory as inv
+from migrate.steps.s3 import objects as so
+from migrate.steps.s3.buckets import select_buckets
 
 MiB = 1024**2
 # Answers meaning "UpdateObjectEncryption is not available here" (region, endpoint, permission).
@@ -485,7 +482,7 @@ class S3Reencrypt(Step):
     def observe(self, ctx: StepContext) -> Facts:
         """Per bucket: settings that a copy affects, and objects by encryption state."""
         s3 = ctx.client("s3")
-        resolver = KeyResolver(ctx)
+        resolver = KeyResolver(ctx, ctx.is_known)
         buckets: dict[str, Any] = {}
         for name, region in select_buckets(ctx, self.params).items():
             buckets[name] = {"region": region}
@@ -981,7 +978,7 @@ class S3Reencrypt(Step):
                 "step that creates it first."
             )
         bucket, region = action.target, action.region or ctx.regions[0]
-        target_arn = KeyResolver(ctx).arn(self.params.kms_key, region)
+        target_arn = KeyResolver(ctx, ctx.is_known).arn(self.params.kms_key, region)
         if target_arn is None:
             raise StepFailed(
                 f"the KMS key {self.params.kms_key} cannot be found in {region} (the region of "
@@ -1169,7 +1166,7 @@ class S3Reencrypt(Step):
                 "Set noncurrent_versions: report for this bucket."
             )
         s3 = ctx.client("s3", region)
-        target_arn = KeyResolver(ctx).arn(self.params.kms_key, region)
+        target_arn = KeyResolver(ctx, ctx.is_known).arn(self.params.kms_key, region)
         path = report_path(ctx, bucket)
         if not path.exists() or target_arn is None:
             return
@@ -1213,7 +1210,7 @@ class S3Reencrypt(Step):
         """HEAD a sample (default all) of every bucket's objects: each is under the target key,
         or is one of the kinds that are skipped and reported (SSE-C, archived, other keys)."""
         facts_regions = select_buckets(ctx, self.params)
-        resolver = KeyResolver(ctx)
+        resolver = KeyResolver(ctx, ctx.is_known)
         bad: list[str] = []
         checked = 0
         for name, region in facts_regions.items():
@@ -1242,33 +1239,12 @@ class S3Reencrypt(Step):
     def published(self, ctx: StepContext) -> dict[str, Any]:
         """Counts over the actions of this run (from their recorded results)."""
         reencrypted = skipped = 0
-        store, run_id = ctx.store, ctx.run_id
-        if store is None or run_id is None:
-            return {"objects_reencrypted": 0, "objects_skipped": 0}
-        from sqlalchemy import select
-
-        from migrate.store.models import ActionRow, StepRun
-
-        with store.read() as session:
-            rows = session.scalars(
-                select(ActionRow)
-                .join(StepRun, StepRun.id == ActionRow.step_run_id)
-                .where(StepRun.run_id == run_id, StepRun.step_id == ctx.step_id)
-            ).all()
-            for row in rows:
-                result = dict(row.result or {})
-                reencrypted += sum(
-                    int(result.get(k, 0)) for k in ("copied", "updated", "batch_copied")
-                )
-                skipped += sum(
-                    int(result.get(k, 0))
-                    for k in (
-                        "skipped_sse_c",
-                        "skipped_archived",
-                        "left_other_kms",
-                        "skipped_changing",
-                    )
-                )
+        for result in ctx.action_results():
+            reencrypted += sum(int(result.get(k, 0)) for k in ("copied", "updated", "batch_copied"))
+            skipped += sum(
+                int(result.get(k, 0))
+                for k in ("skipped_sse_c", "skipped_archived", "left_other_kms", "skipped_changing")
+            )
         return {"objects_reencrypted": reencrypted, "objects_skipped": skipped}
 
     def rollback(self, ctx: StepContext) -> None:
@@ -1385,14 +1361,7 @@ def _cloudtrail_readers(ctx: StepContext) -> dict[str, list[str]]:
     Evidence only where it exists: without an ingested report (``cloudtrail.usage``) this is
     empty, and the plan says readers granted by IAM alone are not checked.
     """
-    if ctx.store is None:
-        return {}
-    try:
-        from migrate.cloudtrail.persist import latest_report_id, load_report
-    except ImportError:  # pragma: no cover - the package always ships it
-        return {}
-    report_id = latest_report_id(ctx.store)
-    report = load_report(ctx.store, report_id) if report_id else None
+    report = ctx.usage_report()
     if report is None:
         return {}
     found: dict[str, set[str]] = {}

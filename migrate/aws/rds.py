@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from migrate.aws import error_code
+from migrate.aws.errors import error_code
 
 NOT_FOUND_INSTANCE = ("DBInstanceNotFound", "DBInstanceNotFoundFault")
 NOT_FOUND_SNAPSHOT = ("DBSnapshotNotFound", "DBSnapshotNotFoundFault")

@@ -22,12 +22,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from migrate.aws import error_code
+from migrate.aws.errors import error_code
 from migrate.engine.base import Wait
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
 
-log = logging.getLogger("migrate.steps.iam_workloads")
+log = logging.getLogger("migrate.steps.iam.workloads")
 
 STANDARD_NAMES = frozenset(
     {

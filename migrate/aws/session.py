@@ -1,4 +1,4 @@
-"""The only module that talks to boto3/botocore directly.
+"""Clients for one operator's AWS identity; every botocore client is built here.
 
 :class:`AwsSession` hands out clients configured for the operator's profile, region and endpoint
 (``--endpoint-url`` or the ``AWS_ENDPOINT_URL`` convention), with botocore's ``adaptive`` retry mode.
@@ -21,9 +21,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+from botocore.exceptions import ProfileNotFound
 
-from migrate.errors import AwsError, BadInputError, DryRunViolation
+from migrate.errors import BadInputError, DryRunViolation
 
 # Operations that only read. Anything else is "mutating" for the guard and the journal.
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search")
@@ -271,34 +271,3 @@ class AwsSession:
 def _remember_api_params(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
     # The journal wants the user-level parameters; after-call only sees the serialized request.
     context["migrate_api_params"] = dict(params)
-
-
-def error_code(exc: BaseException) -> str | None:
-    """The AWS error code of a ClientError, or None."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code"))
-    return None
-
-
-def describe_aws_failure(exc: BaseException) -> AwsError:
-    """Turn a botocore failure into a one-paragraph AwsError."""
-    if isinstance(exc, NoCredentialsError):
-        return AwsError(
-            "No AWS credentials were found. Set AWS_PROFILE or pass --profile, or export "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; for the sandbox run `migrate sandbox serve` "
-            "and export what it prints."
-        )
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        op = getattr(exc, "operation_name", "an AWS call")
-        return AwsError(
-            f"AWS refused {op}: {err.get('Code')}: {err.get('Message')}. Check that the "
-            "migrator's identity has the permissions `migrate permissions PLAYBOOK` lists, and "
-            "that the resource exists in the selected region."
-        )
-    if isinstance(exc, BotoCoreError):
-        return AwsError(
-            f"Could not reach AWS: {exc}. Check --endpoint-url/AWS_ENDPOINT_URL, --region and "
-            "the network, then resume."
-        )
-    return AwsError(str(exc))

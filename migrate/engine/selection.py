@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from pydantic import Field
 
@@ -29,8 +29,3 @@ class Selection(StepParams):
             k in tags and (v == "*" or fnmatch.fnmatchcase(tags[k], v))
             for k, v in self.tags.items()
         )
-
-
-def tag_dict(tag_list: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
-    """AWS ``[{"Key": k, "Value": v}]`` into ``{k: v}``."""
-    return {t["Key"]: t.get("Value", "") for t in tag_list or ()}

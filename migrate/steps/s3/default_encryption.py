@@ -6,12 +6,16 @@ from typing import Any
 
 from pydantic import Field
 
-from migrate.aws import error_code
+from migrate.aws.arns import arn_region
+from migrate.aws.errors import error_code
+from migrate.aws.kms import KeyResolver
+from migrate.aws.s3 import bucket_encryption
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
+from migrate.engine.selection import Selection
 from migrate.errors import StepFailed
-from migrate.steps._select import Selection, tag_dict
+from migrate.steps.s3.buckets import select_buckets
 
 
 class DefaultEncryptionParams(Selection):
@@ -20,91 +24,6 @@ class DefaultEncryptionParams(Selection):
     kms_key: str = Field(min_length=1)
     bucket_key: bool = True
     include_log_buckets: bool = False
-
-
-def bucket_region(s3: Any, bucket: str) -> str:
-    """The region of a bucket (``None`` location means us-east-1; ``EU`` is eu-west-1)."""
-    loc = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
-    if not loc:
-        return "us-east-1"
-    return "eu-west-1" if loc == "EU" else str(loc)
-
-
-def bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
-    """A bucket's tags ({} when it has none)."""
-    try:
-        return tag_dict(s3.get_bucket_tagging(Bucket=bucket).get("TagSet"))
-    except Exception as exc:
-        if error_code(exc) in ("NoSuchTagSet", "NoSuchTagSetError"):
-            return {}
-        raise
-
-
-def bucket_encryption(s3: Any, bucket: str) -> dict[str, Any]:
-    """The default encryption of a bucket as ``{algorithm, kms_key, bucket_key}``."""
-    try:
-        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
-            "Rules"
-        ]
-    except Exception as exc:
-        if error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
-            return {"algorithm": None, "kms_key": None, "bucket_key": False}
-        raise
-    rule = rules[0] if rules else {}
-    default = rule.get("ApplyServerSideEncryptionByDefault", {})
-    return {
-        "algorithm": default.get("SSEAlgorithm"),
-        "kms_key": default.get("KMSMasterKeyID"),
-        "bucket_key": bool(rule.get("BucketKeyEnabled", False)),
-    }
-
-
-def select_buckets(ctx: StepContext, selection: Selection) -> dict[str, str]:
-    """The buckets a step's ``names``/``exclude``/``tags`` select, with their regions, sorted."""
-    s3 = ctx.client("s3")
-    names = sorted(
-        b["Name"] for b in s3.list_buckets().get("Buckets", []) if selection.name_matches(b["Name"])
-    )
-    selected: dict[str, str] = {}
-    for name in ctx.progress(names, desc="buckets", unit="bucket"):
-        if selection.tags and not selection.tags_match(bucket_tags(s3, name)):
-            continue
-        selected[name] = bucket_region(s3, name)
-    return selected
-
-
-class KeyResolver:
-    """Resolves key ids, ARNs and aliases to key ARNs (cached; read-only)."""
-
-    def __init__(self, ctx: StepContext) -> None:
-        self.ctx = ctx
-        self._cache: dict[tuple[str, str], str | None] = {}
-
-    def arn(self, key: str | None, region: str) -> str | None:
-        """The key ARN behind ``key`` in ``region``, or None if it cannot be resolved."""
-        if not key or not self.ctx.is_known(key):
-            return None
-        if key.startswith("arn:") and ":key/" in key:
-            return key
-        cache_key = (key, region)
-        if cache_key not in self._cache:
-            try:
-                meta = self.ctx.client("kms", region).describe_key(KeyId=key)["KeyMetadata"]
-                self._cache[cache_key] = str(meta["Arn"])
-            except Exception as exc:
-                if error_code(exc) in ("NotFoundException", "AccessDeniedException"):
-                    self._cache[cache_key] = None
-                else:
-                    raise
-        return self._cache[cache_key]
-
-
-def arn_region(arn: str | None) -> str | None:
-    """The region field of an ARN."""
-    if arn and arn.startswith("arn:"):
-        parts = arn.split(":")
-        return parts[3] if len(parts) > 3 else None
-    return None
 
 
 @step("s3.default_encryption")
@@ -144,7 +63,7 @@ class S3DefaultEncryption(Step):
     def observe(self, ctx: StepContext) -> Facts:
         """Region, tags and default encryption of every selected bucket."""
         s3 = ctx.client("s3")
-        resolver = KeyResolver(ctx)
+        resolver = KeyResolver(ctx, ctx.is_known)
         buckets: dict[str, Any] = {}
         for name, region in select_buckets(ctx, self.params).items():
             enc = bucket_encryption(ctx.client("s3", region), name)

@@ -9,7 +9,7 @@ from pydantic import Field
 from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
-from migrate.store import utcnow
+from migrate.util import utcnow
 
 
 class WaitParams(StepParams):

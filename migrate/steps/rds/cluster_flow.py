@@ -12,18 +12,18 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from migrate.engine.base import Action, Wait
-from migrate.engine.context import StepContext
-from migrate.errors import StepFailed
-from migrate.steps import rds_phases as ph
-from migrate.steps import rds_settings as rs
-from migrate.steps.rds_aws import (
+from migrate.aws.rds import (
     all_instances,
     describe_cluster,
     describe_instance,
     tag_value,
 )
-from migrate.steps.rds_cluster import (
+from migrate.engine.base import Action, Wait
+from migrate.engine.context import StepContext
+from migrate.errors import StepFailed
+from migrate.steps.rds import phases as ph
+from migrate.steps.rds import settings as rs
+from migrate.steps.rds.cluster import (
     CLUSTER_CLEANUP,
     CLUSTER_COMPARED,
     CLUSTER_CUT_OVER,
@@ -46,10 +46,10 @@ from migrate.steps.rds_cluster import (
     modify_cluster_kwargs,
     restore_cluster_kwargs,
 )
-from migrate.steps.rds_phases import CLUSTER, CLUSTER_FAILED, INSTANCE
+from migrate.steps.rds.phases import CLUSTER, CLUSTER_FAILED, INSTANCE
 
 if TYPE_CHECKING:
-    from migrate.steps.rds_encrypt import RdsEncrypt
+    from migrate.steps.rds.encrypt import RdsEncrypt
 
 
 def _iso(host: RdsEncrypt) -> str:

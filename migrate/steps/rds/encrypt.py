@@ -14,19 +14,20 @@ from typing import Any
 
 from pydantic import Field
 
-from migrate.aws import error_code
+from migrate.aws.arns import arn_region
+from migrate.aws.errors import error_code
+from migrate.aws.rds import describe_instance, tag_value
 from migrate.engine.base import Action, Facts, Step, Wait
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
+from migrate.engine.selection import Selection
 from migrate.errors import BadInputError, StepFailed
-from migrate.steps import rds_cluster as rc
-from migrate.steps import rds_phases as ph
-from migrate.steps import rds_settings as rs
-from migrate.steps._select import Selection
-from migrate.steps.rds_aws import describe_instance, tag_value
-from migrate.steps.rds_cluster_flow import ClusterFlow
-from migrate.steps.rds_phases import INSTANCE, iso, parse
-from migrate.store import utcnow
+from migrate.steps.rds import cluster as rc
+from migrate.steps.rds import phases as ph
+from migrate.steps.rds import settings as rs
+from migrate.steps.rds.cluster_flow import ClusterFlow
+from migrate.steps.rds.phases import INSTANCE, iso, parse
+from migrate.util import utcnow
 
 GLOB_CHARS = set("*?[")
 KEPT_ORIGINAL = re.compile(r"-unencrypted-\d{8}$")
@@ -78,7 +79,7 @@ def _only_once(found: dict[str, Any], ident: str, what: str) -> None:
 
 def _key_in_region(arn: str | None, region: str, where: str, what: str) -> None:
     """Refuse a key of another region: RDS encrypts only with a key of the database's region."""
-    if arn and rs_region(arn) not in (None, region):
+    if arn and arn_region(arn) not in (None, region):
         raise BadInputError(
             f"the KMS key {arn} is not in {region}, where {where} is; RDS needs a key in the "
             f"{what}'s region. Use a key of that region."
@@ -915,11 +916,3 @@ def via_services(kms: Any, key_id: str) -> list[str] | None:
             if value:
                 found.update([value] if isinstance(value, str) else value)
     return sorted(found) or None
-
-
-def rs_region(arn: str | None) -> str | None:
-    """The region field of an ARN."""
-    if arn and arn.startswith("arn:"):
-        parts = arn.split(":")
-        return parts[3] if len(parts) > 3 else None
-    return None

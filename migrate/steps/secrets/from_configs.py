@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from migrate.aws import error_code
+from migrate.aws.errors import error_code
+from migrate.aws.kms import KeyResolver
 from migrate.configs import detect_format, detectors
 from migrate.configs.scan import FileScan, SecretGroup, canonical, scan_bytes, scan_file
 from migrate.configs.textio import (
@@ -27,9 +28,8 @@ from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.errors import StepFailed
-from migrate.steps.s3_default_encryption import KeyResolver
 
-log = logging.getLogger("migrate.steps.config_secrets")
+log = logging.getLogger("migrate.steps.secrets.from_configs")
 
 TAG_MANAGED = "migrate:managed-by"
 TAG_RUN = "migrate:run"
@@ -481,7 +481,7 @@ class ConfigSecrets(Step):
             return True
         if not current:
             return False
-        resolver = KeyResolver(ctx)
+        resolver = KeyResolver(ctx, ctx.is_known)
         region = self._region(ctx)
         return resolver.arn(current, region) == resolver.arn(wanted, region)
 

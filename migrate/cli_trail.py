@@ -7,7 +7,8 @@ import json
 import click
 from tqdm import tqdm
 
-from migrate.cloudtrail.api import AthenaOptions, usage
+from migrate import commands
+from migrate.cloudtrail.api import AthenaOptions
 from migrate.cloudtrail.render import render_markdown, render_text
 from migrate.commands import Settings
 
@@ -67,7 +68,7 @@ def usage_cmd(
     if as_json and as_md:
         raise click.UsageError("--json and --md exclude each other")
     with tqdm(total=0, desc="log files", unit="file", disable=settings.quiet, leave=False) as bar:
-        report = usage(
+        report = commands.trail_usage(
             settings,
             source,
             since,

@@ -18,21 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from migrate.engine.base import Action, Estimate, Wait
-from migrate.engine.context import StepContext
-from migrate.errors import StepFailed
-from migrate.steps import rds_settings as rs
-from migrate.steps.rds_aws import (
+from migrate.aws.rds import (
     describe_cluster,
     describe_cluster_snapshot,
     describe_instance,
     describe_snapshot,
     tag_value,
 )
-from migrate.store.models import Resource
+from migrate.engine.base import Action, Estimate, Wait
+from migrate.engine.context import RecordedResource, StepContext
+from migrate.errors import StepFailed
+from migrate.steps.rds import settings as rs
 
 if TYPE_CHECKING:
-    from migrate.steps.rds_encrypt import RdsEncrypt
+    from migrate.steps.rds.encrypt import RdsEncrypt
 
 SNAPSHOT_FAILED = ("failed", "error", "incompatible-restore", "incompatible-parameters")
 CLUSTER_FAILED = (
@@ -160,7 +159,7 @@ def delete_run_snapshots(
 
 def copies_to_roll_back(
     ctx: StepContext, kind: Kind
-) -> Iterator[tuple[Resource, str, Any, dict[str, Any] | None]]:
+) -> Iterator[tuple[RecordedResource, str, Any, dict[str, Any] | None]]:
     """Rollback: ``(copy, original id, rds client, cut-over details or None)`` of each encrypted
     copy this run restored. Refuses one whose original was deleted at cleanup."""
     swaps = {r.identifier: r for r in ctx.resources(kind.renamed_resource)}

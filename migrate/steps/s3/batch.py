@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from migrate.aws import error_code
+from migrate.aws.errors import error_code
 from migrate.engine.base import Wait
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
-from migrate.steps import s3_objects as so
+from migrate.steps.s3 import objects as so
 
 # Storage classes an S3PutObjectCopy job can write (S3StorageClass, minus the archive classes,
 # whose objects are skipped or, when restored, copied by the copy lane).

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from migrate.engine.base import Action
 from migrate.engine.context import StepContext
 from migrate.errors import BadInputError
-from migrate.steps import rds_settings as rs
-from migrate.steps.rds_phases import CLUSTER, action_adder, cleanup_risks
+from migrate.steps.rds import settings as rs
+from migrate.steps.rds.phases import CLUSTER, action_adder, cleanup_risks
 
 if TYPE_CHECKING:
-    from migrate.steps.rds_encrypt import RdsEncrypt
+    from migrate.steps.rds.encrypt import RdsEncrypt
 
 # Action kinds, in the order they run for one cluster (the target is the cluster identifier).
 CLUSTER_WARM_UP = "rds.cluster_warm_up"

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from migrate.aws import error_code
+from migrate.aws.errors import error_code
 from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
