@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check migrate tests bench
 	$(BIN)/ruff format --check migrate tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -q

@@ -30,6 +30,7 @@ from migrate.engine.runner import (
 from migrate.errors import EXIT_INTERRUPTED, MigrateError
 from migrate.reports.render import render_plan, write_plan_report
 from migrate.reports.views import status_table
+from migrate.store.status import ActionStatus, RunStatus, StepStatus
 from migrate.util import format_duration, parse_duration
 
 
@@ -229,21 +230,21 @@ def _finish_run(result: RunResult, settings: Settings) -> NoReturn:
     data = commands.status(settings, result.run_id)
     if not settings.quiet:
         click.echo(status_table(data))
-    elif result.status == "failed":
+    elif result.status == RunStatus.FAILED:
         # Even --quiet says why: "fix the cause shown above" needs a cause.
         for s in data["steps"]:
-            errors = [a for a in s["actions"] if a["status"] == "failed" and a["error"]]
+            errors = [a for a in s["actions"] if a["status"] == ActionStatus.FAILED and a["error"]]
             for a in errors:
                 click.echo(f"{s['id']}: {a['target']}: {a['error']}", err=True)
-            if s["status"] == "failed" and s["error"] and not errors:
+            if s["status"] == StepStatus.FAILED and s["error"] and not errors:
                 click.echo(f"{s['id']}: {s['error']}", err=True)
     hint = {
-        "done": "",
-        "paused": f"Continue with `migrate resume {result.run_id}`.",
-        "failed": f"Fix the cause shown above, then `migrate resume {result.run_id}`.",
-        "awaiting-approval": "Approve with `migrate approve "
+        RunStatus.DONE: "",
+        RunStatus.PAUSED: f"Continue with `migrate resume {result.run_id}`.",
+        RunStatus.FAILED: f"Fix the cause shown above, then `migrate resume {result.run_id}`.",
+        RunStatus.AWAITING_APPROVAL: "Approve with `migrate approve "
         f"{result.run_id} STEP_ID [--target RESOURCE]`, then `migrate resume {result.run_id}`.",
-        "waiting": f"Resume later with `migrate resume {result.run_id}`.",
+        RunStatus.WAITING: f"Resume later with `migrate resume {result.run_id}`.",
     }.get(result.status, "")
     for message in result.messages:
         click.echo(message)

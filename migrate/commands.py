@@ -45,13 +45,14 @@ from migrate.store.models import (
     Run,
     StepRun,
 )
+from migrate.store.status import ActionStatus, RunStatus, StepStatus
 
 STATUS_EXIT = {
-    "done": EXIT_OK,
-    "paused": EXIT_OK,
-    "failed": EXIT_FAILED,
-    "awaiting-approval": EXIT_AWAITING_APPROVAL,
-    "waiting": EXIT_WAITING,
+    RunStatus.DONE: EXIT_OK,
+    RunStatus.PAUSED: EXIT_OK,
+    RunStatus.FAILED: EXIT_FAILED,
+    RunStatus.AWAITING_APPROVAL: EXIT_AWAITING_APPROVAL,
+    RunStatus.WAITING: EXIT_WAITING,
 }
 ENGINE_PERMISSIONS = ("sts:GetCallerIdentity",)
 REPORT_SCHEMA = "migrate.run-report/1"
@@ -89,7 +90,7 @@ class RunResult:
     """What ``run``/``resume`` return: the run id, its status and the exit code for it."""
 
     run_id: str
-    status: str
+    status: RunStatus
     exit_code: int
     messages: list[str] = field(default_factory=list)
 
@@ -191,7 +192,7 @@ def _create_run(
             playbook_path=str(Path(playbook.path).absolute()),
             playbook_name=playbook.name,
             params=playbook.params,
-            status="pending",
+            status=RunStatus.PENDING,
             plan_id=plan_id,
             created_by=operator_name(),
             caller_arn=_caller_arn(aws),
@@ -216,7 +217,7 @@ def _create_run(
                     definition=pstep.definition(),
                     fingerprint=pstep.fingerprint(playbook.params),
                     depends_on=list(pstep.depends_on),
-                    status="pending",
+                    status=ActionStatus.PENDING,
                     replan=0,
                     outputs={},
                 )
@@ -309,13 +310,15 @@ def playbook_changes(settings: Settings, run_id: str) -> list[PlaybookChange]:
         sr = stored.get(pstep.id)
         if sr is None:
             changes.append(PlaybookChange(pstep.id, "added"))
-        elif sr.status != "removed" and sr.fingerprint != pstep.fingerprint(playbook.params):
+        elif sr.status != StepStatus.REMOVED and sr.fingerprint != pstep.fingerprint(
+            playbook.params
+        ):
             changes.append(PlaybookChange(pstep.id, "changed"))
     ids = {s.id for s in playbook.steps}
     changes += [
         PlaybookChange(sid, "removed")
         for sid, sr in stored.items()
-        if sid not in ids and sr.status != "removed"
+        if sid not in ids and sr.status != StepStatus.REMOVED
     ]
     return changes
 
@@ -331,7 +334,7 @@ def _apply_changes(store: Store, run_row: Run, changes: list[PlaybookChange]) ->
         for change in changes:
             if change.change == "removed":
                 sr = existing[change.step_id]
-                sr.status = "removed"
+                sr.status = StepStatus.REMOVED
                 continue
             pstep = by_id[change.step_id]
             if change.change == "changed":
@@ -341,8 +344,8 @@ def _apply_changes(store: Store, run_row: Run, changes: list[PlaybookChange]) ->
                 sr.depends_on = list(pstep.depends_on)
                 sr.uses = pstep.uses
                 sr.replan = 1
-                if sr.status == "done":
-                    sr.status = "pending"
+                if sr.status == StepStatus.DONE:
+                    sr.status = StepStatus.PENDING
             else:
                 session.add(
                     StepRun(
@@ -353,7 +356,7 @@ def _apply_changes(store: Store, run_row: Run, changes: list[PlaybookChange]) ->
                         definition=pstep.definition(),
                         fingerprint=pstep.fingerprint(run.params),
                         depends_on=list(pstep.depends_on),
-                        status="pending",
+                        status=ActionStatus.PENDING,
                         replan=0,
                         outputs={},
                     )
@@ -371,9 +374,9 @@ def resume(
     """Continue a failed, interrupted, waiting or gated run where it stopped."""
     store, aws, options = _open(settings, options)
     run_row = _get_run(store, run_id)
-    if run_row.status == "done":
-        return RunResult(run_id, "done", EXIT_OK, [f"run {run_id} is already done"])
-    if run_row.status == "rolled-back":
+    if run_row.status == RunStatus.DONE:
+        return RunResult(run_id, RunStatus.DONE, EXIT_OK, [f"run {run_id} is already done"])
+    if run_row.status == RunStatus.ROLLED_BACK:
         raise BadInputError(
             f"run {run_id} was rolled back; it cannot be resumed. Start a new run of "
             f"{run_row.playbook_path} (plan it first)."
@@ -540,11 +543,11 @@ def approve(
             raise NotFoundError(
                 f"run {run_id} has no step {step_id!r}; its steps are: {', '.join(ids)}."
             )
-        targets = sorted({a.target for a in sr.actions if a.status != "superseded"})
+        targets = sorted({a.target for a in sr.actions if a.status != ActionStatus.SUPERSEDED})
         awaiting = [
             a
             for a in sr.actions
-            if a.status == "awaiting-approval"
+            if a.status == ActionStatus.AWAITING_APPROVAL
             and target in (None, a.target)
             and gate in (None, a.gate or "approve")
         ]
@@ -584,12 +587,12 @@ def approve(
                 **(row.result or {}),
                 "approved": {"by": who, "caller_arn": arn, "at": now.isoformat()},
             }
-            row.status = "pending"
+            row.status = ActionStatus.PENDING
             released += 1
         sr_row = session.get(StepRun, sr.id)
         assert sr_row is not None
-        if sr_row.status == "awaiting-approval":
-            sr_row.status = "pending"
+        if sr_row.status == StepStatus.AWAITING_APPROVAL:
+            sr_row.status = StepStatus.PENDING
     return {
         "run_id": run_id,
         "step": step_id,
@@ -622,7 +625,7 @@ def rollback(
         steps = list(session.get(Run, run_id).steps)  # type: ignore[union-attr]
     if step_id is not None and step_id not in [s.step_id for s in steps]:
         raise NotFoundError(f"run {run_id} has no step {step_id!r}.")
-    outputs = {s.step_id: dict(s.outputs) for s in steps if s.status == "done"}
+    outputs = {s.step_id: dict(s.outputs) for s in steps if s.status == StepStatus.DONE}
     done: list[str] = []
     ids = [s.step_id for s in steps]
     from migrate.engine.lock import RunLock
@@ -637,7 +640,7 @@ def rollback(
             for sr in reversed(steps):
                 if step_id is not None and sr.step_id != step_id:
                     continue
-                if sr.status in ("pending", "removed") and not sr.actions:
+                if sr.status in (StepStatus.PENDING, StepStatus.REMOVED) and not sr.actions:
                     continue
                 journal.scope.step_id = sr.step_id
                 step = instantiate(run_row, sr, outputs, ids[: ids.index(sr.step_id)])
@@ -657,7 +660,7 @@ def rollback(
                 with store.write() as session:
                     row = session.get(StepRun, sr.id)
                     assert row is not None
-                    row.status = "rolled-back"
+                    row.status = ActionStatus.ROLLED_BACK
                 done.append(f"{sr.step_id}: rolled back")
         finally:
             journal.flush()
@@ -665,7 +668,7 @@ def rollback(
     with store.write() as session:
         r = session.get(Run, run_id)
         assert r is not None
-        r.status = "rolled-back" if step_id is None else r.status
+        r.status = RunStatus.ROLLED_BACK if step_id is None else r.status
         r.updated_at = utcnow()
     return done
 
@@ -684,7 +687,7 @@ def report(settings: Settings, run_id: str) -> dict[str, Any]:
     for step in data["steps"]:
         for a in step["actions"]:
             actual = None
-            if a["started_at"] and a["finished_at"] and a["status"] == "done":
+            if a["started_at"] and a["finished_at"] and a["status"] == ActionStatus.DONE:
                 actual = (
                     datetime.fromisoformat(a["finished_at"])
                     - datetime.fromisoformat(a["started_at"])
@@ -696,7 +699,13 @@ def report(settings: Settings, run_id: str) -> dict[str, Any]:
                 downtime_taken += float(measured)
             elif a["estimate"].get("downtime_s") and actual is not None:
                 downtime_taken += actual
-            if a["status"] in ("waiting", "awaiting-approval", "pending", "failed", "started"):
+            if a["status"] in (
+                ActionStatus.WAITING,
+                ActionStatus.AWAITING_APPROVAL,
+                ActionStatus.PENDING,
+                ActionStatus.FAILED,
+                ActionStatus.STARTED,
+            ):
                 pending.append(
                     {
                         "step": step["id"],

@@ -31,12 +31,6 @@ def arn_region(arn: str | None) -> str | None:
     return parsed.region or None if parsed else None
 
 
-def arn_account(arn: str | None) -> str | None:
-    """The account field of an ARN (None when it is not an ARN or names no account)."""
-    parsed = parse_arn(arn)
-    return parsed.account or None if parsed else None
-
-
 def is_kms_key_arn(value: str | None) -> bool:
     """True for ``arn:...:kms:REGION:ACCOUNT:key/ID`` (not an alias ARN)."""
     parsed = parse_arn(value)

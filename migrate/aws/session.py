@@ -157,12 +157,6 @@ class AwsSession:
         if self.region is None:
             self.region = self._session.region_name or "us-east-1"
 
-    # -- configuration -------------------------------------------------------------------------
-    @property
-    def dry_run(self) -> bool:
-        """True while the session refuses mutating calls."""
-        return self._dry_run
-
     @contextlib.contextmanager
     def read_only(self) -> Iterator[None]:
         """Refuse every mutating operation inside the block (the planning guard)."""

@@ -195,20 +195,6 @@ def call_mode(event_source: str, event_name: str) -> int:
     return MODE_OTHER
 
 
-def s3_resources(mode: int, bucket: Any, key: Any) -> list[str]:
-    """S3 resource parts (``bucket``, ``bucket/key``) for a mode; [] if the record names none."""
-    if not isinstance(bucket, str) or not bucket:
-        return []
-    out = []
-    if mode & MODE_S3_OBJECT:
-        if not isinstance(key, str) or not key:
-            return []  # an object action without a key: cannot narrow
-        out.append(f"{bucket}/{key}")
-    if mode & MODE_S3_BUCKET:
-        out.append(bucket)
-    return out
-
-
 def s3_arn_prefix(region: str) -> str:
     """``arn:aws:s3:::`` in the partition of ``region``."""
     return f"arn:{partition_of(region)}:s3:::"

@@ -22,14 +22,6 @@ FORMATS: dict[str, ModuleType] = {
     "json": jsonfile,
     "ini": inifile,
 }
-STYLES: dict[str, tuple[str, ...]] = {
-    "xml": ("jdbc-wrapper", "placeholder"),
-    "properties": ("spring-import", "placeholder"),
-    "yaml": ("spring-import", "placeholder"),
-    "env": ("remove", "placeholder"),
-    "json": ("placeholder",),
-    "ini": ("placeholder",),
-}
 
 
 def detect_format(path: Path) -> str | None:

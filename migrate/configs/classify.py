@@ -141,17 +141,6 @@ def secret_name_reason(name: str) -> str | None:
     return None
 
 
-def is_username_name(name: str) -> bool:
-    """Names that hold a user name that belongs with a password."""
-    return normalise(name) in USERNAME_NAMES or normalise(name).endswith("username")
-
-
-def is_url_name(name: str) -> bool:
-    """Names that hold a connection URL."""
-    norm = normalise(name)
-    return any(norm.endswith(w) for w in URL_WORDS)
-
-
 @dataclass(frozen=True)
 class Shape:
     """What a value looks like: a secret's shape (``label``), and/or an AWS access key id."""

@@ -98,13 +98,6 @@ def line_end(text: str, index: int) -> int:
     return len(text) if nl < 0 else nl + 1
 
 
-def indent_of(text: str, index: int) -> str:
-    """The leading whitespace of the line holding ``index``."""
-    start = line_start(text, index)
-    match = re.match(r"[ \t]*", text[start:])
-    return match.group(0) if match else ""
-
-
 @dataclass(frozen=True)
 class Move:
     """An entry to take out of a file: which secret holds it now, under which JSON key."""

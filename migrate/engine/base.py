@@ -8,11 +8,14 @@ planner runs ``observe`` and ``decide`` under a session that refuses mutating ca
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+from migrate.errors import StepFailed
 
 if TYPE_CHECKING:
     from migrate.engine.context import StepContext
@@ -96,6 +99,24 @@ class Wait:
     poll_s: float = 30.0
 
 
+Handler = Callable[[Any, "StepContext", Action], "Wait | None"]
+
+
+def handles(*kinds: str) -> Callable[[Handler], Handler]:
+    """Mark a step method as the one that carries out actions of ``kinds``.
+
+    ``Step.act`` dispatches on ``action.kind`` through these marks (one table per step type,
+    built when the class is defined), so every kind a step decides is found by grep and checked
+    by a test to have exactly one handler.
+    """
+
+    def mark(func: Handler) -> Handler:
+        func.__dict__["_migrate_kinds"] = kinds
+        return func
+
+    return mark
+
+
 class Step:
     """Base of every step type. Subclasses are registered with ``@step("area.name")``.
 
@@ -104,7 +125,9 @@ class Step:
     - ``Params``: its ``with`` schema (a :class:`StepParams` subclass);
     - ``permissions``: the IAM actions it needs (checked to be real IAM actions);
     - ``outputs``: names of the outputs later steps can reference (``{{ steps.ID.NAME }}``);
-    - ``example``: a YAML snippet of a playbook step using it (validated by the test suite).
+    - ``example``: a YAML snippet of a playbook step using it (validated by the test suite);
+    - ``action_kinds``: every ``Action.kind`` its ``decide`` can return; each has a method marked
+      ``@handles(kind)``, which the default ``act`` dispatches to.
     """
 
     type_name: ClassVar[str] = ""
@@ -112,9 +135,31 @@ class Step:
     permissions: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
     example: ClassVar[str] = ""
+    action_kinds: ClassVar[tuple[str, ...]] = ()
+    handlers: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            for name, member in vars(klass).items():
+                for kind in getattr(member, "_migrate_kinds", ()):
+                    table[kind] = name
+        cls.handlers = table
 
     def __init__(self, params: StepParams) -> None:
         self.params = params
+
+    def handler_for(self, kind: str) -> Callable[[StepContext, Action], Wait | None]:
+        """The bound method that carries out actions of ``kind``."""
+        name = self.handlers.get(kind)
+        if name is None:
+            raise StepFailed(
+                f"{self.type_name} has no handler for the action kind {kind!r}; this is a bug "
+                "in the step (every kind it decides needs a method marked @handles(kind))."
+            )
+        method: Callable[[StepContext, Action], Wait | None] = getattr(self, name)
+        return method
 
     def observe(self, ctx: StepContext) -> Facts:
         """Read the account; read-only calls only."""
@@ -125,8 +170,10 @@ class Step:
         raise NotImplementedError
 
     def act(self, ctx: StepContext, action: Action) -> Wait | None:
-        """Carry out one action idempotently; return a :class:`Wait` if it is not finished."""
-        raise NotImplementedError
+        """Carry out one action idempotently; return a :class:`Wait` if it is not finished.
+
+        The default dispatches to the method marked ``@handles(action.kind)``."""
+        return self.handler_for(action.kind)(ctx, action)
 
     def verify(self, ctx: StepContext) -> None:
         """Raise :class:`migrate.errors.StepFailed` if the post-condition does not hold."""

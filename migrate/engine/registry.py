@@ -32,8 +32,8 @@ def load_builtin_steps() -> None:
     global _LOADED
     if _LOADED:
         return
-    import migrate.steps as pkg
-
+    # Discovered, not imported by name: the step packages sit above the registry they use.
+    pkg = importlib.import_module("migrate.steps")
     for mod in pkgutil.walk_packages(pkg.__path__, prefix=f"{pkg.__name__}."):
         importlib.import_module(mod.name)
     _LOADED = True

@@ -39,11 +39,10 @@ from migrate.engine.registry import get_step_type
 from migrate.errors import MigrateError, StepFailed
 from migrate.store import Store, utcnow
 from migrate.store.models import ActionRow, Approval, Run, StepRun
+from migrate.store.status import TERMINAL_STEP, ActionStatus, RunStatus, StepStatus
 
 log = logging.getLogger("migrate.runner")
 
-STEP_DONE = "done"
-TERMINAL_STEP = {"done", "removed", "rolled-back"}
 
 # What `--step` may answer before an action.
 CONFIRM_YES, CONFIRM_NO, CONFIRM_ALL, CONFIRM_QUIT = "yes", "no", "all", "quit"
@@ -125,7 +124,7 @@ class Runner:
             self.options.echo(message)
 
     # -- public ----------------------------------------------------------------------------------
-    def execute(self, run_id: str) -> str:
+    def execute(self, run_id: str) -> RunStatus:
         """Run (or continue) ``run_id``; return the run's final status."""
         with RunLock(self.store, run_id) as lock:
             self.lock = lock
@@ -141,7 +140,7 @@ class Runner:
                         break
                     self._sleep_until(run_id, next_check)
             except KeyboardInterrupt:
-                self._set_run_status(run_id, "interrupted")
+                self._set_run_status(run_id, RunStatus.INTERRUPTED)
                 raise Interrupted() from None
             finally:
                 self.journal.flush()
@@ -154,17 +153,17 @@ class Runner:
         with self.store.write() as session:
             run = session.get(Run, run_id)
             assert run is not None
-            run.status = "running"
+            run.status = RunStatus.RUNNING
             run.error = None
             run.updated_at = utcnow()
             for sr in run.steps:
-                if sr.status in ("failed", "blocked", "interrupted"):
-                    sr.status = "pending"
+                if sr.status in (StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.INTERRUPTED):
+                    sr.status = StepStatus.PENDING
                     sr.error = None
                 for row in sr.actions:
-                    if row.status == "failed":
-                        row.status = "pending"
-                    if row.status == "waiting":
+                    if row.status == ActionStatus.FAILED:
+                        row.status = ActionStatus.PENDING
+                    if row.status == ActionStatus.WAITING:
                         row.next_check_at = None  # a resume re-checks every wait at once
 
     def _pass(self, run_id: str) -> None:
@@ -174,7 +173,7 @@ class Runner:
             steps = list(run.steps)
         by_id = {sr.step_id: sr for sr in steps}
         statuses = {sr.step_id: sr.status for sr in steps}
-        outputs = {sr.step_id: dict(sr.outputs) for sr in steps if sr.status == STEP_DONE}
+        outputs = {sr.step_id: dict(sr.outputs) for sr in steps if sr.status == StepStatus.DONE}
         ids: list[str] = []
         for sr in steps:
             prior = list(ids)
@@ -183,16 +182,18 @@ class Runner:
                 continue
             if self.options.only and sr.step_id not in self.options.only:
                 continue
-            deps = [d for d in sr.depends_on if d in by_id and statuses[d] != "removed"]
-            broken = [d for d in deps if statuses[d] in ("failed", "blocked")]
+            deps = [d for d in sr.depends_on if d in by_id and statuses[d] != StepStatus.REMOVED]
+            broken = [d for d in deps if statuses[d] in (StepStatus.FAILED, StepStatus.BLOCKED)]
             if broken:
-                self._set_step(sr.id, "blocked", f"waits for step {broken[0]!r}, which failed")
-                statuses[sr.step_id] = "blocked"
+                self._set_step(
+                    sr.id, StepStatus.BLOCKED, f"waits for step {broken[0]!r}, which failed"
+                )
+                statuses[sr.step_id] = StepStatus.BLOCKED
                 continue
-            if any(statuses[d] != STEP_DONE for d in deps):
+            if any(statuses[d] != StepStatus.DONE for d in deps):
                 continue
             statuses[sr.step_id] = self._run_step(run, sr, outputs, prior)
-            if statuses[sr.step_id] == STEP_DONE:
+            if statuses[sr.step_id] == StepStatus.DONE:
                 with self.store.read() as session:
                     fresh = session.get(StepRun, sr.id)
                     assert fresh is not None
@@ -202,15 +203,15 @@ class Runner:
 
     def _run_step(
         self, run: Run, sr: StepRun, outputs: dict[str, dict[str, Any]], prior: list[str]
-    ) -> str:
+    ) -> StepStatus:
         echo = self._say
         self.journal.scope.step_id = sr.step_id
         self.journal.scope.action_id = None
         try:
             step = instantiate(run, sr, outputs, prior)
         except MigrateError as exc:
-            self._set_step(sr.id, "failed", exc.message)
-            return "failed"
+            self._set_step(sr.id, StepStatus.FAILED, exc.message)
+            return StepStatus.FAILED
         ctx = StepContext(
             aws=self.aws,
             step_id=sr.step_id,
@@ -232,26 +233,30 @@ class Runner:
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
-                self._set_step(sr.id, "failed", friendly_error(exc, self.options.debug))
+                self._set_step(sr.id, StepStatus.FAILED, friendly_error(exc, self.options.debug))
                 echo(f"[{sr.step_id}] failed while observing: {friendly_error(exc)}")
-                return "failed"
+                return StepStatus.FAILED
             rows = self._sync_actions(sr, actions)
-        self._set_step(sr.id, "running", None, started=True)
+        self._set_step(sr.id, StepStatus.RUNNING, None, started=True)
 
         blocked: set[str] = set()
         failed = awaiting = waiting = paused = False
         for row in rows:
-            if row.status in ("done", "superseded"):
+            if row.status in (ActionStatus.DONE, ActionStatus.SUPERSEDED):
                 continue
             if row.target in blocked:
                 continue
             action = Action.from_dict(row.data)
-            if row.status == "waiting" and row.next_check_at and row.next_check_at > utcnow():
+            if (
+                row.status == ActionStatus.WAITING
+                and row.next_check_at
+                and row.next_check_at > utcnow()
+            ):
                 blocked.add(row.target)
                 waiting = True
                 continue
             if self._needs_gate(sr, action) and not self._approved(run.id, sr, action, row):
-                self._set_action(row.id, status="awaiting-approval")
+                self._set_action(row.id, status=ActionStatus.AWAITING_APPROVAL)
                 if not self.options.quiet:
                     echo(
                         f"[{sr.step_id}] awaiting approval ({action.gate or 'approve'}): "
@@ -260,7 +265,11 @@ class Runner:
                 blocked.add(row.target)
                 awaiting = True
                 continue
-            if self.options.confirm and not self._confirm_all and row.status == "pending":
+            if (
+                self.options.confirm
+                and not self._confirm_all
+                and row.status == ActionStatus.PENDING
+            ):
                 answer = self.options.confirm(sr.step_id, action)
                 if answer == CONFIRM_QUIT:
                     raise KeyboardInterrupt
@@ -271,25 +280,27 @@ class Runner:
                     paused = True
                     continue
             outcome = self._act(run.id, sr, step, ctx, row, action)
-            if outcome == "failed":
+            if outcome == ActionStatus.FAILED:
                 failed = True
                 blocked.add(row.target)
-            elif outcome == "waiting":
+            elif outcome == ActionStatus.WAITING:
                 waiting = True
                 blocked.add(row.target)
 
         if failed:
-            self._set_step(sr.id, "failed", "one or more actions failed (see `migrate status`)")
-            return "failed"
+            self._set_step(
+                sr.id, StepStatus.FAILED, "one or more actions failed (see `migrate status`)"
+            )
+            return StepStatus.FAILED
         if awaiting:
-            self._set_step(sr.id, "awaiting-approval", None)
-            return "awaiting-approval"
+            self._set_step(sr.id, StepStatus.AWAITING_APPROVAL, None)
+            return StepStatus.AWAITING_APPROVAL
         if waiting:
-            self._set_step(sr.id, "waiting", None)
-            return "waiting"
+            self._set_step(sr.id, StepStatus.WAITING, None)
+            return StepStatus.WAITING
         if paused:
-            self._set_step(sr.id, "pending", None)
-            return "pending"
+            self._set_step(sr.id, StepStatus.PENDING, None)
+            return StepStatus.PENDING
         ctx.action_id = None
         try:
             step.verify(ctx)
@@ -298,35 +309,35 @@ class Runner:
             raise
         except Exception as exc:
             message = friendly_error(exc, self.options.debug)
-            self._set_step(sr.id, "failed", f"verification failed: {message}")
+            self._set_step(sr.id, StepStatus.FAILED, f"verification failed: {message}")
             echo(f"[{sr.step_id}] verification failed: {friendly_error(exc)}")
-            return "failed"
+            return StepStatus.FAILED
         with self.store.write() as session:
             fresh = session.get(StepRun, sr.id)
             assert fresh is not None
-            fresh.status = STEP_DONE
+            fresh.status = StepStatus.DONE
             fresh.outputs = published
             fresh.replan = 0
             fresh.finished_at = utcnow()
             fresh.error = None
         if not self.options.quiet:
             echo(f"[{sr.step_id}] done")
-        return STEP_DONE
+        return StepStatus.DONE
 
     def _act(
         self, run_id: str, sr: StepRun, step: Step, ctx: StepContext, row: ActionRow, action: Action
-    ) -> str:
+    ) -> ActionStatus:
         now = utcnow()
         with self.store.write() as session:
             fresh = session.get(ActionRow, row.id)
             assert fresh is not None
-            fresh.status = "started"
+            fresh.status = ActionStatus.STARTED
             fresh.attempts += 1
             fresh.started_at = fresh.started_at or now
             fresh.error = None
         ctx.action_id = row.id
         self.journal.scope.action_id = row.id
-        if not self.options.quiet and row.status != "waiting":
+        if not self.options.quiet and row.status != ActionStatus.WAITING:
             self._say(f"[{sr.step_id}] {action.summary}")
         try:
             result = step.act(ctx, action)
@@ -334,9 +345,9 @@ class Runner:
             raise
         except Exception as exc:
             message = friendly_error(exc, self.options.debug)
-            self._set_action(row.id, status="failed", error=message, finished=True)
+            self._set_action(row.id, status=ActionStatus.FAILED, error=message, finished=True)
             self._say(f"[{sr.step_id}] FAILED {action.target}: {friendly_error(exc)}")
-            return "failed"
+            return ActionStatus.FAILED
         finally:
             self.journal.flush()
             ctx.action_id = None
@@ -344,7 +355,7 @@ class Runner:
         if isinstance(result, Wait):
             self._set_action(
                 row.id,
-                status="waiting",
+                status=ActionStatus.WAITING,
                 wait_reason=result.reason,
                 wait_until=result.until,
                 next_check_at=self._next_check(result),
@@ -352,9 +363,11 @@ class Runner:
             if not self.options.quiet:
                 until = f" until {result.until:%Y-%m-%d %H:%M} UTC" if result.until else ""
                 self._say(f"[{sr.step_id}] waiting{until}: {result.reason}")
-            return "waiting"
-        self._set_action(row.id, status="done", finished=True, wait_reason=None, wait_until=None)
-        return "done"
+            return ActionStatus.WAITING
+        self._set_action(
+            row.id, status=ActionStatus.DONE, finished=True, wait_reason=None, wait_until=None
+        )
+        return ActionStatus.DONE
 
     @staticmethod
     def _next_check(wait: Wait) -> datetime:
@@ -418,7 +431,7 @@ class Runner:
             rows = session.scalars(
                 select(ActionRow)
                 .join(StepRun, StepRun.id == ActionRow.step_run_id)
-                .where(StepRun.run_id == run_id, ActionRow.status == "waiting")
+                .where(StepRun.run_id == run_id, ActionRow.status == ActionStatus.WAITING)
             ).all()
             checks = [r.next_check_at or utcnow() for r in rows]
         due = [c for c in checks if c <= horizon]
@@ -461,15 +474,15 @@ class Runner:
                         step_run_id=sr.id,
                         kind=action.kind,
                         target=action.target,
-                        status="pending",
+                        status=ActionStatus.PENDING,
                         attempts=0,
                         result={},
                     )
                     session.add(row)
-                elif row.status in ("done", "superseded"):
+                elif row.status in (ActionStatus.DONE, ActionStatus.SUPERSEDED):
                     # Observed as still needed: the world drifted, or the step was edited. An
                     # approval given for the earlier attempt does not carry over.
-                    row.status = "pending"
+                    row.status = ActionStatus.PENDING
                     row.result = {k: v for k, v in (row.result or {}).items() if k != "approved"}
                 row.seq = seq
                 row.summary = action.summary
@@ -478,8 +491,12 @@ class Runner:
                 row.destructive = int(action.destructive)
                 wanted.append(row)
             for row in existing.values():
-                if row.status in ("pending", "awaiting-approval", "failed"):
-                    row.status = "superseded"
+                if row.status in (
+                    ActionStatus.PENDING,
+                    ActionStatus.AWAITING_APPROVAL,
+                    ActionStatus.FAILED,
+                ):
+                    row.status = ActionStatus.SUPERSEDED
             fresh = session.get(StepRun, sr.id)
             assert fresh is not None
             fresh.replan = 0
@@ -487,7 +504,7 @@ class Runner:
             return sorted(wanted, key=lambda r: r.seq)
 
     def _set_step(
-        self, step_run_id: int, status: str, error: str | None, started: bool = False
+        self, step_run_id: int, status: StepStatus, error: str | None, started: bool = False
     ) -> None:
         with self.store.write() as session:
             sr = session.get(StepRun, step_run_id)
@@ -506,32 +523,34 @@ class Runner:
             if finished:
                 row.finished_at = utcnow()
 
-    def _set_run_status(self, run_id: str, status: str, error: str | None = None) -> None:
+    def _set_run_status(self, run_id: str, status: RunStatus, error: str | None = None) -> None:
         with self.store.write() as session:
             run = session.get(Run, run_id)
             assert run is not None
             run.status = status
             run.error = error
             run.updated_at = utcnow()
-            if status == "done":
+            if status == RunStatus.DONE:
                 run.finished_at = run.updated_at
 
-    def _finish(self, run_id: str) -> str:
+    def _finish(self, run_id: str) -> RunStatus:
         with self.store.read() as session:
             run = session.get(Run, run_id)
             assert run is not None
             statuses = [
-                sr.status for sr in run.steps if sr.status not in ("removed", "rolled-back")
+                sr.status
+                for sr in run.steps
+                if sr.status not in (StepStatus.REMOVED, StepStatus.ROLLED_BACK)
             ]
-        if any(s in ("failed", "blocked") for s in statuses):
-            status = "failed"
-        elif any(s == "awaiting-approval" for s in statuses):
-            status = "awaiting-approval"
-        elif any(s == "waiting" for s in statuses):
-            status = "waiting"
-        elif all(s == STEP_DONE for s in statuses):
-            status = "done"
+        if any(s in (StepStatus.FAILED, StepStatus.BLOCKED) for s in statuses):
+            status = RunStatus.FAILED
+        elif any(s == StepStatus.AWAITING_APPROVAL for s in statuses):
+            status = RunStatus.AWAITING_APPROVAL
+        elif any(s == StepStatus.WAITING for s in statuses):
+            status = RunStatus.WAITING
+        elif all(s == StepStatus.DONE for s in statuses):
+            status = RunStatus.DONE
         else:
-            status = "paused"
+            status = RunStatus.PAUSED
         self._set_run_status(run_id, status)
         return status

@@ -16,6 +16,7 @@ from migrate.reports.render import render_plan, render_run_markdown, write_plan_
 from migrate.reports.views import status_table
 from migrate.sandbox.seed import seed
 from migrate.sandbox.server import SandboxServer, sandbox_env
+from migrate.store.status import StepStatus
 
 Echo = Callable[[str], None]
 DEMO_DIR = Path("state/demo")
@@ -86,7 +87,7 @@ def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
             rounds += 1
             status = commands.status(settings, result.run_id)
             for step in status["steps"]:
-                if step["status"] == "awaiting-approval":
+                if step["status"] == StepStatus.AWAITING_APPROVAL:
                     echo(f"demo: approving {step['id']} (as the operator would)")
                     commands.approve(settings, result.run_id, step["id"])
             result = commands.resume(

@@ -10,6 +10,7 @@ import pytest
 from migrate import commands
 from migrate.aws.session import AwsSession
 from migrate.commands import Settings
+from migrate.engine.registry import get_step_type
 from migrate.errors import DryRunViolation
 from migrate.sandbox.seed import seed
 from migrate.sandbox.server import SandboxServer, is_mutating_request
@@ -24,11 +25,16 @@ def test_planning_every_shipped_playbook_makes_zero_mutating_calls(
     seed(moto_server.endpoint_url, tmp_path / "sandbox")
     assert SHIPPED, "no shipped playbooks found"
     moto_server.start_recording()
+    planned: list[tuple[str, str]] = []
     try:
         for book in SHIPPED:
-            commands.plan(settings, str(book), [], None)
+            _, result = commands.plan(settings, str(book), [], None)
+            planned += [(s.uses, a.kind) for s in result.steps for a in s.actions]
     finally:
         moto_server.stop_recording()
+    # Every kind a plan holds is one its step type declares (and so has a handler).
+    undeclared = sorted({(u, k) for u, k in planned if k not in _kinds(u)})
+    assert planned and undeclared == []
     requests = moto_server.recorded_requests()
     assert requests, "the recorder saw no request at all: the test would prove nothing"
     mutating = [r for r in requests if is_mutating_request(r)]
@@ -58,3 +64,9 @@ def test_the_guard_refuses_secret_reads(endpoint: str, aws: Any) -> None:
     session = AwsSession(endpoint_url=endpoint, region="us-east-1")
     with session.read_only(), pytest.raises(DryRunViolation):
         session.client("secretsmanager").get_secret_value(SecretId="db")
+
+
+def _kinds(type_name: str) -> tuple[str, ...]:
+    step_type = get_step_type(type_name)
+    assert step_type is not None
+    return step_type.action_kinds

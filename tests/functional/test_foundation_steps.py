@@ -208,3 +208,26 @@ def test_log_buckets_are_left_alone_and_listed(settings: Settings, aws: Any) -> 
     commands.run(settings, BASELINE, options=RunOptions(quiet=True))
     assert _algorithm(aws, "access-logs") == "AES256"
     assert _algorithm(aws, "site-bucket") == "aws:kms"
+
+
+def test_a_bucket_the_key_cannot_serve_is_named_in_the_plan_with_its_reason(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """A key of us-east-1 cannot encrypt an eu-west-1 bucket (AWS refuses): the bucket appears in
+    the plan's warnings with the reason, instead of vanishing with no action and no word."""
+    aws("s3").create_bucket(Bucket="home-data")
+    aws("s3", region="eu-west-1").create_bucket(
+        Bucket="far-data", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    key_arn = aws("kms").create_key()["KeyMetadata"]["Arn"]
+    book = write_playbook(
+        tmp_path / "pb.yaml",
+        "name: cross-region\nsteps:\n  - id: enc\n    uses: s3.default_encryption\n"
+        f"    with:\n      kms_key: {key_arn}\n",
+    )
+    _, plan = commands.plan(settings, str(book), [], None)
+    step = plan.steps[0]
+    assert [a.target for a in step.actions] == ["home-data"]
+    warnings = plan.body()["steps"][0]["warnings"]
+    far = [w for w in warnings if "s3://far-data" in w]
+    assert far and "eu-west-1" in far[0] and "us-east-1" in far[0]

@@ -71,3 +71,18 @@ def test_the_iam_action_list_catches_a_classic_mistake() -> None:
     # The API is ListBuckets, the IAM action is s3:ListAllMyBuckets.
     assert "s3:listbuckets" not in REAL_ACTIONS
     assert "s3:listallmybuckets" in REAL_ACTIONS
+
+
+@pytest.mark.parametrize("name", list(STEP_TYPES))
+def test_every_action_kind_has_exactly_one_handler(name: str) -> None:
+    """Action kinds are dispatched one way: each declared kind resolves to a @handles method,
+    and no handler serves a kind the step does not declare."""
+    cls = STEP_TYPES[name]
+    assert cls.action_kinds, f"{name} declares no action_kinds"
+    assert len(set(cls.action_kinds)) == len(cls.action_kinds), f"{name}: duplicate kinds"
+    missing = [k for k in cls.action_kinds if k not in cls.handlers]
+    assert not missing, f"{name}: no @handles method for {missing}"
+    extra = sorted(set(cls.handlers) - set(cls.action_kinds))
+    assert not extra, f"{name}: handlers for undeclared kinds {extra}"
+    for kind, method in cls.handlers.items():
+        assert callable(getattr(cls, method)), (name, kind, method)

@@ -19,7 +19,7 @@ from migrate.cloudtrail.sources import (
     Source,
     parse_source,
 )
-from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait
+from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.errors import StepFailed
@@ -64,6 +64,7 @@ class CloudTrailUsage(Step):
     """
 
     Params = CloudTrailUsageParams
+    action_kinds = ("cloudtrail.ingest",)
     permissions = (
         "cloudtrail:DescribeTrails",
         "cloudtrail:LookupEvents",
@@ -203,7 +204,8 @@ class CloudTrailUsage(Step):
             )
         ]
 
-    def act(self, ctx: StepContext, action: Action) -> Wait | None:
+    @handles("cloudtrail.ingest")
+    def _ingest(self, ctx: StepContext, action: Action) -> Wait | None:
         """Ingest (checkpointed per batch of files; Athena queries as waits) and store the report."""
         source, dataset = self._source(ctx)
         start = date.fromisoformat(str(action.details.get("since") or self._window()[0]))

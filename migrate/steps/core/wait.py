@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 
-from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait
+from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.util import utcnow
@@ -32,6 +32,7 @@ class CoreWait(Step):
     """
 
     Params = WaitParams
+    action_kinds = ("core.wait",)
     permissions = ()
     example = """\
 - id: soak
@@ -62,7 +63,8 @@ class CoreWait(Step):
             )
         ]
 
-    def act(self, ctx: StepContext, action: Action) -> Wait | None:
+    @handles("core.wait")
+    def _wait(self, ctx: StepContext, action: Action) -> Wait | None:
         """Start the clock once (checkpointed), then report the remaining wait."""
         saved = ctx.load_checkpoint()
         if saved is None:

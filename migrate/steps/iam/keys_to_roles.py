@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 
 from migrate.aws.errors import error_code
 from migrate.aws.tags import tag_dict
-from migrate.engine.base import Action, Estimate, Facts, Step, Wait
+from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.engine.selection import Selection
@@ -191,6 +191,17 @@ class KeysToRoles(Step):
         "ssm:GetParameters",
     )
     outputs = ("role_arns", "retired_keys")
+    action_kinds = (
+        "iam.review",
+        "iam.create_role",
+        "iam.switch_workloads",
+        "iam.switch_lambda",
+        "iam.switch_ecs_task",
+        "iam.watch",
+        "iam.deactivate_key",
+        "iam.retire_window",
+        "iam.delete_key",
+    )
     example = """\
 - id: keys-to-roles
   uses: iam.keys_to_roles
@@ -709,15 +720,11 @@ class KeysToRoles(Step):
         )
 
     # -- act -------------------------------------------------------------------------------------
-    def act(self, ctx: StepContext, action: Action) -> Wait | None:
-        """Carry out one action; every create looks first, every wait is a state."""
-        handler = getattr(self, "_act_" + action.kind.split(".", 1)[1])
-        result: Wait | None = handler(ctx, action)
-        return result
-
+    @handles("iam.review")
     def _act_review(self, ctx: StepContext, action: Action) -> None:
         return None  # the approval is the review
 
+    @handles("iam.create_role")
     def _act_create_role(self, ctx: StepContext, action: Action) -> None:
         iam = ctx.client("iam")
         role = action.details["role_name"]
@@ -761,6 +768,7 @@ class KeysToRoles(Step):
         ctx.record_result(role_arn=arn, instance_profile_arn=profile["Arn"])
         return None
 
+    @handles("iam.switch_workloads")
     def _act_switch_workloads(self, ctx: StepContext, action: Action) -> None:
         iam = ctx.client("iam")
         ec2 = ctx.client("ec2")
@@ -814,11 +822,13 @@ class KeysToRoles(Step):
             ctx.checkpoint({"switched_at": utcnow().isoformat()}, done=1, name="switch")
         return None
 
+    @handles("iam.switch_lambda")
     def _act_switch_lambda(self, ctx: StepContext, action: Action) -> Wait | None:
         return switch_lambda(
             ctx, action.target, action.details["functions"], action.details["policy"]
         )
 
+    @handles("iam.switch_ecs_task")
     def _act_switch_ecs_task(self, ctx: StepContext, action: Action) -> None:
         policy = action.details["policy"]
         merged_name = _merged_policy_name(action.target)
@@ -863,6 +873,7 @@ class KeysToRoles(Step):
             return now
         return datetime.fromisoformat(saved["cursor"]["start"])
 
+    @handles("iam.watch")
     def _act_watch(self, ctx: StepContext, action: Action) -> Wait | None:
         iam = ctx.client("iam")
         start = self._switched_at(ctx)
@@ -891,6 +902,7 @@ class KeysToRoles(Step):
             poll_s=min(3600.0, max(remaining, 1.0)),
         )
 
+    @handles("iam.deactivate_key")
     def _act_deactivate_key(self, ctx: StepContext, action: Action) -> None:
         iam = ctx.client("iam")
         user = action.details["user"]
@@ -909,6 +921,7 @@ class KeysToRoles(Step):
         ctx.record_result(deactivated_at=utcnow().isoformat())
         return None
 
+    @handles("iam.retire_window")
     def _act_retire_window(self, ctx: StepContext, action: Action) -> Wait | None:
         saved = ctx.load_checkpoint("retire")
         if saved is None:
@@ -925,6 +938,7 @@ class KeysToRoles(Step):
             poll_s=min(3600.0, (deadline - utcnow()).total_seconds()),
         )
 
+    @handles("iam.delete_key")
     def _act_delete_key(self, ctx: StepContext, action: Action) -> None:
         iam = ctx.client("iam")
         try:

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from migrate.aws.errors import error_code
-from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait
+from migrate.aws.errors import already_exists, error_code
+from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.errors import StepFailed
@@ -149,6 +149,7 @@ class EnsureKmsKey(Step):
     """
 
     Params = KmsKeyParams
+    action_kinds = ("kms.create_key", "kms.restore_key", "kms.enable_rotation")
     permissions = (
         "kms:ListAliases",
         "kms:ListKeys",
@@ -261,41 +262,49 @@ class EnsureKmsKey(Step):
             )
         return actions
 
-    def act(self, ctx: StepContext, action: Action) -> Wait | None:
-        """Create/repair the key; safe to repeat after a crash at any point."""
+    # Create or repair the key; each is safe to repeat after a crash at any point.
+    @handles("kms.create_key")
+    def _create_key(self, ctx: StepContext, action: Action) -> None:
         kms = ctx.client("kms", action.region or self._region(ctx))
         alias = self.params.alias
-        if action.kind == "kms.create_key":
-            existing = _find_alias(kms, alias)
-            if existing is not None and existing.get("TargetKeyId"):
-                key_id = str(existing["TargetKeyId"])
-            else:
-                key_id = _find_tagged_key(kms, alias) or self._create(ctx, kms)
-                try:
-                    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
-                except Exception as exc:
-                    if error_code(exc) != "AlreadyExistsException":
-                        raise
-            kms.enable_key_rotation(KeyId=key_id)
-            meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-            ctx.record_resource(
-                "kms:key", meta["Arn"], region=action.region, details={"alias": alias}
-            )
-            return None
-        entry = _find_alias(kms, alias)
+        existing = _find_alias(kms, alias)
+        if existing is not None and existing.get("TargetKeyId"):
+            key_id = str(existing["TargetKeyId"])
+        else:
+            key_id = _find_tagged_key(kms, alias) or self._create(ctx, kms)
+            try:
+                kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+            except Exception as exc:
+                if not already_exists(exc):
+                    raise
+        kms.enable_key_rotation(KeyId=key_id)
+        meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        ctx.record_resource("kms:key", meta["Arn"], region=action.region, details={"alias": alias})
+
+    def _aliased_key(self, kms: Any) -> str:
+        entry = _find_alias(kms, self.params.alias)
         if entry is None:
-            raise StepFailed(f"alias {alias} disappeared while the run was going on; plan again.")
-        key_id = str(entry["TargetKeyId"])
-        if action.kind == "kms.restore_key":
-            state = kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"]
-            if state == "PendingDeletion":
-                kms.cancel_key_deletion(KeyId=key_id)
-            kms.enable_key(KeyId=key_id)
-            ctx.record_resource("kms:key", key_id, change="modified", region=action.region)
-        elif action.kind == "kms.enable_rotation":
-            kms.enable_key_rotation(KeyId=key_id)
-            ctx.record_resource("kms:key", key_id, change="modified", region=action.region)
-        return None
+            raise StepFailed(
+                f"alias {self.params.alias} disappeared while the run was going on; plan again."
+            )
+        return str(entry["TargetKeyId"])
+
+    @handles("kms.restore_key")
+    def _restore_key(self, ctx: StepContext, action: Action) -> None:
+        kms = ctx.client("kms", action.region or self._region(ctx))
+        key_id = self._aliased_key(kms)
+        state = kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"]
+        if state == "PendingDeletion":
+            kms.cancel_key_deletion(KeyId=key_id)
+        kms.enable_key(KeyId=key_id)
+        ctx.record_resource("kms:key", key_id, change="modified", region=action.region)
+
+    @handles("kms.enable_rotation")
+    def _enable_rotation(self, ctx: StepContext, action: Action) -> None:
+        kms = ctx.client("kms", action.region or self._region(ctx))
+        key_id = self._aliased_key(kms)
+        kms.enable_key_rotation(KeyId=key_id)
+        ctx.record_resource("kms:key", key_id, change="modified", region=action.region)
 
     def _create(self, ctx: StepContext, kms: Any) -> str:
         region = self._region(ctx)

@@ -17,7 +17,7 @@ from pydantic import Field
 from migrate.aws.arns import arn_region
 from migrate.aws.errors import error_code
 from migrate.aws.rds import describe_instance, tag_value
-from migrate.engine.base import Action, Facts, Step, Wait
+from migrate.engine.base import Action, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.engine.selection import Selection
@@ -136,6 +136,17 @@ class RdsEncrypt(Step):
         "iam:PassRole",
     )
     outputs = ("encrypted",)
+    action_kinds = (
+        WARM_UP,
+        STOP_WRITES,
+        FINAL_SNAPSHOT,
+        RESTORE,
+        VERIFY,
+        CUT_OVER,
+        REPLICAS,
+        CLEANUP,
+        *rc.KINDS,
+    )
     example = """\
 - id: rds
   uses: rds.encrypt
@@ -450,25 +461,42 @@ class RdsEncrypt(Step):
         return out
 
     # --- act ---------------------------------------------------------------------------------------
-    def act(self, ctx: StepContext, action: Action) -> Wait | None:
-        """Run one phase of one database; phases that wait return a :class:`Wait`."""
-        rds = ctx.client("rds", action.region)
-        if action.kind in rc.KINDS:
-            return ClusterFlow(self).act(ctx, rds, action)
-        handlers = {
-            WARM_UP: lambda: self._snapshot_and_copy(ctx, rds, action, "warmup"),
-            STOP_WRITES: lambda: ph.stop_writes(self, ctx, action),
-            FINAL_SNAPSHOT: lambda: self._snapshot_and_copy(ctx, rds, action, "final"),
-            RESTORE: lambda: self._restore(ctx, rds, action),
-            VERIFY: lambda: self._verify_copy(ctx, rds, action),
-            CUT_OVER: lambda: self._cut_over(ctx, rds, action),
-            REPLICAS: lambda: self._replicas(ctx, rds, action),
-            CLEANUP: lambda: self._cleanup(ctx, rds, action),
-        }
-        handler = handlers.get(action.kind)
-        if handler is None:
-            raise StepFailed(f"rds.encrypt does not know the action kind {action.kind!r}.")
-        return handler()
+    # One phase of one database per action; phases that wait return a Wait.
+    @handles(*rc.KINDS)
+    def _cluster_phase(self, ctx: StepContext, action: Action) -> Wait | None:
+        return ClusterFlow(self).act(ctx, ctx.client("rds", action.region), action)
+
+    @handles(WARM_UP)
+    def _warm_up(self, ctx: StepContext, action: Action) -> Wait | None:
+        return self._snapshot_and_copy(ctx, ctx.client("rds", action.region), action, "warmup")
+
+    @handles(STOP_WRITES)
+    def _stop_writes(self, ctx: StepContext, action: Action) -> Wait | None:
+        return ph.stop_writes(self, ctx, action)
+
+    @handles(FINAL_SNAPSHOT)
+    def _final_snapshot(self, ctx: StepContext, action: Action) -> Wait | None:
+        return self._snapshot_and_copy(ctx, ctx.client("rds", action.region), action, "final")
+
+    @handles(RESTORE)
+    def _restore_phase(self, ctx: StepContext, action: Action) -> Wait | None:
+        return self._restore(ctx, ctx.client("rds", action.region), action)
+
+    @handles(VERIFY)
+    def _verify_phase(self, ctx: StepContext, action: Action) -> Wait | None:
+        return self._verify_copy(ctx, ctx.client("rds", action.region), action)
+
+    @handles(CUT_OVER)
+    def _cut_over_phase(self, ctx: StepContext, action: Action) -> Wait | None:
+        return self._cut_over(ctx, ctx.client("rds", action.region), action)
+
+    @handles(REPLICAS)
+    def _replicas_phase(self, ctx: StepContext, action: Action) -> Wait | None:
+        return self._replicas(ctx, ctx.client("rds", action.region), action)
+
+    @handles(CLEANUP)
+    def _cleanup_phase(self, ctx: StepContext, action: Action) -> Wait | None:
+        return self._cleanup(ctx, ctx.client("rds", action.region), action)
 
     # timing -------------------------------------------------------------------------------------
     def _record_timing(self, ctx: StepContext, db_id: str, phase: str, **values: Any) -> None:

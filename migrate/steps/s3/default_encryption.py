@@ -10,7 +10,7 @@ from migrate.aws.arns import arn_region
 from migrate.aws.errors import error_code
 from migrate.aws.kms import KeyResolver
 from migrate.aws.s3 import bucket_encryption
-from migrate.engine.base import Action, Estimate, Facts, Step, Wait
+from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.engine.selection import Selection
@@ -40,6 +40,7 @@ class S3DefaultEncryption(Step):
     """
 
     Params = DefaultEncryptionParams
+    action_kinds = ("s3.put_default_encryption",)
     permissions = (
         "s3:ListAllMyBuckets",
         "s3:GetBucketLocation",
@@ -86,6 +87,21 @@ class S3DefaultEncryption(Step):
             for name, b in buckets.items()
             if b.get("log_bucket") and not self.params.include_log_buckets and name not in compliant
         ]
+        # A key can only encrypt buckets of its own region (AWS refuses others): such a bucket
+        # is named in the plan with its reason instead of vanishing from it.
+        key_region = arn_region(self.params.kms_key) if ctx.is_known(self.params.kms_key) else None
+        for name, b in buckets.items():
+            arn_of_region = target_arns.get(b["region"])
+            where = arn_region(arn_of_region) or key_region
+            if name not in compliant and where and where != b["region"]:
+                b["skipped"] = (
+                    f"the key is in {where} but the bucket is in {b['region']}: AWS refuses a "
+                    "key from another region"
+                )
+                warnings.append(
+                    f"s3://{name} skipped: {b['skipped']}; give a key of {b['region']} "
+                    "(a kms.ensure_key step with regions: [...]) or exclude the bucket"
+                )
         return {
             "buckets": buckets,
             "target_key": self.params.kms_key,
@@ -141,24 +157,17 @@ class S3DefaultEncryption(Step):
     def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
         """One action per bucket that does not default to the target key yet."""
         actions: list[Action] = []
-        key_known = ctx.is_known(self.params.kms_key)
         for name, bucket in facts["buckets"].items():
             if name in facts["compliant"]:
                 continue
             if bucket.get("log_bucket") and not self.params.include_log_buckets:
                 continue  # listed in facts["warnings"]; include_log_buckets: true overrides
+            if bucket.get("skipped"):
+                continue  # named in facts["warnings"] with its reason
             region = bucket["region"]
-            target_arn = facts["target_key_arns"].get(region)
-            key_region = arn_region(target_arn) or arn_region(self.params.kms_key)
             risks = [
                 "only new objects are encrypted by default; existing objects need s3.reencrypt",
             ]
-            if key_known and key_region and key_region != region:
-                risks.append(
-                    f"the key is in {key_region} but the bucket is in {region}: AWS refuses a "
-                    "key from another region; this bucket is skipped"
-                )
-                continue
             enc = bucket["encryption"]
             was = enc["algorithm"] or "none"
             if enc["algorithm"] == "aws:kms" and enc.get("kms_key"):
@@ -196,7 +205,8 @@ class S3DefaultEncryption(Step):
             ]
         }
 
-    def act(self, ctx: StepContext, action: Action) -> Wait | None:
+    @handles("s3.put_default_encryption")
+    def _put_default_encryption(self, ctx: StepContext, action: Action) -> Wait | None:
         """Put the bucket's default encryption (a PUT replaces, so repeating is harmless)."""
         if not ctx.is_known(self.params.kms_key):
             raise StepFailed(

@@ -163,15 +163,6 @@ def _grantee_spec(grantee: Mapping[str, Any]) -> str | None:
     return None
 
 
-def grants_from_acl(acl: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Grants as sorted (grantee, permission) pairs, for comparing ACLs before and after."""
-    out = []
-    for grant in acl.get("Grants") or []:
-        spec = _grantee_spec(grant.get("Grantee") or {}) or "?"
-        out.append((spec, str(grant.get("Permission"))))
-    return sorted(out)
-
-
 def encryption_params(target_arn: str, bucket_key: bool) -> dict[str, Any]:
     """The SSE-KMS parameters of a copy or multipart upload."""
     return {

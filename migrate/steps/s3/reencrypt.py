@@ -20,7 +20,7 @@ from migrate.aws.arns import arn_region
 from migrate.aws.errors import error_code
 from migrate.aws.kms import KeyResolver
 from migrate.aws.s3 import bucket_encryption, bucket_region
-from migrate.engine.base import Action, Estimate, Facts, Step, Wait
+from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.engine.selection import Selection
@@ -429,6 +429,7 @@ class S3Reencrypt(Step):
     """
 
     Params = ReencryptParams
+    action_kinds = ("s3.reencrypt_objects", "s3.delete_superseded_versions")
     permissions = (
         "s3:ListAllMyBuckets",
         "s3:GetBucketLocation",
@@ -967,11 +968,9 @@ class S3Reencrypt(Step):
         return risks
 
     # -- act -------------------------------------------------------------------------------------
-    def act(self, ctx: StepContext, action: Action) -> Wait | None:
-        """Re-encrypt one bucket's objects (or delete superseded versions), resumably."""
-        if action.kind == "s3.delete_superseded_versions":
-            self._delete_superseded(ctx, action)
-            return None
+    @handles("s3.reencrypt_objects")
+    def _reencrypt_objects(self, ctx: StepContext, action: Action) -> Wait | None:
+        """Re-encrypt one bucket's objects, resumably (checkpointed per batch)."""
         if not ctx.is_known(self.params.kms_key):
             raise StepFailed(
                 f"the KMS key for s3://{action.target} is still {self.params.kms_key}; run the "
@@ -1157,6 +1156,7 @@ class S3Reencrypt(Step):
         endpoint = ctx.aws.endpoint_url
         return not endpoint or "amazonaws.com" in endpoint
 
+    @handles("s3.delete_superseded_versions")
     def _delete_superseded(self, ctx: StepContext, action: Action) -> None:
         """Delete the versions this run's copies replaced, after checking each copy is there."""
         bucket, region = action.target, action.region or ctx.regions[0]

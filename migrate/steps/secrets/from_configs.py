@@ -24,7 +24,7 @@ from migrate.configs.textio import (
     file_mode,
     write_backup,
 )
-from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait
+from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.errors import StepFailed
@@ -138,6 +138,7 @@ class ConfigSecrets(Step):
     """
 
     Params = ConfigSecretsParams
+    action_kinds = ("secrets.store", "config.rewrite")
     permissions = (
         "secretsmanager:DescribeSecret",
         "secretsmanager:CreateSecret",
@@ -352,8 +353,10 @@ class ConfigSecrets(Step):
         return actions
 
     # -- act ---------------------------------------------------------------------------------------
-    def act(self, ctx: StepContext, action: Action) -> Wait | None:
-        """Store the secrets, or rewrite the file; both start from the byte-exact backup."""
+    def _checked(
+        self, ctx: StepContext, action: Action
+    ) -> tuple[Any, Path, FileScan, dict[str, SecretGroup]]:
+        """The file as planned (from the byte-exact backup), or StepFailed if it changed."""
         if not ctx.is_known(self.params.kms_key):
             raise StepFailed(
                 f"the KMS key for {action.target} is still {self.params.kms_key}; run the step "
@@ -374,15 +377,21 @@ class ConfigSecrets(Step):
                     f"{path}: the credentials for {planned['name']} differ from the plan (was the "
                     "name_template or the file changed?). Plan again."
                 )
-        if action.kind == "secrets.store":
-            sm = ctx.client("secretsmanager", action.region or self._region(ctx))
-            for planned in details["secrets"]:
-                self._ensure_secret(ctx, sm, fp, groups[planned["name"]], path)
-            return None
-        if action.kind == "config.rewrite":
-            self._rewrite(ctx, fp, path, scan, details)
-            return None
-        raise StepFailed(f"unknown action kind {action.kind!r} for secrets.from_configs")
+        return fp, path, scan, groups
+
+    @handles("secrets.store")
+    def _store(self, ctx: StepContext, action: Action) -> None:
+        """Store the file's credentials in Secrets Manager."""
+        fp, path, _, groups = self._checked(ctx, action)
+        sm = ctx.client("secretsmanager", action.region or self._region(ctx))
+        for planned in action.details["secrets"]:
+            self._ensure_secret(ctx, sm, fp, groups[planned["name"]], path)
+
+    @handles("config.rewrite")
+    def _rewrite_file(self, ctx: StepContext, action: Action) -> None:
+        """Rewrite the file to reference the stored secrets."""
+        fp, path, scan, _ = self._checked(ctx, action)
+        self._rewrite(ctx, fp, path, scan, action.details)
 
     def _original(self, ctx: StepContext, fp: Fingerprinter, path: Path, expected: str) -> bytes:
         """The file as planned: from this run's backup, or read (and backed up) now."""
