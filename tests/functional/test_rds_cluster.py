@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 from migrate import commands
+from migrate.aws import rds_settings as rs
 from migrate.aws.session import AwsSession
 from migrate.commands import Settings
 from migrate.engine.base import Action
 from migrate.engine.runner import RunOptions
 from migrate.errors import BadInputError, StepFailed
 from migrate.steps.rds import cluster as rc
-from migrate.steps.rds import settings as rs
 from migrate.steps.rds.encrypt import RdsEncrypt, RdsEncryptParams
 from migrate.store.models import Resource
 from tests.conftest import PLAYBOOKS

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from migrate import commands
+from migrate.aws import rds_settings as rs
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.errors import BadInputError
-from migrate.steps.rds import settings as rs
 from migrate.store.models import JournalEntry, Resource
 from tests.conftest import PLAYBOOKS, write_playbook
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
+from migrate.aws import rds_settings as rs
 from migrate.aws.session import AwsSession
 from migrate.engine.base import Action, Wait
 from migrate.errors import StepFailed
 from migrate.steps.rds import cluster as rc
-from migrate.steps.rds import settings as rs
 from migrate.steps.rds.encrypt import RdsEncrypt, RdsEncryptParams
 from tests.unit.test_rds_waits import KEY, Clock, MemoryContext
 

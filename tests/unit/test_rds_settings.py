@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrate.steps.rds import settings as rs
+from migrate.aws import rds_settings as rs
 
 DESCRIBED: dict[str, Any] = {
     "DBInstanceIdentifier": "orders",
@@ -157,7 +157,7 @@ def test_estimates_grow_with_storage_and_warm_up_shortens_the_downtime() -> None
 
 
 def test_default_option_groups_are_not_passed_explicitly() -> None:
-    from migrate.steps.rds.settings import custom_option_group
+    from migrate.aws.rds_settings import custom_option_group
 
     assert custom_option_group("default:mysql-8-0") is None
     assert custom_option_group(None) is None

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from botocore.stub import ANY, Stubber
 
+from migrate.aws import rds_settings as rs
 from migrate.aws.session import AwsSession
 from migrate.engine.base import Action, Wait
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
-from migrate.steps.rds import settings as rs
 from migrate.steps.rds.encrypt import FINAL_SNAPSHOT, RdsEncrypt, RdsEncryptParams
 from migrate.store.models import Resource
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from migrate.aws import rds_settings as rs
 from migrate.engine.base import Action
 from migrate.engine.context import StepContext
 from migrate.errors import BadInputError
-from migrate.steps.rds import settings as rs
 from migrate.steps.rds.phases import CLUSTER, action_adder, cleanup_risks
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from migrate.aws import rds_settings as rs
 from migrate.aws.rds import (
     all_instances,
     describe_cluster,
@@ -22,7 +23,6 @@ from migrate.engine.base import Action, Wait
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
 from migrate.steps.rds import phases as ph
-from migrate.steps.rds import settings as rs
 from migrate.steps.rds.cluster import (
     CLUSTER_CLEANUP,
     CLUSTER_COMPARED,

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
+from migrate.aws import rds_settings as rs
 from migrate.aws.arns import arn_region
 from migrate.aws.errors import error_code
 from migrate.aws.rds import describe_instance, tag_value
@@ -24,7 +25,6 @@ from migrate.engine.selection import Selection
 from migrate.errors import BadInputError, StepFailed
 from migrate.steps.rds import cluster as rc
 from migrate.steps.rds import phases as ph
-from migrate.steps.rds import settings as rs
 from migrate.steps.rds.cluster_flow import ClusterFlow
 from migrate.steps.rds.phases import INSTANCE, iso, parse
 from migrate.util import utcnow

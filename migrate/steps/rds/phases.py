@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from migrate.aws import rds_settings as rs
 from migrate.aws.rds import (
     describe_cluster,
     describe_cluster_snapshot,
@@ -28,7 +29,6 @@ from migrate.aws.rds import (
 from migrate.engine.base import Action, Estimate, Wait
 from migrate.engine.context import RecordedResource, StepContext
 from migrate.errors import StepFailed
-from migrate.steps.rds import settings as rs
 
 if TYPE_CHECKING:
     from migrate.steps.rds.encrypt import RdsEncrypt

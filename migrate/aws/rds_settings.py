@@ -1,4 +1,6 @@
-"""Pure helpers of ``rds.encrypt``: the settings a restore does not carry, names, and estimates.
+"""RDS settings as the API spells them: what a restore does not carry, names, and estimates.
+
+Shared by the RDS steps (``rds.encrypt``, ``dr.restore_test``).
 
 Nothing here calls AWS. ``instance_settings`` turns a ``DescribeDBInstances`` entry into a flat,
 JSON-able dict (the facts of one database); ``restore_kwargs``/``modify_kwargs``/``replica_kwargs``
