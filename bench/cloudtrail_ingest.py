@@ -32,6 +32,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# The synthetic records are test support (tests/support/), not part of the product.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.cloudtrail_synth import ACCOUNT, RecordFactory, log_file, log_key
 
 RECORD_TYPE = (

@@ -117,14 +117,14 @@ name: long wait
 steps:
   - id: soak
     uses: core.wait
-    with: {seconds: 40}
+    with: {seconds: 600}
 """
 
 
 def test_second_operator_is_locked_out_until_unlock(endpoint: str, tmp_path: Path) -> None:
     book = write_playbook(tmp_path / "wait.yaml", WAIT_BOOK)
     db = tmp_path / "lock.db"
-    first = _popen(["-q", "run", str(book), "--max-wait", "60"], db, endpoint)
+    first = _popen(["-q", "run", str(book), "--max-wait", "900"], db, endpoint)
     try:
         deadline = time.monotonic() + 30
         lock: list[tuple[Any, ...]] = []
