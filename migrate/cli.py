@@ -27,7 +27,7 @@ from migrate.engine.runner import (
     Interrupted,
     RunOptions,
 )
-from migrate.errors import EXIT_INTERRUPTED, MigrateError
+from migrate.errors import EXIT_INTERRUPTED, BadInputError, MigrateError
 from migrate.reports.render import render_plan, write_plan_report
 from migrate.reports.views import status_table
 from migrate.store.status import ActionStatus, RunStatus, StepStatus
@@ -142,6 +142,11 @@ def _log_to_file(state: str | None) -> None:
     logger.addHandler(handler)
     # The terminal gets progress through click; the root handler only shows warnings.
     logger.propagate = logging.getLogger().level <= logging.DEBUG
+
+
+def _interactive() -> bool:
+    """True when a person can answer a question (stdin is a terminal)."""
+    return sys.stdin.isatty()
 
 
 def _echo(settings: Settings) -> Any:
@@ -311,10 +316,38 @@ def run(
 ) -> None:
     """Start a new run of PLAYBOOK (or of a saved plan with --plan).
 
+    Without --plan, the playbook is planned first and the plan shown; on a terminal migrate asks
+    `apply? [y/N]`, without one it refuses unless --yes. What runs is exactly that plan.
+
     Exit codes: 0 done, 1 failed, 2 bad input, 3 awaiting approval, 4 waiting, 5 locked.
     """
+    if plan_id is not None and (params or params_file):
+        raise BadInputError(
+            "-p/--params cannot be used with --plan: the saved plan fixed its parameters when it "
+            "was made. Make a new plan with them (`migrate plan PLAYBOOK -p ...`) and run that."
+        )
+    if plan_id is None:
+        if playbook is None:
+            raise BadInputError("`migrate run` needs a PLAYBOOK or --plan PLAN_ID.")
+        plan_id, planned = commands.plan(settings, playbook, params, params_file)
+        body = planned.body()
+        body["plan_id"] = plan_id
+        if not settings.quiet:
+            click.echo(render_plan(body), err=True)
+        if not yes:
+            if not _interactive():
+                raise BadInputError(
+                    f"`migrate run {playbook}` changes the account and asks first, but there is "
+                    f"no terminal to ask on. Review the plan above (saved as {plan_id}), then run "
+                    f"`migrate run --plan {plan_id}` on a terminal, or pass --yes to apply "
+                    "without asking."
+                )
+            if not click.confirm("apply?", default=False, err=True):
+                click.echo(f"Nothing changed. The plan is saved as {plan_id}.", err=True)
+                sys.exit(0)
+        playbook = None
     options = _run_options(settings, yes, only, until, step_mode, max_wait)
-    result = commands.run(settings, playbook, params, params_file, plan_id, options)
+    result = commands.run(settings, playbook, (), None, plan_id, options)
     _finish_run(result, settings)
 
 
@@ -386,16 +419,41 @@ def status(settings: Settings, run_id: str | None, as_json: bool) -> None:
     metavar="NAME",
     help="Approve this gate only; before the run reaches it, a standing approval.",
 )
+@click.option(
+    "--all-targets",
+    is_flag=True,
+    help="With --gate: a standing approval for every resource of the step (destructive gates "
+    "otherwise need --target).",
+)
+@click.option("--reason", metavar="TEXT", help="Why it is approved (recorded with the approval).")
+@click.option("--ticket", metavar="ID", help="The change ticket (recorded with the approval).")
 @pass_settings
 def approve(
-    settings: Settings, run_id: str, step_id: str, target: str | None, gate: str | None
+    settings: Settings,
+    run_id: str,
+    step_id: str,
+    target: str | None,
+    gate: str | None,
+    all_targets: bool,
+    reason: str | None,
+    ticket: str | None,
 ) -> None:
     """Approve the gates awaiting approval in STEP_ID of RUN_ID (or one resource's: --target).
 
     An approval opens the gates waiting now; a later gate of the same resource (a cut-over after
-    stop-writes) needs its own approval, or a standing one with --gate.
+    stop-writes) needs its own approval, or a standing one with --gate. When gates of different
+    kinds wait, name one with --gate.
     """
-    result = commands.approve(settings, run_id, step_id, target, gate)
+    result = commands.approve(
+        settings,
+        run_id,
+        step_id,
+        target,
+        gate,
+        reason=reason,
+        ticket=ticket,
+        all_targets=all_targets,
+    )
     what = f"{step_id} ({target})" if target else step_id
     click.echo(
         f"Approved {what} in {run_id} as {result['by']}"

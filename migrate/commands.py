@@ -6,7 +6,9 @@ is the CLI's business. Errors are :class:`migrate.errors.MigrateError` subclasse
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from migrate import __version__
 from migrate.aws.session import AwsSession
 from migrate.cloudtrail import api as cloudtrail_api
 from migrate.cloudtrail.model import UsageReport
@@ -145,6 +148,49 @@ def _caller_arn(aws: AwsSession) -> str | None:
         return None
 
 
+PLAN_SCHEMA = "migrate.plan/1"
+
+
+def account_context(aws: AwsSession, regions: list[str] | None = None) -> dict[str, Any]:
+    """Who and where a document is about: account, partition, caller, regions, time, version.
+
+    Every plan, report and JSON document carries it, so a change board never approves a plan
+    for the wrong account or region."""
+    ident = aws.client("sts").get_caller_identity()
+    arn = str(ident["Arn"])
+    return {
+        "account_id": str(ident["Account"]),
+        "caller_arn": arn,
+        "partition": arn.split(":")[1] if arn.startswith("arn:") else "aws",
+        "regions": sorted(set(regions or [aws.region or ""]) - {""}),
+        "generated_at": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tool_version": __version__,
+    }
+
+
+def run_context(data: dict[str, Any]) -> dict[str, Any]:
+    """The account banner of a stored run, from what the run recorded (no AWS call: a report
+    must work from the state store alone)."""
+    arn = data.get("caller_arn") or ""
+    fields = arn.split(":") if arn.startswith("arn:") else []
+    regions = {a.get("region") for s in data["steps"] for a in s["actions"]} - {None, ""}
+    return {
+        "account_id": fields[4] if len(fields) > 4 else None,
+        "caller_arn": arn or None,
+        "partition": fields[1] if len(fields) > 1 else None,
+        "regions": sorted(str(r) for r in regions),
+        "generated_at": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tool_version": __version__,
+    }
+
+
+def playbook_fingerprint(playbook: Playbook) -> str:
+    """sha256 of the playbook file and its resolved parameters: which text the plan is of."""
+    digest = hashlib.sha256(Path(playbook.path).read_bytes())
+    digest.update(json.dumps(playbook.params, sort_keys=True, default=str).encode())
+    return "sha256:" + digest.hexdigest()
+
+
 # --- plan -------------------------------------------------------------------------------------------
 def plan(
     settings: Settings,
@@ -157,6 +203,11 @@ def plan(
     store = settings.store()
     aws = settings.aws()
     result = make_plan(playbook, aws, settings.state_dir(store), quiet=settings.quiet, store=store)
+    regions = sorted({r for s in result.steps for r in s.regions} | {aws.region or ""} - {""})
+    result.context = {
+        **account_context(aws, regions),
+        "playbook_fingerprint": playbook_fingerprint(playbook),
+    }
     plan_id = _new_id("p")
     with store.write() as session:
         session.add(
@@ -466,6 +517,7 @@ def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
                         "progress": progress,
                         "estimate": (a.data or {}).get("estimate", {}),
                         "risks": (a.data or {}).get("risks", []),
+                        "region": (a.data or {}).get("region"),
                         "result": dict(a.result or {}),
                         "started_at": a.started_at.isoformat(timespec="seconds")
                         if a.started_at
@@ -511,6 +563,8 @@ def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
                     "caller_arn": a.caller_arn,
                     "at": a.approved_at.isoformat(timespec="seconds"),
                     "via": a.via,
+                    "reason": a.reason,
+                    "ticket": a.ticket,
                 }
                 for a in approvals
             ],
@@ -525,15 +579,22 @@ def approve(
     step_id: str,
     target: str | None = None,
     gate: str | None = None,
+    *,
+    reason: str | None = None,
+    ticket: str | None = None,
+    all_targets: bool = False,
 ) -> dict[str, Any]:
     """Approve the gates that await approval in a step (optionally one target's only).
 
     An approval opens the gates waiting *now*: approving the stop-writes gate of a database does
     not approve its later cut-over. With nothing awaiting, ``gate`` records a standing approval of
-    that gate (for ``target``, or every target) that opens it when the run reaches it.
+    that gate (for ``target``, or with ``all_targets`` every target) that opens it when the run
+    reaches it. ``gate`` must be one the step can reach; when gates of different kinds wait, the
+    approval must name one. ``reason`` and ``ticket`` are recorded with it.
     """
     store = settings.store()
-    _get_run(store, run_id)
+    run_row = _get_run(store, run_id)
+    reachable = _reachable_gates(store, run_row, step_id)
     with store.read() as session:
         sr = session.scalar(
             select(StepRun).where(StepRun.run_id == run_id, StepRun.step_id == step_id)
@@ -556,6 +617,28 @@ def approve(
             f"step {step_id} of run {run_id} has no action on {target!r}; its targets are: "
             f"{', '.join(targets)}."
         )
+    if gate is not None and gate not in reachable:
+        raise BadInputError(
+            f"step {step_id} of run {run_id} has no gate {gate!r}; the gates it can reach are: "
+            + (", ".join(sorted(reachable)) or "none")
+            + ". Name one of them with --gate."
+        )
+    kinds = sorted({a.gate or "approve" for a in awaiting})
+    if gate is None and target is None and len(kinds) > 1:
+        raise BadInputError(
+            f"gates of different kinds await approval in step {step_id} of run {run_id} ("
+            + ", ".join(kinds)
+            + "); approve one kind at a time: "
+            + "; ".join(f"`migrate approve {run_id} {step_id} --gate {k}`" for k in kinds)
+            + " (add --target RESOURCE for one resource)."
+        )
+    standing = not awaiting and gate is not None and target is None
+    if standing and not all_targets and reachable.get(str(gate)):
+        raise BadInputError(
+            f"--gate {gate} is destructive: a standing approval of it needs --target RESOURCE "
+            "(one resource), or --all-targets to approve it for every resource of the step "
+            "before the run gets there."
+        )
     if not awaiting and gate is None:
         raise BadInputError(
             f"nothing in step {step_id} of run {run_id} awaits approval"
@@ -564,7 +647,10 @@ def approve(
             "(e.g. --gate cut-over); `migrate status RUN` shows the gates."
         )
     who = operator_name()
-    arn = _caller_arn(settings.aws())
+    try:
+        arn = _caller_arn(settings.aws())
+    except BadInputError:  # no region configured: the approval still counts, without the ARN
+        arn = None
     now = utcnow()
     with store.write() as session:
         session.add(
@@ -576,6 +662,8 @@ def approve(
                 caller_arn=arn,
                 approved_at=now,
                 via="approve" if awaiting else f"standing:{gate}"[:32],
+                reason=reason,
+                ticket=ticket,
             )
         )
         released = 0
@@ -585,7 +673,13 @@ def approve(
             # The approval belongs to this action (this gate) only.
             row.result = {
                 **(row.result or {}),
-                "approved": {"by": who, "caller_arn": arn, "at": now.isoformat()},
+                "approved": {
+                    "by": who,
+                    "caller_arn": arn,
+                    "at": now.isoformat(),
+                    "reason": reason,
+                    "ticket": ticket,
+                },
             }
             row.status = ActionStatus.PENDING
             released += 1
@@ -602,6 +696,30 @@ def approve(
         "caller_arn": arn,
         "released": released,
     }
+
+
+def _reachable_gates(store: Store, run_row: Run, step_id: str) -> dict[str, bool]:
+    """The gate names a step of a run can reach, each with whether it guards a destructive
+    action: from the step's decided actions, and from the saved plan the run applies."""
+    gates: dict[str, bool] = {}
+    with store.read() as session:
+        sr = session.scalar(
+            select(StepRun).where(StepRun.run_id == run_row.id, StepRun.step_id == step_id)
+        )
+        rows = list(sr.actions) if sr is not None else []
+        for a in rows:
+            if a.gate or (sr is not None and sr.definition.get("approve")):
+                name = a.gate or "approve"
+                gates[name] = gates.get(name, False) or bool(a.destructive)
+        saved = session.get(Plan, run_row.plan_id) if run_row.plan_id else None
+        for step in (saved.body or {}).get("steps", []) if saved is not None else []:
+            if step.get("id") != step_id:
+                continue
+            for a in step.get("actions", []):
+                if a.get("gate") or step.get("gated"):
+                    name = a.get("gate") or "approve"
+                    gates[name] = gates.get(name, False) or bool(a.get("destructive"))
+    return gates
 
 
 def unlock(settings: Settings, run_id: str, lock_id: str) -> dict[str, Any]:
@@ -682,6 +800,7 @@ def report(settings: Settings, run_id: str) -> dict[str, Any]:
     store = settings.store()
     data = status(settings, run_id)
     data["schema"] = REPORT_SCHEMA
+    data["context"] = run_context(data)
     pending: list[dict[str, Any]] = []
     downtime_taken = 0.0
     for step in data["steps"]:

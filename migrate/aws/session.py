@@ -154,8 +154,15 @@ class AwsSession:
                 "profile with --profile or AWS_PROFILE, or configure it with `aws configure "
                 f"--profile {self.profile}`."
             ) from None
-        if self.region is None:
-            self.region = self._session.region_name or "us-east-1"
+        # The awscli order: --region, then AWS_REGION (the SDKs' variable, which botocore does
+        # not read), then AWS_DEFAULT_REGION or the profile (botocore's own resolution).
+        self.region = self.region or os.environ.get("AWS_REGION") or self._session.region_name
+        if not self.region:
+            raise BadInputError(
+                "no AWS region is set. Pass --region REGION, or set AWS_REGION (or "
+                "AWS_DEFAULT_REGION), or give the profile a region with `aws configure set "
+                "region REGION`. migrate never guesses one: a plan is for the region it names."
+            )
 
     @contextlib.contextmanager
     def read_only(self) -> Iterator[None]:
@@ -173,7 +180,8 @@ class AwsSession:
 
     def client(self, service: str, region: str | None = None) -> Any:
         """A botocore client for ``service`` in ``region`` (default: the session's)."""
-        region = region or self.region or "us-east-1"
+        region = region or self.region
+        assert region, "__post_init__ resolves the region or refuses"
         key = (service, region)
         with self._lock:
             if key not in self._clients:

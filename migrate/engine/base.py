@@ -175,6 +175,15 @@ class Step:
         The default dispatches to the method marked ``@handles(action.kind)``."""
         return self.handler_for(action.kind)(ctx, action)
 
+    def gather_evidence(self, ctx: StepContext, facts: Facts) -> str | None:
+        """While planning: gather the read-only evidence later steps plan from (e.g. CloudTrail
+        usage) into the state store, so that their plan states facts, not guesses.
+
+        AWS stays read-only (the guard still refuses mutating calls); the planner observes the
+        step again afterwards. Returns a line for the plan saying what was gathered, or None
+        (the default: a step with no evidence to gather)."""
+        return None
+
     def verify(self, ctx: StepContext) -> None:
         """Raise :class:`migrate.errors.StepFailed` if the post-condition does not hold."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,9 @@ class PlannedStep:
     gated: bool
     known_after: list[str]
     planned_outputs: dict[str, Any]
+    # What evidence planning gathered (not a fact: the run re-observes it as already there).
+    evidence: str | None = None
+    regions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -49,6 +52,8 @@ class PlanResult:
     playbook: Playbook
     steps: list[PlannedStep]
     fingerprint: str
+    # Account, caller, regions, time, version (set by ``commands.plan``; not fingerprinted).
+    context: dict[str, Any] = field(default_factory=dict)
 
     def facts(self) -> dict[str, Any]:
         """Facts per step id (what the fingerprint covers)."""
@@ -57,6 +62,8 @@ class PlanResult:
     def body(self) -> dict[str, Any]:
         """JSON form of the plan (stored with it, and printed by ``plan --json``)."""
         return {
+            "schema": "migrate.plan/1",
+            "context": self.context,
             "playbook": self.playbook.path,
             "name": self.playbook.name,
             "params": self.playbook.params,
@@ -72,6 +79,7 @@ class PlanResult:
                     "planned_outputs": s.planned_outputs,
                     "compliant": s.facts.get("compliant", []),
                     "warnings": s.facts.get("warnings", []),
+                    "evidence": s.evidence,
                     "actions": [a.to_dict() for a in s.actions],
                 }
                 for s in self.steps
@@ -94,8 +102,8 @@ def make_plan(
 ) -> PlanResult:
     """Observe and decide every step of ``playbook`` without changing anything.
 
-    ``store`` lets steps read earlier evidence (e.g. ingested CloudTrail usage); planning never
-    writes to it."""
+    ``store`` lets steps read earlier evidence (e.g. ingested CloudTrail usage) and lets evidence
+    steps gather theirs (``Step.gather_evidence``); nothing else is written while planning."""
     outputs: dict[str, Any] = {}
     planned: list[PlannedStep] = []
     prior: list[str] = []
@@ -115,8 +123,14 @@ def make_plan(
                 store=store,
                 outputs=outputs,
             )
+            evidence: str | None = None
             try:
                 facts = step.observe(ctx)
+                if store is not None:
+                    evidence = step.gather_evidence(ctx, facts)
+                    if evidence is not None:
+                        # Plan from what the evidence says, exactly as the run will observe it.
+                        facts = step.observe(ctx)
                 actions = step.decide(ctx, facts)
                 planned_outputs = step.planned_outputs(ctx, facts)
             except (ClientError, BotoCoreError) as exc:
@@ -141,6 +155,8 @@ def make_plan(
                     gated=pstep.approve,
                     known_after=waits_for,
                     planned_outputs=planned_outputs,
+                    evidence=evidence,
+                    regions=list(ctx.regions),
                 )
             )
             outputs[pstep.id] = PendingOutputs(pstep.id, planned_outputs)

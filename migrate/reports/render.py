@@ -23,6 +23,25 @@ _ENV.filters["duration"] = format_duration
 _ENV.filters["mdcell"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def banner(context: dict[str, Any] | None) -> str:
+    """One line naming what a document is about: account, regions, caller, time, version."""
+    if not context:
+        return "account: unknown (this document predates account banners)"
+    parts = [
+        f"account {context.get('account_id') or '?'} ({context.get('partition') or 'aws'})",
+        "region " + ", ".join(context.get("regions") or ["?"]),
+        f"caller {context.get('caller_arn') or '?'}",
+        f"at {context.get('generated_at') or '?'}",
+        f"migrate {context.get('tool_version') or '?'}",
+    ]
+    if context.get("playbook_fingerprint"):
+        parts.append(f"playbook {str(context['playbook_fingerprint'])[:19]}")
+    return " · ".join(parts)
+
+
+_ENV.filters["banner"] = banner
+
+
 def _is_gated(step: dict[str, Any], action: dict[str, Any]) -> bool:
     return bool(action["gate"] or step.get("gated"))
 
@@ -96,7 +115,11 @@ def plan_summary(body: dict[str, Any]) -> dict[str, Any]:
 def render_plan(body: dict[str, Any]) -> str:
     """The plan summary printed by ``migrate plan``."""
     summary = plan_summary(body)
-    lines = [f"Plan {body.get('plan_id', '')} for {body['name']} ({body['playbook']})", ""]
+    lines = [
+        f"Plan {body.get('plan_id', '')} for {body['name']} ({body['playbook']})",
+        banner(body.get("context")),
+        "",
+    ]
     lines.append(f"{'STEP':<20} {'TYPE':<24} {'ACTIONS':>7} {'EST.':>8}  NOTES")
     for s in summary["per_step"]:
         notes = []

@@ -16,7 +16,7 @@ from migrate.reports.render import render_plan, render_run_markdown, write_plan_
 from migrate.reports.views import status_table
 from migrate.sandbox.seed import seed
 from migrate.sandbox.server import SandboxServer, sandbox_env
-from migrate.store.status import StepStatus
+from migrate.store.status import ActionStatus, StepStatus
 
 Echo = Callable[[str], None]
 DEMO_DIR = Path("state/demo")
@@ -88,8 +88,15 @@ def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
             status = commands.status(settings, result.run_id)
             for step in status["steps"]:
                 if step["status"] == StepStatus.AWAITING_APPROVAL:
-                    echo(f"demo: approving {step['id']} (as the operator would)")
-                    commands.approve(settings, result.run_id, step["id"])
+                    # One gate kind at a time, as `migrate approve` asks an operator to.
+                    waiting = {
+                        a["gate"] or "approve"
+                        for a in step["actions"]
+                        if a["status"] == ActionStatus.AWAITING_APPROVAL
+                    }
+                    for gate in sorted(waiting):
+                        echo(f"demo: approving {step['id']} {gate} (as the operator would)")
+                        commands.approve(settings, result.run_id, step["id"], gate=gate)
             result = commands.resume(
                 settings,
                 result.run_id,

@@ -115,6 +115,9 @@ class Approval(Base):
     caller_arn: Mapped[str | None] = mapped_column(Text, nullable=True)
     approved_at: Mapped[datetime] = mapped_column(DateTime)
     via: Mapped[str] = mapped_column(String(32))
+    # Why, and the change ticket: evidence for the change board (never a secret).
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ticket: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class Checkpoint(Base):

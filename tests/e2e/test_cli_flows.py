@@ -71,7 +71,7 @@ def test_ctrl_c_during_a_wait_leaves_the_run_resumable(endpoint: str, tmp_path: 
     env = dict(os.environ, MIGRATE_STATE=str(db), AWS_ENDPOINT_URL=endpoint)
     exe = Path(sys.executable).parent / "migrate"
     proc = subprocess.Popen(
-        [str(exe), "run", str(book)],
+        [str(exe), "run", str(book), "--yes"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

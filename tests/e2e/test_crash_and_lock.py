@@ -69,13 +69,13 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
 
     # Reference: the same playbook, uninterrupted, on a fresh account.
     seed()
-    run_cli("-q", "run", book, state=tmp_path / "ref.db", endpoint=endpoint, check=True)
+    run_cli("-q", "run", book, "--yes", state=tmp_path / "ref.db", endpoint=endpoint, check=True)
     reference = _end_state(aws)
 
     moto_server.reset()
     seed()
     db = tmp_path / "crash.db"
-    proc = _popen(["-q", "run", book], db, endpoint)
+    proc = _popen(["-q", "run", book, "--yes"], db, endpoint)
     deadline = time.monotonic() + 60
     done = 0
     while time.monotonic() < deadline:
@@ -124,7 +124,7 @@ steps:
 def test_second_operator_is_locked_out_until_unlock(endpoint: str, tmp_path: Path) -> None:
     book = write_playbook(tmp_path / "wait.yaml", WAIT_BOOK)
     db = tmp_path / "lock.db"
-    first = _popen(["-q", "run", str(book), "--max-wait", "900"], db, endpoint)
+    first = _popen(["-q", "run", str(book), "--yes", "--max-wait", "900"], db, endpoint)
     try:
         deadline = time.monotonic() + 30
         lock: list[tuple[Any, ...]] = []
@@ -135,7 +135,7 @@ def test_second_operator_is_locked_out_until_unlock(endpoint: str, tmp_path: Pat
         run_id, lock_id, pid = lock[0]
         assert pid == first.pid
 
-        second = run_cli("run", str(book), state=db, endpoint=endpoint)
+        second = run_cli("run", str(book), "--yes", state=db, endpoint=endpoint)
         assert second.returncode == 5
         assert f"pid {first.pid}" in second.stderr and lock_id in second.stderr
         assert "Traceback" not in second.stderr

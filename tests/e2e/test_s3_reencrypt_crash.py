@@ -99,7 +99,7 @@ def test_sigkill_at_random_points_then_resume_copies_each_object_once(
 
     moto_server.start_recording()
     kills = sorted(rng.sample(range(100, OBJECTS - 400), 3))
-    proc = _popen(["-q", "run", str(book)], db, endpoint)
+    proc = _popen(["-q", "run", str(book), "--yes"], db, endpoint)
     progress = [_kill_when(proc, db, kills[0], rng.uniform(0, 0.3))]
     conn = sqlite3.connect(db)
     run_id = conn.execute("SELECT id FROM runs").fetchone()[0]

@@ -151,7 +151,7 @@ class CloudTrailUsage(Step):
                     new_size += log.size
         facts.update({"files": files, "bytes": size})
         if store is not None:
-            # Only while running: the planner has no store, so a plan counts every file as new.
+            # The planner passes its store too (and gathers the evidence first, see below).
             facts.update({"new_files": new, "new_bytes": new_size})
             if new == 0 and persist.latest_report_id(store, dataset=dataset):
                 facts["compliant"] = [dataset]
@@ -203,6 +203,42 @@ class CloudTrailUsage(Step):
                 details={"source": kind, "since": facts["since"]},
             )
         ]
+
+    def gather_evidence(self, ctx: StepContext, facts: Facts) -> str | None:
+        """Read the window's new log files into the store while planning, so that keys-to-roles
+        plans from the calls CloudTrail recorded (not from "never used").
+
+        File sources only (S3 and directories: reads); LookupEvents is read again by the run
+        anyway, and Athena starts queries, which a plan may not do."""
+        if facts["source"] not in (KIND_S3, KIND_DIR) or facts["dataset"] in facts["compliant"]:
+            return None
+        assert ctx.store is not None
+        source, dataset = self._source(ctx)
+        start, _ = self._window()
+        stats = api.ingest_source(
+            ctx.store,
+            ctx.aws,
+            source,
+            dataset,
+            start,
+            regions=self.params.regions or None,
+            accounts=self.params.accounts or None,
+            workers=self.params.workers,
+        )
+        report = api.build_report(
+            ctx.store,
+            ctx.aws,
+            source,
+            dataset,
+            start,
+            ingest_stats=stats,
+            attribute=self.params.attribute_ips,
+        )
+        report_id = persist.save_report(ctx.store, report, None, ctx.step_id)
+        return (
+            f"read {stats.files_read} log files of {dataset} while "
+            f"planning: usage report {report_id}, {len(report.keys)} access keys"
+        )
 
     @handles("cloudtrail.ingest")
     def _ingest(self, ctx: StepContext, action: Action) -> Wait | None:
@@ -333,8 +369,20 @@ class CloudTrailUsage(Step):
         return {"usage_id": report_id, "dataset": dataset, "key_ids": keys}
 
     def planned_outputs(self, ctx: StepContext, facts: Facts) -> dict[str, Any]:
-        """The dataset is known while planning; the report id only after the step ran."""
-        return {"dataset": facts["dataset"]}
+        """The dataset; and, when the evidence is already in the store (gathered while planning,
+        or by an earlier run) and nothing is left to read, the report the run will publish."""
+        dataset = facts["dataset"]
+        if ctx.store is None or dataset not in facts["compliant"]:
+            return {"dataset": dataset}
+        report_id = persist.latest_report_id(ctx.store, dataset=dataset)
+        report = persist.load_report(ctx.store, report_id) if report_id else None
+        if report is None:
+            return {"dataset": dataset}
+        return {
+            "usage_id": report_id,
+            "dataset": dataset,
+            "key_ids": [k.principal for k in report.keys],
+        }
 
     def rollback(self, ctx: StepContext) -> None:
         """Nothing to undo in AWS; the stored evidence is kept."""
