@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,7 +29,7 @@ from migrate.engine.runner import (
     RunOptions,
 )
 from migrate.errors import EXIT_INTERRUPTED, BadInputError, MigrateError
-from migrate.reports.render import render_plan, write_plan_report
+from migrate.reports.render import render_plan, render_plan_report, write_plan_report
 from migrate.reports.views import status_table
 from migrate.store.status import ActionStatus, RunStatus, StepStatus
 from migrate.util import format_duration, parse_duration
@@ -258,41 +259,88 @@ def _finish_run(result: RunResult, settings: Settings) -> NoReturn:
 
 
 # --- plan --------------------------------------------------------------------------------------------
+def _format_flags(choices: tuple[str, ...], default: str = "table") -> Callable[[Any], Any]:
+    """``-f/--format`` (one convention on every command that prints documents) and ``--json``,
+    kept as a short alias of ``--format json``."""
+
+    def decorate(func: Any) -> Any:
+        func = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(func)
+        return click.option(
+            "-f",
+            "--format",
+            "fmt",
+            type=click.Choice(choices),
+            default=default,
+            show_default=True,
+            help="Output format (json documents carry a schema id and version).",
+        )(func)
+
+    return decorate
+
+
 @cli.command()
 @click.argument("playbook", type=click.Path(dir_okay=False))
+@click.argument("plan_ref", required=False, metavar="[PLAN_ID]")
 @_param_flags
+@_format_flags(("table", "json", "md", "html"))
 @click.option(
-    "--report",
+    "-o",
+    "--output",
     "report_path",
     type=click.Path(dir_okay=False),
-    help="Write the plan as FILE.md or FILE.html for the planning meeting.",
+    help="Also write the plan to FILE (FILE.md or FILE.html) for the planning meeting.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--report", "report_alias", type=click.Path(dir_okay=False), hidden=True)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when nothing would change, 2 when the plan has actions (for CI).",
+)
 @pass_settings
 def plan(
     settings: Settings,
     playbook: str,
+    plan_ref: str | None,
     params: tuple[str, ...],
     params_file: str | None,
-    report_path: str | None,
+    fmt: str,
     as_json: bool,
+    report_path: str | None,
+    report_alias: str | None,
+    detailed_exitcode: bool,
 ) -> None:
     """Observe the account and show what PLAYBOOK would change, without changing anything.
 
     The plan is saved; apply exactly it with `migrate run --plan PLAN_ID` (refused if the account
-    changed since).
+    changed since). `migrate plan show PLAN_ID` shows a saved plan again.
     """
-    plan_id, result = commands.plan(settings, playbook, params, params_file)
-    body = result.body()
-    body["plan_id"] = plan_id
+    fmt = "json" if as_json else fmt
+    report_path = report_path or report_alias
+    if playbook == "show" and not Path(playbook).exists():
+        if not plan_ref:
+            raise BadInputError("`migrate plan show` needs the PLAN_ID of a saved plan.")
+        body = commands.saved_plan(settings, plan_ref)
+    else:
+        if plan_ref:
+            raise BadInputError(
+                f"unexpected argument {plan_ref!r}: `migrate plan PLAYBOOK` plans a playbook, "
+                "`migrate plan show PLAN_ID` shows a saved plan."
+            )
+        plan_id, result = commands.plan(settings, playbook, params, params_file)
+        body = result.body()
+        body["plan_id"] = plan_id
     if report_path:
         write_plan_report(body, Path(report_path))
-    if as_json:
+    if fmt == "json":
         click.echo(json.dumps(body, indent=2, default=str))
-        return
-    click.echo(render_plan(body))
-    if report_path:
-        click.echo(f"Plan report written to {report_path}")
+    elif fmt in ("md", "html"):
+        click.echo(render_plan_report(body, fmt))
+    else:
+        click.echo(render_plan(body))
+        if report_path:
+            click.echo(f"Plan report written to {report_path}")
+    if detailed_exitcode:
+        sys.exit(2 if any(s["actions"] for s in body["steps"]) else 0)
 
 
 # --- run / resume -------------------------------------------------------------------------------------
@@ -390,12 +438,12 @@ def resume(
 
 @cli.command()
 @click.argument("run_id", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_format_flags(("table", "json"))
 @pass_settings
-def status(settings: Settings, run_id: str | None, as_json: bool) -> None:
+def status(settings: Settings, run_id: str | None, fmt: str, as_json: bool) -> None:
     """List runs, or show RUN_ID's steps, actions, progress, waits and gates."""
     data = commands.status(settings, run_id)
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps(data, indent=2, default=str))
         return
     if run_id is None:
@@ -490,6 +538,7 @@ def rollback(settings: Settings, run_id: str, step_id: str | None, yes: bool) ->
 @cli.command()
 @click.argument("run_id")
 @click.option(
+    "-f",
     "--format",
     "fmt",
     type=click.Choice(["md", "html", "json"]),
@@ -517,12 +566,20 @@ def report(settings: Settings, run_id: str, fmt: str, output: str | None) -> Non
 # --- steps / permissions ---------------------------------------------------------------------------
 @cli.command("steps")
 @click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON (with JSON Schemas).")
-def steps_cmd(name: str | None, as_json: bool) -> None:
+@_format_flags(("table", "json"))
+@click.option(
+    "--playbook-schema",
+    is_flag=True,
+    help="Print the JSON Schema of a playbook (every step type's `with`), for editors.",
+)
+def steps_cmd(name: str | None, fmt: str, as_json: bool, playbook_schema: bool) -> None:
     """List the registered step types, or show NAME's parameters, outputs and example."""
+    if playbook_schema:
+        click.echo(json.dumps(commands.playbook_schema(), indent=2))
+        return
     data = [commands.step_help(name)] if name else commands.steps()
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
+    if as_json or fmt == "json":
+        click.echo(json.dumps({"schema": commands.STEPS_SCHEMA, "steps": data}, indent=2))
         return
     for s in data:
         first = s["help"].splitlines()[0] if s["help"] else ""

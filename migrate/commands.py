@@ -474,6 +474,7 @@ def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
         with store.read() as session:
             rows = session.scalars(select(Run).order_by(Run.created_at.desc())).all()
             return {
+                "schema": STATUS_SCHEMA,
                 "runs": [
                     {
                         "id": r.id,
@@ -484,7 +485,7 @@ def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
                         "created_by": r.created_by,
                     }
                     for r in rows
-                ]
+                ],
             }
     _get_run(store, run_id)
     with store.read() as session:
@@ -543,6 +544,7 @@ def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
             select(func.count()).select_from(JournalEntry).where(JournalEntry.run_id == run_id)
         )
         return {
+            "schema": STATUS_SCHEMA,
             "id": run_row.id,
             "playbook": run_row.playbook_name,
             "playbook_path": run_row.playbook_path,
@@ -878,6 +880,83 @@ def report(settings: Settings, run_id: str) -> dict[str, Any]:
 
 
 # --- steps / permissions ----------------------------------------------------------------------------
+STEPS_SCHEMA = "migrate.steps/1"
+STATUS_SCHEMA = "migrate.status/1"
+
+
+def playbook_schema() -> dict[str, Any]:
+    """A JSON Schema of playbook files, generated from every step type's ``with`` schema.
+
+    Editors (VS Code's YAML extension, JetBrains) validate and complete playbooks with it:
+    ``# yaml-language-server: $schema=playbook.schema.json`` at the top of a playbook."""
+    variants = []
+    for name, cls in registered_steps().items():
+        variants.append(
+            {
+                "if": {"properties": {"uses": {"const": name}}},
+                "then": {"properties": {"with": cls.Params.model_json_schema()}},
+            }
+        )
+    step_schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["id", "uses"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]{0,62}$"},
+            "uses": {"enum": list(registered_steps())},
+            "with": {"type": "object"},
+            "approve": {"type": "boolean"},
+            "depends_on": {"type": "array", "items": {"type": "string"}},
+            "description": {"type": "string"},
+            "yes_approves": {"enum": ["none", "non-destructive", "all"]},
+        },
+        "allOf": variants,
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "migrate.playbook/1",
+        "title": "migrate playbook",
+        "type": "object",
+        "required": ["name", "steps"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "params": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"enum": ["string", "integer", "number", "boolean", "list", "map"]},
+                        "default": {},
+                        "description": {"type": "string"},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+            "steps": {"type": "array", "items": step_schema},
+        },
+    }
+
+
+def saved_plan(settings: Settings, plan_id: str) -> dict[str, Any]:
+    """The body of a saved plan, as `migrate plan` printed it (``migrate plan show ID``)."""
+    store = settings.store()
+    try:
+        with store.read() as session:
+            saved = session.get(Plan, plan_id)
+            if saved is None:
+                raise NotFoundError(
+                    f"there is no saved plan {plan_id!r} in {store.url}. `migrate plan PLAYBOOK` "
+                    "prints the id of the plan it saves."
+                )
+            body = dict(saved.body or {})
+    finally:
+        store.close()
+    body["plan_id"] = plan_id
+    return body
+
+
 def steps() -> list[dict[str, Any]]:
     """Every registered step type with its help, parameters (JSON Schema), outputs and example."""
     out = []

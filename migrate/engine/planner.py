@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from migrate.aws.errors import describe_aws_failure
 from migrate.aws.session import AwsSession
-from migrate.engine.base import Action
+from migrate.engine.base import Action, Step
 from migrate.engine.context import StepContext
 from migrate.engine.outputs import PendingOutputs, unknown_steps
 from migrate.engine.playbook import Playbook, render_step, validate_with
@@ -108,6 +108,7 @@ def make_plan(
     planned: list[PlannedStep] = []
     prior: list[str] = []
     with aws.read_only():
+        evidence = _gather_evidence(playbook, aws, state_dir, store) if store is not None else {}
         for pstep in playbook.steps:
             definition = pstep.definition()
             rendered = render_step(definition, playbook.params, outputs, prior, playbook.path)
@@ -123,14 +124,8 @@ def make_plan(
                 store=store,
                 outputs=outputs,
             )
-            evidence: str | None = None
             try:
                 facts = step.observe(ctx)
-                if store is not None:
-                    evidence = step.gather_evidence(ctx, facts)
-                    if evidence is not None:
-                        # Plan from what the evidence says, exactly as the run will observe it.
-                        facts = step.observe(ctx)
                 actions = step.decide(ctx, facts)
                 planned_outputs = step.planned_outputs(ctx, facts)
             except (ClientError, BotoCoreError) as exc:
@@ -155,13 +150,47 @@ def make_plan(
                     gated=pstep.approve,
                     known_after=waits_for,
                     planned_outputs=planned_outputs,
-                    evidence=evidence,
+                    evidence=evidence.get(pstep.id),
                     regions=list(ctx.regions),
                 )
             )
             outputs[pstep.id] = PendingOutputs(pstep.id, planned_outputs)
             prior.append(pstep.id)
     return PlanResult(playbook, planned, fingerprint({s.id: s.facts for s in planned}))
+
+
+def _gather_evidence(
+    playbook: Playbook, aws: AwsSession, state_dir: Path, store: Store
+) -> dict[str, str]:
+    """First pass: the evidence steps gather theirs (``Step.gather_evidence``) before any step
+    observes, so that every step plans from the same evidence the run will see, whatever its
+    place in the file. A step whose parameters wait for an earlier step's output is skipped."""
+    gathered: dict[str, str] = {}
+    earlier: list[str] = []
+    for pstep in playbook.steps:
+        earlier.append(pstep.id)
+        if pstep.step_type.gather_evidence is Step.gather_evidence:
+            continue
+        rendered = render_step(pstep.definition(), playbook.params, {}, earlier[:-1], playbook.path)
+        if unknown_steps(rendered):
+            continue
+        step = pstep.step_type(validate_with(pstep, rendered, playbook.path))
+        ctx = StepContext(
+            aws=aws,
+            step_id=pstep.id,
+            regions=step_regions(step, aws),
+            state_dir=state_dir,
+            quiet=True,
+            planning=True,
+            store=store,
+        )
+        try:
+            line = step.gather_evidence(ctx, step.observe(ctx))
+        except (ClientError, BotoCoreError) as exc:
+            raise AwsError(f"step {pstep.id!r}: {describe_aws_failure(exc).message}") from exc
+        if line is not None:
+            gathered[pstep.id] = line
+    return gathered
 
 
 def diff_facts(old: Any, new: Any, path: str = "") -> list[str]:

@@ -112,6 +112,29 @@ def plan_summary(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+SEVERITIES = (
+    ("blocking", "Blocking (not done by this plan; fix or accept)"),
+    ("decision", "Decisions (the approver of the gate accepts these)"),
+    ("information", "Information"),
+)
+
+
+def risk_groups(body: dict[str, Any]) -> dict[str, dict[tuple[str, str], list[str]]]:
+    """Warnings and risks by severity, each text once with the targets it concerns.
+
+    blocking: a step's warnings (something selected that the plan will not fix); decision: the
+    risks of gated actions (the approver accepts them); information: the other actions' risks."""
+    out: dict[str, dict[tuple[str, str], list[str]]] = {k: {} for k, _ in SEVERITIES}
+    for s in body["steps"]:
+        for warning in s.get("warnings", []):
+            out["blocking"].setdefault((s["id"], str(warning)), []).append(s["id"])
+        for a in s["actions"]:
+            severity = "decision" if _is_gated(s, a) else "information"
+            for risk in a["risks"]:
+                out[severity].setdefault((s["id"], str(risk)), []).append(a["target"])
+    return out
+
+
 def render_plan(body: dict[str, Any]) -> str:
     """The plan summary printed by ``migrate plan``."""
     summary = plan_summary(body)
@@ -135,12 +158,20 @@ def render_plan(body: dict[str, Any]) -> str:
         )
     lines.append("")
     for s in body["steps"]:
+        if s.get("evidence"):
+            lines.append(f"  {s['id']}: evidence: {s['evidence']}")
         for a in s["actions"]:
             gate = f" [gate: {a['gate'] or 'approve'}]" if _is_gated(s, a) else ""
             lines.append(f"  {s['id']}: {a['summary']}{gate}")
-            for risk in a["risks"]:
-                lines.append(f"      ! {risk}")
     lines.append("")
+    grouped = risk_groups(body)
+    for severity, title in SEVERITIES:
+        if grouped[severity]:
+            lines.append(f"{title}:")
+            for (step_id, text), targets in grouped[severity].items():
+                where = targets[0] if len(targets) == 1 else f"{len(targets)} targets"
+                lines.append(f"  ! {step_id} ({where}): {text}")
+            lines.append("")
     lines.append(
         f"{summary['actions']} action(s), {len(summary['gates'])} gate(s), est. "
         f"{format_duration(summary['duration_s'])}, downtime "

@@ -93,8 +93,9 @@ def test_what_runs_is_what_was_planned(
     assert not {p for p in redone if p[1] not in _REPEATING}, redone
 
 
-# Kinds that are planned again on every run by nature (LookupEvents re-reads its window).
-_REPEATING = {"cloudtrail.ingest"}
+# Kinds planned again after a run by nature: LookupEvents re-reads its window, and a human review
+# the run cannot do stays in every plan until someone acts on it.
+_REPEATING = {"cloudtrail.ingest", "iam.review"}
 
 
 def test_keys_to_roles_plans_from_the_cloudtrail_evidence(
@@ -256,3 +257,67 @@ def test_a_standing_destructive_approval_needs_a_target_or_all_targets(
     assert one.exit_code == 0, one.output
     every = _invoke(state, "approve", run_id, step, "--gate", "cleanup", "--all-targets")
     assert every.exit_code == 0, every.output
+
+
+def test_the_terminal_plan_groups_warnings_and_risks_by_severity(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    for name in ("app-a", "app-b"):
+        aws("s3").create_bucket(Bucket=name)
+    aws("s3", region="eu-west-1").create_bucket(
+        Bucket="far-data", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    key_arn = aws("kms").create_key()["KeyMetadata"]["Arn"]
+    book = tmp_path / "pb.yaml"
+    book.write_text(
+        "name: sev\nsteps:\n  - id: enc\n    uses: s3.default_encryption\n"
+        f"    with:\n      kms_key: {key_arn}\n"
+    )
+    out = _invoke(Path(str(settings.state)), "plan", str(book))
+    assert out.exit_code == 0, out.output
+    text = out.stdout
+    blocking = text.index("Blocking")
+    assert "s3://far-data" in text[blocking:]
+    # The same risk on two buckets is one line naming how many targets, not two bullets.
+    info = [line for line in text.splitlines() if "only new objects are encrypted" in line]
+    assert len(info) == 1 and "2 targets" in info[0]
+
+
+def test_detailed_exitcode_show_and_schema_ids(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    state = Path(str(settings.state))
+    aws("s3").create_bucket(Bucket="app-data")
+    changes = _invoke(state, "plan", KMS_S3, "--detailed-exitcode", "-f", "json")
+    assert changes.exit_code == 2
+    body = json.loads(changes.stdout)
+    assert body["schema"] == "migrate.plan/1"
+    shown = _invoke(state, "plan", "show", body["plan_id"], "--json")
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["fingerprint"] == body["fingerprint"]
+    assert _invoke(state, "plan", "show", "p-nope").exit_code == 2
+    commands.run(settings, None, plan_id=body["plan_id"], options=RunOptions(quiet=True))
+    none_left = _invoke(state, "plan", KMS_S3, "--detailed-exitcode")
+    assert none_left.exit_code == 0, none_left.output
+    status = json.loads(_invoke(state, "status", "-f", "json").stdout)
+    assert status["schema"] == "migrate.status/1"
+    steps = json.loads(_invoke(state, "steps", "--json").stdout)
+    assert steps["schema"] == "migrate.steps/1" and steps["steps"]
+
+
+def test_the_playbook_json_schema_validates_and_catches_typos(tmp_path: Path) -> None:
+    import jsonschema
+
+    out = CliRunner().invoke(cli, ["steps", "--playbook-schema"])
+    schema = json.loads(out.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    good = {
+        "name": "x",
+        "steps": [{"id": "kms", "uses": "kms.ensure_key", "with": {"alias": "alias/a"}}],
+    }
+    jsonschema.validate(good, schema)
+    for bad in (
+        {"name": "x", "steps": [{"id": "kms", "uses": "kms.ensure_kee"}]},
+        {"name": "x", "steps": [{"id": "kms", "uses": "kms.ensure_key", "with": {"alais": "a"}}]},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
