@@ -118,6 +118,8 @@ class CallRecord:
     request_id: str | None
     outcome: str
     error_message: str | None = None
+    # The journal entry of this call's intent, when it was written ahead of the call.
+    journal_id: int | None = None
 
 
 Recorder = Callable[[CallRecord], None]
@@ -213,6 +215,21 @@ class AwsSession:
                 "bug in the step that made the call (its observe/decide must only read); please "
                 "report it with --debug output."
             )
+        # Write-ahead: the journal holds the call's intent before the request leaves.
+        intent = getattr(self._recorder, "intent", None)
+        if intent is not None and context is not None and not is_read_only(operation):
+            params = api_params or {}
+            context["migrate_journal_id"] = intent(
+                CallRecord(
+                    service=model.service_model.service_name,
+                    operation=operation,
+                    region=context.get("client_region"),
+                    target=target_of(params),
+                    params=redact_params(params),
+                    request_id=None,
+                    outcome="sent",
+                )
+            )
 
     def _record(
         self,
@@ -236,6 +253,7 @@ class AwsSession:
                 request_id=request_id,
                 outcome=outcome,
                 error_message=error_message,
+                journal_id=context.get("migrate_journal_id"),
             )
         )
 

@@ -130,6 +130,8 @@ class Runner:
             self.lock = lock
             self.aws.set_recorder(self.journal)
             self.journal.scope.run_id = run_id
+            # Calls a killed process sent without recording the answer: say so, don't guess.
+            self.journal.mark_unanswered(run_id)
             self._reset_for_retry(run_id)
             started = time.monotonic()
             try:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from migrate.sandbox.server import SandboxServer
+from migrate.sandbox.server import SandboxServer, is_mutating_request
 from tests.conftest import PLAYBOOKS, run_cli, write_playbook
 
 pytestmark = pytest.mark.e2e
@@ -75,6 +75,7 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
     moto_server.reset()
     seed()
     db = tmp_path / "crash.db"
+    moto_server.start_recording()
     proc = _popen(["-q", "run", book, "--yes"], db, endpoint)
     deadline = time.monotonic() + 60
     done = 0
@@ -98,6 +99,13 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
     result = run_cli("-q", "resume", run_id, state=db, endpoint=endpoint)
     assert result.returncode == 0, result.stderr
     assert f"run {run_id}: done" in result.stdout
+
+    moto_server.stop_recording()
+    # The journal lost nothing: an entry (written before the request left) for every mutating
+    # call the server received, the ones the killed process sent included.
+    received = [r for r in moto_server.recorded_requests() if is_mutating_request(r)]
+    journaled = _query(db, "SELECT count(*) FROM journal")[0][0]
+    assert received and journaled >= len(received), (journaled, len(received))
 
     assert _end_state(aws) == reference
     # No duplicated resource: one key, and each bucket changed once (plus at most the one
