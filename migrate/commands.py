@@ -467,6 +467,15 @@ def _get_run(store: Store, run_id: str) -> Run:
         return run_row
 
 
+def _shown_status(store: Store, run_row: Run, lock: Any = ...) -> str:
+    """A run marked ``running`` whose process is gone (killed, machine lost) is shown as
+    ``interrupted``: that is what it is, and `migrate resume` continues it."""
+    if run_row.status != RunStatus.RUNNING:
+        return run_row.status
+    holder = live_lock(store, run_row.id) if lock is ... else lock
+    return RunStatus.RUNNING if holder is not None else RunStatus.INTERRUPTED
+
+
 def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
     """All runs (newest first), or one run with its steps, actions and progress."""
     store = settings.store()
@@ -479,7 +488,7 @@ def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
                     {
                         "id": r.id,
                         "playbook": r.playbook_name,
-                        "status": r.status,
+                        "status": _shown_status(store, r),
                         "created_at": r.created_at.isoformat(timespec="seconds"),
                         "updated_at": r.updated_at.isoformat(timespec="seconds"),
                         "created_by": r.created_by,
@@ -548,7 +557,7 @@ def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
             "id": run_row.id,
             "playbook": run_row.playbook_name,
             "playbook_path": run_row.playbook_path,
-            "status": run_row.status,
+            "status": _shown_status(store, run_row, lock),
             "error": run_row.error,
             "plan_id": run_row.plan_id,
             "created_by": run_row.created_by,

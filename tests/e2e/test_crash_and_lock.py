@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -94,6 +95,9 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
     assert 25 <= done < len(BUCKETS), f"killed after {done} actions: not in the middle"
     run_id = _query(db, "SELECT id FROM runs")[0][0]
     assert _query(db, f"SELECT status FROM runs WHERE id = '{run_id}'")[0][0] == "running"
+    # ... but nobody runs it any more, and status says so.
+    shown = json.loads(run_cli("status", run_id, "--json", state=db).stdout)
+    assert shown["status"] == "interrupted"
 
     # The lease of the killed process is taken over at once (same host, dead pid).
     result = run_cli("-q", "resume", run_id, state=db, endpoint=endpoint)
