@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +69,11 @@ AMI_NAME = "amzn2-ami-hvm-2.0.20180810-x86_64-gp2"
 FALLBACK_AMI_ID = "ami-12c6146b"
 
 BATCH_SOURCE_IP = "203.0.113.50"  # TEST-NET-3: "somewhere outside AWS"
-# The CloudTrail window: fixed, so the log files are the same on every run.
-TRAIL_FIRST_DAY = date(2026, 11, 23)
+# The CloudTrail window: the week before yesterday, relative to today, so that a 90-day evidence
+# window holds the sandbox's logs in any year (fixed dates made `make demo` tell "never used" once
+# the calendar moved past them). Within a day the files are the same on every run.
 TRAIL_DAYS = 7
+TRAIL_FIRST_DAY = datetime.now(UTC).date() - timedelta(days=TRAIL_DAYS + 1)
 
 # Credentials that the legacy config files contain. All fake; none is an AWS or RDS secret the
 # sandbox knows, so a test can look for them on disk without exposing anything.

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from migrate.sandbox import seed as seed_module
-from migrate.sandbox.seed import SeedSummary, seed
+from migrate.sandbox.seed import TRAIL_DAYS, TRAIL_FIRST_DAY, SeedSummary, seed
 from migrate.sandbox.server import (
     SandboxServer,
     is_mutating_request,
@@ -288,7 +288,8 @@ def test_cloudtrail_records_look_real(trail_records: list[dict[str, Any]]) -> No
         assert record["eventType"] == "AwsApiCall"
         assert record["recipientAccountId"] == ACCOUNT
         moment = datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        assert datetime(2026, 11, 23, tzinfo=UTC) <= moment < datetime(2026, 11, 30, tzinfo=UTC)
+        first = datetime.combine(TRAIL_FIRST_DAY, datetime.min.time(), tzinfo=UTC)
+        assert first <= moment < first + timedelta(days=TRAIL_DAYS)
         if record["eventCategory"] == "Data":
             assert record["managementEvent"] is False
             assert record["resources"]

@@ -150,6 +150,14 @@ class CloudTrailUsage(Step):
                     new += 1
                     new_size += log.size
         facts.update({"files": files, "bytes": size})
+        if files == 0:
+            # Absence of evidence is not evidence of absence: say it loudly, in the plan.
+            facts["warnings"] = [
+                f"no CloudTrail log files for {dataset} between {start:%Y-%m-%d} and "
+                f"{last_day:%Y-%m-%d}: every key would look unused. Check `source`, `regions` "
+                "and `accounts`, and that the trail delivers there; keys-to-roles sends keys "
+                "without evidence to review, never to deactivation"
+            ]
         if store is not None:
             # The planner passes its store too (and gathers the evidence first, see below).
             facts.update({"new_files": new, "new_bytes": new_size})
