@@ -117,3 +117,26 @@ def test_status_table_fits_80_columns(settings: Settings, aws: Any, tmp_path: Pa
     table = status_table(commands.status(settings, result.run_id))
     assert "awaiting-approval" in table and "approve:" in table and "until" in table
     assert max(len(line) for line in table.splitlines()) <= 80
+
+
+def test_status_names_each_waiting_gate_with_its_exact_command(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """Per target: which gate waits and the command that approves it; step ids in full."""
+    from migrate.reports.views import status_table
+
+    for b in ("a-bucket-with-a-rather-long-name-for-the-table", "bbb"):
+        aws("s3").create_bucket(Bucket=b)
+    book = write_playbook(tmp_path / "g.yaml", GATED)
+    result = commands.run(settings, str(book), options=RunOptions(quiet=True, max_wait_s=0))
+    data = commands.status(settings, result.run_id)
+    table = status_table(data)
+    joined = table.replace(" \\\n", " ")
+    for step in data["steps"]:
+        assert f"  {step['id']}" in table  # never truncated
+        for a in step["actions"]:
+            if a["status"] == "awaiting-approval":
+                assert f"{a['target']}: waits for {a['gate'] or 'approve'}" in table
+                command = f"migrate approve {result.run_id} {step['id']} --target {a['target']}"
+                assert " ".join(joined.split()).count(command) >= 1, table
+    assert max(len(line) for line in table.splitlines()) <= 80
