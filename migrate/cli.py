@@ -254,6 +254,13 @@ def _finish_run(result: RunResult, settings: Settings) -> NoReturn:
     }.get(result.status, "")
     for message in result.messages:
         click.echo(message)
+    remains = commands.residuals_of(data)
+    if remains and result.status == RunStatus.DONE:
+        # "Done" is not "compliant": say what the run left, honestly.
+        hint = (
+            f"{len(remains)} item(s) remain for the FTR (kept on purpose or waiting for a "
+            f"person): `migrate report {result.run_id}` lists them."
+        )
     click.echo(f"run {result.run_id}: {result.status}. {hint}".rstrip())
     sys.exit(result.exit_code)
 

@@ -467,6 +467,37 @@ def _get_run(store: Store, run_id: str) -> Run:
         return run_row
 
 
+def residuals_of(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a run leaves for the FTR: residuals its steps recorded (keys still active, originals
+    kept, objects skipped, ...) and every action still waiting for a person or a deadline."""
+    out: list[dict[str, Any]] = []
+    for step in data["steps"]:
+        for a in step["actions"]:
+            for r in (a.get("result") or {}).get("residuals", []):
+                out.append({"step": step["id"], "target": a["target"], **r})
+            if a["status"] == ActionStatus.AWAITING_APPROVAL:
+                out.append(
+                    {
+                        "step": step["id"],
+                        "target": a["target"],
+                        "what": f"awaits approval ({a['gate'] or 'approve'})",
+                        "why": a["summary"],
+                        "fix": f"migrate approve {data['id']} {step['id']} --target {a['target']}",
+                    }
+                )
+            elif a["status"] in (ActionStatus.WAITING, ActionStatus.FAILED, ActionStatus.PENDING):
+                out.append(
+                    {
+                        "step": step["id"],
+                        "target": a["target"],
+                        "what": f"not finished ({a['status']})",
+                        "why": a["error"] or a["wait_reason"] or a["summary"],
+                        "fix": f"migrate resume {data['id']}",
+                    }
+                )
+    return out
+
+
 def _shown_status(store: Store, run_row: Run, lock: Any = ...) -> str:
     """A run marked ``running`` whose process is gone (killed, machine lost) is shown as
     ``interrupted``: that is what it is, and `migrate resume` continues it."""
@@ -848,6 +879,7 @@ def report(settings: Settings, run_id: str) -> dict[str, Any]:
                 )
     data["pending"] = pending
     data["downtime_taken_s"] = downtime_taken
+    data["residuals"] = residuals_of(data)
     with store.read() as session:
         data["resources"] = [
             {

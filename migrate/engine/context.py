@@ -185,6 +185,20 @@ class StepContext:
             if row is not None:
                 row.result = {**(row.result or {}), **values}
 
+    def record_residual(self, what: str, why: str, fix: str | None = None) -> None:
+        """Something the step leaves not compliant or not finished on purpose (a key still
+        active after a human review, an original kept, objects skipped): the run report and
+        `migrate status` list it, so "done" says what remains for the FTR. Never a secret."""
+        store, action_id = self._require_action()
+        with store.write() as session:
+            row = session.get(ActionRow, action_id)
+            if row is not None:
+                result = dict(row.result or {})
+                entry = {"what": what, "why": why, "fix": fix}
+                residuals = [r for r in result.get("residuals", []) if r.get("what") != what]
+                result["residuals"] = [*residuals, entry]
+                row.result = result
+
     def record_resource(
         self,
         kind: str,

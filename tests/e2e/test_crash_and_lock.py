@@ -70,7 +70,16 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
 
     # Reference: the same playbook, uninterrupted, on a fresh account.
     seed()
-    run_cli("-q", "run", book, "--yes", state=tmp_path / "ref.db", endpoint=endpoint, check=True)
+    run_cli(
+        "-q",
+        "run",
+        book,
+        "--yes",
+        state=tmp_path / "ref.db",
+        endpoint=endpoint,
+        check=True,
+        timeout=900,
+    )
     reference = _end_state(aws)
 
     moto_server.reset()
@@ -78,7 +87,7 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
     db = tmp_path / "crash.db"
     moto_server.start_recording()
     proc = _popen(["-q", "run", book, "--yes"], db, endpoint)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600
     done = 0
     while time.monotonic() < deadline:
         rows = _query(
@@ -100,7 +109,7 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
     assert shown["status"] == "interrupted"
 
     # The lease of the killed process is taken over at once (same host, dead pid).
-    result = run_cli("-q", "resume", run_id, state=db, endpoint=endpoint)
+    result = run_cli("-q", "resume", run_id, state=db, endpoint=endpoint, timeout=900)
     assert result.returncode == 0, result.stderr
     assert f"run {run_id}: done" in result.stdout
 

@@ -321,3 +321,47 @@ def test_the_playbook_json_schema_validates_and_catches_typos(tmp_path: Path) ->
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+def test_done_says_what_remains_for_the_ftr(settings: Settings, aws: Any, tmp_path: Path) -> None:
+    """A residual a step records (here: a test step that keeps something on purpose) is listed
+    first in the run report and named by the CLI's last line, even when the run is done."""
+    from migrate.engine.base import Action, Estimate, Step, StepParams, handles
+    from migrate.engine.registry import step
+
+    @step("test.keeps_one")
+    class KeepsOne(Step):
+        """Test step: does its work but keeps one thing on purpose (a residual)."""
+
+        Params = StepParams
+        action_kinds = ("test.keep",)
+        example = "- id: keep\n  uses: test.keeps_one\n"
+
+        def observe(self, ctx: Any) -> dict[str, Any]:
+            return {"compliant": []}
+
+        def decide(self, ctx: Any, facts: dict[str, Any]) -> list[Action]:
+            return [Action(kind="test.keep", target="old-key", summary="keep", estimate=Estimate())]
+
+        @handles("test.keep")
+        def _keep(self, ctx: Any, action: Action) -> None:
+            ctx.record_residual(
+                "access key still active", "a human review kept it", "deactivate it later"
+            )
+
+    book = tmp_path / "keep.yaml"
+    book.write_text("name: keep\nsteps:\n  - id: keep\n    uses: test.keeps_one\n")
+    try:
+        out = _invoke(Path(str(settings.state)), "run", str(book), "--yes")
+    finally:
+        from migrate.engine import registry
+
+        registry._REGISTRY.pop("test.keeps_one", None)
+    assert out.exit_code == 0, out.output
+    assert "1 item(s) remain for the FTR" in out.output
+    run_id = commands.status(settings)["runs"][0]["id"]
+    report = commands.report(settings, run_id)
+    assert report["residuals"][0]["what"] == "access key still active"
+    md = render_run_report(report, "md")
+    assert md.index("What remains for the FTR") < md.index("## keep")
+    assert "access key still active" in md
