@@ -600,7 +600,14 @@ def steps_cmd(name: str | None, fmt: str, as_json: bool, playbook_schema: bool) 
             kind = spec.get("type") or "/".join(x.get("type", "?") for x in spec.get("anyOf", []))
             default = "" if pname in required else f" (default {spec.get('default')!r})"
             req = " (required)" if pname in required else ""
+            choices = spec.get("enum") or [
+                v for x in spec.get("anyOf", []) for v in x.get("enum", [x.get("const")]) if v
+            ]
             click.echo(f"  {pname}: {kind}{req}{default}")
+            if choices:
+                click.echo("      one of: " + ", ".join(map(str, choices)))
+            if spec.get("description"):
+                click.echo(f"      {spec['description']}")
         if s["outputs"]:
             click.echo("\nOutputs: " + ", ".join(s["outputs"]))
         click.echo("\nIAM permissions: " + (", ".join(s["permissions"]) or "(none)"))
@@ -652,9 +659,47 @@ from migrate.cli_trail import trail  # noqa: E402
 cli.add_command(trail)
 
 
+# Global options and whether they take a value: accepted after the subcommand too
+# (`migrate plan X --region eu-west-1`), as awscli users type them.
+GLOBAL_OPTIONS = {
+    "--state": True,
+    "--profile": True,
+    "--region": True,
+    "--endpoint-url": True,
+    "--debug": False,
+    "--quiet": False,
+    "-q": False,
+}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move global options that follow the subcommand in front of it (click wants them first)."""
+    commands_at = next((i for i, a in enumerate(argv) if a in cli.commands), None)
+    if commands_at is None:
+        return argv
+    head, tail = argv[: commands_at + 1], argv[commands_at + 1 :]
+    moved: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(tail):
+        word = tail[i]
+        name = word.split("=", 1)[0]
+        if word == "--":
+            rest.extend(tail[i:])
+            break
+        if name in GLOBAL_OPTIONS:
+            takes_value = GLOBAL_OPTIONS[name] and "=" not in word
+            moved.extend(tail[i : i + 2] if takes_value else [word])
+            i += 2 if takes_value else 1
+            continue
+        rest.append(word)
+        i += 1
+    return head[:commands_at] + moved + [head[commands_at], *rest]
+
+
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="migrate")
+    cli(args=hoist_global_options(sys.argv[1:]), prog_name="migrate")
 
 
 __all__ = ["cli", "format_duration", "main"]

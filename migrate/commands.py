@@ -32,6 +32,7 @@ from migrate.errors import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_WAITING,
+    AwsConfigError,
     BadInputError,
     LockedError,
     NotFoundError,
@@ -691,7 +692,7 @@ def approve(
     who = operator_name()
     try:
         arn = _caller_arn(settings.aws())
-    except BadInputError:  # no region configured: the approval still counts, without the ARN
+    except AwsConfigError:  # no region or profile: the approval still counts, without the ARN
         arn = None
     now = utcnow()
     with store.write() as session:

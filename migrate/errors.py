@@ -82,5 +82,12 @@ class AwsError(MigrateError):
     """An AWS call failed in a way the step could not handle."""
 
 
+class AwsConfigError(AwsError):
+    """No usable AWS identity (no credentials, unknown profile, no region): the operator's setup,
+    not the account, is wrong; the same exit code as other bad input."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class StepFailed(MigrateError):
     """A step's action or verification failed; the run stays resumable."""

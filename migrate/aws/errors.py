@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from migrate.errors import AwsError
+from migrate.errors import AwsConfigError, AwsError
 
 T = TypeVar("T")
 
@@ -160,7 +160,7 @@ def or_default(
 def describe_aws_failure(exc: BaseException) -> AwsError:
     """Turn a botocore failure into a one-paragraph AwsError."""
     if isinstance(exc, NoCredentialsError):
-        return AwsError(
+        return AwsConfigError(
             "No AWS credentials were found. Set AWS_PROFILE or pass --profile, or export "
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; for the sandbox run `migrate sandbox serve` "
             "and export what it prints."

@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ProfileNotFound
 
-from migrate.errors import BadInputError, DryRunViolation
+from migrate.errors import AwsConfigError, DryRunViolation
 
 # Operations that only read. Anything else is "mutating" for the guard and the journal.
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search")
@@ -151,7 +151,7 @@ class AwsSession:
                 profile_name=self.profile, region_name=self.region
             )
         except ProfileNotFound as exc:
-            raise BadInputError(
+            raise AwsConfigError(
                 f"AWS profile {self.profile!r} is not configured ({exc}). Pass an existing "
                 "profile with --profile or AWS_PROFILE, or configure it with `aws configure "
                 f"--profile {self.profile}`."
@@ -160,7 +160,7 @@ class AwsSession:
         # not read), then AWS_DEFAULT_REGION or the profile (botocore's own resolution).
         self.region = self.region or os.environ.get("AWS_REGION") or self._session.region_name
         if not self.region:
-            raise BadInputError(
+            raise AwsConfigError(
                 "no AWS region is set. Pass --region REGION, or set AWS_REGION (or "
                 "AWS_DEFAULT_REGION), or give the profile a region with `aws configure set "
                 "region REGION`. migrate never guesses one: a plan is for the region it names."

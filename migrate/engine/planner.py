@@ -130,7 +130,7 @@ def make_plan(
                 planned_outputs = step.planned_outputs(ctx, facts)
             except (ClientError, BotoCoreError) as exc:
                 # Name the step: "AWS refused X" alone does not say which part of the plan asked.
-                raise AwsError(f"step {pstep.id!r}: {describe_aws_failure(exc).message}") from exc
+                raise _in_step(pstep.id, exc) from exc
             waits_for = sorted(unknown_steps(rendered))
             if waits_for:
                 actions = [
@@ -157,6 +157,13 @@ def make_plan(
             outputs[pstep.id] = PendingOutputs(pstep.id, planned_outputs)
             prior.append(pstep.id)
     return PlanResult(playbook, planned, fingerprint({s.id: s.facts for s in planned}))
+
+
+def _in_step(step_id: str, exc: BaseException) -> AwsError:
+    """An AWS failure while planning, naming the step that asked (the kind, and so the exit code,
+    kept: missing credentials are bad input, an unreachable endpoint a failure)."""
+    error = describe_aws_failure(exc)
+    return type(error)(f"step {step_id!r}: {error.message}")
 
 
 def _gather_evidence(
@@ -187,7 +194,7 @@ def _gather_evidence(
         try:
             line = step.gather_evidence(ctx, step.observe(ctx))
         except (ClientError, BotoCoreError) as exc:
-            raise AwsError(f"step {pstep.id!r}: {describe_aws_failure(exc).message}") from exc
+            raise _in_step(pstep.id, exc) from exc
         if line is not None:
             gathered[pstep.id] = line
     return gathered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,21 @@ def _point_at(endpoint: str) -> None:
     # A profile name that does not exist would break both boto3 and moto's own EC2 backend.
     os.environ.pop("AWS_PROFILE", None)
     os.environ.update(sandbox_env(endpoint))
+
+
+def _migrate_command() -> str:
+    """How to call migrate from a new shell: `migrate` if it is on PATH, else the path of the
+    script that runs now (`.venv/bin/migrate` after `make demo`)."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    on_path = shutil.which("migrate")
+    if script is None or script.name != "migrate":
+        return "migrate" if on_path else ".venv/bin/migrate"
+    if on_path and Path(on_path).resolve() == script.resolve():
+        return "migrate"
+    try:
+        return os.path.relpath(script)
+    except ValueError:
+        return str(script)
 
 
 def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
@@ -114,7 +130,8 @@ def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
         echo(f"plan report:  {plan_html}")
         echo(f"run report:   {report_path}")
         echo(f"state store:  {settings.state}")
-        echo(f"try:          migrate --state {settings.state} status {result.run_id}")
+        echo(f"open:         {plan_html} in a browser (the page for the planning meeting)")
+        echo(f"try:          {_migrate_command()} --state {settings.state} status {result.run_id}")
         if keep:
             echo("")
             echo("The sandbox keeps running; in another shell:")

@@ -365,3 +365,15 @@ def test_done_says_what_remains_for_the_ftr(settings: Settings, aws: Any, tmp_pa
     md = render_run_report(report, "md")
     assert md.index("What remains for the FTR") < md.index("## keep")
     assert "access key still active" in md
+
+
+def test_missing_credentials_and_missing_profile_share_one_exit_code(
+    endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    no_credentials = _invoke(tmp_path / "m.db", "plan", KMS_S3)
+    assert no_credentials.exit_code == 2, no_credentials.output
+    assert "No AWS credentials" in no_credentials.output
+    no_profile = _invoke(tmp_path / "m.db", "--profile", "nope", "plan", KMS_S3)
+    assert no_profile.exit_code == 2 and "nope" in no_profile.output, no_profile.output
