@@ -557,6 +557,11 @@ def rollback(settings: Settings, run_id: str, step_id: str | None, yes: bool) ->
 @pass_settings
 def report(settings: Settings, run_id: str, fmt: str, output: str | None) -> None:
     """What happened in RUN_ID: actions, durations, approvals, resources, the journal."""
+    if output and not Path(output).parent.is_dir():
+        raise BadInputError(
+            f"-o {output}: the directory {Path(output).parent} does not exist. Create it, or "
+            "write the report somewhere that exists."
+        )
     data = commands.report(settings, run_id)
     from migrate.reports.render import render_run_report
 

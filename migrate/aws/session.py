@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from urllib.parse import urlsplit
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +147,14 @@ class AwsSession:
     def __post_init__(self) -> None:
         if self.endpoint_url is None:
             self.endpoint_url = os.environ.get("AWS_ENDPOINT_URL") or None
+        if self.endpoint_url is not None:
+            parsed = urlsplit(self.endpoint_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise AwsConfigError(
+                    f"--endpoint-url/AWS_ENDPOINT_URL {self.endpoint_url!r} is not an endpoint "
+                    "URL. Give scheme and host, e.g. http://127.0.0.1:5000 (the sandbox) or "
+                    "https://s3.eu-west-1.amazonaws.com, or unset it to use AWS's endpoints."
+                )
         try:
             self._session = boto3.session.Session(
                 profile_name=self.profile, region_name=self.region
