@@ -63,10 +63,13 @@ COMPARED = (
     "ca_certificate",
     "copy_tags_to_snapshot",
     "license_model",
+    "managed_master_password",
     "tags",
 )
 # What a read replica legitimately does not share with its source or gets from it.
-NOT_COMPARED_FOR_REPLICA = frozenset({"backup_window", "multi_az", "availability_zone"})
+NOT_COMPARED_FOR_REPLICA = frozenset(
+    {"backup_window", "multi_az", "availability_zone", "managed_master_password"}
+)
 
 
 def user_tags(tag_list: Any) -> dict[str, str]:
@@ -103,6 +106,7 @@ def instance_settings(db: Mapping[str, Any]) -> dict[str, Any]:
     subnet = db.get("DBSubnetGroup") or {}
     endpoint = db.get("Endpoint") or {}
     multi_az = bool(db.get("MultiAZ", False))
+    secret = db.get("MasterUserSecret") or {}
     return {
         **own_instance_settings(db),
         "engine": db.get("Engine"),
@@ -128,6 +132,12 @@ def instance_settings(db: Mapping[str, Any]) -> dict[str, Any]:
         "cloudwatch_logs_exports": sorted(db.get("EnabledCloudwatchLogsExports") or ()),
         "copy_tags_to_snapshot": bool(db.get("CopyTagsToSnapshot", False)),
         "license_model": db.get("LicenseModel"),
+        # A master password kept by RDS in Secrets Manager: a restore cannot turn it on again
+        # (except on Oracle), so the copy is modified; the copy gets a *new* secret (the ARN
+        # changes) and the original's secret goes when the original is deleted.
+        "managed_master_password": bool(secret),
+        "master_user_secret_arn": secret.get("SecretArn"),
+        "master_user_secret_kms_key": secret.get("KmsKeyId"),
     }
 
 
@@ -227,9 +237,16 @@ def backup_and_maintenance_kwargs(settings: Mapping[str, Any], **names: str) -> 
     return kwargs
 
 
-def modify_kwargs(settings: Mapping[str, Any], db_id: str) -> dict[str, Any]:
-    """ModifyDBInstance parameters for what a restore (or replica creation) cannot set."""
+def modify_kwargs(
+    settings: Mapping[str, Any], db_id: str, got: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """ModifyDBInstance parameters for what a restore (or replica creation) cannot set;
+    ``got`` (the copy's settings, when known) leaves out what it already has."""
     kwargs = backup_and_maintenance_kwargs(settings, DBInstanceIdentifier=db_id)
+    if settings.get("managed_master_password") and not (got or {}).get("managed_master_password"):
+        kwargs["ManageMasterUserPassword"] = True
+        if settings.get("master_user_secret_kms_key"):
+            kwargs["MasterUserSecretKmsKeyId"] = settings["master_user_secret_kms_key"]
     if settings.get("max_allocated_storage"):
         kwargs["MaxAllocatedStorage"] = settings["max_allocated_storage"]
     interval = int(settings.get("monitoring_interval") or 0)
