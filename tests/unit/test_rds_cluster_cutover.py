@@ -311,7 +311,8 @@ def test_restore_waits_from_creating_to_available_then_modifies(tmp_path: Path) 
     step, ctx, stub, clock, _ = _setup(tmp_path)
     original = _cluster(CID, [W, R], encrypted=False)
     want = rc.cluster_settings(original)
-    enc = rs.snapshot_id(RUN, CID, "final", encrypted=True)
+    # The restore reads the unencrypted final snapshot and encrypts it with KmsKeyId.
+    enc = rs.snapshot_id(RUN, CID, "final")
     action = Action(
         kind=rc.CLUSTER_RESTORE,
         target=CID,

@@ -23,7 +23,7 @@ from migrate.engine.base import Action
 from migrate.engine.context import StepContext
 from migrate.errors import BadInputError
 from migrate.steps.rds.params import RdsEncryptParams
-from migrate.steps.rds.phases import CLUSTER, action_adder, cleanup_risks
+from migrate.steps.rds.phases import CLUSTER, STOP_WRITES_MODE, action_adder, cleanup_risks
 
 # Action kinds, in the order they run for one cluster (the target is the cluster identifier).
 CLUSTER_WARM_UP = "rds.cluster_warm_up"
@@ -374,7 +374,9 @@ def cluster_phase_estimates(volume_gib: float, *, warm_up: bool, members: int) -
     if warm_up:
         est["warm_up"] = _rate("snapshot", gib) + _rate("copy", gib)
     est["final_snapshot"] = _rate("snapshot", gib)
-    est["final_copy"] = _rate("copy", gib)
+    # No copy in the window: the restore encrypts the unencrypted final snapshot with the key
+    # (RestoreDBClusterFromSnapshot KmsKeyId), building the volume as it would anyway.
+    est["final_copy"] = 0.0
     est["restore"] = _rate("restore", gib) + _rate("modify", gib)
     est["members"] = (
         _rate("member", gib) + max(members - 1, 0) * _rate("member_extra", gib) if members else 0
@@ -457,7 +459,7 @@ def cluster_actions(
     }
     window = (
         f"downtime window ~{rs.minutes(est['downtime'])}: final snapshot "
-        f"~{rs.minutes(est['final_snapshot'])}, copy ~{rs.minutes(est['final_copy'])}, "
+        f"~{rs.minutes(est['final_snapshot'])}, no copy (the restore encrypts), "
         f"restore ~{rs.minutes(est['restore'])}, members ~{rs.minutes(est['members'])}, "
         f"cut-over ~{rs.minutes(est['cut_over'])}"
     )
@@ -488,13 +490,15 @@ def cluster_actions(
         risks=(
             "writes after this point and before the cut-over are lost: stop the application "
             "(or make the cluster read-only) before approving",
+            STOP_WRITES_MODE,
             size_note,
             *risks_common,
         ),
     )
     add(
         CLUSTER_FINAL_SNAPSHOT,
-        f"final cluster snapshot of {cid}, copied with key {params.kms_key}",
+        f"final cluster snapshot of {cid} (not copied: the restore encrypts it with key "
+        f"{params.kms_key})",
         est["final_snapshot"] + est["final_copy"],
         data=True,
     )
@@ -513,7 +517,8 @@ def cluster_actions(
         )
     add(
         CLUSTER_RESTORE,
-        f"restore the encrypted snapshot as cluster {temp or '(temporary id known at run time)'} "
+        f"restore the final snapshot, encrypted with the key, as cluster "
+        f"{temp or '(temporary id known at run time)'} "
         f"with every setting of {cid} (cluster parameter group "
         f"{settings['cluster_parameter_group']}, {len(settings['vpc_security_group_ids'])} "
         "security group(s), port, backups, log exports, ...), then modify what a restore "

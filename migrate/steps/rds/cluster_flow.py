@@ -105,8 +105,11 @@ class ClusterFlow:
 
     # warm-up / final snapshot ------------------------------------------------------------------
     def snapshot_and_copy(self, run: PhaseRun, rds: Any, phase: str) -> Wait | None:
-        """Cluster snapshot ``migrate-<run>-<cluster>-<phase>``, copied with the key to ``-enc``."""
-        return ph.snapshot_and_copy(run, rds, phase, CLUSTER)
+        """Cluster snapshot ``migrate-<run>-<cluster>-<phase>``; the warm-up's is copied with the
+        key to ``-enc`` (it measures the re-encryption speed while the application runs), the
+        final one is not: RestoreDBClusterFromSnapshot with KmsKeyId encrypts an unencrypted
+        cluster snapshot itself, so a copy inside the downtime window would be time lost."""
+        return ph.snapshot_and_copy(run, rds, phase, CLUSTER, copy=phase != "final")
 
     # restore -------------------------------------------------------------------------------------
     def restore(self, run: PhaseRun, rds: Any) -> Wait | None:
@@ -129,6 +132,7 @@ class ClusterFlow:
                     run.tags("encrypted-copy"),
                 )
             ),
+            from_encrypted=False,
         )
         if isinstance(copy, Wait):
             return copy

@@ -76,6 +76,28 @@ def _never_renamed(rds: Any, db_id: str, old_id: str) -> bool:
     )
 
 
+def _replica_blocker(db: dict[str, Any], by_id: dict[str, Any]) -> str | None:
+    """Why a primary cannot be migrated with its replicas, or None: a cross-Region replica (it
+    would follow the renamed original and be orphaned at cleanup), a replica chain, or an Aurora
+    read replica cluster."""
+    reasons: list[str] = []
+    for rid in db.get("ReadReplicaDBInstanceIdentifiers") or ():
+        replica = by_id.get(str(rid))
+        if replica is None:
+            reasons.append(f"cross-Region read replica {rid}")
+        elif replica.get("ReadReplicaDBInstanceIdentifiers"):
+            chained = ", ".join(replica["ReadReplicaDBInstanceIdentifiers"])
+            reasons.append(f"replica chain {rid} -> {chained}")
+    for cid in db.get("ReadReplicaDBClusterIdentifiers") or ():
+        reasons.append(f"Aurora read replica cluster {cid}")
+    if not reasons:
+        return None
+    return (
+        "has " + "; ".join(reasons) + ": not re-created by rds.encrypt yet (it would be "
+        "orphaned at the cut-over). Encrypt it by hand, or delete/promote those replicas first"
+    )
+
+
 def _only_once(found: dict[str, Any], ident: str, what: str) -> None:
     """Refuse a name selected in two regions: actions are keyed by name alone."""
     if ident in found:
@@ -176,6 +198,7 @@ class RdsEncrypt(Step):
         instances: dict[str, Any] = {}
         clusters: dict[str, Any] = {}
         not_handled: dict[str, str] = {}
+        instances_not_handled: dict[str, str] = {}
         seen: set[str] = set()
         existing: list[str] = []
         existing_clusters: list[str] = []
@@ -192,13 +215,23 @@ class RdsEncrypt(Step):
                 seen.add(db_id)
                 if not self.params.name_matches(db_id) or db.get("DBClusterIdentifier"):
                     continue
+                settings = rs.instance_settings(db)
                 if db.get("ReadReplicaSourceDBInstanceIdentifier"):
-                    continue  # re-created with its primary
+                    # Re-created with its primary; one whose primary is not handled here is
+                    # reported, never silently left unencrypted (an old replica this step
+                    # renamed aside is deleted at cleanup).
+                    why = None if KEPT_ORIGINAL.search(db_id) else self._orphan_replica(db, by_id)
+                    if why and (not self.params.tags or self.params.tags_match(settings["tags"])):
+                        instances_not_handled[db_id] = why
+                    continue
                 if KEPT_ORIGINAL.search(db_id):
                     kept.append(db_id)  # an original this step renamed aside, kept until cleanup
                     continue
-                settings = rs.instance_settings(db)
                 if self.params.tags and not self.params.tags_match(settings["tags"]):
+                    continue
+                blocker = _replica_blocker(db, by_id)
+                if blocker and not db.get("StorageEncrypted"):
+                    instances_not_handled[db_id] = blocker
                     continue
                 _only_once(instances, db_id, "instance")
                 instances[db_id] = {
@@ -239,6 +272,11 @@ class RdsEncrypt(Step):
             "compliant": compliant,
             "encrypted_with_other_key": other_key,
             "clusters_not_handled": not_handled,
+            "instances_not_handled": instances_not_handled,
+            "warnings": [
+                f"{i}: {why}; not changed"
+                for i, why in sorted({**instances_not_handled, **not_handled}.items())
+            ],
             "kept_originals": sorted(kept),
             "missing": missing,
             "related_identifiers": sorted(e for e in existing if e.startswith(prefixes)),
@@ -246,6 +284,28 @@ class RdsEncrypt(Step):
                 c for c in existing_clusters if c.startswith(cluster_prefixes)
             ),
         }
+
+    def _orphan_replica(self, db: dict[str, Any], by_id: dict[str, Any]) -> str | None:
+        """Why an unencrypted read replica is left alone: its primary is not migrated here."""
+        if db.get("StorageEncrypted"):
+            return None
+        source = str(db["ReadReplicaSourceDBInstanceIdentifier"])
+        primary = by_id.get(source)
+        if primary is None:
+            return (
+                f"read replica of {source} in another Region: encrypt the primary there (its "
+                "replicas are re-created with it), or promote this replica and select it"
+            )
+        if not self.params.name_matches(source) or (
+            self.params.tags and not self.params.tags_match(rs.user_tags(primary.get("TagList")))
+        ):
+            return (
+                f"read replica of {source}, which is not selected: select {source} (its "
+                "replicas are re-created with it, encrypted)"
+            )
+        if primary.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return f"replica of the replica {source} (a chain): not handled by rds.encrypt yet"
+        return None
 
     def _observe_cluster(
         self,
@@ -406,6 +466,7 @@ class RdsEncrypt(Step):
             risks=(
                 "writes after this point and before the cut-over are lost: stop the application "
                 "(or make the database read-only) before approving",
+                ph.STOP_WRITES_MODE,
                 *risks_common,
             ),
         )
@@ -843,6 +904,7 @@ class RdsEncrypt(Step):
         facts = self.observe(ctx)
         left = [i for i in [*facts["instances"], *facts["clusters"]] if i not in facts["compliant"]]
         left = [i for i in left if i not in facts["encrypted_with_other_key"]]
+        left += [f"{i} ({why})" for i, why in sorted(facts["instances_not_handled"].items())]
         if left:
             raise StepFailed(
                 "still unencrypted or not on the target key after the step: "

@@ -38,6 +38,12 @@ CLUSTER_FAILED = (
 )
 INSTANCE_FAILED = (*CLUSTER_FAILED, "storage-full")
 MAX_MODIFY_ATTEMPTS = 3
+# The plan names how writes are stopped (issue 14 asks for enforced modes; none is built yet).
+STOP_WRITES_MODE = (
+    "stop-writes mode: the operator's word. Nothing checks or enforces that writes stopped "
+    "(no CloudWatch WriteIOPS/DatabaseConnections check, no read-only parameter group, no "
+    "security-group lockdown yet): a job still writing loses its writes to the new database"
+)
 
 Describe = Callable[[Any, str], "dict[str, Any] | None"]
 CreateSnapshot = Callable[[Any, str, str, Mapping[str, str]], bool]
@@ -237,47 +243,76 @@ def _snapshot_wait(
     return None
 
 
+def _take_snapshot(run: PhaseRun, rds: Any, kind: Kind, phase: str, raw_id: str) -> Wait | None:
+    """Snapshot ``raw_id`` of the database (adopted if it exists); None once it is available."""
+    db_id = run.target
+    state = run.state
+    raw = kind.describe_snapshot(rds, raw_id)
+    if raw is None:
+        original = kind.describe(rds, db_id)
+        if original is None or original.get("StorageEncrypted"):
+            raise StepFailed(
+                f"{kind.label}{db_id} is gone or already encrypted; nothing to snapshot. "
+                "Plan again."
+            )
+        why = busy(kind, [(db_id, original)])
+        if why:
+            return run.wait(why)
+        # Intent first: a crash between the call and a later record would leave an
+        # unencrypted full-database snapshot that no cleanup or rollback knows about.
+        state["snapshot_started_at"] = run.now_iso()
+        run.save()
+        run.record(kind.snapshot_resource, raw_id, "created", source=db_id)
+        kind.create_snapshot(rds, raw_id, db_id, run.tags(f"{phase}-snapshot"))
+        raw = kind.describe_snapshot(rds, raw_id)
+    not_ready = _snapshot_wait(
+        run,
+        raw,
+        f"{kind.label}snapshot {raw_id}",
+        f"{kind.label}snapshot {raw_id} of {db_id} is {{status}}. Delete it and resume, "
+        "or roll back.",
+    )
+    if not_ready:
+        return not_ready
+    state.setdefault("snapshot_done_at", run.now_iso())
+    # Adopted by name if it exists (this run's snapshot, found by a resumed phase).
+    run.record(kind.snapshot_resource, raw_id, "created", source=db_id)
+    return None
+
+
 def snapshot_and_copy(
-    run: PhaseRun, rds: Any, phase: str, kind: Kind, **timing: Any
+    run: PhaseRun, rds: Any, phase: str, kind: Kind, *, copy: bool = True, **timing: Any
 ) -> Wait | None:
-    """Snapshot ``migrate-<run>-<db>-<phase>`` of the database, copied with the key to ``-enc``;
-    measured into the database's timing (with ``timing`` added)."""
+    """Snapshot ``migrate-<run>-<db>-<phase>`` of the database, copied with the key to ``-enc``
+    (``copy=False``: the snapshot only, for a restore that encrypts it itself); measured into
+    the database's timing (with ``timing`` added)."""
     db_id = run.target
     raw_id = rs.snapshot_id(run.run_id, db_id, phase)
     enc_id = rs.snapshot_id(run.run_id, db_id, phase, encrypted=True)
     state = run.state
-    enc = kind.describe_snapshot(rds, enc_id)
-    if enc is None:
-        raw = kind.describe_snapshot(rds, raw_id)
-        if raw is None:
-            original = kind.describe(rds, db_id)
-            if original is None or original.get("StorageEncrypted"):
-                raise StepFailed(
-                    f"{kind.label}{db_id} is gone or already encrypted; nothing to snapshot. "
-                    "Plan again."
-                )
-            why = busy(kind, [(db_id, original)])
-            if why:
-                return run.wait(why)
-            # Intent first: a crash between the call and a later record would leave an
-            # unencrypted full-database snapshot that no cleanup or rollback knows about.
-            state["snapshot_started_at"] = run.now_iso()
-            run.save()
-            run.record(kind.snapshot_resource, raw_id, "created", source=db_id)
-            kind.create_snapshot(rds, raw_id, db_id, run.tags(f"{phase}-snapshot"))
-            raw = kind.describe_snapshot(rds, raw_id)
-        not_ready = _snapshot_wait(
-            run,
-            raw,
-            f"{kind.label}snapshot {raw_id}",
-            f"{kind.label}snapshot {raw_id} of {db_id} is {{status}}. Delete it and resume, "
-            "or roll back.",
-        )
+    if not copy:
+        not_ready = _take_snapshot(run, rds, kind, phase, raw_id)
         if not_ready:
             return not_ready
-        state.setdefault("snapshot_done_at", run.now_iso())
-        # Adopted by name if it exists (this run's snapshot, found by a resumed phase).
-        run.record(kind.snapshot_resource, raw_id, "created", source=db_id)
+        now = run.now()
+        started = parse(state["started_at"])
+        run.record_timing(
+            phase,
+            started_at=iso(started),
+            finished_at=iso(now),
+            snapshot_s=seconds(started, now),
+            copy_s=0.0,
+            duration_s=seconds(started, now),
+            **timing,
+            snapshot_id=raw_id,
+        )
+        run.save(done=1)
+        return None
+    enc = kind.describe_snapshot(rds, enc_id)
+    if enc is None:
+        not_ready = _take_snapshot(run, rds, kind, phase, raw_id)
+        if not_ready:
+            return not_ready
         state["copy_started_at"] = run.now_iso()
         run.save()
         run.record(kind.snapshot_resource, enc_id, "created", source=db_id, encrypted=True)
@@ -312,23 +347,29 @@ def snapshot_and_copy(
 
 
 def start_restore(
-    run: PhaseRun, rds: Any, kind: Kind, restore: Callable[[str, str], None]
+    run: PhaseRun,
+    rds: Any,
+    kind: Kind,
+    restore: Callable[[str, str], None],
+    *,
+    from_encrypted: bool = True,
 ) -> dict[str, Any] | Wait:
     """The restored temporary copy, restoring it from the final encrypted snapshot first if it
     does not exist (``restore(temp, snapshot)`` makes the call); a Wait while it is not ready.
+    ``from_encrypted=False``: from the unencrypted final snapshot (the restore encrypts it).
 
     Refuses a database of that name that this run did not restore for this target.
     """
     db_id = run.target
     state = run.state
     temp = rs.temp_id(db_id, run.run_id)
-    enc_id = rs.snapshot_id(run.run_id, db_id, "final", encrypted=True)
+    enc_id = rs.snapshot_id(run.run_id, db_id, "final", encrypted=from_encrypted)
     copy = kind.describe(rds, temp)
     if copy is None:
         snap = kind.describe_snapshot(rds, enc_id)
         if snap is None or snap.get("Status") != "available":
             raise StepFailed(
-                f"the encrypted {kind.label}snapshot {enc_id} is missing or not available; "
+                f"the final {kind.label}snapshot {enc_id} is missing or not available; "
                 "resume after the final snapshot phase, or roll back."
             )
         state["restore_started_at"] = run.now_iso()
