@@ -1,55 +1,65 @@
-"""Read helpers of ``rds.encrypt``: describe one instance, cluster or snapshot, or learn it is gone.
+"""Typed RDS calls: describe one instance, cluster or snapshot (or learn it is gone), and the
+create/copy/rename/delete calls the RDS migration makes, each spelled out by its API name.
 
-Shared by the instance flow (``rds_encrypt``) and the cluster flow (``rds_cluster``). A missing
-resource is ``None``, never an exception, because the phases decide what to do next by looking at
-what exists (a resumed phase finds what an earlier attempt created).
+A missing resource is ``None``, never an exception, because the phases decide what to do next by
+looking at what exists (a resumed phase finds what an earlier attempt created). A create whose
+resource already exists and a delete whose resource is already gone are done: their first attempt
+succeeded and only its answer was lost (a crash, a 500 after the server acted).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from migrate.aws.errors import error_code
+from botocore.exceptions import ClientError
 
-NOT_FOUND_INSTANCE = ("DBInstanceNotFound", "DBInstanceNotFoundFault")
-NOT_FOUND_SNAPSHOT = ("DBSnapshotNotFound", "DBSnapshotNotFoundFault")
-NOT_FOUND_CLUSTER = ("DBClusterNotFoundFault", "DBClusterNotFound")
-NOT_FOUND_CLUSTER_SNAPSHOT = ("DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound")
+from migrate.aws.errors import already_exists, not_found
 
 
-def _first(call: Callable[[], list[Any]], missing: tuple[str, ...]) -> dict[str, Any] | None:
+def _first(call: Callable[[], list[Any]]) -> dict[str, Any] | None:
     try:
         found = call()
-    except Exception as exc:
-        if error_code(exc) in missing:
+    except ClientError as exc:
+        if not_found(exc):
             return None
         raise
     return dict(found[0]) if found else None
 
 
+def _once(call: Callable[[], Any], done: Callable[[BaseException], bool]) -> bool:
+    """Make ``call``; False when AWS answered that it was already done (``done(exc)``)."""
+    try:
+        call()
+    except ClientError as exc:
+        if done(exc):
+            return False
+        raise
+    return True
+
+
+def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+# --- describe -------------------------------------------------------------------------------------
+
+
 def describe_instance(rds: Any, db_id: str) -> dict[str, Any] | None:
     """An instance's description, or None if no instance has that identifier."""
-    return _first(
-        lambda: rds.describe_db_instances(DBInstanceIdentifier=db_id)["DBInstances"],
-        NOT_FOUND_INSTANCE,
-    )
+    return _first(lambda: rds.describe_db_instances(DBInstanceIdentifier=db_id)["DBInstances"])
 
 
 def describe_snapshot(rds: Any, snapshot_id: str) -> dict[str, Any] | None:
     """A manual snapshot's description, or None."""
     return _first(
-        lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"],
-        NOT_FOUND_SNAPSHOT,
+        lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"]
     )
 
 
 def describe_cluster(rds: Any, cluster_id: str) -> dict[str, Any] | None:
     """A DB cluster's description, or None if no cluster has that identifier."""
-    return _first(
-        lambda: rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"],
-        NOT_FOUND_CLUSTER,
-    )
+    return _first(lambda: rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"])
 
 
 def describe_cluster_snapshot(rds: Any, snapshot_id: str) -> dict[str, Any] | None:
@@ -57,8 +67,7 @@ def describe_cluster_snapshot(rds: Any, snapshot_id: str) -> dict[str, Any] | No
     return _first(
         lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=snapshot_id)[
             "DBClusterSnapshots"
-        ],
-        NOT_FOUND_CLUSTER_SNAPSHOT,
+        ]
     )
 
 
@@ -71,9 +80,149 @@ def all_instances(rds: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def tag_value(desc: dict[str, Any] | None, key: str) -> str | None:
+def tag_value(desc: Mapping[str, Any] | None, key: str) -> str | None:
     """The value of one tag of a described instance, cluster or snapshot."""
     for tag in (desc or {}).get("TagList") or ():
         if tag.get("Key") == key:
             return str(tag.get("Value"))
     return None
+
+
+# --- snapshots ------------------------------------------------------------------------------------
+
+
+def create_db_snapshot(rds: Any, snapshot_id: str, db_id: str, tags: Mapping[str, str]) -> bool:
+    """CreateDBSnapshot of instance ``db_id``; False if the snapshot already existed."""
+    return _once(
+        lambda: rds.create_db_snapshot(
+            DBSnapshotIdentifier=snapshot_id, DBInstanceIdentifier=db_id, Tags=_tags(tags)
+        ),
+        already_exists,
+    )
+
+
+def create_db_cluster_snapshot(
+    rds: Any, snapshot_id: str, cluster_id: str, tags: Mapping[str, str]
+) -> bool:
+    """CreateDBClusterSnapshot of ``cluster_id``; False if the snapshot already existed."""
+    return _once(
+        lambda: rds.create_db_cluster_snapshot(
+            DBClusterSnapshotIdentifier=snapshot_id,
+            DBClusterIdentifier=cluster_id,
+            Tags=_tags(tags),
+        ),
+        already_exists,
+    )
+
+
+def copy_db_snapshot(rds: Any, source_id: str, target_id: str, kms_key_id: str) -> bool:
+    """CopyDBSnapshot encrypting with ``kms_key_id`` (tags copied); False if the copy existed."""
+    return _once(
+        lambda: rds.copy_db_snapshot(
+            SourceDBSnapshotIdentifier=source_id,
+            TargetDBSnapshotIdentifier=target_id,
+            KmsKeyId=kms_key_id,
+            CopyTags=True,
+        ),
+        already_exists,
+    )
+
+
+def copy_db_cluster_snapshot(rds: Any, source_id: str, target_id: str, kms_key_id: str) -> bool:
+    """CopyDBClusterSnapshot encrypting with ``kms_key_id`` (tags copied); False if it existed."""
+    return _once(
+        lambda: rds.copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=source_id,
+            TargetDBClusterSnapshotIdentifier=target_id,
+            KmsKeyId=kms_key_id,
+            CopyTags=True,
+        ),
+        already_exists,
+    )
+
+
+def delete_db_snapshot(rds: Any, snapshot_id: str) -> bool:
+    """DeleteDBSnapshot; False if it was already gone."""
+    return _once(lambda: rds.delete_db_snapshot(DBSnapshotIdentifier=snapshot_id), not_found)
+
+
+def delete_db_cluster_snapshot(rds: Any, snapshot_id: str) -> bool:
+    """DeleteDBClusterSnapshot; False if it was already gone."""
+    return _once(
+        lambda: rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=snapshot_id),
+        not_found,
+    )
+
+
+# --- renames and protection -----------------------------------------------------------------------
+
+
+def rename_db_instance(rds: Any, db_id: str, new_id: str) -> None:
+    """ModifyDBInstance with NewDBInstanceIdentifier, now (AWS refuses an existing new name)."""
+    rds.modify_db_instance(
+        DBInstanceIdentifier=db_id, NewDBInstanceIdentifier=new_id, ApplyImmediately=True
+    )
+
+
+def rename_db_cluster(rds: Any, cluster_id: str, new_id: str) -> None:
+    """ModifyDBCluster with NewDBClusterIdentifier, now (AWS refuses an existing new name)."""
+    rds.modify_db_cluster(
+        DBClusterIdentifier=cluster_id, NewDBClusterIdentifier=new_id, ApplyImmediately=True
+    )
+
+
+def unprotect_db_instance(rds: Any, db_id: str) -> None:
+    """ModifyDBInstance DeletionProtection=False, now (so that a delete is accepted)."""
+    rds.modify_db_instance(
+        DBInstanceIdentifier=db_id, DeletionProtection=False, ApplyImmediately=True
+    )
+
+
+def unprotect_db_cluster(rds: Any, cluster_id: str) -> None:
+    """ModifyDBCluster DeletionProtection=False, now (so that a delete is accepted)."""
+    rds.modify_db_cluster(
+        DBClusterIdentifier=cluster_id, DeletionProtection=False, ApplyImmediately=True
+    )
+
+
+# --- deletes ----------------------------------------------------------------------------------------
+
+
+def delete_db_instance(
+    rds: Any, db_id: str, *, final_snapshot_id: str | None = None, member: bool = False
+) -> bool:
+    """DeleteDBInstance: with a final snapshot when ``final_snapshot_id`` is given, without one
+    otherwise (``member``: a cluster member, for which AWS takes neither parameter). False if the
+    instance was already gone."""
+    kwargs: dict[str, Any] = {"DBInstanceIdentifier": db_id}
+    if final_snapshot_id:
+        kwargs.update(FinalDBSnapshotIdentifier=final_snapshot_id, DeleteAutomatedBackups=False)
+    elif not member:
+        kwargs["SkipFinalSnapshot"] = True
+    return _once(lambda: rds.delete_db_instance(**kwargs), not_found)
+
+
+def delete_db_cluster(rds: Any, cluster_id: str, *, final_snapshot_id: str | None) -> bool:
+    """DeleteDBCluster with a final snapshot (``None``: skip it, for a copy that never took a
+    write). False if the cluster was already gone."""
+    kwargs: dict[str, Any] = {"DBClusterIdentifier": cluster_id}
+    if final_snapshot_id:
+        kwargs["FinalDBSnapshotIdentifier"] = final_snapshot_id
+    else:
+        kwargs["SkipFinalSnapshot"] = True
+    return _once(lambda: rds.delete_db_cluster(**kwargs), not_found)
+
+
+# --- tags -------------------------------------------------------------------------------------------
+
+
+def add_tags_to_resource(rds: Any, arn: str, tags: Mapping[str, str]) -> None:
+    """AddTagsToResource on an instance, cluster or snapshot ARN (existing keys are replaced)."""
+    if tags:
+        rds.add_tags_to_resource(ResourceName=arn, Tags=_tags(tags))
+
+
+def remove_tags_from_resource(rds: Any, arn: str, keys: list[str]) -> None:
+    """RemoveTagsFromResource on an instance, cluster or snapshot ARN."""
+    if keys:
+        rds.remove_tags_from_resource(ResourceName=arn, TagKeys=list(keys))

@@ -63,10 +63,35 @@ COMPARED = (
     "ca_certificate",
     "copy_tags_to_snapshot",
     "license_model",
+    "managed_master_password",
+    "domain",
+    "network_type",
+    "engine_lifecycle_support",
+    "dedicated_log_volume",
+    "processor_features",
+    "database_insights_mode",
     "tags",
 )
 # What a read replica legitimately does not share with its source or gets from it.
-NOT_COMPARED_FOR_REPLICA = frozenset({"backup_window", "multi_az", "availability_zone"})
+NOT_COMPARED_FOR_REPLICA = frozenset(
+    {
+        "backup_window",
+        "multi_az",
+        "availability_zone",
+        "managed_master_password",
+        # CreateDBInstanceReadReplica takes no EngineLifecycleSupport: the replica follows.
+        "engine_lifecycle_support",
+    }
+)
+# DomainMemberships fields -> the parameter that sets each (restore, replica, modify).
+DOMAIN_PARAMS = {
+    "Domain": "Domain",
+    "IAMRoleName": "DomainIAMRoleName",
+    "FQDN": "DomainFqdn",
+    "OU": "DomainOu",
+    "AuthSecretArn": "DomainAuthSecretArn",
+    "DnsIps": "DomainDnsIps",
+}
 
 
 def user_tags(tag_list: Any) -> dict[str, str]:
@@ -103,6 +128,8 @@ def instance_settings(db: Mapping[str, Any]) -> dict[str, Any]:
     subnet = db.get("DBSubnetGroup") or {}
     endpoint = db.get("Endpoint") or {}
     multi_az = bool(db.get("MultiAZ", False))
+    secret = db.get("MasterUserSecret") or {}
+    domain = (db.get("DomainMemberships") or [{}])[0]
     return {
         **own_instance_settings(db),
         "engine": db.get("Engine"),
@@ -128,6 +155,23 @@ def instance_settings(db: Mapping[str, Any]) -> dict[str, Any]:
         "cloudwatch_logs_exports": sorted(db.get("EnabledCloudwatchLogsExports") or ()),
         "copy_tags_to_snapshot": bool(db.get("CopyTagsToSnapshot", False)),
         "license_model": db.get("LicenseModel"),
+        # A master password kept by RDS in Secrets Manager: a restore cannot turn it on again
+        # (except on Oracle), so the copy is modified; the copy gets a *new* secret (the ARN
+        # changes) and the original's secret goes when the original is deleted.
+        "managed_master_password": bool(secret),
+        "master_user_secret_arn": secret.get("SecretArn"),
+        "master_user_secret_kms_key": secret.get("KmsKeyId"),
+        # Not carried by a restore unless passed (AD/Kerberos, dual-stack, Extended Support
+        # enrolment, dedicated log volume, vCPU features, Database Insights mode).
+        "domain": {k: domain[k] for k in DOMAIN_PARAMS if domain.get(k)} or None,
+        "network_type": db.get("NetworkType"),
+        "engine_lifecycle_support": db.get("EngineLifecycleSupport"),
+        "dedicated_log_volume": db.get("DedicatedLogVolume"),
+        "processor_features": {
+            str(f["Name"]): str(f["Value"]) for f in db.get("ProcessorFeatures") or ()
+        }
+        or None,
+        "database_insights_mode": db.get("DatabaseInsightsMode"),
     }
 
 
@@ -181,8 +225,27 @@ def _new_instance_kwargs(
         "OptionGroupName": custom_option_group(settings.get("option_group")),
         "CACertificateIdentifier": settings.get("ca_certificate"),
         "AvailabilityZone": None if settings["multi_az"] else settings.get("availability_zone"),
+        "NetworkType": settings.get("network_type"),
     }
+    kwargs.update(_extra_instance_kwargs(settings))
     return put_given(kwargs, settings, optional)
+
+
+def _extra_instance_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Directory membership, dedicated log volume and processor features, as the restore, the
+    replica creation and the modify all name them."""
+    kwargs: dict[str, Any] = {}
+    for field, param in DOMAIN_PARAMS.items():
+        value = (settings.get("domain") or {}).get(field)
+        if value:
+            kwargs[param] = list(value) if field == "DnsIps" else value
+    if settings.get("dedicated_log_volume") is not None:
+        kwargs["DedicatedLogVolume"] = bool(settings["dedicated_log_volume"])
+    if settings.get("processor_features"):
+        kwargs["ProcessorFeatures"] = [
+            {"Name": k, "Value": v} for k, v in sorted(settings["processor_features"].items())
+        ]
+    return kwargs
 
 
 def put_given(
@@ -209,6 +272,8 @@ def restore_kwargs(
     optional = {
         "DBSubnetGroupName": settings.get("db_subnet_group"),
         "LicenseModel": settings.get("license_model"),
+        # Without it AWS enrols the copy in RDS Extended Support (billed) by default.
+        "EngineLifecycleSupport": settings.get("engine_lifecycle_support"),
     }
     kwargs.update({k: v for k, v in optional.items() if v})
     return kwargs
@@ -227,9 +292,16 @@ def backup_and_maintenance_kwargs(settings: Mapping[str, Any], **names: str) -> 
     return kwargs
 
 
-def modify_kwargs(settings: Mapping[str, Any], db_id: str) -> dict[str, Any]:
-    """ModifyDBInstance parameters for what a restore (or replica creation) cannot set."""
+def modify_kwargs(
+    settings: Mapping[str, Any], db_id: str, got: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """ModifyDBInstance parameters for what a restore (or replica creation) cannot set;
+    ``got`` (the copy's settings, when known) leaves out what it already has."""
     kwargs = backup_and_maintenance_kwargs(settings, DBInstanceIdentifier=db_id)
+    if settings.get("managed_master_password") and not (got or {}).get("managed_master_password"):
+        kwargs["ManageMasterUserPassword"] = True
+        if settings.get("master_user_secret_kms_key"):
+            kwargs["MasterUserSecretKmsKeyId"] = settings["master_user_secret_kms_key"]
     if settings.get("max_allocated_storage"):
         kwargs["MaxAllocatedStorage"] = settings["max_allocated_storage"]
     interval = int(settings.get("monitoring_interval") or 0)
@@ -240,6 +312,26 @@ def modify_kwargs(settings: Mapping[str, Any], db_id: str) -> dict[str, Any]:
     if settings.get("performance_insights"):
         kwargs["EnablePerformanceInsights"] = True
         kwargs.update(performance_insights_kwargs(settings))
+    # Database Insights mode is not a restore parameter; set after Performance Insights.
+    if settings.get("database_insights_mode") and (got or {}).get(
+        "database_insights_mode"
+    ) != settings.get("database_insights_mode"):
+        kwargs["DatabaseInsightsMode"] = settings["database_insights_mode"]
+    if got is not None:
+        # Anything a restore was given but did not take is set again.
+        if settings.get("network_type") and got.get("network_type") != settings["network_type"]:
+            kwargs["NetworkType"] = settings["network_type"]
+        for key, param in (
+            ("engine_lifecycle_support", "EngineLifecycleSupport"),
+            ("dedicated_log_volume", "DedicatedLogVolume"),
+        ):
+            if settings.get(key) is not None and got.get(key) != settings.get(key):
+                kwargs[param] = settings[key]
+        extra = _extra_instance_kwargs(settings)
+        if settings.get("domain") != got.get("domain"):
+            kwargs.update({k: v for k, v in extra.items() if k.startswith("Domain")})
+        if settings.get("processor_features") != got.get("processor_features"):
+            kwargs.update({k: v for k, v in extra.items() if k == "ProcessorFeatures"})
     return kwargs
 
 
@@ -329,7 +421,8 @@ def renamed_id(db_id: str, yyyymmdd: str) -> str:
 
 # Seconds per GiB and fixed overheads. Conservative figures from published experience (a first
 # snapshot ~3 GiB/min, a re-encrypting copy ~2 GiB/min, a restore mostly size-independent because
-# EBS loads blocks lazily, a rename ~2 min). A warm-up run records the account's real rates.
+# EBS loads blocks lazily). A rename: the RDS User Guide ("Renaming a DB instance") says the new
+# DNS name takes about 10 minutes to be usable. A warm-up run records the account's real rates.
 RATES = {
     "snapshot": (120.0, 20.0),
     "snapshot_incremental": (120.0, 2.0),
@@ -337,7 +430,7 @@ RATES = {
     "restore": (900.0, 1.0),
     "modify": (300.0, 0.0),
     "verify": (30.0, 0.0),
-    "rename": (120.0, 0.0),
+    "rename": (600.0, 0.0),
     "replica": (900.0, 20.0),
     "delete": (600.0, 0.0),
 }

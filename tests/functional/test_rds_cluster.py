@@ -124,6 +124,24 @@ def _clusters(aws: Any) -> dict[str, dict[str, Any]]:
     return {c["DBClusterIdentifier"]: c for c in aws("rds").describe_db_clusters()["DBClusters"]}
 
 
+@pytest.fixture(autouse=True)
+def _restore_encrypts_with_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto do what AWS does: RestoreDBClusterFromSnapshot with ``KmsKeyId`` encrypts the
+    cluster restored from an unencrypted cluster snapshot (RDS API reference, KmsKeyId). moto
+    5.2.5 records the key but leaves the cluster unencrypted; its server runs in this process,
+    so the backend method is wrapped for the cluster tests (docs/moto-notes.md)."""
+    from moto.rds.models import RDSBackend
+
+    original = RDSBackend.restore_db_cluster_from_snapshot
+
+    def restore(self: Any, from_snapshot_id: str, overrides: dict[str, Any]) -> Any:
+        if overrides.get("kms_key_id"):
+            overrides = {**overrides, "storage_encrypted": True}
+        return original(self, from_snapshot_id, overrides)
+
+    monkeypatch.setattr(RDSBackend, "restore_db_cluster_from_snapshot", restore)
+
+
 def _cluster_snapshots(aws: Any) -> dict[str, dict[str, Any]]:
     snaps = aws("rds").describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
     return {s["DBClusterSnapshotIdentifier"]: s for s in snaps}
@@ -220,12 +238,14 @@ def test_cluster_is_restored_encrypted_with_every_setting_and_its_members(
     temp = rs.temp_id(CLUSTER, run_id)
     names = rc.member_names(before_members, run_id)
 
-    # Snapshots: warm-up and final, each copied with the key.
+    # Snapshots: the warm-up's copied with the key (it measures the re-encryption speed); the
+    # final one not copied: the restore encrypts it, so no copy sits inside the downtime window.
     snaps = _cluster_snapshots(aws)
     for phase in ("warmup", "final"):
         assert snaps[rs.snapshot_id(run_id, CLUSTER, phase)]["StorageEncrypted"] is False
-        enc = snaps[rs.snapshot_id(run_id, CLUSTER, phase, encrypted=True)]
-        assert enc["StorageEncrypted"] is True and enc["KmsKeyId"] == key_arn
+    enc = snaps[rs.snapshot_id(run_id, CLUSTER, "warmup", encrypted=True)]
+    assert enc["StorageEncrypted"] is True and enc["KmsKeyId"] == key_arn
+    assert rs.snapshot_id(run_id, CLUSTER, "final", encrypted=True) not in snaps
 
     # The temporary cluster: encrypted with the key, every cluster setting equal.
     copy = _cluster(aws, temp)
@@ -319,10 +339,7 @@ def test_phases_repeated_after_a_crash_create_nothing_twice(
         kind=rc.CLUSTER_VERIFY, target=CLUSTER, summary="v", region="us-east-1", details=details
     )
     assert step.act(ctx, verify) is None
-    assert sorted(_cluster_snapshots(aws)) == [
-        rs.snapshot_id("r-crash-2", CLUSTER, "final"),
-        rs.snapshot_id("r-crash-2", CLUSTER, "final", encrypted=True),
-    ]
+    assert sorted(_cluster_snapshots(aws)) == [rs.snapshot_id("r-crash-2", CLUSTER, "final")]
     assert sorted(_clusters(aws)) == sorted([CLUSTER, rs.temp_id(CLUSTER, "r-crash-2")])
     assert sorted(_instances(aws)) == sorted(
         [WRITER, READER, rs.temp_id(WRITER, "r-crash-2"), rs.temp_id(READER, "r-crash-2")]

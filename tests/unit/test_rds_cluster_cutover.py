@@ -311,7 +311,8 @@ def test_restore_waits_from_creating_to_available_then_modifies(tmp_path: Path) 
     step, ctx, stub, clock, _ = _setup(tmp_path)
     original = _cluster(CID, [W, R], encrypted=False)
     want = rc.cluster_settings(original)
-    enc = rs.snapshot_id(RUN, CID, "final", encrypted=True)
+    # The restore reads the unencrypted final snapshot and encrypts it with KmsKeyId.
+    enc = rs.snapshot_id(RUN, CID, "final")
     action = Action(
         kind=rc.CLUSTER_RESTORE,
         target=CID,
@@ -349,7 +350,13 @@ def test_restore_waits_from_creating_to_available_then_modifies(tmp_path: Path) 
     stub.add_response(
         "restore_db_cluster_from_snapshot",
         {"DBCluster": {"DBClusterIdentifier": TEMP}},
-        rc.restore_cluster_kwargs(want, TEMP, enc, KEY, step._tags(ctx, CID, "encrypted-copy")),
+        rc.restore_cluster_kwargs(
+            want,
+            TEMP,
+            enc,
+            KEY,
+            {rs.TAG_RUN: RUN, rs.TAG_SOURCE: CID, rs.TAG_ROLE: "encrypted-copy"},
+        ),
     )
     stub.add_response(
         "describe_db_clusters", {"DBClusters": [creating]}, {"DBClusterIdentifier": TEMP}
@@ -448,6 +455,9 @@ def test_rollback_after_cut_over_swaps_clusters_and_members_back(tmp_path: Path)
         W: _instance(ASIDE[W], OLD, encrypted=False, role=W),
         R: _instance(ASIDE[R], OLD, encrypted=False, role=R),
     }
+    # 0. Rollback first looks whether the recorded cut-over renamed anything (it did: the
+    # encrypted cluster has the name).
+    cluster(CID, _cluster(CID, list(NEW.values()), encrypted=True))
     # 1. The encrypted members leave the original names.
     for m in (W, R):
         instance(m, enc[m])

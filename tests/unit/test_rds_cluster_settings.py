@@ -186,3 +186,28 @@ def test_cluster_estimates_count_members_and_the_four_rename_rounds() -> None:
     assert big["downtime"] == sum(
         big[k] for k in ("final_snapshot", "final_copy", "restore", "members", "verify", "cut_over")
     )
+
+
+def test_serverless_v2_auto_pause_passes_botocore_validation() -> None:
+    """SecondsUntilAutoPause is an integer in the RDS API model, the capacities doubles: a
+    float there makes botocore refuse the restore (after writes stopped and the final
+    snapshot was taken)."""
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    model = botocore.session.get_session().get_service_model("rds")
+    paused = {
+        **CLUSTER,
+        "ServerlessV2ScalingConfiguration": {
+            "MinCapacity": 0,
+            "MaxCapacity": 8,
+            "SecondsUntilAutoPause": 300,
+        },
+    }
+    want = rc.cluster_settings(paused)
+    restore = rc.restore_cluster_kwargs(want, "orders-enc-1", "snap", "arn:aws:kms:k", {})
+    validate_parameters(restore, model.operation_model("RestoreDBClusterFromSnapshot").input_shape)
+    got = {**want, "serverless_v2_scaling": {"MinCapacity": 0.5, "MaxCapacity": 8.0}}
+    modify = rc.modify_cluster_kwargs(want, "orders-enc-1", got)
+    assert modify["ServerlessV2ScalingConfiguration"]["SecondsUntilAutoPause"] == 300
+    validate_parameters(modify, model.operation_model("ModifyDBCluster").input_shape)

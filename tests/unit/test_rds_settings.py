@@ -162,3 +162,66 @@ def test_default_option_groups_are_not_passed_explicitly() -> None:
     assert custom_option_group("default:mysql-8-0") is None
     assert custom_option_group(None) is None
     assert custom_option_group("legacy-mysql-options") == "legacy-mysql-options"
+
+
+AD_AND_FRIENDS: dict[str, Any] = {
+    **DESCRIBED,
+    "DomainMemberships": [
+        {"Domain": "d-1234567890", "Status": "joined", "IAMRoleName": "rds-directory"}
+    ],
+    "NetworkType": "DUAL",
+    "EngineLifecycleSupport": "open-source-rds-extended-support-disabled",
+    "DedicatedLogVolume": True,
+    "ProcessorFeatures": [
+        {"Name": "coreCount", "Value": "2"},
+        {"Name": "threadsPerCore", "Value": "1"},
+    ],
+    "DatabaseInsightsMode": "advanced",
+}
+
+
+def test_directory_network_lifecycle_log_volume_and_cpu_settings_are_carried() -> None:
+    """AD/Kerberos, dual-stack, Extended Support enrolment, the dedicated log volume, processor
+    features and the Database Insights mode are observed, passed where the API takes them
+    (checked against botocore's model), and compared."""
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    model = botocore.session.get_session().get_service_model("rds")
+    want = rs.instance_settings(AD_AND_FRIENDS)
+    restore = rs.restore_kwargs(want, "orders-enc-1", "snap", {})
+    validate_parameters(
+        restore, model.operation_model("RestoreDBInstanceFromDBSnapshot").input_shape
+    )
+    assert restore["Domain"] == "d-1234567890" and restore["DomainIAMRoleName"] == "rds-directory"
+    assert restore["NetworkType"] == "DUAL"
+    assert restore["EngineLifecycleSupport"] == "open-source-rds-extended-support-disabled"
+    assert restore["DedicatedLogVolume"] is True
+    assert {f["Name"]: f["Value"] for f in restore["ProcessorFeatures"]} == {
+        "coreCount": "2",
+        "threadsPerCore": "1",
+    }
+    replica = rs.replica_kwargs(want, "orders-ro", "orders", {})
+    validate_parameters(replica, model.operation_model("CreateDBInstanceReadReplica").input_shape)
+    # What the restored copy did not take is modified (Database Insights is modify-only).
+    got = rs.instance_settings({**DESCRIBED, "NetworkType": "IPV4"})
+    modify = rs.modify_kwargs(want, "orders-enc-1", got)
+    validate_parameters(modify, model.operation_model("ModifyDBInstance").input_shape)
+    assert modify["DatabaseInsightsMode"] == "advanced" and modify["NetworkType"] == "DUAL"
+    assert modify["Domain"] == "d-1234567890"
+    assert set(rs.diff_settings(want, got)) >= {
+        "domain",
+        "network_type",
+        "engine_lifecycle_support",
+        "dedicated_log_volume",
+        "processor_features",
+        "database_insights_mode",
+    }
+
+
+def test_a_rename_is_estimated_at_the_user_guides_ten_minutes() -> None:
+    """The RDS User Guide: the new DNS name of a renamed instance takes about 10 minutes; the
+    cut-over is two renames (the original aside, the copy onto the name)."""
+    est = rs.phase_estimates(100, warm_up=False)
+    assert est["cut_over"] >= 2 * 600
+    assert est["downtime"] >= est["cut_over"]

@@ -38,6 +38,10 @@ class MemoryContext(StepContext):
 
     saved: dict[str, dict[str, Any]] = field(default_factory=dict)
     recorded: dict[tuple[str, str], Resource] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def record_result(self, **values: Any) -> None:
+        self.results.update(values)
 
     def load_checkpoint(self, name: str = "main") -> dict[str, Any] | None:
         return self.saved.get(name)

@@ -6,7 +6,7 @@ identifier with every observed cluster setting passed explicitly, re-creates eve
 (``CreateDBInstance`` with ``DBClusterIdentifier``) with its own class and settings, verifies, and
 at the cut-over renames the original cluster and its instances aside and the new ones onto the
 original names. This module holds the pure parts (settings, kwargs, diffs, estimates) and the
-actions decided per cluster; the phases are ``rds_cluster_flow.ClusterFlow``.
+actions decided per cluster; the phases are ``cluster_flow.ClusterFlow``.
 
 Multi-AZ DB clusters (non-Aurora engines, whose instances AWS creates and names itself), Aurora
 Serverless v1, replica clusters and clusters with cross-cluster read replicas are reported under
@@ -16,16 +16,14 @@ Serverless v1, replica clusters and clusters with cross-cluster read replicas ar
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from migrate.aws import rds_settings as rs
 from migrate.engine.base import Action
 from migrate.engine.context import StepContext
 from migrate.errors import BadInputError
-from migrate.steps.rds.phases import CLUSTER, action_adder, cleanup_risks
-
-if TYPE_CHECKING:
-    from migrate.steps.rds.encrypt import RdsEncrypt
+from migrate.steps.rds.params import RdsEncryptParams
+from migrate.steps.rds.phases import CLUSTER, STOP_WRITES_MODE, action_adder, cleanup_risks
 
 # Action kinds, in the order they run for one cluster (the target is the cluster identifier).
 CLUSTER_WARM_UP = "rds.cluster_warm_up"
@@ -122,9 +120,22 @@ def not_handled_reason(cluster: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _scaling(cluster: Mapping[str, Any]) -> dict[str, float] | None:
+# Types of ServerlessV2ScalingConfiguration's members in the RDS API model (botocore refuses a
+# float where the model says integer, so a restore would fail after writes stopped).
+SCALING_TYPES: dict[str, type[int] | type[float]] = {
+    "MinCapacity": float,
+    "MaxCapacity": float,
+    "SecondsUntilAutoPause": int,
+}
+
+
+def _scaling(cluster: Mapping[str, Any]) -> dict[str, float | int] | None:
     raw = cluster.get("ServerlessV2ScalingConfiguration") or {}
-    out = {k: float(v) for k, v in sorted(raw.items()) if v is not None}
+    out = {
+        k: SCALING_TYPES[k](v) if k in SCALING_TYPES else v
+        for k, v in sorted(raw.items())
+        if v is not None
+    }
     return out or None
 
 
@@ -363,7 +374,9 @@ def cluster_phase_estimates(volume_gib: float, *, warm_up: bool, members: int) -
     if warm_up:
         est["warm_up"] = _rate("snapshot", gib) + _rate("copy", gib)
     est["final_snapshot"] = _rate("snapshot", gib)
-    est["final_copy"] = _rate("copy", gib)
+    # No copy in the window: the restore encrypts the unencrypted final snapshot with the key
+    # (RestoreDBClusterFromSnapshot KmsKeyId), building the volume as it would anyway.
+    est["final_copy"] = 0.0
     est["restore"] = _rate("restore", gib) + _rate("modify", gib)
     est["members"] = (
         _rate("member", gib) + max(members - 1, 0) * _rate("member_extra", gib) if members else 0
@@ -387,10 +400,15 @@ def cluster_phase_estimates(volume_gib: float, *, warm_up: bool, members: int) -
 
 
 def cluster_actions(
-    host: RdsEncrypt, ctx: StepContext, facts: Mapping[str, Any], cid: str, cluster: Any
+    params: RdsEncryptParams,
+    date: str,
+    ctx: StepContext,
+    facts: Mapping[str, Any],
+    cid: str,
+    cluster: Any,
 ) -> list[Action]:
-    """The eight actions of one unencrypted Aurora cluster, with estimates and the downtime."""
-    params = host.params
+    """The eight actions of one unencrypted Aurora cluster, with estimates and the downtime;
+    ``date`` (``YYYYMMDD``, today) names the renamed originals."""
     settings = cluster["settings"]
     members: dict[str, Any] = cluster["members"]
     region = cluster["region"]
@@ -418,7 +436,6 @@ def cluster_actions(
             f"the temporary member name(s) {', '.join(taken)} for cluster {cid} are already "
             "taken by other instances. Delete or rename them, or start a new run."
         )
-    date = f"{host.clock():%Y%m%d}"
     risks_common: list[str] = []
     if rs.renamed_id(cid, date) in related_clusters:
         risks_common.append(
@@ -442,7 +459,7 @@ def cluster_actions(
     }
     window = (
         f"downtime window ~{rs.minutes(est['downtime'])}: final snapshot "
-        f"~{rs.minutes(est['final_snapshot'])}, copy ~{rs.minutes(est['final_copy'])}, "
+        f"~{rs.minutes(est['final_snapshot'])}, no copy (the restore encrypts), "
         f"restore ~{rs.minutes(est['restore'])}, members ~{rs.minutes(est['members'])}, "
         f"cut-over ~{rs.minutes(est['cut_over'])}"
     )
@@ -473,13 +490,15 @@ def cluster_actions(
         risks=(
             "writes after this point and before the cut-over are lost: stop the application "
             "(or make the cluster read-only) before approving",
+            STOP_WRITES_MODE,
             size_note,
             *risks_common,
         ),
     )
     add(
         CLUSTER_FINAL_SNAPSHOT,
-        f"final cluster snapshot of {cid}, copied with key {params.kms_key}",
+        f"final cluster snapshot of {cid} (not copied: the restore encrypts it with key "
+        f"{params.kms_key})",
         est["final_snapshot"] + est["final_copy"],
         data=True,
     )
@@ -498,7 +517,8 @@ def cluster_actions(
         )
     add(
         CLUSTER_RESTORE,
-        f"restore the encrypted snapshot as cluster {temp or '(temporary id known at run time)'} "
+        f"restore the final snapshot, encrypted with the key, as cluster "
+        f"{temp or '(temporary id known at run time)'} "
         f"with every setting of {cid} (cluster parameter group "
         f"{settings['cluster_parameter_group']}, {len(settings['vpc_security_group_ids'])} "
         "security group(s), port, backups, log exports, ...), then modify what a restore "

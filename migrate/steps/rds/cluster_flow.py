@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from botocore.exceptions import ClientError
+
+from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
+from migrate.aws.errors import already_exists
 from migrate.aws.rds import (
     all_instances,
     describe_cluster,
@@ -46,40 +50,45 @@ from migrate.steps.rds.cluster import (
     modify_cluster_kwargs,
     restore_cluster_kwargs,
 )
+from migrate.steps.rds.params import RdsEncryptParams
 from migrate.steps.rds.phases import CLUSTER, CLUSTER_FAILED, INSTANCE
-
-if TYPE_CHECKING:
-    from migrate.steps.rds.encrypt import RdsEncrypt
+from migrate.steps.rds.run import PhaseRun, poll_until
 
 
-def _iso(host: RdsEncrypt) -> str:
-    return host.clock().isoformat(timespec="seconds")
+def _never_renamed(rds: Any, cid: str, details: Mapping[str, Any]) -> bool:
+    """True if the unencrypted original cluster still has its name and neither it nor any of
+    its members has been renamed aside (a cut-over that recorded its intent, then stopped)."""
+    live = describe_cluster(rds, cid)
+    if live is None or live.get("StorageEncrypted"):
+        return False
+    if describe_cluster(rds, str(details["renamed_to"])) is not None:
+        return False
+    aside = dict(details.get("members_renamed_to") or {})
+    return all(describe_instance(rds, str(name)) is None for name in aside.values())
 
 
 class ClusterFlow:
-    """The per-cluster phases of ``rds.encrypt``; ``host`` is the step (params, clock, waits,
-    checkpoints, timings)."""
+    """The per-cluster phases of ``rds.encrypt``. Each phase runs with a :class:`PhaseRun`
+    (clock, checkpointed state, waits, timings, key); rollback polls with the step's params."""
 
-    def __init__(self, host: RdsEncrypt) -> None:
-        self.host = host
+    def __init__(self, params: RdsEncryptParams) -> None:
+        self.params = params
 
-    def act(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def act(self, run: PhaseRun, rds: Any) -> Wait | None:
         """Run one phase of one cluster."""
         handlers = {
-            CLUSTER_WARM_UP: lambda: self.snapshot_and_copy(ctx, rds, action, "warmup"),
-            CLUSTER_STOP_WRITES: lambda: ph.stop_writes(self.host, ctx, action),
-            CLUSTER_FINAL_SNAPSHOT: lambda: self.snapshot_and_copy(ctx, rds, action, "final"),
-            CLUSTER_RESTORE: lambda: self.restore(ctx, rds, action),
-            CLUSTER_MEMBERS: lambda: self.members(ctx, rds, action),
-            CLUSTER_VERIFY: lambda: self.verify(ctx, rds, action),
-            CLUSTER_CUT_OVER: lambda: self.cut_over(ctx, rds, action),
-            CLUSTER_CLEANUP: lambda: self.cleanup(ctx, rds, action),
+            CLUSTER_WARM_UP: lambda: self.snapshot_and_copy(run, rds, "warmup"),
+            CLUSTER_STOP_WRITES: lambda: ph.stop_writes(run),
+            CLUSTER_FINAL_SNAPSHOT: lambda: self.snapshot_and_copy(run, rds, "final"),
+            CLUSTER_RESTORE: lambda: self.restore(run, rds),
+            CLUSTER_MEMBERS: lambda: self.members(run, rds),
+            CLUSTER_VERIFY: lambda: self.verify(run, rds),
+            CLUSTER_CUT_OVER: lambda: self.cut_over(run, rds),
+            CLUSTER_CLEANUP: lambda: self.cleanup(run, rds),
         }
-        return handlers[action.kind]()
+        return handlers[run.action.kind]()
 
     # helpers ----------------------------------------------------------------------------------
-    def _wait(self, ctx: StepContext, state: dict[str, Any], action: Action, why: str) -> Wait:
-        return self.host._wait(ctx, state, action, why)
 
     def original(self, rds: Any, action: Action) -> tuple[dict[str, Any], dict[str, Any]]:
         """(cluster settings, members) of the live original (untouched until the cut-over),
@@ -95,35 +104,35 @@ class ClusterFlow:
         return dict(action.details["settings"]), dict(action.details["members"])
 
     # warm-up / final snapshot ------------------------------------------------------------------
-    def snapshot_and_copy(
-        self, ctx: StepContext, rds: Any, action: Action, phase: str
-    ) -> Wait | None:
-        """Cluster snapshot ``migrate-<run>-<cluster>-<phase>``, copied with the key to ``-enc``."""
-        return ph.snapshot_and_copy(self.host, ctx, rds, action, phase, CLUSTER)
+    def snapshot_and_copy(self, run: PhaseRun, rds: Any, phase: str) -> Wait | None:
+        """Cluster snapshot ``migrate-<run>-<cluster>-<phase>``; the warm-up's is copied with the
+        key to ``-enc`` (it measures the re-encryption speed while the application runs), the
+        final one is not: RestoreDBClusterFromSnapshot with KmsKeyId encrypts an unencrypted
+        cluster snapshot itself, so a copy inside the downtime window would be time lost."""
+        return ph.snapshot_and_copy(run, rds, phase, CLUSTER, copy=phase != "final")
 
     # restore -------------------------------------------------------------------------------------
-    def restore(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def restore(self, run: PhaseRun, rds: Any) -> Wait | None:
         """Restore the encrypted copy as the temporary cluster with every setting, then modify."""
+        ctx, action = run.ctx, run.action
         cid = action.target
         temp = rs.temp_id(cid, ctx.run_id)
-        state = self.host._phase_state(ctx)
+        state = run.state
         want, _ = self.original(rds, action)
         copy = ph.start_restore(
-            self.host,
-            ctx,
+            run,
             rds,
-            action,
             CLUSTER,
-            state,
             lambda new_id, snap_id: rds.restore_db_cluster_from_snapshot(
                 **restore_cluster_kwargs(
                     want,
                     new_id,
                     snap_id,
-                    self.host._key_arn(ctx, action.region),
-                    self.host._tags(ctx, cid, "encrypted-copy"),
+                    run.key_arn(),
+                    run.tags("encrypted-copy"),
                 )
             ),
+            from_encrypted=False,
         )
         if isinstance(copy, Wait):
             return copy
@@ -141,9 +150,7 @@ class ClusterFlow:
                     )
 
             ph.modify_again(
-                self.host,
-                ctx,
-                state,
+                run,
                 "modify_attempts",
                 lambda attempts: (
                     f"cluster {temp} still differs from {cid} after {attempts} modifications: "
@@ -154,11 +161,8 @@ class ClusterFlow:
             )
             copy = describe_cluster(rds, temp) or {}
             if copy.get("Status") != "available" or diff_cluster(want, cluster_settings(copy)):
-                return self._wait(ctx, state, action, f"cluster {temp} is being modified")
-        ph.record_phase(
-            self.host,
-            ctx,
-            action,
+                return run.wait(f"cluster {temp} is being modified")
+        run.record_phase(
             "restore",
             state.get("restore_started_at") or state["started_at"],
             temporary_id=temp,
@@ -166,18 +170,19 @@ class ClusterFlow:
         return None
 
     # members -------------------------------------------------------------------------------------
-    def members(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def members(self, run: PhaseRun, rds: Any) -> Wait | None:
         """Re-create every member instance in the temporary cluster: the writer first (AWS makes
         the first instance the writer), then the readers together; each with its settings."""
+        ctx, action = run.ctx, run.action
         cid = action.target
         temp = rs.temp_id(cid, ctx.run_id)
-        state = self.host._phase_state(ctx)
+        state = run.state
         want_cluster, want = self.original(rds, action)
         cluster = describe_cluster(rds, temp)
         if cluster is None:
             raise StepFailed(f"the temporary cluster {temp} is missing; resume the restore first.")
         if cluster.get("Status") != "available":
-            return self._wait(ctx, state, action, f"cluster {temp} is {cluster.get('Status')}")
+            return run.wait(f"cluster {temp} is {cluster.get('Status')}")
         names = member_names(want, ctx.run_id)
         pending: list[str] = []
         writer_ready = True
@@ -189,20 +194,11 @@ class ClusterFlow:
                 pending.append(mid)  # readers wait for the writer, so that it stays the writer
                 continue
             if cur is None:
-                rds.create_db_instance(
-                    **member_create_kwargs(
-                        want[mid],
-                        new_id,
-                        temp,
-                        str(want_cluster["engine"]),
-                        self.host._tags(ctx, cid, "encrypted-member"),
-                    )
-                )
-                state.setdefault("members_started_at", _iso(self.host))
-                self.host._save_state(ctx, state)
-                ph.record(
-                    ctx,
-                    action,
+                state.setdefault("members_started_at", run.now_iso())
+                run.save()
+                # Intent first: rollback deletes the members it knows of, and a crash right
+                # after the create must not leave one it does not.
+                run.record(
                     "rds:db-instance",
                     new_id,
                     "created",
@@ -211,6 +207,19 @@ class ClusterFlow:
                     cluster=temp,
                     role="member",
                 )
+                try:
+                    rds.create_db_instance(
+                        **member_create_kwargs(
+                            want[mid],
+                            new_id,
+                            temp,
+                            str(want_cluster["engine"]),
+                            run.tags("encrypted-member"),
+                        )
+                    )
+                except ClientError as exc:
+                    if not already_exists(exc):  # else: created, only the answer was lost
+                        raise
                 cur = describe_instance(rds, new_id)
             if cur is not None and (
                 tag_value(cur, rs.TAG_RUN) != ctx.run_id or cur.get("DBClusterIdentifier") != temp
@@ -229,9 +238,7 @@ class ClusterFlow:
             diffs = diff_member(want[mid], member_settings(cur, writer=is_writer))
             if diffs:
                 ph.modify_again(
-                    self.host,
-                    ctx,
-                    state,
+                    run,
                     f"modified:{new_id}",
                     f"member {new_id} still differs from {mid}: "
                     + ph.describe_diffs(diffs)
@@ -247,7 +254,7 @@ class ClusterFlow:
                     pending.append(mid)
                     writer_ready = writer_ready and not is_writer
         if pending:
-            return self._wait(ctx, state, action, f"members {', '.join(names[p] for p in pending)}")
+            return run.wait(f"members {', '.join(names[p] for p in pending)}")
         writer = next((names[m] for m in want if want[m]["writer"]), None)
         cluster = describe_cluster(rds, temp) or {}
         current = next(
@@ -260,15 +267,12 @@ class ClusterFlow:
         )
         if writer is not None and current != writer:
             if state.get("failover_issued"):
-                return self._wait(ctx, state, action, f"failover of {temp} to {writer}")
+                return run.wait(f"failover of {temp} to {writer}")
             rds.failover_db_cluster(DBClusterIdentifier=temp, TargetDBInstanceIdentifier=writer)
             state["failover_issued"] = True
-            self.host._save_state(ctx, state)
-            return self._wait(ctx, state, action, f"failover of {temp} to {writer}")
-        ph.record_phase(
-            self.host,
-            ctx,
-            action,
+            run.save()
+            return run.wait(f"failover of {temp} to {writer}")
+        run.record_phase(
             "members",
             state.get("members_started_at") or state["started_at"],
             members={m: names[m] for m in sorted(want)},
@@ -278,8 +282,7 @@ class ClusterFlow:
     # verify --------------------------------------------------------------------------------------
     def problems(
         self,
-        ctx: StepContext,
-        action: Action,
+        key_arn: str,
         copy: Mapping[str, Any] | None,
         instances: Mapping[str, Mapping[str, Any]],
         want: Mapping[str, Any],
@@ -290,7 +293,7 @@ class ClusterFlow:
         """What makes ``copy`` (with its members ``names``) not an exact encrypted copy."""
         if copy is None:
             return ["the encrypted cluster does not exist"]
-        out = ph.key_problems(CLUSTER, copy, self.host._key_arn(ctx, action.region))
+        out = ph.key_problems(CLUSTER, copy, key_arn)
         out += ph.diff_lines(diff_cluster(want, cluster_settings(copy)))
         got_members = cluster_members(copy, instances)
         expected = {names[m] for m in want_members}
@@ -309,25 +312,23 @@ class ClusterFlow:
             out += ph.diff_lines(diff_member(settings, got), f"member {names[mid]} ")
         return out
 
-    def verify(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def verify(self, run: PhaseRun, rds: Any) -> Wait | None:
         """The temporary cluster is encrypted with the key and equal, members and all."""
-        started = _iso(self.host)
+        ctx, action = run.ctx, run.action
+        started = run.now_iso()
         cid = action.target
         temp = rs.temp_id(cid, ctx.run_id)
         want, want_members = self.original(rds, action)
         copy = describe_cluster(rds, temp)
         names = member_names(want_members, ctx.run_id)
         instances = {n: d for n in names.values() if (d := describe_instance(rds, n)) is not None}
-        problems = self.problems(ctx, action, copy, instances, want, want_members, names=names)
+        problems = self.problems(run.key_arn(), copy, instances, want, want_members, names=names)
         ph.refuse_unequal(
             problems,
             f"cluster {temp} is not an exact encrypted copy of {cid}",
             "Fix it by hand and resume, or roll back; the original is untouched.",
         )
-        ph.record_phase(
-            self.host,
-            ctx,
-            action,
+        run.record_phase(
             "verify",
             started,
             duration=False,
@@ -336,20 +337,21 @@ class ClusterFlow:
         return None
 
     # cut-over ------------------------------------------------------------------------------------
-    def cut_over(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def cut_over(self, run: PhaseRun, rds: Any) -> Wait | None:
         """Rename-swap: old members aside, old cluster aside, new cluster on, new members on.
 
         Every poll looks at what exists, does the next round of renames, and returns a Wait; the
         rename requests of a round are issued once (recorded in the checkpoint). No name is ever
         renamed onto an existing one (AWS refuses; moto silently replaces).
         """
+        ctx, action = run.ctx, run.action
         cid = action.target
         temp = rs.temp_id(cid, ctx.run_id)
-        state = self.host._phase_state(ctx)
+        state = run.state
         if "date" not in state:
             # Fixed once: a resume after midnight must look for the same names.
-            state["date"] = f"{self.host.clock():%Y%m%d}"
-            self.host._save_state(ctx, state)
+            state["date"] = f"{run.now():%Y%m%d}"
+            run.save()
         date = str(state["date"])
         members: dict[str, Any] = dict(action.details["members"])
         old_id = rs.renamed_id(cid, date)
@@ -366,7 +368,7 @@ class ClusterFlow:
             INSTANCE, ((name, instances.get(name)) for name in involved)
         )
         if why:
-            return self._wait(ctx, state, action, why)
+            return run.wait(why)
 
         def rename(kind: str, old_name: str, new_name: str) -> None:
             tag = f"{kind}:{old_name}>{new_name}"
@@ -375,12 +377,10 @@ class ClusterFlow:
             ph.rename(rds, CLUSTER if kind == "cluster" else INSTANCE, old_name, new_name)
             issued.append(tag)
             state["issued"] = issued
-            self.host._save_state(ctx, state)
+            run.save()
 
         def record() -> None:
-            ph.record(
-                ctx,
-                action,
+            run.record(
                 "rds:renamed-cluster",
                 cid,
                 "modified",
@@ -393,10 +393,10 @@ class ClusterFlow:
         if live is not None and not live.get("StorageEncrypted"):
             # Round 1 (old members aside) or 2 (old cluster aside).
             if not state.get("checked"):
-                self._precheck(ctx, action, live, old, new, instances, members, aside, names)
+                self._precheck(run, live, old, new, instances, members, aside, names)
                 state["checked"] = True
-                state["cut_over_started_at"] = _iso(self.host)
-                self.host._save_state(ctx, state)
+                state["cut_over_started_at"] = run.now_iso()
+                run.save()
             record()
             still = [
                 m for m in members if m in instances and not instances[m].get("StorageEncrypted")
@@ -409,25 +409,25 @@ class ClusterFlow:
                             f"(AWS refuses such a rename). Rename or delete {aside[m]}, then resume."
                         )
                     rename("instance", m, aside[m])
-                return self._wait(ctx, state, action, f"renaming the members of {cid} aside")
+                return run.wait(f"renaming the members of {cid} aside")
             if old is not None:
                 raise StepFailed(
                     f"cannot rename cluster {cid} to {old_id}: a cluster with that name exists. "
                     f"Rename or delete {old_id}, then resume."
                 )
             rename("cluster", cid, old_id)
-            return self._wait(ctx, state, action, f"renaming cluster {cid} to {old_id}")
+            return run.wait(f"renaming cluster {cid} to {old_id}")
         if live is None:
             # Round 3: the name is free; the new cluster moves onto it.
             if new is None:
                 if f"cluster:{temp}>{cid}" in issued:
-                    return self._wait(ctx, state, action, f"renaming cluster {temp} to {cid}")
+                    return run.wait(f"renaming cluster {temp} to {cid}")
                 raise StepFailed(
                     f"cluster {cid} was renamed to {old_id} but the encrypted cluster {temp} is "
                     "missing. Run `migrate rollback` to put the original back under its name."
                 )
             rename("cluster", temp, cid)
-            return self._wait(ctx, state, action, f"renaming cluster {temp} to {cid}")
+            return run.wait(f"renaming cluster {temp} to {cid}")
         if tag_value(live, rs.TAG_RUN) != ctx.run_id:
             raise StepFailed(
                 f"cluster {cid} is encrypted but is not this run's copy; stopping the cut-over. "
@@ -456,11 +456,8 @@ class ClusterFlow:
             rename("instance", new_name, m)
             waiting = True
         if waiting:
-            return self._wait(ctx, state, action, f"renaming the members of {cid} into place")
-        ph.record_phase(
-            self.host,
-            ctx,
-            action,
+            return run.wait(f"renaming the members of {cid} into place")
+        run.record_phase(
             "cut_over",
             state.get("cut_over_started_at") or state["started_at"],
             original_renamed_to=old_id,
@@ -470,8 +467,7 @@ class ClusterFlow:
 
     def _precheck(
         self,
-        ctx: StepContext,
-        action: Action,
+        run: PhaseRun,
         live: Mapping[str, Any],
         old: Mapping[str, Any] | None,
         new: Mapping[str, Any] | None,
@@ -481,7 +477,7 @@ class ClusterFlow:
         names: Mapping[str, str],
     ) -> None:
         """Before the first rename: every target name is free and the copy still verifies."""
-        cid = action.target
+        ctx, cid = run.ctx, run.target
         taken: list[str] = []
         if old is not None:
             taken.append(f"cluster {old['DBClusterIdentifier']}")
@@ -504,7 +500,7 @@ class ClusterFlow:
                 f"the members of {cid} changed since the plan ({sorted(want_members)} now, "
                 f"{sorted(members)} planned). Nothing was changed. Roll back and plan again."
             )
-        problems = self.problems(ctx, action, new, instances, want, want_members, names=names)
+        problems = self.problems(run.key_arn(), new, instances, want, want_members, names=names)
         ph.refuse_unequal(
             problems,
             f"{new['DBClusterIdentifier']} is no longer an exact encrypted copy of {cid}",
@@ -512,10 +508,11 @@ class ClusterFlow:
         )
 
     # cleanup -------------------------------------------------------------------------------------
-    def cleanup(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def cleanup(self, run: PhaseRun, rds: Any) -> Wait | None:
         """Delete the old members, then the old cluster with a final cluster snapshot."""
+        ctx, action = run.ctx, run.action
         cid = action.target
-        state = self.host._phase_state(ctx)
+        run.begin()
         swaps = {r.identifier: r for r in ctx.resources("rds:renamed-cluster")}
         if cid not in swaps:
             raise StepFailed(f"cluster {cid} was not cut over in this run; nothing to clean up.")
@@ -534,7 +531,7 @@ class ClusterFlow:
                     f"renamed original {old_id}; not deleting. Check it, then resume."
                 )
         if old is not None and old.get("DeletionProtection"):
-            if not self.host.params.disable_deletion_protection_on_cleanup:
+            if not self.params.disable_deletion_protection_on_cleanup:
                 # Checked before deleting anything, so a refusal leaves everything in place.
                 raise StepFailed(
                     f"cluster {old_id} (the unencrypted original of {cid}) has deletion "
@@ -551,32 +548,28 @@ class ClusterFlow:
                     ph.unprotect(rds, INSTANCE, name)
                 # A cluster member has no snapshot of its own (AWS refuses a final snapshot of
                 # one): its data is the cluster volume, whose final snapshot is taken below.
-                rds.delete_db_instance(DBInstanceIdentifier=name)
-                ph.record(
-                    ctx, action, "rds:deleted", name, "deleted", original=cid, member_of=old_id
-                )
+                run.record("rds:deleted", name, "deleted", original=cid, member_of=old_id)
+                api.delete_db_instance(rds, name, member=True)
             if describe_instance(rds, name) is not None:
                 pending.append(name)
         if pending:
-            return self._wait(ctx, state, action, f"deleting {', '.join(pending)}")
+            return run.wait(f"deleting {', '.join(pending)}")
         if old is not None:
             if old.get("Status") != "deleting":
                 # Never SkipFinalSnapshot: the final snapshot is what makes this reversible.
-                rds.delete_db_cluster(
-                    DBClusterIdentifier=old_id, FinalDBSnapshotIdentifier=final_id
-                )
-                ph.record(
-                    ctx,
-                    action,
+                # Recorded first: rollback must refuse (naming the snapshot) even if the crash
+                # hit right after the delete was accepted.
+                run.record(
                     "rds:deleted-cluster",
                     old_id,
                     "deleted",
                     final_snapshot=final_id,
                     original=cid,
                 )
+                api.delete_db_cluster(rds, old_id, final_snapshot_id=final_id)
             if describe_cluster(rds, old_id) is not None:
-                return self._wait(ctx, state, action, f"deleting cluster {old_id}")
-        ph.finish_cleanup(self.host, ctx, rds, action, CLUSTER, state, final_id)
+                return run.wait(f"deleting cluster {old_id}")
+        ph.finish_cleanup(run, rds, CLUSTER, final_id)
         return None
 
     # rollback ------------------------------------------------------------------------------------
@@ -586,12 +579,16 @@ class ClusterFlow:
         The encrypted cluster is kept after a cut-over (it may hold writes made since); before
         the cut-over it never took a write, so it and its members are deleted.
         """
+        cut_over: set[str] = set()
         for res, cid, rds, swapped in ph.copies_to_roll_back(ctx, CLUSTER):
+            if swapped is not None and _never_renamed(rds, cid, swapped):
+                swapped = None  # the cut-over recorded its intent, but no rename happened
             if swapped is not None:
+                cut_over.add(cid)
                 self.swap_back(ctx, rds, cid, swapped)
             else:
                 self.delete_copy(ctx, rds, cid, res.identifier)
-        ph.rollback_snapshots(ctx, CLUSTER)
+        ph.rollback_snapshots(ctx, CLUSTER, cut_over)
 
     def delete_copy(self, ctx: StepContext, rds: Any, cid: str, temp: str) -> None:
         """Delete the temporary cluster (never cut over, so it never took a write) and its
@@ -605,10 +602,11 @@ class ClusterFlow:
             if inst is None or tag_value(inst, rs.TAG_RUN) != ctx.run_id:
                 continue
             if inst.get("DBInstanceStatus") != "deleting":
-                rds.delete_db_instance(DBInstanceIdentifier=res.identifier)
+                api.delete_db_instance(rds, res.identifier, member=True)
             doomed.append(res.identifier)
         # AWS deletes the members in parallel; the cluster can go once they are gone.
-        self.host._poll(
+        poll_until(
+            self.params,
             f"members {', '.join(doomed)} to be deleted",
             lambda: all(describe_instance(rds, name) is None for name in doomed),
         )
@@ -618,9 +616,11 @@ class ClusterFlow:
             ph.unprotect(rds, CLUSTER, temp)
         # The copy never took a write (the original holds every byte, and the encrypted
         # snapshot copy is kept until the snapshots below are deleted): no final snapshot.
-        rds.delete_db_cluster(DBClusterIdentifier=temp, SkipFinalSnapshot=True)
-        self.host._poll(
-            f"cluster {temp} to be deleted", lambda: describe_cluster(rds, temp) is None
+        api.delete_db_cluster(rds, temp, final_snapshot_id=None)
+        poll_until(
+            self.params,
+            f"cluster {temp} to be deleted",
+            lambda: describe_cluster(rds, temp) is None,
         )
 
     def swap_back(self, ctx: StepContext, rds: Any, cid: str, details: Mapping[str, Any]) -> None:
@@ -637,8 +637,10 @@ class ClusterFlow:
                     f"cannot rename {kind.label}{src} back to {dst}: that name is taken."
                 )
             ph.rename(rds, kind, src, dst)
-            self.host._poll(
-                f"{kind.label}{src} to be renamed", lambda: kind.describe(rds, dst) is not None
+            poll_until(
+                self.params,
+                f"{kind.label}{src} to be renamed",
+                lambda: kind.describe(rds, dst) is not None,
             )
 
         def rename_instance(src: str, dst: str) -> None:

@@ -1,33 +1,36 @@
 """``rds.encrypt``: encrypt unencrypted RDS instances and Aurora clusters by snapshot, encrypted
-copy, restore, cut-over. The instance phases are here; the cluster ones are in ``rds_cluster``
-(settings, decide) and ``rds_cluster_flow`` (phases)."""
+copy, restore, cut-over. The instance phases are here; the cluster ones are in ``cluster``
+(settings, decide) and ``cluster_flow`` (phases). Every phase runs with a ``run.PhaseRun``."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from pydantic import Field
+from botocore.exceptions import ClientError
 
+from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
 from migrate.aws.arns import arn_region
-from migrate.aws.errors import error_code
+from migrate.aws.errors import access_denied, already_exists, has_code, not_found
 from migrate.aws.rds import describe_instance, tag_value
 from migrate.engine.base import Action, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
-from migrate.engine.selection import Selection
 from migrate.errors import BadInputError, StepFailed
 from migrate.steps.rds import cluster as rc
 from migrate.steps.rds import phases as ph
 from migrate.steps.rds.cluster_flow import ClusterFlow
-from migrate.steps.rds.phases import INSTANCE, iso, parse
+from migrate.steps.rds.params import RdsEncryptParams
+from migrate.steps.rds.phases import INSTANCE
+from migrate.steps.rds.run import PhaseRun, iso, parse, poll_until, seconds
 from migrate.util import utcnow
+
+__all__ = ["RdsEncrypt", "RdsEncryptParams", "via_services"]
 
 GLOB_CHARS = set("*?[")
 KEPT_ORIGINAL = re.compile(r"-unencrypted-\d{8}$")
@@ -43,20 +46,6 @@ REPLICAS = "rds.recreate_replicas"
 CLEANUP = "rds.cleanup"
 
 
-class RdsEncryptParams(Selection):
-    """Parameters of ``rds.encrypt``."""
-
-    kms_key: str = Field(min_length=1)
-    warm_up: bool = True
-    cleanup: bool = True
-    disable_deletion_protection_on_cleanup: bool = False
-    keep_encrypted_snapshots: bool = True
-    wait_timeout_hours: float = Field(default=12.0, gt=0)
-    poll_seconds: float = Field(default=60.0, ge=0)
-    regions: list[str] = Field(default_factory=list)
-    cluster_volume_gib: float = Field(default=100.0, ge=0)
-
-
 # --- small AWS helpers ---------------------------------------------------------------------------
 
 
@@ -66,6 +55,47 @@ def _absent(rds: Any, db_id: str) -> bool:
 
 def _present(rds: Any, db_id: str) -> bool:
     return describe_instance(rds, db_id) is not None
+
+
+def _rename_pending(desc: dict[str, Any] | None) -> bool:
+    """True if a rename of this instance was accepted and is not applied yet (AWS shows the new
+    identifier under PendingModifiedValues until the instance answers under it)."""
+    pending = (desc or {}).get("PendingModifiedValues") or {}
+    return bool(pending.get("DBInstanceIdentifier"))
+
+
+def _never_renamed(rds: Any, db_id: str, old_id: str) -> bool:
+    """True if the unencrypted original still answers under its name, with no rename pending,
+    and nothing answers under the name it would be renamed to."""
+    live = describe_instance(rds, db_id)
+    return (
+        live is not None
+        and not live.get("StorageEncrypted")
+        and not _rename_pending(live)
+        and describe_instance(rds, old_id) is None
+    )
+
+
+def _replica_blocker(db: dict[str, Any], by_id: dict[str, Any]) -> str | None:
+    """Why a primary cannot be migrated with its replicas, or None: a cross-Region replica (it
+    would follow the renamed original and be orphaned at cleanup), a replica chain, or an Aurora
+    read replica cluster."""
+    reasons: list[str] = []
+    for rid in db.get("ReadReplicaDBInstanceIdentifiers") or ():
+        replica = by_id.get(str(rid))
+        if replica is None:
+            reasons.append(f"cross-Region read replica {rid}")
+        elif replica.get("ReadReplicaDBInstanceIdentifiers"):
+            chained = ", ".join(replica["ReadReplicaDBInstanceIdentifiers"])
+            reasons.append(f"replica chain {rid} -> {chained}")
+    for cid in db.get("ReadReplicaDBClusterIdentifiers") or ():
+        reasons.append(f"Aurora read replica cluster {cid}")
+    if not reasons:
+        return None
+    return (
+        "has " + "; ".join(reasons) + ": not re-created by rds.encrypt yet (it would be "
+        "orphaned at the cut-over). Encrypt it by hand, or delete/promote those replicas first"
+    )
 
 
 def _only_once(found: dict[str, Any], ident: str, what: str) -> None:
@@ -168,6 +198,7 @@ class RdsEncrypt(Step):
         instances: dict[str, Any] = {}
         clusters: dict[str, Any] = {}
         not_handled: dict[str, str] = {}
+        instances_not_handled: dict[str, str] = {}
         seen: set[str] = set()
         existing: list[str] = []
         existing_clusters: list[str] = []
@@ -184,13 +215,23 @@ class RdsEncrypt(Step):
                 seen.add(db_id)
                 if not self.params.name_matches(db_id) or db.get("DBClusterIdentifier"):
                     continue
+                settings = rs.instance_settings(db)
                 if db.get("ReadReplicaSourceDBInstanceIdentifier"):
-                    continue  # re-created with its primary
+                    # Re-created with its primary; one whose primary is not handled here is
+                    # reported, never silently left unencrypted (an old replica this step
+                    # renamed aside is deleted at cleanup).
+                    why = None if KEPT_ORIGINAL.search(db_id) else self._orphan_replica(db, by_id)
+                    if why and (not self.params.tags or self.params.tags_match(settings["tags"])):
+                        instances_not_handled[db_id] = why
+                    continue
                 if KEPT_ORIGINAL.search(db_id):
                     kept.append(db_id)  # an original this step renamed aside, kept until cleanup
                     continue
-                settings = rs.instance_settings(db)
                 if self.params.tags and not self.params.tags_match(settings["tags"]):
+                    continue
+                blocker = _replica_blocker(db, by_id)
+                if blocker and not db.get("StorageEncrypted"):
+                    instances_not_handled[db_id] = blocker
                     continue
                 _only_once(instances, db_id, "instance")
                 instances[db_id] = {
@@ -231,6 +272,11 @@ class RdsEncrypt(Step):
             "compliant": compliant,
             "encrypted_with_other_key": other_key,
             "clusters_not_handled": not_handled,
+            "instances_not_handled": instances_not_handled,
+            "warnings": [
+                f"{i}: {why}; not changed"
+                for i, why in sorted({**instances_not_handled, **not_handled}.items())
+            ],
             "kept_originals": sorted(kept),
             "missing": missing,
             "related_identifiers": sorted(e for e in existing if e.startswith(prefixes)),
@@ -238,6 +284,28 @@ class RdsEncrypt(Step):
                 c for c in existing_clusters if c.startswith(cluster_prefixes)
             ),
         }
+
+    def _orphan_replica(self, db: dict[str, Any], by_id: dict[str, Any]) -> str | None:
+        """Why an unencrypted read replica is left alone: its primary is not migrated here."""
+        if db.get("StorageEncrypted"):
+            return None
+        source = str(db["ReadReplicaSourceDBInstanceIdentifier"])
+        primary = by_id.get(source)
+        if primary is None:
+            return (
+                f"read replica of {source} in another Region: encrypt the primary there (its "
+                "replicas are re-created with it), or promote this replica and select it"
+            )
+        if not self.params.name_matches(source) or (
+            self.params.tags and not self.params.tags_match(rs.user_tags(primary.get("TagList")))
+        ):
+            return (
+                f"read replica of {source}, which is not selected: select {source} (its "
+                "replicas are re-created with it, encrypted)"
+            )
+        if primary.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return f"replica of the replica {source} (a chain): not handled by rds.encrypt yet"
+        return None
 
     def _observe_cluster(
         self,
@@ -282,8 +350,8 @@ class RdsEncrypt(Step):
         region = self._regions(ctx)[0]
         try:
             meta = ctx.client("kms", region).describe_key(KeyId=key)["KeyMetadata"]
-        except Exception as exc:
-            if error_code(exc) in ("NotFoundException", "InvalidArnException"):
+        except ClientError as exc:
+            if not_found(exc) or has_code(exc, "InvalidArnException"):
                 raise BadInputError(
                     f"the KMS key {key!r} does not exist in {region}. Pass an existing key "
                     "(id, ARN or alias/NAME) in with.kms_key, or put a kms.ensure_key step first "
@@ -338,7 +406,9 @@ class RdsEncrypt(Step):
                     "one target. Encrypt them in two steps: exclude the name in one and select "
                     "it only in the other (with.exclude / with.names)... or rename one of them."
                 )
-            actions.extend(rc.cluster_actions(self, ctx, facts, cid, cluster))
+            actions.extend(
+                rc.cluster_actions(self.params, f"{self.clock():%Y%m%d}", ctx, facts, cid, cluster)
+            )
         return actions
 
     def _db_actions(
@@ -396,6 +466,7 @@ class RdsEncrypt(Step):
             risks=(
                 "writes after this point and before the cut-over are lost: stop the application "
                 "(or make the database read-only) before approving",
+                ph.STOP_WRITES_MODE,
                 *risks_common,
             ),
         )
@@ -405,6 +476,20 @@ class RdsEncrypt(Step):
             est["final_snapshot"] + est["final_copy"],
             data=True,
         )
+        restore_risks = [
+            "storage of a restored instance is loaded lazily from S3: first reads of each "
+            "block are slow until touched (warm the hot tables after the cut-over)",
+        ]
+        if settings.get("managed_master_password"):
+            restore_risks.append(
+                f"{db_id} keeps its master password in Secrets Manager "
+                f"({settings.get('master_user_secret_arn')}); a restore cannot carry that, so "
+                "the copy is modified with ManageMasterUserPassword and gets a NEW secret: the "
+                "secret ARN changes (the new one is in the run's results), and the old secret "
+                f"is deleted with the original at cleanup. Point the applications and the IAM "
+                f"policies that read {settings.get('master_user_secret_arn')} at the new ARN "
+                "before cleanup"
+            )
         add(
             RESTORE,
             f"restore the encrypted copy as {temp or '(temporary id known at run time)'} with "
@@ -413,10 +498,7 @@ class RdsEncrypt(Step):
             f"{settings['parameter_group']}, {len(settings['vpc_security_group_ids'])} security "
             f"group(s)), then modify what a restore cannot set",
             est["restore"],
-            risks=(
-                "storage of a restored instance is loaded lazily from S3: first reads of each "
-                "block are slow until touched (warm the hot tables after the cut-over)",
-            ),
+            risks=tuple(restore_risks),
         )
         add(
             VERIFY,
@@ -462,99 +544,51 @@ class RdsEncrypt(Step):
 
     # --- act ---------------------------------------------------------------------------------------
     # One phase of one database per action; phases that wait return a Wait.
+    def _run(self, ctx: StepContext, action: Action) -> PhaseRun:
+        return PhaseRun(ctx, action, self.params, self.clock)
+
     @handles(*rc.KINDS)
     def _cluster_phase(self, ctx: StepContext, action: Action) -> Wait | None:
-        return ClusterFlow(self).act(ctx, ctx.client("rds", action.region), action)
+        return ClusterFlow(self.params).act(
+            self._run(ctx, action), ctx.client("rds", action.region)
+        )
 
     @handles(WARM_UP)
     def _warm_up(self, ctx: StepContext, action: Action) -> Wait | None:
-        return self._snapshot_and_copy(ctx, ctx.client("rds", action.region), action, "warmup")
+        return self._snapshot_and_copy(self._run(ctx, action), "warmup")
 
     @handles(STOP_WRITES)
     def _stop_writes(self, ctx: StepContext, action: Action) -> Wait | None:
-        return ph.stop_writes(self, ctx, action)
+        return ph.stop_writes(self._run(ctx, action))
 
     @handles(FINAL_SNAPSHOT)
     def _final_snapshot(self, ctx: StepContext, action: Action) -> Wait | None:
-        return self._snapshot_and_copy(ctx, ctx.client("rds", action.region), action, "final")
+        return self._snapshot_and_copy(self._run(ctx, action), "final")
 
     @handles(RESTORE)
     def _restore_phase(self, ctx: StepContext, action: Action) -> Wait | None:
-        return self._restore(ctx, ctx.client("rds", action.region), action)
+        return self._restore(self._run(ctx, action), ctx.client("rds", action.region))
 
     @handles(VERIFY)
     def _verify_phase(self, ctx: StepContext, action: Action) -> Wait | None:
-        return self._verify_copy(ctx, ctx.client("rds", action.region), action)
+        return self._verify_copy(self._run(ctx, action), ctx.client("rds", action.region))
 
     @handles(CUT_OVER)
     def _cut_over_phase(self, ctx: StepContext, action: Action) -> Wait | None:
-        return self._cut_over(ctx, ctx.client("rds", action.region), action)
+        return self._cut_over(self._run(ctx, action), ctx.client("rds", action.region))
 
     @handles(REPLICAS)
     def _replicas_phase(self, ctx: StepContext, action: Action) -> Wait | None:
-        return self._replicas(ctx, ctx.client("rds", action.region), action)
+        return self._replicas(self._run(ctx, action), ctx.client("rds", action.region))
 
     @handles(CLEANUP)
     def _cleanup_phase(self, ctx: StepContext, action: Action) -> Wait | None:
-        return self._cleanup(ctx, ctx.client("rds", action.region), action)
-
-    # timing -------------------------------------------------------------------------------------
-    def _record_timing(self, ctx: StepContext, db_id: str, phase: str, **values: Any) -> None:
-        """Merge one phase's measurements into the ``rds:timing`` resource of the database."""
-        details: dict[str, Any] = {}
-        for res in ctx.resources("rds:timing"):
-            if res.identifier == db_id:
-                details = dict(res.details or {})
-        details[phase] = values
-        stop = details.get("stop_writes", {}).get("at")
-        cut = details.get("cut_over", {}).get("finished_at")
-        if stop and cut:
-            details["downtime_s"] = round((parse(cut) - parse(stop)).total_seconds(), 1)
-        ctx.record_resource("rds:timing", db_id, change="measured", details=details)
-
-    def _phase_state(self, ctx: StepContext) -> dict[str, Any]:
-        saved = ctx.load_checkpoint("phase")
-        state = dict(saved["cursor"]) if saved else {}
-        if "started_at" not in state:
-            state["started_at"] = iso(self.clock())
-            ctx.checkpoint(state, done=0, name="phase")
-        return state
-
-    def _save_state(self, ctx: StepContext, state: dict[str, Any], done: int = 0) -> None:
-        ctx.checkpoint(state, done=done, name="phase")
-
-    def _wait(self, ctx: StepContext, state: dict[str, Any], action: Action, reason: str) -> Wait:
-        """A Wait with the phase's deadline; past it, fail clearly (a resume starts a new one)."""
-        deadline = parse(state["started_at"]) + timedelta(hours=self.params.wait_timeout_hours)
-        if self.clock() >= deadline:
-            state["started_at"] = iso(self.clock())  # a resume waits another full window
-            self._save_state(ctx, state)
-            raise StepFailed(
-                f"{action.target}: gave up after {self.params.wait_timeout_hours:g} h waiting: "
-                f"{reason}. Check the instance/snapshot in the RDS console; `migrate resume` "
-                "continues waiting (nothing is created twice), `migrate rollback` undoes."
-            )
-        return Wait(f"{action.target}: {reason}", until=deadline, poll_s=self.params.poll_seconds)
+        return self._cleanup(self._run(ctx, action), ctx.client("rds", action.region))
 
     # phases -------------------------------------------------------------------------------------
-    def _key_arn(self, ctx: StepContext, region: str | None) -> str:
-        key = self.params.kms_key
-        if not ctx.is_known(key):
-            raise StepFailed(
-                f"the KMS key is still {key}; run the step that creates it first (kms.ensure_key)."
-            )
-        if key.startswith("arn:") and ":key/" in key:
-            return key
-        return str(ctx.client("kms", region).describe_key(KeyId=key)["KeyMetadata"]["Arn"])
-
-    def _tags(self, ctx: StepContext, db_id: str, role: str) -> dict[str, str]:
-        return {rs.TAG_RUN: ctx.run_id or "", rs.TAG_SOURCE: db_id, rs.TAG_ROLE: role}
-
-    def _snapshot_and_copy(
-        self, ctx: StepContext, rds: Any, action: Action, phase: str
-    ) -> Wait | None:
-        gib = float(action.details.get("allocated_gib") or 0)
-        return ph.snapshot_and_copy(self, ctx, rds, action, phase, INSTANCE, allocated_gib=gib)
+    def _snapshot_and_copy(self, run: PhaseRun, phase: str) -> Wait | None:
+        gib = float(run.action.details.get("allocated_gib") or 0)
+        return ph.snapshot_and_copy(run, run.rds(), phase, INSTANCE, allocated_gib=gib)
 
     def _original_settings(self, rds: Any, action: Action) -> dict[str, Any]:
         """The live original's settings (it stays untouched until cut-over), or the observed."""
@@ -563,37 +597,34 @@ class RdsEncrypt(Step):
             return rs.instance_settings(original)
         return dict(action.details["settings"])
 
-    def _restore(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def _restore(self, run: PhaseRun, rds: Any) -> Wait | None:
+        ctx, action = run.ctx, run.action
         db_id = action.target
         temp = rs.temp_id(db_id, ctx.run_id)
-        state = self._phase_state(ctx)
+        state = run.state
         want = self._original_settings(rds, action)
         copy = ph.start_restore(
-            self,
-            ctx,
+            run,
             rds,
-            action,
             INSTANCE,
-            state,
             lambda new_id, snap_id: rds.restore_db_instance_from_db_snapshot(
-                **rs.restore_kwargs(want, new_id, snap_id, self._tags(ctx, db_id, "encrypted-copy"))
+                **rs.restore_kwargs(want, new_id, snap_id, run.tags("encrypted-copy"))
             ),
         )
         if isinstance(copy, Wait):
             return copy
-        diffs = rs.diff_settings(want, rs.instance_settings(copy))
+        got = rs.instance_settings(copy)
+        diffs = rs.diff_settings(want, got)
         if diffs:
             ph.modify_again(
-                self,
-                ctx,
-                state,
+                run,
                 "modify_attempts",
                 lambda attempts: (
                     f"{temp} still differs from {db_id} after {attempts} modifications: "
                     + ph.describe_diffs(diffs)
                     + ". Fix the copy by hand and resume, or roll back."
                 ),
-                lambda: rds.modify_db_instance(**rs.modify_kwargs(want, temp)),
+                lambda: rds.modify_db_instance(**rs.modify_kwargs(want, temp, got)),
             )
             copy = describe_instance(rds, temp) or {}
             if (
@@ -601,25 +632,30 @@ class RdsEncrypt(Step):
                 or copy.get("PendingModifiedValues")
                 or rs.diff_settings(want, rs.instance_settings(copy))
             ):
-                return self._wait(ctx, state, action, f"{temp} is being modified")
+                return run.wait(f"{temp} is being modified")
+            got = rs.instance_settings(copy)
         started = state.get("restore_started_at") or state["started_at"]
-        ph.record_phase(
-            self,
-            ctx,
-            action,
+        secrets: dict[str, Any] = {}
+        if want.get("managed_master_password"):
+            # The ARN applications must switch to (an ARN, never the secret's value).
+            secrets = {"master_user_secret_arn": got.get("master_user_secret_arn")}
+            run.ctx.record_result(**secrets)
+        run.record_phase(
             "restore",
             started,
-            restore_s=ph.seconds(parse(started), parse(state["restore_done_at"])),
+            restore_s=seconds(parse(started), parse(state["restore_done_at"])),
             temporary_id=temp,
+            **secrets,
         )
         return None
 
-    def _check_copy(self, ctx: StepContext, rds: Any, action: Action, copy_id: str) -> None:
+    def _check_copy(self, run: PhaseRun, rds: Any, copy_id: str) -> None:
         """Raise unless ``copy_id`` is available, encrypted with the key, and equal in settings."""
+        action = run.action
         copy = describe_instance(rds, copy_id)
         if copy is None:
             raise StepFailed(f"the encrypted copy {copy_id} of {action.target} does not exist.")
-        problems = ph.key_problems(INSTANCE, copy, self._key_arn(ctx, action.region))
+        problems = ph.key_problems(INSTANCE, copy, run.key_arn())
         want = self._original_settings(rds, action)
         problems += ph.diff_lines(rs.diff_settings(want, rs.instance_settings(copy)))
         ph.refuse_unequal(
@@ -628,13 +664,11 @@ class RdsEncrypt(Step):
             "Fix it by hand and resume, or roll back; the original is untouched.",
         )
 
-    def _verify_copy(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def _verify_copy(self, run: PhaseRun, rds: Any) -> Wait | None:
+        ctx, action = run.ctx, run.action
         started = iso(self.clock())
-        self._check_copy(ctx, rds, action, rs.temp_id(action.target, ctx.run_id))
-        ph.record_phase(
-            self,
-            ctx,
-            action,
+        self._check_copy(run, rds, rs.temp_id(action.target, ctx.run_id))
+        run.record_phase(
             "verify",
             started,
             duration=False,
@@ -642,28 +676,30 @@ class RdsEncrypt(Step):
         )
         return None
 
-    def _cut_over(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def _cut_over(self, run: PhaseRun, rds: Any) -> Wait | None:
+        ctx, action = run.ctx, run.action
         db_id = action.target
         temp = rs.temp_id(db_id, ctx.run_id)
-        state = self._phase_state(ctx)
+        state = run.state
         if "renamed_id" not in state:
             # Fixed once: a resume after midnight must look for the same name.
             state["renamed_id"] = rs.renamed_id(db_id, f"{self.clock():%Y%m%d}")
-            self._save_state(ctx, state)
+            run.save()
         old_id = state["renamed_id"]
         live = describe_instance(rds, db_id)
         old = describe_instance(rds, old_id)
         new = describe_instance(rds, temp)
         why = ph.busy(INSTANCE, ((db_id, live), (old_id, old), (temp, new)))
         if why:
-            return self._wait(ctx, state, action, why)
+            return run.wait(why)
         if live is not None and live.get("StorageEncrypted"):
-            if tag_value(live, rs.TAG_RUN) != ctx.run_id:
+            if tag_value(live, rs.TAG_RUN) != ctx.run_id and not state.get("tags_moved"):
                 raise StepFailed(
                     f"{db_id} is encrypted but is not this run's copy; stopping the cut-over. "
                     "Check what happened to the instances, then resume or roll back."
                 )
-            self._cut_over_done(ctx, action, state, old_id)
+            self._move_bookkeeping_tags(run, rds, live, old_id)
+            self._cut_over_done(run, old_id)
             return None
         if live is not None:
             # The original is still live under its name: first step of the swap.
@@ -675,108 +711,131 @@ class RdsEncrypt(Step):
                 )
             if new is None:
                 raise StepFailed(f"the encrypted copy {temp} is missing; resume the restore first.")
-            if state.get("rename_original_issued"):
-                return self._wait(ctx, state, action, f"renaming {db_id} to {old_id}")
-            self._check_copy(ctx, rds, action, temp)  # last look before the point of no return
+            if _rename_pending(live):
+                return run.wait(f"renaming {db_id} to {old_id}")
+            # Issued or not before a crash, the original still answers under its name with no
+            # rename pending: (re-)issue it.
+            self._check_copy(run, rds, temp)  # last look before the point of no return
             state["cut_over_started_at"] = iso(self.clock())
-            ph.rename(rds, INSTANCE, db_id, old_id)
             state["rename_original_issued"] = True
-            self._save_state(ctx, state)
-            ph.record(ctx, action, "rds:renamed", db_id, "modified", renamed_to=old_id, copy=temp)
+            run.save()
+            # Intent first: a crash right after the rename must still leave a run that knows
+            # where the original went (cleanup and rollback read this record).
+            run.record("rds:renamed", db_id, "modified", renamed_to=old_id, copy=temp)
+            ph.rename(rds, INSTANCE, db_id, old_id)
             live = describe_instance(rds, db_id)
             new = describe_instance(rds, temp)
             if live is not None or describe_instance(rds, old_id) is None:
-                return self._wait(ctx, state, action, f"renaming {db_id} to {old_id}")
-        # The name is free: move the copy onto it.
+                return run.wait(f"renaming {db_id} to {old_id}")
+        # The name is free: move the copy onto it. Recorded again from what is observed (the
+        # original is aside), whatever moment an earlier crash hit.
+        if old is not None:
+            run.record("rds:renamed", db_id, "modified", renamed_to=old_id, copy=temp)
         if new is None and state.get("rename_copy_issued"):
-            return self._wait(ctx, state, action, f"renaming {temp} to {db_id}")
+            return run.wait(f"renaming {temp} to {db_id}")
         if new is None:
             raise StepFailed(
                 f"{db_id} was renamed to {old_id} but the copy {temp} is missing. Run "
                 "`migrate rollback` to put the original back under its name."
             )
-        if not state.get("rename_copy_issued"):
-            ph.rename(rds, INSTANCE, temp, db_id)
+        if not _rename_pending(new):
             state["rename_copy_issued"] = True
-            self._save_state(ctx, state)
+            run.save()
+            ph.rename(rds, INSTANCE, temp, db_id)
         live = describe_instance(rds, db_id)
         if live is None or live.get("DBInstanceStatus") != "available":
-            return self._wait(ctx, state, action, f"renaming {temp} to {db_id}")
-        self._cut_over_done(ctx, action, state, old_id)
+            return run.wait(f"renaming {temp} to {db_id}")
+        self._move_bookkeeping_tags(run, rds, live, old_id)
+        self._cut_over_done(run, old_id)
         return None
 
-    def _cut_over_done(
-        self, ctx: StepContext, action: Action, state: dict[str, Any], old_id: str
+    def _move_bookkeeping_tags(
+        self, run: PhaseRun, rds: Any, live: dict[str, Any], old_id: str
     ) -> None:
-        started = state.get("cut_over_started_at") or state["started_at"]
-        ph.record_phase(self, ctx, action, "cut_over", started, original_renamed_to=old_id)
+        """The database under the original name ends with exactly the original's tags; the
+        ``migrate:*`` bookkeeping moves to the retired original (and stays on the snapshots and
+        in the state store). Flagged first: a resume must still know the copy as this run's."""
+        run.state["tags_moved"] = True
+        run.save()
+        old = describe_instance(rds, old_id)
+        if old is not None and old.get("DBInstanceArn"):
+            api.add_tags_to_resource(rds, str(old["DBInstanceArn"]), run.tags("retired-original"))
+        keys = [
+            str(t["Key"])
+            for t in live.get("TagList") or ()
+            if str(t.get("Key", "")).startswith("migrate:")
+        ]
+        if live.get("DBInstanceArn"):
+            api.remove_tags_from_resource(rds, str(live["DBInstanceArn"]), keys)
 
-    def _replicas(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def _cut_over_done(self, run: PhaseRun, old_id: str) -> None:
+        started = run.state.get("cut_over_started_at") or run.state["started_at"]
+        run.record_phase("cut_over", started, original_renamed_to=old_id)
+
+    def _replicas(self, run: PhaseRun, rds: Any) -> Wait | None:
+        action = run.action
         db_id = action.target
-        state = self._phase_state(ctx)
+        state = run.state
         date = state.setdefault("date", f"{self.clock():%Y%m%d}")
-        self._save_state(ctx, state)
+        run.save()
         for rid, settings in sorted(action.details.get("replicas", {}).items()):
             aside = rs.renamed_id(rid, date)
             cur = describe_instance(rds, rid)
             why = ph.busy(INSTANCE, [(rid, cur)])
             if why:
-                return self._wait(ctx, state, action, why)
+                return run.wait(why)
             if cur is not None and not cur.get("StorageEncrypted"):
                 if describe_instance(rds, aside) is not None:
                     raise StepFailed(
                         f"cannot rename replica {rid} to {aside}: that name is taken. Rename or "
                         "delete it, then resume."
                     )
-                ph.rename(rds, INSTANCE, rid, aside)
-                ph.record(
-                    ctx,
-                    action,
+                # Intent first: rollback puts it back from this record.
+                run.record(
                     "rds:renamed-replica",
                     rid,
                     "modified",
                     renamed_to=aside,
                     primary=db_id,
                 )
+                ph.rename(rds, INSTANCE, rid, aside)
                 cur = describe_instance(rds, rid)
                 if cur is not None:
-                    return self._wait(ctx, state, action, f"renaming replica {rid} to {aside}")
+                    return run.wait(f"renaming replica {rid} to {aside}")
             if cur is None:
-                rds.create_db_instance_read_replica(
-                    **rs.replica_kwargs(settings, rid, db_id, self._tags(ctx, db_id, "replica"))
-                )
-                ph.record(
-                    ctx, action, "rds:db-instance", rid, "created", source=db_id, role="replica"
-                )
+                run.record("rds:db-instance", rid, "created", source=db_id, role="replica")
+                try:
+                    rds.create_db_instance_read_replica(
+                        **rs.replica_kwargs(settings, rid, db_id, run.tags("replica"))
+                    )
+                except ClientError as exc:
+                    if not already_exists(exc):  # else: created, only the answer was lost
+                        raise
                 cur = describe_instance(rds, rid)
                 if cur is None or cur.get("DBInstanceStatus") != "available":
-                    return self._wait(ctx, state, action, f"creating replica {rid}")
+                    return run.wait(f"creating replica {rid}")
             diffs = rs.diff_settings(settings, rs.instance_settings(cur), replica=True)
             if diffs:
                 ph.modify_again(
-                    self,
-                    ctx,
-                    state,
+                    run,
                     f"modified:{rid}",
                     f"replica {rid} still differs from the original replica: "
                     + ", ".join(sorted(diffs))
                     + ". Fix it by hand and resume.",
                     partial(rds.modify_db_instance, **rs.modify_kwargs(settings, rid)),
                 )
-                return self._wait(ctx, state, action, f"modifying replica {rid}")
-        ph.record_phase(
-            self,
-            ctx,
-            action,
+                return run.wait(f"modifying replica {rid}")
+        run.record_phase(
             "replicas",
             state["started_at"],
             replicas=sorted(action.details.get("replicas", {})),
         )
         return None
 
-    def _cleanup(self, ctx: StepContext, rds: Any, action: Action) -> Wait | None:
+    def _cleanup(self, run: PhaseRun, rds: Any) -> Wait | None:
+        ctx, action = run.ctx, run.action
         db_id = action.target
-        state = self._phase_state(ctx)
+        run.begin()
         renamed = {r.identifier: r for r in ctx.resources("rds:renamed")}
         if db_id not in renamed:
             raise StepFailed(f"{db_id} was not cut over in this run; nothing to clean up.")
@@ -817,32 +876,26 @@ class RdsEncrypt(Step):
                 ph.unprotect(rds, INSTANCE, victim)
             if victim == old_id:
                 # Never SkipFinalSnapshot: the final snapshot is what makes this reversible.
-                rds.delete_db_instance(
-                    DBInstanceIdentifier=victim,
-                    FinalDBSnapshotIdentifier=final_id,
-                    DeleteAutomatedBackups=False,
-                )
-                ph.record(
-                    ctx,
-                    action,
+                # Recorded first: rollback must refuse (naming the snapshot) even if the crash
+                # hit right after the delete was accepted.
+                run.record(
                     "rds:deleted",
                     victim,
                     "deleted",
                     final_snapshot=final_id,
                     original=db_id,
                 )
+                api.delete_db_instance(rds, victim, final_snapshot_id=final_id)
             else:
                 # A read replica cannot have a final snapshot (AWS refuses one); its data lives
                 # in the primary, whose final snapshot is taken.
-                rds.delete_db_instance(DBInstanceIdentifier=victim, SkipFinalSnapshot=True)
-                ph.record(
-                    ctx, action, "rds:deleted", victim, "deleted", original=db_id, replica=True
-                )
+                run.record("rds:deleted", victim, "deleted", original=db_id, replica=True)
+                api.delete_db_instance(rds, victim)
             if describe_instance(rds, victim) is not None:
                 pending.append(victim)
         if pending:
-            return self._wait(ctx, state, action, f"deleting {', '.join(pending)}")
-        ph.finish_cleanup(self, ctx, rds, action, INSTANCE, state, final_id)
+            return run.wait(f"deleting {', '.join(pending)}")
+        ph.finish_cleanup(run, rds, INSTANCE, final_id)
         return None
 
     # --- verify / outputs / rollback ------------------------------------------------------------
@@ -851,6 +904,7 @@ class RdsEncrypt(Step):
         facts = self.observe(ctx)
         left = [i for i in [*facts["instances"], *facts["clusters"]] if i not in facts["compliant"]]
         left = [i for i in left if i not in facts["encrypted_with_other_key"]]
+        left += [f"{i} ({why})" for i, why in sorted(facts["instances_not_handled"].items())]
         if left:
             raise StepFailed(
                 "still unencrypted or not on the target key after the step: "
@@ -864,9 +918,13 @@ class RdsEncrypt(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         """Before cleanup: swap names back (cut over) or delete the unused copy (not cut over)."""
-        ClusterFlow(self).rollback(ctx)
+        ClusterFlow(self.params).rollback(ctx)
+        cut_over: set[str] = set()
         for res, db_id, rds, swapped in ph.copies_to_roll_back(ctx, INSTANCE):
+            if swapped is not None and _never_renamed(rds, db_id, str(swapped["renamed_to"])):
+                swapped = None  # the cut-over recorded its intent, but no rename happened
             if swapped is not None:
+                cut_over.add(db_id)
                 self._rollback_replicas(ctx, rds, db_id)
                 self._swap_back(rds, db_id, str(swapped.get("renamed_to", "")), res.identifier)
             else:
@@ -875,18 +933,11 @@ class RdsEncrypt(Step):
                     if copy.get("DeletionProtection"):
                         ph.unprotect(rds, INSTANCE, res.identifier)
                     # Never cut over, so no write ever reached it: the original holds all data.
-                    rds.delete_db_instance(
-                        DBInstanceIdentifier=res.identifier, SkipFinalSnapshot=True
-                    )
-        ph.rollback_snapshots(ctx, INSTANCE)
+                    api.delete_db_instance(rds, res.identifier)
+        ph.rollback_snapshots(ctx, INSTANCE, cut_over)
 
     def _poll(self, what: str, done: Callable[[], bool]) -> None:
-        """Rollback is one operator command, not a resumable action: it polls in place."""
-        deadline = time.monotonic() + self.params.wait_timeout_hours * 3600
-        while not done():
-            if time.monotonic() > deadline:
-                raise StepFailed(f"rollback gave up waiting for {what}; run rollback again.")
-            time.sleep(max(self.params.poll_seconds, 1.0))
+        poll_until(self.params, what, done)
 
     def _swap_back(self, rds: Any, db_id: str, old_id: str, aside_id: str) -> None:
         """Put the original back under ``db_id``; the encrypted instance moves to ``aside_id``.
@@ -905,6 +956,15 @@ class RdsEncrypt(Step):
         if live is None and describe_instance(rds, old_id) is not None:
             ph.rename(rds, INSTANCE, old_id, db_id)
             self._poll(f"{old_id} to be renamed", lambda: describe_instance(rds, db_id) is not None)
+            live = describe_instance(rds, db_id)
+        if live is not None and not live.get("StorageEncrypted") and live.get("DBInstanceArn"):
+            # Back under its name, the original sheds the bookkeeping the cut-over put on it.
+            keys = [
+                str(t["Key"])
+                for t in live.get("TagList") or ()
+                if str(t.get("Key", "")).startswith("migrate:")
+            ]
+            api.remove_tags_from_resource(rds, str(live["DBInstanceArn"]), keys)
 
     def _rollback_replicas(self, ctx: StepContext, rds: Any, db_id: str) -> None:
         for res in ctx.resources("rds:renamed-replica"):
@@ -916,7 +976,7 @@ class RdsEncrypt(Step):
                 # A replica holds no data of its own; the old one still follows the original.
                 if cur.get("DeletionProtection"):
                     ph.unprotect(rds, INSTANCE, rid)
-                rds.delete_db_instance(DBInstanceIdentifier=rid, SkipFinalSnapshot=True)
+                api.delete_db_instance(rds, rid)
                 self._poll(
                     f"replica {rid} to be deleted",
                     partial(_absent, rds, rid),
@@ -933,8 +993,8 @@ def via_services(kms: Any, key_id: str) -> list[str] | None:
     """The ``kms:ViaService`` values the key policy limits use to, or None when it does not."""
     try:
         policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
-    except Exception as exc:
-        if error_code(exc) in ("AccessDeniedException", "NotFoundException"):
+    except ClientError as exc:
+        if access_denied(exc) or not_found(exc):
             return None
         raise
     found: set[str] = set()

@@ -1,6 +1,6 @@
 """Phase helpers that ``rds.encrypt`` shares between instances and Aurora clusters.
 
-The instance flow (``rds_encrypt``) and the cluster flow (``rds_cluster_flow``) run the same phases
+The instance flow (``encrypt``) and the cluster flow (``cluster_flow``) run the same phases
 against two families of RDS APIs (``create_db_snapshot`` / ``create_db_cluster_snapshot``,
 ``DBInstanceStatus`` / ``Status``, ...). A :class:`Kind` names one family's API calls, fields and
 wording; the helpers here take it, so that each phase step that is really the same is written once:
@@ -15,23 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from botocore.exceptions import ClientError
+
+from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
-from migrate.aws.rds import (
-    describe_cluster,
-    describe_cluster_snapshot,
-    describe_instance,
-    describe_snapshot,
-    tag_value,
-)
+from migrate.aws.errors import already_exists
+from migrate.aws.rds import tag_value
 from migrate.engine.base import Action, Estimate, Wait
 from migrate.engine.context import RecordedResource, StepContext
 from migrate.errors import StepFailed
-
-if TYPE_CHECKING:
-    from migrate.steps.rds.encrypt import RdsEncrypt
+from migrate.steps.rds.run import PhaseRun, iso, parse, seconds
 
 SNAPSHOT_FAILED = ("failed", "error", "incompatible-restore", "incompatible-parameters")
 CLUSTER_FAILED = (
@@ -43,8 +38,19 @@ CLUSTER_FAILED = (
 )
 INSTANCE_FAILED = (*CLUSTER_FAILED, "storage-full")
 MAX_MODIFY_ATTEMPTS = 3
+# The plan names how writes are stopped (issue 14 asks for enforced modes; none is built yet).
+STOP_WRITES_MODE = (
+    "stop-writes mode: the operator's word. Nothing checks or enforces that writes stopped "
+    "(no CloudWatch WriteIOPS/DatabaseConnections check, no read-only parameter group, no "
+    "security-group lockdown yet): a job still writing loses its writes to the new database"
+)
 
 Describe = Callable[[Any, str], "dict[str, Any] | None"]
+CreateSnapshot = Callable[[Any, str, str, Mapping[str, str]], bool]
+CopySnapshot = Callable[[Any, str, str, str], bool]
+DeleteSnapshot = Callable[[Any, str], bool]
+Rename = Callable[[Any, str, str], None]
+Unprotect = Callable[[Any, str], None]
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,6 @@ class Kind:
     restored: str  # what a restored copy is called: "copy" / "cluster"
     copy_noun: str  # what the encrypted snapshot copy is called
     status_key: str
-    id_param: str
-    snapshot_param: str
-    snapshot_api: str  # suffix of create_/copy_/delete_ calls
-    modify_api: str
     snapshot_resource: str
     restore_resource: str
     renamed_resource: str  # the cut-over's record: the original renamed aside
@@ -67,6 +69,11 @@ class Kind:
     failed: tuple[str, ...]
     describe: Describe
     describe_snapshot: Describe
+    create_snapshot: CreateSnapshot
+    copy_snapshot: CopySnapshot
+    delete_snapshot: DeleteSnapshot
+    rename: Rename
+    unprotect: Unprotect
 
 
 INSTANCE = Kind(
@@ -75,17 +82,18 @@ INSTANCE = Kind(
     restored="copy",
     copy_noun="copy",
     status_key="DBInstanceStatus",
-    id_param="DBInstanceIdentifier",
-    snapshot_param="DBSnapshotIdentifier",
-    snapshot_api="db_snapshot",
-    modify_api="modify_db_instance",
     snapshot_resource="rds:snapshot",
     restore_resource="rds:db-instance",
     renamed_resource="rds:renamed",
     deleted_resource="rds:deleted",
     failed=INSTANCE_FAILED,
-    describe=describe_instance,
-    describe_snapshot=describe_snapshot,
+    describe=api.describe_instance,
+    describe_snapshot=api.describe_snapshot,
+    create_snapshot=api.create_db_snapshot,
+    copy_snapshot=api.copy_db_snapshot,
+    delete_snapshot=api.delete_db_snapshot,
+    rename=api.rename_db_instance,
+    unprotect=api.unprotect_db_instance,
 )
 CLUSTER = Kind(
     label="cluster ",
@@ -93,33 +101,22 @@ CLUSTER = Kind(
     restored="cluster",
     copy_noun="cluster snapshot copy",
     status_key="Status",
-    id_param="DBClusterIdentifier",
-    snapshot_param="DBClusterSnapshotIdentifier",
-    snapshot_api="db_cluster_snapshot",
-    modify_api="modify_db_cluster",
     snapshot_resource="rds:cluster-snapshot",
     restore_resource="rds:db-cluster",
     renamed_resource="rds:renamed-cluster",
     deleted_resource="rds:deleted-cluster",
     failed=CLUSTER_FAILED,
-    describe=describe_cluster,
-    describe_snapshot=describe_cluster_snapshot,
+    describe=api.describe_cluster,
+    describe_snapshot=api.describe_cluster_snapshot,
+    create_snapshot=api.create_db_cluster_snapshot,
+    copy_snapshot=api.copy_db_cluster_snapshot,
+    delete_snapshot=api.delete_db_cluster_snapshot,
+    rename=api.rename_db_cluster,
+    unprotect=api.unprotect_db_cluster,
 )
 
 
-def iso(moment: datetime) -> str:
-    """A moment as stored in checkpoints and timings (seconds precision)."""
-    return moment.isoformat(timespec="seconds")
-
-
-def parse(value: str) -> datetime:
-    """The inverse of :func:`iso`."""
-    return datetime.fromisoformat(value)
-
-
-def seconds(since: datetime, until: datetime) -> float:
-    """Elapsed seconds, rounded as the timings record them."""
-    return round((until - since).total_seconds(), 1)
+__all__ = ["iso", "parse", "seconds"]  # re-exported for the step modules
 
 
 # --- AWS calls of either kind ---------------------------------------------------------------------
@@ -127,22 +124,18 @@ def seconds(since: datetime, until: datetime) -> float:
 
 def rename(rds: Any, kind: Kind, old: str, new: str) -> None:
     """Rename an instance or cluster now (AWS refuses a rename onto an existing name)."""
-    getattr(rds, kind.modify_api)(
-        **{kind.id_param: old, f"New{kind.id_param}": new, "ApplyImmediately": True}
-    )
+    kind.rename(rds, old, new)
 
 
 def unprotect(rds: Any, kind: Kind, ident: str) -> None:
     """Turn deletion protection off, so that the delete that follows is accepted."""
-    getattr(rds, kind.modify_api)(
-        **{kind.id_param: ident, "DeletionProtection": False, "ApplyImmediately": True}
-    )
+    kind.unprotect(rds, ident)
 
 
 def delete_snapshot(rds: Any, kind: Kind, snapshot: str) -> None:
     """Delete a manual snapshot if it still exists."""
     if kind.describe_snapshot(rds, snapshot) is not None:
-        getattr(rds, f"delete_{kind.snapshot_api}")(**{kind.snapshot_param: snapshot})
+        kind.delete_snapshot(rds, snapshot)
 
 
 def delete_run_snapshots(
@@ -180,22 +173,14 @@ def copies_to_roll_back(
         yield res, source, ctx.client("rds", res.region), details
 
 
-def rollback_snapshots(ctx: StepContext, kind: Kind) -> None:
-    """Rollback: delete this run's snapshots; those of a cut-over database's encrypted copies
-    stay, because they document what the new database holds."""
-    cut_over = {r.identifier for r in ctx.resources(kind.renamed_resource)}
+def rollback_snapshots(ctx: StepContext, kind: Kind, cut_over: set[str]) -> None:
+    """Rollback: delete this run's snapshots; those of a database that was cut over
+    (``cut_over``) keep their encrypted copies, which document what the new database holds."""
     for res in ctx.resources(kind.snapshot_resource):
         source = str(res.details.get("source"))
         if res.details.get("encrypted") and source in cut_over:
             continue
         delete_snapshot(ctx.client("rds", res.region), kind, res.identifier)
-
-
-def record(
-    ctx: StepContext, action: Action, kind: str, ident: str, change: str, **details: Any
-) -> None:
-    """Remember a resource of ``action``'s region that the phase changed (rollback reads it)."""
-    ctx.record_resource(kind, ident, change=change, region=action.region, details=details)
 
 
 def busy(kind: Kind, described: Iterable[tuple[str, Mapping[str, Any] | None]]) -> str | None:
@@ -238,38 +223,14 @@ def refuse_unequal(problems: list[str], what: str, advice: str) -> None:
 # --- phases ---------------------------------------------------------------------------------------
 
 
-def stop_writes(host: RdsEncrypt, ctx: StepContext, action: Action) -> Wait | None:
+def stop_writes(run: PhaseRun) -> Wait | None:
     """The approval is the operator's word that writes stopped: the downtime clock starts here."""
-    host._record_timing(ctx, action.target, "stop_writes", at=iso(host.clock()))
+    run.record_timing("stop_writes", at=run.now_iso())
     return None
 
 
-def record_phase(
-    host: RdsEncrypt,
-    ctx: StepContext,
-    action: Action,
-    phase: str,
-    started_at: str,
-    *,
-    duration: bool = True,
-    **values: Any,
-) -> None:
-    """Record a finished phase: its start, its end (now), its duration and ``values``."""
-    now = host.clock()
-    times: dict[str, Any] = {"started_at": started_at, "finished_at": iso(now)}
-    if duration:
-        times["duration_s"] = seconds(parse(started_at), now)
-    host._record_timing(ctx, action.target, phase, **times, **values)
-
-
 def _snapshot_wait(
-    host: RdsEncrypt,
-    ctx: StepContext,
-    state: dict[str, Any],
-    action: Action,
-    snap: Mapping[str, Any] | None,
-    what: str,
-    failed: str,
+    run: PhaseRun, snap: Mapping[str, Any] | None, what: str, failed: str
 ) -> Wait | None:
     """None once ``snap`` is available; a Wait while AWS makes it; ``failed`` (with its
     ``{status}``) raised when AWS gave up on it."""
@@ -278,87 +239,87 @@ def _snapshot_wait(
         raise StepFailed(failed.replace("{status}", str(status)))
     if status != "available":
         pct = (snap or {}).get("PercentProgress", 0)
-        return host._wait(ctx, state, action, f"{what} {status} ({pct}%)")
+        return run.wait(f"{what} {status} ({pct}%)")
+    return None
+
+
+def _take_snapshot(run: PhaseRun, rds: Any, kind: Kind, phase: str, raw_id: str) -> Wait | None:
+    """Snapshot ``raw_id`` of the database (adopted if it exists); None once it is available."""
+    db_id = run.target
+    state = run.state
+    raw = kind.describe_snapshot(rds, raw_id)
+    if raw is None:
+        original = kind.describe(rds, db_id)
+        if original is None or original.get("StorageEncrypted"):
+            raise StepFailed(
+                f"{kind.label}{db_id} is gone or already encrypted; nothing to snapshot. "
+                "Plan again."
+            )
+        why = busy(kind, [(db_id, original)])
+        if why:
+            return run.wait(why)
+        # Intent first: a crash between the call and a later record would leave an
+        # unencrypted full-database snapshot that no cleanup or rollback knows about.
+        state["snapshot_started_at"] = run.now_iso()
+        run.save()
+        run.record(kind.snapshot_resource, raw_id, "created", source=db_id)
+        kind.create_snapshot(rds, raw_id, db_id, run.tags(f"{phase}-snapshot"))
+        raw = kind.describe_snapshot(rds, raw_id)
+    not_ready = _snapshot_wait(
+        run,
+        raw,
+        f"{kind.label}snapshot {raw_id}",
+        f"{kind.label}snapshot {raw_id} of {db_id} is {{status}}. Delete it and resume, "
+        "or roll back.",
+    )
+    if not_ready:
+        return not_ready
+    state.setdefault("snapshot_done_at", run.now_iso())
+    # Adopted by name if it exists (this run's snapshot, found by a resumed phase).
+    run.record(kind.snapshot_resource, raw_id, "created", source=db_id)
     return None
 
 
 def snapshot_and_copy(
-    host: RdsEncrypt,
-    ctx: StepContext,
-    rds: Any,
-    action: Action,
-    phase: str,
-    kind: Kind,
-    **timing: Any,
+    run: PhaseRun, rds: Any, phase: str, kind: Kind, *, copy: bool = True, **timing: Any
 ) -> Wait | None:
-    """Snapshot ``migrate-<run>-<db>-<phase>`` of the database, copied with the key to ``-enc``;
-    measured into the database's timing (with ``timing`` added)."""
-    db_id = action.target
-    raw_id = rs.snapshot_id(ctx.run_id, db_id, phase)
-    enc_id = rs.snapshot_id(ctx.run_id, db_id, phase, encrypted=True)
-    state = host._phase_state(ctx)
-    enc = kind.describe_snapshot(rds, enc_id)
-    if enc is None:
-        raw = kind.describe_snapshot(rds, raw_id)
-        if raw is None:
-            original = kind.describe(rds, db_id)
-            if original is None or original.get("StorageEncrypted"):
-                raise StepFailed(
-                    f"{kind.label}{db_id} is gone or already encrypted; nothing to snapshot. "
-                    "Plan again."
-                )
-            why = busy(kind, [(db_id, original)])
-            if why:
-                return host._wait(ctx, state, action, why)
-            tags = host._tags(ctx, db_id, f"{phase}-snapshot")
-            getattr(rds, f"create_{kind.snapshot_api}")(
-                **{
-                    kind.snapshot_param: raw_id,
-                    kind.id_param: db_id,
-                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-                }
-            )
-            state["snapshot_started_at"] = iso(host.clock())
-            host._save_state(ctx, state)
-            ctx.record_resource(
-                kind.snapshot_resource, raw_id, region=action.region, details={"source": db_id}
-            )
-            raw = kind.describe_snapshot(rds, raw_id)
-        not_ready = _snapshot_wait(
-            host,
-            ctx,
-            state,
-            action,
-            raw,
-            f"{kind.label}snapshot {raw_id}",
-            f"{kind.label}snapshot {raw_id} of {db_id} is {{status}}. Delete it and resume, "
-            "or roll back.",
-        )
+    """Snapshot ``migrate-<run>-<db>-<phase>`` of the database, copied with the key to ``-enc``
+    (``copy=False``: the snapshot only, for a restore that encrypts it itself); measured into
+    the database's timing (with ``timing`` added)."""
+    db_id = run.target
+    raw_id = rs.snapshot_id(run.run_id, db_id, phase)
+    enc_id = rs.snapshot_id(run.run_id, db_id, phase, encrypted=True)
+    state = run.state
+    if not copy:
+        not_ready = _take_snapshot(run, rds, kind, phase, raw_id)
         if not_ready:
             return not_ready
-        state.setdefault("snapshot_done_at", iso(host.clock()))
-        getattr(rds, f"copy_{kind.snapshot_api}")(
-            **{
-                f"Source{kind.snapshot_param}": raw_id,
-                f"Target{kind.snapshot_param}": enc_id,
-                "KmsKeyId": host._key_arn(ctx, action.region),
-                "CopyTags": True,
-            }
+        now = run.now()
+        started = parse(state["started_at"])
+        run.record_timing(
+            phase,
+            started_at=iso(started),
+            finished_at=iso(now),
+            snapshot_s=seconds(started, now),
+            copy_s=0.0,
+            duration_s=seconds(started, now),
+            **timing,
+            snapshot_id=raw_id,
         )
-        state["copy_started_at"] = iso(host.clock())
-        host._save_state(ctx, state)
-        ctx.record_resource(
-            kind.snapshot_resource,
-            enc_id,
-            region=action.region,
-            details={"source": db_id, "encrypted": True},
-        )
+        run.save(done=1)
+        return None
+    enc = kind.describe_snapshot(rds, enc_id)
+    if enc is None:
+        not_ready = _take_snapshot(run, rds, kind, phase, raw_id)
+        if not_ready:
+            return not_ready
+        state["copy_started_at"] = run.now_iso()
+        run.save()
+        run.record(kind.snapshot_resource, enc_id, "created", source=db_id, encrypted=True)
+        kind.copy_snapshot(rds, raw_id, enc_id, run.key_arn())
         enc = kind.describe_snapshot(rds, enc_id)
     not_ready = _snapshot_wait(
-        host,
-        ctx,
-        state,
-        action,
+        run,
         enc,
         f"copy {enc_id}",
         f"the encrypted {kind.copy_noun} {enc_id} is {{status}} (is the KMS key usable by "
@@ -366,13 +327,11 @@ def snapshot_and_copy(
     )
     if not_ready:
         return not_ready
-    now = host.clock()
+    now = run.now()
     started = parse(state["started_at"])
     snap_done = parse(state.get("snapshot_done_at") or state["started_at"])
     copy_start = parse(state.get("copy_started_at") or iso(snap_done))
-    host._record_timing(
-        ctx,
-        db_id,
+    run.record_timing(
         phase,
         started_at=iso(started),
         finished_at=iso(now),
@@ -383,103 +342,88 @@ def snapshot_and_copy(
         snapshot_id=raw_id,
         encrypted_snapshot_id=enc_id,
     )
-    host._save_state(ctx, state, done=1)
+    run.save(done=1)
     return None
 
 
 def start_restore(
-    host: RdsEncrypt,
-    ctx: StepContext,
+    run: PhaseRun,
     rds: Any,
-    action: Action,
     kind: Kind,
-    state: dict[str, Any],
     restore: Callable[[str, str], None],
+    *,
+    from_encrypted: bool = True,
 ) -> dict[str, Any] | Wait:
     """The restored temporary copy, restoring it from the final encrypted snapshot first if it
     does not exist (``restore(temp, snapshot)`` makes the call); a Wait while it is not ready.
+    ``from_encrypted=False``: from the unencrypted final snapshot (the restore encrypts it).
 
     Refuses a database of that name that this run did not restore for this target.
     """
-    db_id = action.target
-    temp = rs.temp_id(db_id, ctx.run_id)
-    enc_id = rs.snapshot_id(ctx.run_id, db_id, "final", encrypted=True)
+    db_id = run.target
+    state = run.state
+    temp = rs.temp_id(db_id, run.run_id)
+    enc_id = rs.snapshot_id(run.run_id, db_id, "final", encrypted=from_encrypted)
     copy = kind.describe(rds, temp)
     if copy is None:
         snap = kind.describe_snapshot(rds, enc_id)
         if snap is None or snap.get("Status") != "available":
             raise StepFailed(
-                f"the encrypted {kind.label}snapshot {enc_id} is missing or not available; "
+                f"the final {kind.label}snapshot {enc_id} is missing or not available; "
                 "resume after the final snapshot phase, or roll back."
             )
-        restore(temp, enc_id)
-        state["restore_started_at"] = iso(host.clock())
-        host._save_state(ctx, state)
-        ctx.record_resource(
-            kind.restore_resource,
-            temp,
-            region=action.region,
-            details={"source": db_id, "role": "encrypted-copy"},
-        )
+        state["restore_started_at"] = run.now_iso()
+        run.save()
+        # Intent first, so that rollback knows the copy even if the crash hit right after the
+        # call; a restore whose answer was lost finds the copy already there.
+        run.record(kind.restore_resource, temp, "created", source=db_id, role="encrypted-copy")
+        try:
+            restore(temp, enc_id)
+        except ClientError as exc:
+            if not already_exists(exc):
+                raise
         copy = kind.describe(rds, temp)
     if copy is None:
-        return host._wait(ctx, state, action, f"restore of {kind.label}{temp} starting")
-    if tag_value(copy, rs.TAG_RUN) != ctx.run_id or tag_value(copy, rs.TAG_SOURCE) != db_id:
+        return run.wait(f"restore of {kind.label}{temp} starting")
+    if tag_value(copy, rs.TAG_RUN) != run.run_id or tag_value(copy, rs.TAG_SOURCE) != db_id:
         raise StepFailed(
             f"{kind.article} named {temp} exists but was not restored by this run for {db_id}. "
             "Rename or delete it, then resume."
         )
+    # Adopted by name (a copy an earlier attempt restored): rollback must know it.
+    run.record(kind.restore_resource, temp, "created", source=db_id, role="encrypted-copy")
     status = copy.get(kind.status_key)
     if status in kind.failed:
         raise StepFailed(
             f"the restored {kind.restored} {temp} is {status}; roll back and investigate."
         )
     if status != "available" or copy.get("PendingModifiedValues"):
-        return host._wait(ctx, state, action, f"{kind.label}{temp} is {status}")
-    state.setdefault("restore_done_at", iso(host.clock()))
+        return run.wait(f"{kind.label}{temp} is {status}")
+    state.setdefault("restore_done_at", run.now_iso())
     return copy
 
 
 def modify_again(
-    host: RdsEncrypt,
-    ctx: StepContext,
-    state: dict[str, Any],
-    key: str,
-    refuse: str | Callable[[int], str],
-    modify: Callable[[], None],
+    run: PhaseRun, key: str, refuse: str | Callable[[int], str], modify: Callable[[], None]
 ) -> None:
     """One more modification of a copy that still differs, counted under ``key`` in the phase
     state; past :data:`MAX_MODIFY_ATTEMPTS`, fail with ``refuse`` (or ``refuse(attempts)``)."""
-    attempts = int(state.get(key, 0))
+    attempts = int(run.state.get(key, 0))
     if attempts >= MAX_MODIFY_ATTEMPTS:
         raise StepFailed(refuse if isinstance(refuse, str) else refuse(attempts))
     modify()
-    state[key] = attempts + 1
-    host._save_state(ctx, state)
+    run.state[key] = attempts + 1
+    run.save()
 
 
-def finish_cleanup(
-    host: RdsEncrypt,
-    ctx: StepContext,
-    rds: Any,
-    action: Action,
-    kind: Kind,
-    state: dict[str, Any],
-    final_snapshot: str,
-) -> None:
+def finish_cleanup(run: PhaseRun, rds: Any, kind: Kind, final_snapshot: str) -> None:
     """Last of the cleanup: the run's snapshots of the database go (the encrypted ones only if
     not kept), and the phase is measured."""
     delete_run_snapshots(
-        ctx, rds, kind, action.target, keep_encrypted=host.params.keep_encrypted_snapshots
+        run.ctx, rds, kind, run.target, keep_encrypted=run.params.keep_encrypted_snapshots
     )
-    record_phase(
-        host,
-        ctx,
-        action,
-        "cleanup",
-        state["started_at"],
-        duration=False,
-        final_snapshot=final_snapshot,
+    run.record_phase(
+        "cleanup", run.state["started_at"], duration=False, final_snapshot=final_snapshot
     )
 
 
