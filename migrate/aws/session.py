@@ -15,10 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from urllib.parse import urlsplit
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
