@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 from migrate.steps.s3 import objects as so
+from migrate.steps.s3 import readers as rd
 
 TARGET = "arn:aws:kms:us-east-1:123456789012:key/abcd"
 
@@ -151,7 +152,7 @@ def test_readers_the_key_policy_would_cut_off_are_named() -> None:
     partner = "arn:aws:iam::210987654321:role/partner"
     readers = {
         r.principal: r
-        for r in so.readers_report(
+        for r in rd.readers_report(
             _bucket_policy(local, partner), SERVICE_POLICY, "123456789012", "us-east-1"
         )
     }
@@ -171,7 +172,7 @@ def test_root_only_key_policy_delegates_to_iam() -> None:
             }
         ]
     }
-    access = so.key_policy_access(
+    access = rd.key_policy_access(
         strict, "arn:aws:iam::123456789012:user/reader", "123456789012", "us-east-1"
     )
     assert access == "iam"

@@ -17,7 +17,9 @@ from botocore.stub import Stubber
 
 from migrate.errors import StepFailed
 from migrate.steps.s3 import objects as so
-from migrate.steps.s3.reencrypt import ObjectWorker, ReencryptParams, ReportFile, Requests, Tally
+from migrate.steps.s3.ledger import ReportFile, Tally
+from migrate.steps.s3.params import ReencryptParams
+from migrate.steps.s3.worker import ObjectWorker, Requests
 
 TARGET = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 BUCKET = "stub-bucket"

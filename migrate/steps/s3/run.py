@@ -1,0 +1,155 @@
+"""One bucket's re-encryption in a run: the object lane's checkpointed loop, or the batch lane,
+and the tail both share (the recorded result, and the failure that names what is left)."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from migrate.engine.base import Action, Wait
+from migrate.engine.context import StepContext
+from migrate.errors import StepFailed
+from migrate.steps.s3 import batch as sb
+from migrate.steps.s3 import objects as so
+from migrate.steps.s3.counts import list_pages, prefetched
+from migrate.steps.s3.ledger import ReportFile, Tally, UploadTracker, report_path
+from migrate.steps.s3.params import ReencryptParams
+from migrate.steps.s3.risks import human_size
+from migrate.steps.s3.settings import acl_enabled, versioning_status
+from migrate.steps.s3.worker import ObjectWorker, Requests, update_lane_usable
+
+
+class BucketRun:
+    """The ``s3.reencrypt_objects`` action for one bucket: set up the ledger and the worker,
+    then run the object lane (or, under ``mode: batch``, the batch lane)."""
+
+    def __init__(
+        self,
+        ctx: StepContext,
+        action: Action,
+        params: ReencryptParams,
+        target_arn: str,
+        region: str,
+    ) -> None:
+        self.ctx, self.action, self.params = ctx, action, params
+        self.bucket, self.region = action.target, region
+        self.s3 = ctx.client("s3", region)
+        # Batch mode keeps its phases in a checkpoint of its own.
+        self.checkpoint = ctx.load_checkpoint("batch" if params.mode == "batch" else "main") or {
+            "cursor": {},
+            "done": 0,
+        }
+        self.cursor = dict(self.checkpoint["cursor"])
+        tally = Tally.from_dict(self.cursor.get("tally"))
+        report = ReportFile(report_path(ctx, self.bucket), int(self.cursor.get("report_offset", 0)))
+        self.uploads = UploadTracker(ctx, self.s3, self.bucket)
+        self.limiter = so.RateLimiter(params.max_rps)
+        self.worker = ObjectWorker(
+            s3=self.s3,
+            bucket=self.bucket,
+            target_arn=target_arn,
+            params=params,
+            acl_enabled=acl_enabled(self.s3, self.bucket),
+            use_update=update_lane_usable(params, ctx.aws.endpoint_url),
+            send=Requests(self.limiter),
+            tally=tally,
+            report=report,
+            versioned=versioning_status(self.s3, self.bucket) != "Disabled",
+            track_upload=self.uploads.track,
+        )
+
+    @property
+    def tally(self) -> Tally:
+        """The bucket's counters."""
+        return self.worker.tally
+
+    def run(self) -> Wait | None:
+        """Re-encrypt the bucket; a :class:`Wait` while batch jobs run; raises if objects failed."""
+        self.uploads.abort_leftovers()
+        # Objects that failed in an earlier attempt lie behind the cursor: they go first.
+        retry = [{"Key": k} for k in self.cursor.get("failed_keys", [])]
+        self.tally.counts["failed"] = 0
+        self.tally.samples.pop("failed", None)
+        if self.params.mode == "batch":
+            if retry:
+                with ThreadPoolExecutor(max_workers=self.params.concurrency) as pool:
+                    list(pool.map(self.worker, retry))
+            wait = sb.BatchLane(ctx=self.ctx, worker=self.worker, region=self.region).run()
+            self._record()
+            if wait is not None:
+                return wait
+            self._fail_if_failed("by the copy lane ")
+            return None
+        self._objects(retry)
+        self._record()
+        self._fail_if_failed("")
+        return None
+
+    def _objects(self, retry: list[dict[str, Any]]) -> None:
+        """The object lane: listing pages from the cursor on, each checkpointed when done."""
+        ctx, tally, report = self.ctx, self.tally, self.worker.report
+        done = int(self.checkpoint["done"])
+        total = int(self.action.details.get("objects") or 0) or None
+        start_after = str(self.cursor.get("start_after", ""))
+        started = time.monotonic()
+        bar: Any = ctx.progress(total=total, desc=f"s3://{self.bucket}", unit="obj")
+        bar.update(done)
+        moved = 0
+        first_done = done
+
+        def save(last_key: str) -> None:
+            ctx.checkpoint(
+                {
+                    "start_after": last_key,
+                    "tally": tally.to_dict(),
+                    "failed_keys": list(tally.failed_keys),
+                    "report_offset": report.offset(),
+                },
+                done=done,
+                total=total,
+            )
+
+        pool = ThreadPoolExecutor(max_workers=self.params.concurrency)
+        try:
+            if retry:
+                for fut in [pool.submit(self.worker, obj) for obj in retry]:
+                    moved += fut.result()
+                save(start_after)
+            pages = list_pages(self.s3, self.bucket, start_after, self.params.batch_size)
+            for page in prefetched(pages):
+                futures: list[Future[int]] = [pool.submit(self.worker, obj) for obj in page]
+                for fut in futures:
+                    moved += fut.result()
+                    bar.update(1)
+                done += len(page)
+                elapsed = max(time.monotonic() - started, 1e-6)
+                bar.set_postfix_str(
+                    f"{(done - first_done) / elapsed:.0f} obj/s, "
+                    f"{human_size(int(moved / elapsed))}/s",
+                    refresh=False,
+                )
+                save(str(page[-1]["Key"]))
+                if tally.counts["failed"] > self.params.max_failures:
+                    break
+        finally:
+            # On Ctrl-C or a fatal error: drop queued objects, let in-flight ones finish.
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+
+    def _record(self) -> None:
+        summary = {k: int(v) for k, v in sorted(self.tally.counts.items())}
+        summary["throttled"] = self.limiter.throttles
+        self.ctx.record_result(**summary)
+
+    def _fail_if_failed(self, lane: str) -> None:
+        failed = self.tally.counts["failed"]
+        if not failed:
+            return
+        keys = ", ".join(self.tally.samples.get("failed", [])[:10])
+        raise StepFailed(
+            f"s3://{self.bucket}: {failed} objects could not be re-encrypted {lane}"
+            f"(first: {keys}); see {self.worker.report.path} for the errors. Fix the cause "
+            "(often permissions on the object or the key) and `migrate resume`: they are "
+            "retried first, and done objects are not copied again."
+        )

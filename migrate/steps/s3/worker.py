@@ -1,0 +1,320 @@
+"""The per-object worker of ``s3.reencrypt``: HEAD, then copy in place (or update) one object.
+
+Requests go through :class:`Requests` (the shared rate limiter, backing off on throttling); what
+happened to each object goes into the bucket ledger (:mod:`migrate.steps.s3.ledger`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from migrate.aws.errors import error_code, has_code, not_found, precondition_failed
+from migrate.errors import StepFailed
+from migrate.steps.s3 import objects as so
+from migrate.steps.s3.ledger import ReportFile, Tally
+from migrate.steps.s3.params import ReencryptParams
+
+# Answers meaning "UpdateObjectEncryption is not available here" (region, endpoint, permission).
+UPDATE_UNAVAILABLE = frozenset(
+    {"NotImplemented", "MethodNotAllowed", "AccessDenied", "501", "405", "InvalidRequest"}
+)
+
+
+def ssec_refused(exc: BaseException) -> bool:
+    """True for AWS's answer to a HEAD of an SSE-C object without the customer key (400)."""
+    return has_code(exc, "400", "BadRequest", "InvalidRequest")
+
+
+def update_lane_usable(params: ReencryptParams, endpoint_url: str | None) -> bool:
+    """UpdateObjectEncryption on AWS itself; never against other endpoints under ``auto``.
+
+    moto 5.2 accepts the request but stores its body as the object (see MOTO.md), so ``auto``
+    uses it only when no custom endpoint is configured.
+    """
+    if params.lane == "update":
+        return True
+    if params.lane == "copy":
+        return False
+    return not endpoint_url or "amazonaws.com" in endpoint_url
+
+
+def head_state(s3: Any, bucket: str, obj: dict[str, Any], target_arn: str | None) -> str:
+    """The encryption state of a listed object (its HEAD, unless the listing already says)."""
+    if obj.get("StorageClass") in so.ARCHIVE_CLASSES:
+        return so.ARCHIVED  # known from the listing; a HEAD would say the same
+    try:
+        head = s3.head_object(Bucket=bucket, Key=obj["Key"])
+    except ClientError as exc:
+        if ssec_refused(exc):
+            return so.SSE_C
+        if not_found(exc):
+            return so.TARGET  # gone since the listing: nothing to re-encrypt
+        raise
+    return so.classify(head, target_arn)
+
+
+class Requests:
+    """Sends S3 requests through the shared rate limiter, backing off on throttling."""
+
+    def __init__(self, limiter: so.RateLimiter, attempts: int = 6) -> None:
+        self.limiter = limiter
+        self.attempts = attempts
+
+    def __call__(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        delay = 0.2
+        for attempt in range(self.attempts):
+            self.limiter.acquire()
+            try:
+                result = fn(**kwargs)
+            except ClientError as exc:
+                if so.is_throttle(exc) and attempt + 1 < self.attempts:
+                    self.limiter.on_throttle()
+                    time.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+                    continue
+                raise
+            self.limiter.on_success()
+            return result
+        raise AssertionError("unreachable")
+
+
+class ObjectWorker:
+    """Re-encrypts one object at a time (called from the pool's threads)."""
+
+    def __init__(
+        self,
+        *,
+        s3: Any,
+        bucket: str,
+        target_arn: str,
+        params: ReencryptParams,
+        acl_enabled: bool,
+        use_update: bool,
+        send: Requests,
+        tally: Tally,
+        report: ReportFile,
+        versioned: bool,
+        track_upload: Callable[[str, str, bool], None],
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.target_arn = target_arn
+        self.params = params
+        self.acl_enabled = acl_enabled
+        self.use_update = use_update
+        self.send = send
+        self.tally = tally
+        self.report = report
+        self.versioned = versioned
+        self.track_upload = track_upload
+
+    # -- per object ------------------------------------------------------------------------------
+    def head(self, key: str) -> tuple[dict[str, Any] | None, bool]:
+        """HEAD the object: (response or None if gone, True if it is SSE-C)."""
+        try:
+            return dict(self.send(self.s3.head_object, Bucket=self.bucket, Key=key)), False
+        except ClientError as exc:
+            if not_found(exc):
+                return None, False
+            if ssec_refused(exc):
+                return None, True
+            raise
+
+    def __call__(self, listed: dict[str, Any]) -> int:
+        """Process one listed object; return the bytes copied (for the progress bar)."""
+        key = str(listed["Key"])
+        try:
+            return self._process(key, listed.get("ETag"))
+        except StepFailed:
+            raise
+        except Exception as exc:
+            self.tally.add("failed", key=key)
+            with self.tally.lock:
+                self.tally.failed_keys.append(key)
+            self.report.write(
+                {
+                    "key": key,
+                    "result": "failed",
+                    "error": f"{error_code(exc) or type(exc).__name__}",
+                }
+            )
+            return 0
+
+    def _process(self, key: str, listed_etag: str | None, retry: bool = True) -> int:
+        head, ssec = self.head(key)
+        if head is None and not ssec:
+            self.tally.add("vanished", key=key)  # deleted since the listing: nothing to protect
+            return 0
+        head = head or {}
+        # Our own precondition check (moto ignores CopySourceIfMatch): the object must still be
+        # the one we listed. A newer object is processed as what it now is, never replaced by
+        # the listed content, and counted.
+        if listed_etag and head.get("ETag") and head["ETag"] != listed_etag:
+            self.tally.add("changed_since_listing", key=key)
+            self.report.write({"key": key, "result": "changed-since-listing"})
+        state = so.classify(head, self.target_arn, ssec=ssec)
+        if state == so.TARGET:
+            self.tally.add("already")
+            return 0
+        if not so.needs_work(state, self.params.rekey):
+            label = {so.SSE_C: "skipped_sse_c", so.ARCHIVED: "skipped_archived"}.get(
+                state, "left_other_kms"
+            )
+            self.tally.add(label, key=key)
+            self.report.write(
+                {"key": key, "result": label, "storage_class": head.get("StorageClass")}
+            )
+            return 0
+        if head.get("ObjectLockMode") or head.get("ObjectLockLegalHoldStatus") == "ON":
+            # A copy makes a new version; the locked one stays, untouched, until it expires.
+            self.tally.add("locked_copied", key=key)
+            self.report.write({"key": key, "result": "locked-copied-new-version"})
+        size = int(head.get("ContentLength") or 0)
+        update_ok = state == so.SSE_S3 or (
+            state == so.OTHER_KMS and head.get("ServerSideEncryption") == "aws:kms"
+        )
+        try:
+            if self.use_update and update_ok and self._try_update(key, head):
+                self.tally.add("updated")
+                return 0
+            if size > self.params.multipart_threshold:
+                self._multipart(key, head)
+                self.tally.add("multipart_copied", key=key)
+            else:
+                self._copy(key, head)
+            self.tally.add("copied")
+            self.tally.add("bytes_copied", size)
+            return size
+        except ClientError as exc:
+            if precondition_failed(exc) and retry:
+                # Rewritten between our HEAD and the copy: look again and re-encrypt what is
+                # there now (once); the newer content is never overwritten by what we saw.
+                self.tally.add("changed_during_copy", key=key)
+                return self._process(key, None, retry=False)
+            if precondition_failed(exc):
+                self.tally.add("skipped_changing", key=key)
+                self.report.write({"key": key, "result": "skipped-changing-concurrently"})
+                return 0
+            raise
+
+    def acl_grants(self, key: str) -> dict[str, str]:
+        """The object's non-default ACL grants as ``Grant*`` headers ({} for none)."""
+        if not self.acl_enabled:
+            return {}  # BucketOwnerEnforced: AWS refuses ACL calls; the bucket policy governs
+        acl = self.send(self.s3.get_object_acl, Bucket=self.bucket, Key=key)
+        return so.acl_grant_headers(acl)
+
+    def _acl_headers(self, key: str) -> dict[str, str]:
+        headers = self.acl_grants(key)
+        if headers:
+            self.tally.add("acl_reapplied")
+        return headers
+
+    def _copy(self, key: str, head: dict[str, Any]) -> None:
+        response = self.send(
+            self.s3.copy_object,
+            Bucket=self.bucket,
+            Key=key,
+            CopySource={"Bucket": self.bucket, "Key": key},
+            CopySourceIfMatch=head["ETag"],
+            MetadataDirective="COPY",
+            TaggingDirective="COPY",
+            **so.encryption_params(self.target_arn, self.params.bucket_key),
+            **so.preserved_params(head),
+            **self._acl_headers(key),
+        )
+        self._record_version(key, head, response)
+
+    def _record_version(self, key: str, head: dict[str, Any], response: dict[str, Any]) -> None:
+        if self.versioned and response.get("VersionId"):
+            self.report.write(
+                {
+                    "key": key,
+                    "result": "copied",
+                    "version": response.get("VersionId"),
+                    "source_version": response.get("CopySourceVersionId") or head.get("VersionId"),
+                }
+            )
+
+    def _try_update(self, key: str, head: dict[str, Any]) -> bool:
+        """UpdateObjectEncryption; under ``lane: auto`` an endpoint or identity that cannot do it
+        switches the whole bucket to the copy lane (returns False: copy this object)."""
+        try:
+            self._update(key, head)
+        except ClientError as exc:
+            if self.params.lane != "auto" or not has_code(exc, *UPDATE_UNAVAILABLE):
+                raise
+            self.use_update = False
+            self.tally.add("update_fallback", key=key)
+            return False
+        return True
+
+    def _update(self, key: str, head: dict[str, Any]) -> None:
+        response = self.send(
+            self.s3.update_object_encryption,
+            Bucket=self.bucket,
+            Key=key,
+            ObjectEncryption={
+                "SSEKMS": {"KMSKeyArn": self.target_arn, "BucketKeyEnabled": self.params.bucket_key}
+            },
+        )
+        headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+        if "etag" in headers:
+            # moto 5.2 treats this request as a PutObject and overwrites the object with the
+            # request body; real S3 answers without an ETag. Stop at once rather than go on.
+            raise StepFailed(
+                f"s3://{self.bucket}/{key}: the endpoint answered UpdateObjectEncryption like a "
+                "PutObject (it returned an ETag), so it does not implement the API and may have "
+                "overwritten the object. Use `lane: copy` with this endpoint."
+            )
+
+    def _multipart(self, key: str, head: dict[str, Any]) -> None:
+        extra: dict[str, Any] = dict(so.multipart_create_params(head))
+        if int(head.get("TagCount") or 0) > 0:
+            tags = self.send(self.s3.get_object_tagging, Bucket=self.bucket, Key=key)["TagSet"]
+            extra["Tagging"] = so.tagging_query(tags)
+        extra.update(self._acl_headers(key))
+        upload = self.send(
+            self.s3.create_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            **so.encryption_params(self.target_arn, self.params.bucket_key),
+            **extra,
+        )
+        upload_id = str(upload["UploadId"])
+        self.track_upload(upload_id, key, True)
+        try:
+            parts = []
+            size = int(head.get("ContentLength") or 0)
+            for number, (start, end) in enumerate(so.part_ranges(size, self.params.part_size), 1):
+                part = self.send(
+                    self.s3.upload_part_copy,
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": key},
+                    CopySourceIfMatch=head["ETag"],
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+                parts.append({"PartNumber": number, "ETag": part["CopyPartResult"]["ETag"]})
+            response = self.send(
+                self.s3.complete_multipart_upload,
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            # Never leave a half-copied upload behind (it is billed and invisible).
+            try:
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            finally:
+                self.track_upload(upload_id, key, False)
+            raise
+        self.track_upload(upload_id, key, False)
+        self._record_version(key, head, response)
