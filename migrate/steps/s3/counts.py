@@ -10,6 +10,7 @@ live here too.
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -104,17 +105,29 @@ def scan_listing(
     multipart_threshold: int,
     part_size: int,
 ) -> dict[str, Any]:
-    """Stream the listing; HEAD the first ``head_limit`` objects to learn their encryption."""
+    """Stream the whole listing; HEAD a uniform sample of ``head_limit`` objects (all of them
+    in a smaller bucket) to learn their encryption.
+
+    The sample is drawn over the whole listing (reservoir sampling, seeded by the bucket name
+    so a re-plan draws the same keys), never the first keys in listing order: old prefixes
+    listed first are often the unencrypted ones, or the only encrypted ones. Memory stays at
+    ``head_limit`` listed entries whatever the bucket's size.
+    """
     counts = ObjectCounts(multipart_threshold=multipart_threshold, part_size=part_size)
+    reservoir: list[dict[str, Any]] = []
+    draw = random.Random(bucket)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        counts.pages += 1
+        for obj in page.get("Contents", []):
+            counts.add(int(obj.get("Size", 0)), obj.get("StorageClass"), None)
+            if len(reservoir) < head_limit:
+                reservoir.append(obj)
+            elif head_limit:
+                slot = draw.randrange(counts.count)
+                if slot < head_limit:
+                    reservoir[slot] = obj
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            counts.pages += 1
-            batch = []
-            for obj in page.get("Contents", []):
-                counts.add(int(obj.get("Size", 0)), obj.get("StorageClass"), None)
-                if counts.count <= head_limit:
-                    batch.append(obj)
-            states = pool.map(lambda o: head_state(s3, bucket, o, target_arn), batch)
-            for obj, state in zip(batch, states, strict=True):
-                counts.classified(int(obj.get("Size", 0)), state)
+        states = pool.map(lambda o: head_state(s3, bucket, o, target_arn), reservoir)
+        for obj, state in zip(reservoir, states, strict=True):
+            counts.classified(int(obj.get("Size", 0)), state)
     return counts.to_facts()

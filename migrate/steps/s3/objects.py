@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -136,6 +137,25 @@ def acl_grant_headers(acl: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+PUBLIC_GRANTEES = (f'uri="{ALL_USERS}"', f'uri="{AUTH_USERS}"')
+
+
+def without_public_grants(headers: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The ``Grant*`` headers minus grants to AllUsers/AuthenticatedUsers, and those dropped
+    (``GrantRead uri=".../AllUsers"``). Block Public Access's BlockPublicAcls makes S3 refuse
+    any request that carries them."""
+    kept: dict[str, str] = {}
+    dropped: list[str] = []
+    for name, value in headers.items():
+        specs = [spec.strip() for spec in value.split(",") if spec.strip()]
+        public = [spec for spec in specs if spec in PUBLIC_GRANTEES]
+        dropped.extend(f"{name} {spec}" for spec in public)
+        rest = [spec for spec in specs if spec not in public]
+        if rest:
+            kept[name] = ", ".join(rest)
+    return kept, dropped
+
+
 def _grantee_id(grant: Mapping[str, Any]) -> str | None:
     grantee = grant.get("Grantee") or {}
     value = grantee.get("ID")
@@ -161,22 +181,36 @@ def encryption_params(target_arn: str, bucket_key: bool) -> dict[str, Any]:
     }
 
 
-def preserved_params(head: Mapping[str, Any]) -> dict[str, Any]:
+def preserved_params(head: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """What a copy must name explicitly to keep it: storage class, website redirect, lock.
 
     MetadataDirective=COPY keeps user metadata and content headers, TaggingDirective=COPY keeps
     tags; the storage class, the website redirect (AWS does not copy it under COPY) and Object
-    Lock settings must be given again.
+    Lock settings must be given again. Retention is given only while it still runs (AWS refuses
+    a retain-until date in the past); a legal hold is always kept. HEAD returns the lock state
+    only to a caller with s3:GetObjectRetention and s3:GetObjectLegalHold (in the permissions).
     """
     params: dict[str, Any] = {"StorageClass": head.get("StorageClass") or "STANDARD"}
     if head.get("WebsiteRedirectLocation"):
         params["WebsiteRedirectLocation"] = head["WebsiteRedirectLocation"]
-    if head.get("ObjectLockMode") and head.get("ObjectLockRetainUntilDate"):
+    if (
+        head.get("ObjectLockMode")
+        and head.get("ObjectLockRetainUntilDate")
+        and _as_time(head["ObjectLockRetainUntilDate"]) > (now or datetime.now(UTC))
+    ):
         params["ObjectLockMode"] = head["ObjectLockMode"]
         params["ObjectLockRetainUntilDate"] = head["ObjectLockRetainUntilDate"]
     if head.get("ObjectLockLegalHoldStatus") == "ON":
         params["ObjectLockLegalHoldStatus"] = "ON"
     return params
+
+
+def _as_time(value: Any) -> datetime:
+    """A retain-until date as botocore parses it (datetime) or as text (ISO 8601)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def multipart_create_params(head: Mapping[str, Any]) -> dict[str, Any]:

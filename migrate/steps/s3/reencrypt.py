@@ -33,7 +33,7 @@ from migrate.steps.s3.counts import list_pages, scan_listing
 from migrate.steps.s3.params import ReencryptParams
 from migrate.steps.s3.risks import batch_risks, human_size, reencrypt_risks
 from migrate.steps.s3.run import BucketRun
-from migrate.steps.s3.settings import observe_settings
+from migrate.steps.s3.settings import noncurrent_versions, observe_settings, versioning_status
 from migrate.steps.s3.versions import delete_superseded
 from migrate.steps.s3.worker import head_state, update_lane_usable
 
@@ -71,11 +71,14 @@ class S3Reencrypt(Step):
         "s3:GetReplicationConfiguration",
         "s3:GetBucketPolicy",
         "s3:GetBucketWebsite",
+        "s3:GetBucketPublicAccessBlock",
         "s3:ListBucket",
         "s3:ListBucketVersions",
         "s3:GetObject",
         "s3:GetObjectVersion",
         "s3:GetObjectAcl",
+        "s3:GetObjectRetention",
+        "s3:GetObjectLegalHold",
         "s3:UpdateObjectEncryption",
         "s3:GetObjectTagging",
         "s3:PutObject",
@@ -138,7 +141,7 @@ class S3Reencrypt(Step):
                 _account(arn),
                 region,
             )
-        compliant = [n for n, b in buckets.items() if self._to_do(b) == 0]
+        compliant = [n for n, b in buckets.items() if self._settled(b)]
         facts_batch = self._observe_batch_bucket(ctx, s3)
         return {
             **facts_batch,
@@ -200,10 +203,17 @@ class S3Reencrypt(Step):
         sample: int = sum(
             n for s, n in objects["by_state"].items() if so.needs_work(s, self.params.rekey)
         )
-        if objects["scanned"] == 0:
-            return int(objects["count"]) if self.params.plan_head_limit == 0 else 0
+        if not objects["scanned"]:
+            return int(objects["count"])  # nothing was looked at: every object may need work
         count: int = objects["count"]
         return round(sample * count / int(objects["scanned"]))
+
+    def _settled(self, bucket: dict[str, Any]) -> bool:
+        """True when the bucket is known to need no work: every object was looked at (a HEAD
+        of each, or an S3 Inventory report of all) and none needs it. A sample, however clean,
+        never settles a bucket: the objects it did not see may be unencrypted."""
+        objects = bucket["objects"]
+        return int(objects["scanned"]) >= int(objects["count"]) and self._to_do(bucket) == 0
 
     # -- decide ----------------------------------------------------------------------------------
     def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
@@ -218,7 +228,9 @@ class S3Reencrypt(Step):
                 continue  # AWS refuses a key of another region; s3.default_encryption says so too
             to_do = self._to_do(bucket)
             noncurrent = bucket.get("noncurrent_versions", 0)
-            if to_do == 0 and not (noncurrent and self.params.noncurrent_versions == "delete"):
+            if self._settled(bucket) and not (
+                noncurrent and self.params.noncurrent_versions == "delete"
+            ):
                 continue
             actions.append(self._reencrypt_action(ctx, name, bucket, to_do, facts, key_known))
             if self.params.noncurrent_versions == "delete" and bucket["versioning"] != "Disabled":
@@ -274,7 +286,12 @@ class S3Reencrypt(Step):
             list_pages=objects["list_pages"],
         )
         risks = reencrypt_risks(self.params, name, bucket, by_state, facts, key_known)
-        estimated = " (estimated from a sample)" if objects["scanned"] < objects["count"] else ""
+        estimated = (
+            f" (estimated from a uniform sample of {objects['scanned']}; the run checks every "
+            "object)"
+            if objects["scanned"] < objects["count"]
+            else ""
+        )
         inventory = objects.get("inventory") or {}
         if objects.get("source") == "inventory":
             estimated = f" (counted from the S3 Inventory report of {inventory.get('date')})"
@@ -352,7 +369,8 @@ class S3Reencrypt(Step):
     # -- verify ----------------------------------------------------------------------------------
     def verify(self, ctx: StepContext) -> None:
         """HEAD a sample (default all) of every bucket's objects: each is under the target key,
-        or is one of the kinds that are skipped and reported (SSE-C, archived, other keys)."""
+        or is one of the kinds that are skipped and reported (SSE-C, archived, other keys, keys
+        with an older null version in a Suspended bucket)."""
         facts_regions = select_buckets(ctx, self.params)
         resolver = KeyResolver(ctx, ctx.is_known)
         bad: list[str] = []
@@ -362,9 +380,18 @@ class S3Reencrypt(Step):
             if arn is None or arn_region(arn) != region:
                 continue
             client = ctx.client("s3", region)
+            # Skipped and listed by the run, never copied: an older null version is at stake.
+            exempt: set[str] = set()
+            if versioning_status(client, name) == "Suspended":
+                exempt = noncurrent_versions(client, name)[1]
             with ThreadPoolExecutor(max_workers=min(self.params.concurrency, 32)) as pool:
                 for page in list_pages(client, name, "", self.params.batch_size):
-                    sample = [o for o in page if so.in_sample(o["Key"], self.params.verify_sample)]
+                    sample = [
+                        o
+                        for o in page
+                        if so.in_sample(o["Key"], self.params.verify_sample)
+                        and o["Key"] not in exempt
+                    ]
                     states = pool.map(
                         lambda o, c=client, n=name, a=arn: head_state(c, n, o, a), sample
                     )
@@ -387,7 +414,14 @@ class S3Reencrypt(Step):
             reencrypted += sum(int(result.get(k, 0)) for k in ("copied", "updated", "batch_copied"))
             skipped += sum(
                 int(result.get(k, 0))
-                for k in ("skipped_sse_c", "skipped_archived", "left_other_kms", "skipped_changing")
+                for k in (
+                    "skipped_sse_c",
+                    "skipped_archived",
+                    "left_other_kms",
+                    "skipped_changing",
+                    "skipped_null_version",
+                    "skipped_public_acl",
+                )
             )
         return {"objects_reencrypted": reencrypted, "objects_skipped": skipped}
 

@@ -97,11 +97,35 @@ def reencrypt_risks(
                 else "deleted after approval where an encrypted copy supersedes them"
             )
         )
+    null = bucket.get("noncurrent_null") or {}
+    if null.get("count"):
+        first = ", ".join(null.get("keys", [])[:5])
+        risks.append(
+            f"versioning is Suspended: {null['count']} objects have an older version with the "
+            f"id null (first: {first}), which an in-place copy would replace (S3 gives every new "
+            "object in a Suspended bucket the version id null): those objects are skipped and "
+            "listed. To re-encrypt them too, enable versioning (aws s3api put-bucket-versioning "
+            "--versioning-configuration Status=Enabled) and plan again"
+        )
     if bucket.get("website"):
         risks.append(
             "static website hosting is on: the website endpoint serves anonymous requests, "
             "which cannot read SSE-KMS objects - the site stops working (serve it through "
             "CloudFront with origin access control and kms:Decrypt for it, or exclude it)"
+        )
+    bpa = bucket.get("public_access_block") or {}
+    if bucket["acl_enabled"] and bpa.get("BlockPublicAcls"):
+        risks.append(
+            "Block Public Access refuses public ACL grants (BlockPublicAcls): objects with "
+            "grants to AllUsers/AuthenticatedUsers are copied without them where "
+            "IgnorePublicAcls already makes them ineffective"
+            + (
+                ""
+                if bpa.get("IgnorePublicAcls")
+                else " - here it does not, so such objects are skipped and listed (their grants "
+                "are in force; remove them or turn IgnorePublicAcls on)"
+            )
+            + "; each is noted in the run's report"
         )
     if bucket["acl_enabled"]:
         risks.append(

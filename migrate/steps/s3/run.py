@@ -4,6 +4,7 @@ and the tail both share (the recorded result, and the failure that names what is
 from __future__ import annotations
 
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -16,8 +17,26 @@ from migrate.steps.s3.counts import list_pages, prefetched
 from migrate.steps.s3.ledger import ReportFile, Tally, UploadTracker, report_path
 from migrate.steps.s3.params import ReencryptParams
 from migrate.steps.s3.risks import human_size
-from migrate.steps.s3.settings import acl_enabled, versioning_status
+from migrate.steps.s3.settings import (
+    acl_enabled,
+    noncurrent_versions,
+    public_access_block,
+    versioning_status,
+)
 from migrate.steps.s3.worker import ObjectWorker, Requests, update_lane_usable
+
+# Counters that add up over passes of the listing (the others describe the bucket as the last
+# pass found it, which saw every object).
+CARRIED = frozenset(
+    {
+        "copied",
+        "updated",
+        "bytes_copied",
+        "multipart_copied",
+        "acl_reapplied",
+        "changed_during_copy",
+    }
+)
 
 
 class BucketRun:
@@ -41,10 +60,16 @@ class BucketRun:
             "done": 0,
         }
         self.cursor = dict(self.checkpoint["cursor"])
+        if self.cursor.get("complete") and params.mode == "objects":
+            self._next_pass()
         tally = Tally.from_dict(self.cursor.get("tally"))
         report = ReportFile(report_path(ctx, self.bucket), int(self.cursor.get("report_offset", 0)))
         self.uploads = UploadTracker(ctx, self.s3, self.bucket)
         self.limiter = so.RateLimiter(params.max_rps)
+        versioning = versioning_status(self.s3, self.bucket)
+        null_keys: frozenset[str] = frozenset()
+        if versioning == "Suspended":
+            null_keys = frozenset(noncurrent_versions(self.s3, self.bucket)[1])
         self.worker = ObjectWorker(
             s3=self.s3,
             bucket=self.bucket,
@@ -55,9 +80,27 @@ class BucketRun:
             send=Requests(self.limiter),
             tally=tally,
             report=report,
-            versioned=versioning_status(self.s3, self.bucket) != "Disabled",
+            versioned=versioning != "Disabled",
             track_upload=self.uploads.track,
+            null_version_keys=null_keys,
+            public_access_block=public_access_block(self.s3, self.bucket),
         )
+
+    def _next_pass(self) -> None:
+        """The listing was finished by an earlier attempt, yet the action runs again: after a
+        failed verification (the runner re-observes the step) or a playbook edit. Objects may
+        have been written anywhere in the key space since, so the whole listing is walked
+        again (done objects are HEADed, seen under the target key, and not copied again); what
+        earlier passes did is carried into the result."""
+        previous = Counter(self.cursor.get("previous") or {})
+        counts = (self.cursor.get("tally") or {}).get("counts") or {}
+        previous.update({k: int(v) for k, v in counts.items() if k in CARRIED})
+        self.cursor = {
+            "previous": dict(previous),
+            "pass": int(self.cursor.get("pass", 1)) + 1,
+            "report_offset": self.cursor.get("report_offset", 0),
+        }
+        self.checkpoint = {"cursor": self.cursor, "done": 0}
 
     @property
     def tally(self) -> Tally:
@@ -88,28 +131,33 @@ class BucketRun:
 
     def _objects(self, retry: list[dict[str, Any]]) -> None:
         """The object lane: listing pages from the cursor on, each checkpointed when done."""
-        ctx, tally, report = self.ctx, self.tally, self.worker.report
-        done = int(self.checkpoint["done"])
-        total = int(self.action.details.get("objects") or 0) or None
+        complete = self._pages(retry)
+        if complete:
+            # The whole listing was walked: a later attempt starts a new pass (see _next_pass).
+            self._save(str(self.cursor.get("start_after", "")), complete=True)
+
+    def _save(self, last_key: str, *, complete: bool = False) -> None:
+        self.cursor.update(
+            start_after=last_key,
+            tally=self.tally.to_dict(),
+            failed_keys=list(self.tally.failed_keys),
+            report_offset=self.worker.report.offset(),
+            complete=complete,
+        )
+        self.ctx.checkpoint(dict(self.cursor), done=self.done, total=self.total)
+
+    def _pages(self, retry: list[dict[str, Any]]) -> bool:
+        """Work the pages; True when the listing was walked to its end."""
+        tally = self.tally
+        self.done = int(self.checkpoint["done"])
+        self.total = int(self.action.details.get("objects") or 0) or None
         start_after = str(self.cursor.get("start_after", ""))
         started = time.monotonic()
-        bar: Any = ctx.progress(total=total, desc=f"s3://{self.bucket}", unit="obj")
-        bar.update(done)
+        bar: Any = self.ctx.progress(total=self.total, desc=f"s3://{self.bucket}", unit="obj")
+        bar.update(self.done)
         moved = 0
-        first_done = done
-
-        def save(last_key: str) -> None:
-            ctx.checkpoint(
-                {
-                    "start_after": last_key,
-                    "tally": tally.to_dict(),
-                    "failed_keys": list(tally.failed_keys),
-                    "report_offset": report.offset(),
-                },
-                done=done,
-                total=total,
-            )
-
+        first_done = self.done
+        save = self._save
         pool = ThreadPoolExecutor(max_workers=self.params.concurrency)
         try:
             if retry:
@@ -122,25 +170,28 @@ class BucketRun:
                 for fut in futures:
                     moved += fut.result()
                     bar.update(1)
-                done += len(page)
+                self.done += len(page)
                 elapsed = max(time.monotonic() - started, 1e-6)
                 bar.set_postfix_str(
-                    f"{(done - first_done) / elapsed:.0f} obj/s, "
+                    f"{(self.done - first_done) / elapsed:.0f} obj/s, "
                     f"{human_size(int(moved / elapsed))}/s",
                     refresh=False,
                 )
                 save(str(page[-1]["Key"]))
                 if tally.counts["failed"] > self.params.max_failures:
-                    break
+                    return False
         finally:
             # On Ctrl-C or a fatal error: drop queued objects, let in-flight ones finish.
             pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
+        return True
 
     def _record(self) -> None:
-        summary = {k: int(v) for k, v in sorted(self.tally.counts.items())}
+        summary = Counter({k: int(v) for k, v in self.tally.counts.items()})
+        summary.update({k: int(v) for k, v in (self.cursor.get("previous") or {}).items()})
+        summary = Counter(dict(sorted(summary.items())))
         summary["throttled"] = self.limiter.throttles
-        self.ctx.record_result(**summary)
+        self.ctx.record_result(**dict(summary))
 
     def _fail_if_failed(self, lane: str) -> None:
         failed = self.tally.counts["failed"]

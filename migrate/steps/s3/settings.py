@@ -31,6 +31,12 @@ def acl_enabled(s3: Any, bucket: str) -> bool:
     return not any(r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in rules)
 
 
+def public_access_block(s3: Any, bucket: str) -> dict[str, bool]:
+    """The bucket's Block Public Access settings ({} when it has none)."""
+    config: dict[str, Any] = or_default(lambda: s3.get_public_access_block(Bucket=bucket), {})
+    return {k: bool(v) for k, v in (config.get("PublicAccessBlockConfiguration") or {}).items()}
+
+
 def notifications(s3: Any, bucket: str) -> list[str]:
     """The kinds of event notification destinations configured (SNS, SQS, Lambda, EventBridge)."""
     conf = s3.get_bucket_notification_configuration(Bucket=bucket)
@@ -70,12 +76,27 @@ def website_enabled(s3: Any, bucket: str) -> bool:
     )
 
 
-def count_noncurrent(s3: Any, bucket: str) -> int:
-    """Noncurrent versions in the bucket (ListObjectVersions)."""
+NULL_KEYS_IN_FACTS = 20  # keys with a noncurrent ``null`` version named in the plan
+
+
+def noncurrent_versions(s3: Any, bucket: str) -> tuple[int, set[str]]:
+    """Noncurrent versions in the bucket, and the keys whose noncurrent versions include the
+    ``null`` version (ListObjectVersions).
+
+    Under versioning Suspended, S3 gives every new object (an in-place copy too) the version id
+    ``null`` and replaces the existing ``null`` version of that key, current or not: copying a
+    key whose ``null`` version is noncurrent would destroy that older version.
+    """
     count = 0
+    null_keys: set[str] = set()
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        count += sum(1 for v in page.get("Versions", []) if not v.get("IsLatest"))
-    return count
+        for version in page.get("Versions", []):
+            if version.get("IsLatest"):
+                continue
+            count += 1
+            if version.get("VersionId") == "null":
+                null_keys.add(str(version["Key"]))
+    return count, null_keys
 
 
 def observe_settings(s3: Any, bucket: str, objects: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -92,18 +113,26 @@ def observe_settings(s3: Any, bucket: str, objects: Callable[[], dict[str, Any]]
         "replication": lambda: replication_configured(s3, bucket),
         "_policy": lambda: bucket_policy(s3, bucket),
         "website": lambda: website_enabled(s3, bucket),
+        "public_access_block": lambda: public_access_block(s3, bucket),
         "objects": objects,
         # Counted only where versioning is or was on: a version listing of a plain bucket
         # would list every object a second time.
         "_versions": lambda: (
-            count_noncurrent(s3, bucket) if versioning_status(s3, bucket) != "Disabled" else 0
+            noncurrent_versions(s3, bucket)
+            if versioning_status(s3, bucket) != "Disabled"
+            else (0, set())
         ),
     }
     # Independent reads: in parallel, as each costs a round trip (matters far from S3).
     with ThreadPoolExecutor(max_workers=len(reads)) as pool:
         futures = {name: pool.submit(read) for name, read in reads.items()}
         facts = {name: fut.result() for name, fut in futures.items()}
-    versions = facts.pop("_versions")
+    versions, null_keys = facts.pop("_versions")
     if facts["versioning"] != "Disabled":
         facts["noncurrent_versions"] = versions
+    if facts["versioning"] == "Suspended":
+        facts["noncurrent_null"] = {
+            "count": len(null_keys),
+            "keys": sorted(null_keys)[:NULL_KEYS_IN_FACTS],
+        }
     return facts

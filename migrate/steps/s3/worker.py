@@ -18,10 +18,14 @@ from migrate.steps.s3 import objects as so
 from migrate.steps.s3.ledger import ReportFile, Tally
 from migrate.steps.s3.params import ReencryptParams
 
-# Answers meaning "UpdateObjectEncryption is not available here" (region, endpoint, permission).
-UPDATE_UNAVAILABLE = frozenset(
-    {"NotImplemented", "MethodNotAllowed", "AccessDenied", "501", "405", "InvalidRequest"}
-)
+# Answers meaning "UpdateObjectEncryption is not available here" (region, endpoint): the whole
+# bucket goes to the copy lane.
+UPDATE_UNAVAILABLE = frozenset({"NotImplemented", "MethodNotAllowed", "501", "405"})
+# Answers that may be about one object (its lock, its key's policy, a permission scoped to a
+# prefix): that object goes to the copy lane, the next one is tried again.
+UPDATE_REFUSED = frozenset({"AccessDenied", "InvalidRequest", "403", "400"})
+# So many refusals in a row, with no success, say the identity cannot update at all.
+REFUSALS_BEFORE_SWITCH = 25
 
 
 def ssec_refused(exc: BaseException) -> bool:
@@ -55,6 +59,14 @@ def head_state(s3: Any, bucket: str, obj: dict[str, Any], target_arn: str | None
             return so.TARGET  # gone since the listing: nothing to re-encrypt
         raise
     return so.classify(head, target_arn)
+
+
+class _PublicGrantsInForce(Exception):
+    """An object's public ACL grants are effective and BlockPublicAcls refuses to copy them."""
+
+    def __init__(self, grants: list[str]) -> None:
+        super().__init__(", ".join(grants))
+        self.grants = grants
 
 
 class Requests:
@@ -99,6 +111,8 @@ class ObjectWorker:
         report: ReportFile,
         versioned: bool,
         track_upload: Callable[[str, str, bool], None],
+        null_version_keys: frozenset[str] = frozenset(),
+        public_access_block: dict[str, bool] | None = None,
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
@@ -111,6 +125,11 @@ class ObjectWorker:
         self.report = report
         self.versioned = versioned
         self.track_upload = track_upload
+        # Versioning Suspended: keys whose noncurrent versions include ``null``; a copy would
+        # become the new ``null`` version and destroy that older one (see settings.py).
+        self.null_version_keys = null_version_keys
+        self.public_access_block = public_access_block or {}
+        self._refusals = 0  # update-lane refusals in a row (see _try_update)
 
     # -- per object ------------------------------------------------------------------------------
     def head(self, key: str) -> tuple[dict[str, Any] | None, bool]:
@@ -160,6 +179,17 @@ class ObjectWorker:
         if state == so.TARGET:
             self.tally.add("already")
             return 0
+        # UpdateObjectEncryption re-encrypts an archived object's data key without a restore
+        # (the data is not read); a refusal leaves it skipped as before.
+        if (
+            state == so.ARCHIVED
+            and self.use_update
+            and self._archived_updatable(head)
+            and self._try_update(key, head)
+        ):
+            self.tally.add("updated")
+            self.tally.add("archived_updated", key=key)
+            return 0
         if not so.needs_work(state, self.params.rekey):
             label = {so.SSE_C: "skipped_sse_c", so.ARCHIVED: "skipped_archived"}.get(
                 state, "left_other_kms"
@@ -179,7 +209,19 @@ class ObjectWorker:
         )
         try:
             if self.use_update and update_ok and self._try_update(key, head):
-                self.tally.add("updated")
+                self.tally.add("updated")  # no new version: nothing else is touched
+                return 0
+            if key in self.null_version_keys:
+                self.tally.add("skipped_null_version", key=key)
+                self.report.write(
+                    {
+                        "key": key,
+                        "result": "skipped_null_version",
+                        "reason": "versioning is Suspended and an older version has the id "
+                        "null: an in-place copy would replace it. Enable versioning on the "
+                        "bucket and run again to re-encrypt this object.",
+                    }
+                )
                 return 0
             if size > self.params.multipart_threshold:
                 self._multipart(key, head)
@@ -189,13 +231,27 @@ class ObjectWorker:
             self.tally.add("copied")
             self.tally.add("bytes_copied", size)
             return size
+        except _PublicGrantsInForce as exc:
+            self.tally.add("skipped_public_acl", key=key)
+            self.report.write(
+                {
+                    "key": key,
+                    "result": "skipped_public_acl",
+                    "grants": exc.grants,
+                    "reason": "the bucket blocks public ACLs (BlockPublicAcls) but does not ignore "
+                    "them (IgnorePublicAcls off): these grants are in force and S3 refuses a "
+                    "copy that keeps them. Remove the grants (or turn IgnorePublicAcls on) and "
+                    "run again.",
+                }
+            )
+            return 0
         except ClientError as exc:
-            if precondition_failed(exc) and retry:
+            if (precondition_failed(exc) or has_code(exc, "ConditionalRequestConflict")) and retry:
                 # Rewritten between our HEAD and the copy: look again and re-encrypt what is
                 # there now (once); the newer content is never overwritten by what we saw.
                 self.tally.add("changed_during_copy", key=key)
                 return self._process(key, None, retry=False)
-            if precondition_failed(exc):
+            if precondition_failed(exc) or has_code(exc, "ConditionalRequestConflict"):
                 self.tally.add("skipped_changing", key=key)
                 self.report.write({"key": key, "result": "skipped-changing-concurrently"})
                 return 0
@@ -210,6 +266,25 @@ class ObjectWorker:
 
     def _acl_headers(self, key: str) -> dict[str, str]:
         headers = self.acl_grants(key)
+        if headers and self.public_access_block.get("BlockPublicAcls"):
+            headers, dropped = so.without_public_grants(headers)
+            if dropped:
+                if not self.public_access_block.get("IgnorePublicAcls"):
+                    # The grants are in force, and S3 refuses a copy that keeps them: dropping
+                    # them would change who can read the object. Leave it as it is.
+                    raise _PublicGrantsInForce(dropped)
+                # IgnorePublicAcls: S3 already ignores these grants, so dropping them changes
+                # nobody's access, and BlockPublicAcls would refuse the copy that kept them.
+                self.tally.add("public_grants_dropped", key=key)
+                self.report.write(
+                    {
+                        "key": key,
+                        "result": "public-acl-grants-dropped",
+                        "grants": dropped,
+                        "reason": "Block Public Access (BlockPublicAcls) refuses them and "
+                        "IgnorePublicAcls already makes them ineffective",
+                    }
+                )
         if headers:
             self.tally.add("acl_reapplied")
         return headers
@@ -221,6 +296,9 @@ class ObjectWorker:
             Key=key,
             CopySource={"Bucket": self.bucket, "Key": key},
             CopySourceIfMatch=head["ETag"],
+            # The destination is the source; its own condition also covers a write landing
+            # between S3 reading the source and storing the copy.
+            IfMatch=head["ETag"],
             MetadataDirective="COPY",
             TaggingDirective="COPY",
             **so.encryption_params(self.target_arn, self.params.bucket_key),
@@ -240,17 +318,40 @@ class ObjectWorker:
                 }
             )
 
+    def _archived_updatable(self, head: dict[str, Any]) -> bool:
+        """An archived object the update lane can move: SSE-S3, or SSE-KMS under another key
+        with ``rekey`` (UpdateObjectEncryption only changes encrypted objects)."""
+        algorithm = head.get("ServerSideEncryption")
+        return algorithm == "AES256" or (algorithm == "aws:kms" and self.params.rekey)
+
     def _try_update(self, key: str, head: dict[str, Any]) -> bool:
-        """UpdateObjectEncryption; under ``lane: auto`` an endpoint or identity that cannot do it
-        switches the whole bucket to the copy lane (returns False: copy this object)."""
+        """UpdateObjectEncryption; False when this object must take the copy lane instead.
+
+        Under ``lane: auto``, an endpoint that does not implement it switches the whole bucket
+        to the copy lane; a refusal that may concern this object alone (Object Lock, a key or
+        prefix the identity may not use) sends only this object there, until
+        ``REFUSALS_BEFORE_SWITCH`` refusals in a row show the identity cannot update at all.
+        """
         try:
             self._update(key, head)
         except ClientError as exc:
-            if self.params.lane != "auto" or not has_code(exc, *UPDATE_UNAVAILABLE):
+            if self.params.lane != "auto":
                 raise
-            self.use_update = False
-            self.tally.add("update_fallback", key=key)
+            if has_code(exc, *UPDATE_UNAVAILABLE):
+                self.use_update = False
+                self.tally.add("update_fallback", key=key)
+                return False
+            if not has_code(exc, *UPDATE_REFUSED):
+                raise
+            self.tally.add("update_refused", key=key)
+            with self.tally.lock:
+                self._refusals += 1
+                if self._refusals >= REFUSALS_BEFORE_SWITCH:
+                    self.use_update = False
+            if not self.use_update:
+                self.tally.add("update_fallback", key=key)
             return False
+        self._refusals = 0
         return True
 
     def _update(self, key: str, head: dict[str, Any]) -> None:
@@ -308,6 +409,9 @@ class ObjectWorker:
                 Key=key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
+                # An application PUT after our HEAD must not be replaced by the older bytes
+                # the parts were copied from: S3 answers 412 and the object is re-examined.
+                IfMatch=head["ETag"],
             )
         except BaseException:
             # Never leave a half-copied upload behind (it is billed and invisible).
