@@ -288,6 +288,12 @@ class BatchLane:
             self.tally.add(f"batch_excluded_{reason}", key=key)
             self.worker({"Key": key, "ETag": head.get("ETag")})
             return None
+        if self.worker.versioned and head.get("VersionId"):
+            # The job's copy supersedes this version; the completion report does not name
+            # versions, so the source is recorded here for noncurrent_versions: delete.
+            self.report.write(
+                {"key": key, "result": "batch-manifest", "source_version": head["VersionId"]}
+            )
         return str(head.get("StorageClass") or "STANDARD"), key
 
     def _write_manifests(self, state: dict[str, Any]) -> None:

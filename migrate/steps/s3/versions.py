@@ -19,6 +19,13 @@ def delete_superseded(ctx: StepContext, s3: Any, bucket: str, target_arn: str) -
     path = report_path(ctx, bucket)
     if not path.exists():
         return
+    # Keys whose batch task failed: the copy lane retried them and wrote its own entries.
+    batch_failed: set[str] = set()
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            entry = json.loads(line)
+            if entry.get("result") == "batch-task-failed":
+                batch_failed.add(str(entry["key"]))
     cp = ctx.load_checkpoint("delete") or {"cursor": {}, "done": 0}
     line_no = int(cp["cursor"].get("line", 0))
     deleted = int(cp["done"])
@@ -29,6 +36,8 @@ def delete_superseded(ctx: StepContext, s3: Any, bucket: str, target_arn: str) -
             entry = json.loads(line)
             if entry.get("result") == "copied" and entry.get("source_version"):
                 deleted += delete_one(s3, bucket, entry, target_arn)
+            elif entry.get("result") == "batch-manifest" and entry["key"] not in batch_failed:
+                deleted += delete_batch_source(s3, bucket, entry, target_arn)
             if index % 200 == 199:
                 ctx.checkpoint({"line": index + 1}, done=deleted, name="delete")
     ctx.checkpoint({"line": 1 << 62}, done=deleted, name="delete")
@@ -54,3 +63,24 @@ def delete_one(s3: Any, bucket: str, entry: dict[str, Any], target_arn: str) -> 
             return 0
         raise
     return 1
+
+
+def delete_batch_source(s3: Any, bucket: str, entry: dict[str, Any], target_arn: str) -> int:
+    """Delete the source version of a batch job's copy (1), or keep it (0).
+
+    The job's report names no version, so the copy is found as the version right above the
+    source in the key's history; the source goes only if that version is under the target key.
+    """
+    key, source = str(entry["key"]), str(entry["source_version"])
+    newer: str | None = None
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key)
+    for page in pages:
+        for version in page.get("Versions", []):  # newest first, per key
+            if version["Key"] != key:
+                continue
+            if version["VersionId"] == source:
+                if newer is None:
+                    return 0  # still the current version: nothing superseded it
+                return delete_one(s3, bucket, {**entry, "version": newer}, target_arn)
+            newer = str(version["VersionId"])
+    return 0  # the source version is gone already
