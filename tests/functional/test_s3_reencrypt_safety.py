@@ -104,7 +104,9 @@ def _fail_verification(settings: Settings, aws: Any, tmp_path: Path) -> str:
         s3.put_object(Bucket="late-bucket", Key=key, Body=b"x")
     late = _LateSettings(state=settings.state, endpoint_url=settings.endpoint_url, quiet=True)
     late.writer = s3
-    first = commands.run(late, _book(tmp_path), options=QUIET)
+    # Verification HEADs every object here (its default is a small sample): it must find
+    # the late object, and the run must fail on it.
+    first = commands.run(late, _book(tmp_path, verify_sample=1.0), options=QUIET)
     assert first.status == "failed"
     step = commands.status(settings, first.run_id)["steps"][1]
     assert "a-late.txt" in (step["error"] or "")
@@ -128,7 +130,7 @@ def test_failed_verification_is_repaired_after_an_edit_with_accept_changes(
     settings: Settings, aws: Any, tmp_path: Path
 ) -> None:
     run_id = _fail_verification(settings, aws, tmp_path)
-    _book(tmp_path, concurrency=8)  # the operator edits the step before resuming
+    _book(tmp_path, verify_sample=1.0, concurrency=8)  # the operator edits the step
     again = commands.resume(settings, run_id, options=QUIET, accept_changes=True)
     assert again.status == "done", commands.status(settings, run_id)
     assert _sse(aws("s3"), "late-bucket", "a-late.txt") == "aws:kms"

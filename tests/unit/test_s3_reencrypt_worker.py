@@ -378,3 +378,17 @@ def test_archived_sse_s3_objects_take_the_update_lane_without_a_restore(tmp_path
         assert worker({"Key": "k", "ETag": '"g"'}) == 0
         stub.assert_no_pending_responses()
     assert tally.counts["archived_updated"] == 1 and tally.counts["skipped_archived"] == 0
+
+
+def test_a_copy_that_s3_stored_under_another_encryption_fails_that_object(tmp_path: Path) -> None:
+    """The CopyObject response is the object's verification (no second HEAD): a copy S3
+    answers as AES256 (a bucket policy or default forcing it) counts as failed, for resume."""
+    s3 = _client()
+    worker, tally = _worker(s3, tmp_path)
+    with Stubber(s3) as stub:
+        stub.add_response("head_object", _head('"e"'))
+        stub.add_response("copy_object", {"ServerSideEncryption": "AES256"}, _copy_params('"e"'))
+        worker({"Key": "k", "ETag": '"e"'})
+        stub.assert_no_pending_responses()
+    assert tally.counts["copy_not_encrypted"] == 1 and tally.failed_keys == ["k"]
+    assert tally.counts["copied"] == 0

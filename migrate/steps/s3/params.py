@@ -23,13 +23,19 @@ class ReencryptParams(Selection):
     lane: Literal["auto", "copy", "update"] = "auto"
     noncurrent_versions: Literal["report", "delete"] = "report"
     concurrency: int = Field(default=64, ge=1, le=256)
-    max_rps: float = Field(default=500.0, ge=0)
+    # 0: no fixed cap; the shared limiter starts unlimited and halves its rate on every
+    # SlowDown/503, climbing back additively (AIMD), so it finds what the bucket sustains.
+    max_rps: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=1000, ge=1, le=1000)
     multipart_threshold: int = Field(default=so.FIVE_GB, ge=5 * MiB, le=so.FIVE_GB)
     part_size: int = Field(default=512 * MiB, ge=5 * MiB, le=so.FIVE_GB)
     max_failures: int = Field(default=100, ge=0)
-    verify_sample: float = Field(default=1.0, ge=0.0, le=1.0)
-    plan_head_limit: int = Field(default=10_000, ge=0)
+    # Every copy is checked by its own response (ServerSideEncryption, SSEKMSKeyId); the
+    # verification HEADs a uniform sample on top, to catch what changed after the run.
+    verify_sample: float = Field(default=0.05, ge=0.0, le=1.0)
+    # A uniform sample for the plan's estimates (the run HEADs every object anyway); a
+    # bucket larger than this always gets its action, as a sample never proves compliance.
+    plan_head_limit: int = Field(default=200, ge=0)
     inventory: bool = True
     inventory_max_age_h: float = Field(default=48.0, gt=0)
     mode: Literal["objects", "batch"] = "objects"

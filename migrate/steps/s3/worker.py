@@ -61,6 +61,10 @@ def head_state(s3: Any, bucket: str, obj: dict[str, Any], target_arn: str | None
     return so.classify(head, target_arn)
 
 
+class CopyNotEncrypted(Exception):
+    """S3 answered a copy with another encryption than the target key (counted as failed)."""
+
+
 class _PublicGrantsInForce(Exception):
     """An object's public ACL grants are effective and BlockPublicAcls refuses to copy them."""
 
@@ -307,7 +311,23 @@ class ObjectWorker:
         )
         self._record_version(key, head, response)
 
+    def _check_encrypted(self, key: str, response: dict[str, Any]) -> None:
+        """The write's own response says how S3 stored the new object: that is the
+        verification of this object (a HEAD afterwards would only repeat it)."""
+        algorithm = response.get("ServerSideEncryption")
+        if algorithm is None:
+            return  # not said (an endpoint that omits it): the verification sample looks
+        if algorithm != "aws:kms" or not so.key_matches(
+            response.get("SSEKMSKeyId"), self.target_arn
+        ):
+            self.tally.add("copy_not_encrypted", key=key)
+            raise CopyNotEncrypted(
+                f"s3://{self.bucket}/{key}: S3 stored the copy as {algorithm} "
+                f"{response.get('SSEKMSKeyId') or ''}".strip()
+            )
+
     def _record_version(self, key: str, head: dict[str, Any], response: dict[str, Any]) -> None:
+        self._check_encrypted(key, response)
         if self.versioned and response.get("VersionId"):
             self.report.write(
                 {
