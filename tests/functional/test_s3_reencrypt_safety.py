@@ -63,6 +63,8 @@ def test_suspended_bucket_keeps_its_noncurrent_null_version(
     assert _sse(s3, "suspended-bucket", "plain.txt") == "aws:kms"
     got = commands.status(settings, result.run_id)["steps"][1]["actions"][0]["result"]
     assert got["skipped_null_version"] == 1
+    residual = got["residuals"]["skipped_null_version"]
+    assert residual["first"] == ["ledger.csv"] and "enable versioning" in residual["how"]
     report = commands.status(settings, result.run_id)["steps"][1]
     assert report["outputs"]["objects_skipped"] == 1
 

@@ -291,7 +291,10 @@ def test_explicit_update_lane_does_not_fall_back(tmp_path: Path) -> None:
             "update_object_encryption", service_error_code="AccessDenied", http_status_code=403
         )
         worker({"Key": "k", "ETag": '"e"'})
-    assert tally.counts["failed"] == 1 and tally.counts["copied"] == 0
+    # Never copied under lane: update; the refused object is a residual with its reason (a
+    # denial never fails the bucket, issue 13), not a fallback.
+    assert tally.counts["copied"] == 0 and tally.counts["update_fallback"] == 0
+    assert tally.counts["skipped_access_denied"] == 1
 
 
 def test_complete_multipart_upload_is_conditional_on_the_etag_seen(tmp_path: Path) -> None:
@@ -392,3 +395,19 @@ def test_a_copy_that_s3_stored_under_another_encryption_fails_that_object(tmp_pa
         stub.assert_no_pending_responses()
     assert tally.counts["copy_not_encrypted"] == 1 and tally.failed_keys == ["k"]
     assert tally.counts["copied"] == 0
+
+
+def test_access_denied_on_one_object_is_a_residual_not_a_failure(tmp_path: Path) -> None:
+    """An object another account owns (or a deny on its prefix): AWS answers 403 to the HEAD.
+    It is listed with its reason and the bucket goes on (moto never denies: Stubber)."""
+    s3 = _client()
+    worker, tally = _worker(s3, tmp_path)
+    with Stubber(s3) as stub:
+        stub.add_client_error(
+            "head_object", service_error_code="AccessDenied", http_status_code=403
+        )
+        assert worker({"Key": "theirs.bin", "ETag": '"e"'}) == 0
+    assert tally.counts["skipped_access_denied"] == 1 and tally.counts["failed"] == 0
+    assert tally.failed_keys == []
+    entry = (tmp_path / "report.jsonl").read_text()
+    assert "skipped_access_denied" in entry and "s3:PutObject" in entry

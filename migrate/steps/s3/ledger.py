@@ -87,6 +87,23 @@ def report_path(ctx: StepContext, bucket: str) -> Path:
     return ctx.state_dir / "s3-reencrypt" / str(ctx.run_id) / f"{ctx.step_id}-{bucket}.jsonl"
 
 
+def residual_keys(path: Path) -> set[str]:
+    """Keys the report file lists as left with a reason (``skipped_*``), unless a later entry
+    of the same file says the key was copied after all (a later pass)."""
+    left: set[str] = set()
+    if not path.exists():
+        return left
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            entry = json.loads(line)
+            result = str(entry.get("result", ""))
+            if result.startswith("skipped_"):
+                left.add(str(entry["key"]))
+            elif result == "copied":
+                left.discard(str(entry["key"]))
+    return left
+
+
 class UploadTracker:
     """Multipart uploads in flight, in a checkpoint of their own: a crash leaves none behind."""
 

@@ -30,12 +30,13 @@ from migrate.steps.s3 import objects as so
 from migrate.steps.s3 import readers as rd
 from migrate.steps.s3.buckets import select_buckets
 from migrate.steps.s3.counts import list_pages, scan_listing
+from migrate.steps.s3.ledger import report_path, residual_keys
 from migrate.steps.s3.params import ReencryptParams
 from migrate.steps.s3.risks import batch_risks, human_size, reencrypt_risks
 from migrate.steps.s3.run import BucketRun
 from migrate.steps.s3.settings import noncurrent_versions, observe_settings, versioning_status
 from migrate.steps.s3.versions import delete_superseded
-from migrate.steps.s3.worker import head_state, update_lane_usable
+from migrate.steps.s3.worker import RESIDUAL_FIXES, head_state, update_lane_usable
 
 __all__ = ["ReencryptParams", "S3Reencrypt"]
 
@@ -380,10 +381,11 @@ class S3Reencrypt(Step):
             if arn is None or arn_region(arn) != region:
                 continue
             client = ctx.client("s3", region)
-            # Skipped and listed by the run, never copied: an older null version is at stake.
-            exempt: set[str] = set()
+            # Left and listed by the run with their reason (an older null version at stake,
+            # public grants in force, AccessDenied, ...): residuals, not verification failures.
+            exempt = residual_keys(report_path(ctx, name))
             if versioning_status(client, name) == "Suspended":
-                exempt = noncurrent_versions(client, name)[1]
+                exempt |= noncurrent_versions(client, name)[1]
             with ThreadPoolExecutor(max_workers=min(self.params.concurrency, 32)) as pool:
                 for page in list_pages(client, name, "", self.params.batch_size):
                     sample = [
@@ -412,17 +414,7 @@ class S3Reencrypt(Step):
         reencrypted = skipped = 0
         for result in ctx.action_results():
             reencrypted += sum(int(result.get(k, 0)) for k in ("copied", "updated", "batch_copied"))
-            skipped += sum(
-                int(result.get(k, 0))
-                for k in (
-                    "skipped_sse_c",
-                    "skipped_archived",
-                    "left_other_kms",
-                    "skipped_changing",
-                    "skipped_null_version",
-                    "skipped_public_acl",
-                )
-            )
+            skipped += sum(int(result.get(k, 0)) for k in RESIDUAL_FIXES)
         return {"objects_reencrypted": reencrypted, "objects_skipped": skipped}
 
     def rollback(self, ctx: StepContext) -> None:

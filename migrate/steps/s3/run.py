@@ -23,7 +23,7 @@ from migrate.steps.s3.settings import (
     public_access_block,
     versioning_status,
 )
-from migrate.steps.s3.worker import ObjectWorker, Requests, update_lane_usable
+from migrate.steps.s3.worker import RESIDUAL_FIXES, ObjectWorker, Requests, update_lane_usable
 
 # Counters that add up over passes of the listing (the others describe the bucket as the last
 # pass found it, which saw every object).
@@ -191,9 +191,29 @@ class BucketRun:
         summary.update({k: int(v) for k, v in (self.cursor.get("previous") or {}).items()})
         summary = Counter(dict(sorted(summary.items())))
         summary["throttled"] = self.limiter.throttles
-        self.ctx.record_result(**dict(summary))
+        residuals = {
+            label: {
+                "count": int(self.tally.counts[label]),
+                "first": list(self.tally.samples.get(label, [])),
+                "how": how,
+            }
+            for label, how in RESIDUAL_FIXES.items()
+            if self.tally.counts.get(label)
+        }
+        self.ctx.record_result(**dict(summary), residuals=residuals)
 
     def _fail_if_failed(self, lane: str) -> None:
+        denied = self.tally.counts["skipped_access_denied"]
+        done = sum(self.tally.counts[k] for k in ("copied", "updated", "already"))
+        if denied > self.params.max_failures and not done:
+            # Every object refused: the migrator's own permissions, not a few odd objects.
+            raise StepFailed(
+                f"s3://{self.bucket}: AccessDenied on all {denied} objects tried (first: "
+                f"{', '.join(self.tally.samples.get('skipped_access_denied', [])[:5])}). Grant "
+                "the permissions `migrate permissions PLAYBOOK` lists (s3:GetObject, "
+                "s3:PutObject, kms:GenerateDataKey and kms:Decrypt on the keys) and "
+                "`migrate resume`."
+            )
         failed = self.tally.counts["failed"]
         if not failed:
             return

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from migrate.aws.errors import error_code, has_code, not_found, precondition_failed
+from migrate.aws.errors import access_denied, error_code, has_code, not_found, precondition_failed
 from migrate.errors import StepFailed
 from migrate.steps.s3 import objects as so
 from migrate.steps.s3.ledger import ReportFile, Tally
@@ -26,6 +26,24 @@ UPDATE_UNAVAILABLE = frozenset({"NotImplemented", "MethodNotAllowed", "501", "40
 UPDATE_REFUSED = frozenset({"AccessDenied", "InvalidRequest", "403", "400"})
 # So many refusals in a row, with no success, say the identity cannot update at all.
 REFUSALS_BEFORE_SWITCH = 25
+
+
+# Objects the step leaves as they are, by result label, with what would handle them; they are
+# listed in the plan, the run's results and the report file, and never fail the bucket.
+RESIDUAL_FIXES = {
+    "skipped_sse_c": "SSE-C: S3 cannot copy it without the customer's key; copy it with the key "
+    "(aws s3 cp --sse-c-copy-source ... --sse aws:kms) or leave it",
+    "skipped_archived": "archived: restore it (aws s3api restore-object) and run again; SSE-S3 "
+    "objects are moved without a restore by the update lane on AWS (lane: auto)",
+    "left_other_kms": "under another KMS key: set rekey: true to move it to the target key",
+    "skipped_changing": "rewritten twice while the step worked on it: run again",
+    "skipped_null_version": "versioning is Suspended and an older version has the id null: "
+    "enable versioning on the bucket and run again",
+    "skipped_public_acl": "public ACL grants in force under BlockPublicAcls: remove them or "
+    "turn IgnorePublicAcls on, and run again",
+    "skipped_access_denied": "AccessDenied: grant the migrator s3:GetObject/s3:PutObject on it "
+    "and kms:Decrypt on its key (`migrate permissions PLAYBOOK`), and run again",
+}
 
 
 def ssec_refused(exc: BaseException) -> bool:
@@ -154,18 +172,38 @@ class ObjectWorker:
             return self._process(key, listed.get("ETag"))
         except StepFailed:
             raise
-        except Exception as exc:
-            self.tally.add("failed", key=key)
-            with self.tally.lock:
-                self.tally.failed_keys.append(key)
+        except ClientError as exc:
+            if not access_denied(exc):
+                self._failed(key, exc)
+                return 0
+            # Not ours to read or write (an object another account uploaded, a deny on a prefix
+            # or on its key): a residual with its reason, not a failure of the bucket.
+            self.tally.add("skipped_access_denied", key=key)
             self.report.write(
                 {
                     "key": key,
-                    "result": "failed",
-                    "error": f"{error_code(exc) or type(exc).__name__}",
+                    "result": "skipped_access_denied",
+                    "error": f"{error_code(exc)} on {getattr(exc, 'operation_name', 'a call')}",
+                    "reason": RESIDUAL_FIXES["skipped_access_denied"],
                 }
             )
             return 0
+        except Exception as exc:
+            self._failed(key, exc)
+            return 0
+
+    def _failed(self, key: str, exc: BaseException) -> None:
+        """Count one object as failed (retried first by the next attempt)."""
+        self.tally.add("failed", key=key)
+        with self.tally.lock:
+            self.tally.failed_keys.append(key)
+        self.report.write(
+            {
+                "key": key,
+                "result": "failed",
+                "error": f"{error_code(exc) or type(exc).__name__}",
+            }
+        )
 
     def _process(self, key: str, listed_etag: str | None, retry: bool = True) -> int:
         head, ssec = self.head(key)
