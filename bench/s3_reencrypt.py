@@ -14,7 +14,8 @@ awscli (PyPI ``awscli``, v1) pins an exact botocore, so it is installed into its
 (``~/.cache/migrate-bench/awscli-venv``, created on first use) rather than into the project's venv,
 where it would replace the botocore migrate is tested with.
 
-    .venv/bin/python bench/s3_reencrypt.py --objects 1000
+    .venv/bin/python bench/s3_reencrypt.py --objects 1000            # shipped defaults
+    .venv/bin/python bench/s3_reencrypt.py --objects 1000 --settings tuned
     .venv/bin/python bench/s3_reencrypt.py --objects 600 --regimes latency --concurrency 64
 """
 
@@ -51,6 +52,7 @@ from migrate.sandbox.server import parse_recorded_line
 AWSCLI_VERSION = "1.46.2"
 AWSCLI_VENV = Path.home() / ".cache" / "migrate-bench" / "awscli-venv"
 BUCKET = "bench-reencrypt"
+SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "s3-reencrypt.yaml"
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -349,14 +351,19 @@ def run_one(
             "--only-show-errors",
         ]
     else:
-        book = workdir / "bench.yaml"
-        book.write_text(
-            PLAYBOOK.format(bucket=BUCKET, concurrency=args.concurrency, max_rps=args.max_rps)
-        )
         state = workdir / f"state-{regime}-{bucket_kind}" / "migrate.db"
         shutil.rmtree(state.parent, ignore_errors=True)
         env["MIGRATE_STATE"] = str(state)
-        cmd = [str(Path(sys.executable).parent / "migrate"), "-q", "run", str(book), "--yes"]
+        exe = str(Path(sys.executable).parent / "migrate")
+        if args.settings == "defaults":
+            # What a user runs: the shipped playbook, no tuning at all.
+            cmd = [exe, "-q", "run", str(SHIPPED), "-p", f"buckets={BUCKET}", "--yes"]
+        else:
+            book = workdir / "bench.yaml"
+            book.write_text(
+                PLAYBOOK.format(bucket=BUCKET, concurrency=args.concurrency, max_rps=args.max_rps)
+            )
+            cmd = [exe, "-q", "run", str(book), "--yes"]
         if os.environ.get("BENCH_PROFILE"):
             cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], *cmd]
     moto_api(moto_endpoint, "/moto-api/recorder/reset-recording")
@@ -401,6 +408,13 @@ def main() -> None:
     parser.add_argument("--max-rps", type=float, default=0, help="migrate's max_rps (0: none)")
     parser.add_argument("--awscli-concurrency", type=int, default=10)
     parser.add_argument("--tools", default="awscli,migrate")
+    parser.add_argument(
+        "--settings",
+        choices=("defaults", "tuned"),
+        default="defaults",
+        help="defaults: the shipped playbook as a user runs it; tuned: the bench playbook "
+        "(plan_head_limit 0, verify_sample 0, --concurrency, --max-rps)",
+    )
     parser.add_argument("--awscli", help="path of an `aws` executable (v1 from PyPI)")
     args = parser.parse_args()
     awscli = ensure_awscli(args.awscli)
@@ -448,8 +462,10 @@ def _row(r: Result) -> str:
 
 def _table(results: list[Result], args: argparse.Namespace) -> str:
     lines = [
-        f"objects={args.objects} latency={args.latency_ms:.0f}ms migrate concurrency="
-        f"{args.concurrency} awscli max_concurrent_requests={args.awscli_concurrency}",
+        f"objects={args.objects} latency={args.latency_ms:.0f}ms migrate settings="
+        f"{args.settings}"
+        + (f" (concurrency {args.concurrency})" if args.settings == "tuned" else "")
+        + f" awscli max_concurrent_requests={args.awscli_concurrency}",
         "| regime | bucket | tool | objects/s (whole command) | objects/s (copy phase) "
         "| client CPU ms/object | server requests/object |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: |",

@@ -312,6 +312,9 @@ class Runner:
         except Exception as exc:
             message = friendly_error(exc, self.options.debug)
             self._set_step(sr.id, StepStatus.FAILED, f"verification failed: {message}")
+            # Its actions are done, so a resume that only retried actions would verify the
+            # same world again, forever: re-observe instead, so what is still needed is redone.
+            self._mark_replan(sr.id)
             echo(f"[{sr.step_id}] verification failed: {friendly_error(exc)}")
             return StepStatus.FAILED
         with self.store.write() as session:
@@ -504,6 +507,12 @@ class Runner:
             fresh.replan = 0
             session.flush()
             return sorted(wanted, key=lambda r: r.seq)
+
+    def _mark_replan(self, step_run_id: int) -> None:
+        with self.store.write() as session:
+            sr = session.get(StepRun, step_run_id)
+            assert sr is not None
+            sr.replan = 1
 
     def _set_step(
         self, step_run_id: int, status: StepStatus, error: str | None, started: bool = False

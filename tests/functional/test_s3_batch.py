@@ -433,3 +433,49 @@ def test_an_interrupted_manifest_resumes_with_every_key_exactly_once(
             manifests[request["Operation"]["S3PutObjectCopy"]["StorageClass"]] = text.splitlines()
     assert manifests["ONEZONE_IA"] == [f"{SRC},k-016"]
     assert sorted(manifests["STANDARD"]) == [f"{SRC},k-{i:03d}" for i in range(30) if i != 16]
+
+
+def test_noncurrent_versions_delete_removes_the_sources_a_job_copied(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """A versioned bucket in batch mode with ``noncurrent_versions: delete``: the completion
+    report names no versions, so the step records each source version in its manifest phase;
+    after approval the versions the job superseded are deleted, the failed task's is kept."""
+    s3 = aws("s3")
+    s3.create_bucket(Bucket=SRC)
+    s3.create_bucket(Bucket=OPS)
+    s3.put_bucket_versioning(Bucket=SRC, VersioningConfiguration={"Status": "Enabled"})
+    for i in range(3):
+        s3.put_object(Bucket=SRC, Key=f"doc-{i}", Body=f"d{i}".encode())
+    batch = _settings(settings)
+    book = _book(tmp_path, noncurrent_versions="delete")
+    batch.responses = [
+        ("create_job", {"JobId": "job-versioned-0001"}),
+        ("describe_job", _job("job-versioned-0001", "Active")),
+    ]
+    first = commands.run(batch, book, options=RunOptions(quiet=True, yes=True, max_wait_s=0))
+    assert first.status == "waiting", commands.status(batch, first.run_id)
+    create = next(p for name, p in batch.calls if name == "CreateJob")
+    _play_job(s3, create, "job-versioned-0001", {"doc-2"})
+    batch.responses = [
+        ("describe_job", _job("job-versioned-0001", "Complete", succeeded=2, failed=1)),
+    ]
+    gated = commands.resume(batch, first.run_id, options=RunOptions(quiet=True, yes=True))
+    assert gated.status == "awaiting-approval", commands.status(batch, first.run_id)
+    commands.approve(batch, first.run_id, "reencrypt", target=SRC)
+    done = commands.resume(batch, first.run_id, options=RunOptions(quiet=True, yes=True))
+    assert done.status == "done", commands.status(batch, first.run_id)
+    target = _key_arn(aws)
+    for i in range(3):
+        versions = [
+            v
+            for v in s3.list_object_versions(Bucket=SRC, Prefix=f"doc-{i}")["Versions"]
+            if v["Key"] == f"doc-{i}"
+        ]
+        # Only the encrypted copy is left: the unencrypted original is gone (doc-2's was
+        # copied by the copy lane after its task failed, and recorded there).
+        assert len(versions) == 1, (i, versions)
+        head = s3.head_object(Bucket=SRC, Key=f"doc-{i}", VersionId=versions[0]["VersionId"])
+        assert head["SSEKMSKeyId"] == target
+        body = s3.get_object(Bucket=SRC, Key=f"doc-{i}")["Body"].read()
+        assert body == f"d{i}".encode()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 from migrate.steps.s3 import objects as so
+from migrate.steps.s3 import readers as rd
+from migrate.steps.s3.reencrypt import S3Reencrypt
 
 TARGET = "arn:aws:kms:us-east-1:123456789012:key/abcd"
 
@@ -60,6 +63,27 @@ def test_preserved_params_name_what_a_copy_would_otherwise_drop() -> None:
     }
     assert so.preserved_params(head) == head
     assert so.preserved_params({}) == {"StorageClass": "STANDARD"}
+
+
+def test_expired_retention_is_not_sent_again_and_a_legal_hold_is_kept() -> None:
+    """AWS refuses a retain-until date in the past; the hold has no date and always stays."""
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    head = {
+        "ObjectLockMode": "COMPLIANCE",
+        "ObjectLockRetainUntilDate": datetime(2026, 5, 31, tzinfo=UTC),
+        "ObjectLockLegalHoldStatus": "ON",
+    }
+    assert so.preserved_params(head, now) == {
+        "StorageClass": "STANDARD",
+        "ObjectLockLegalHoldStatus": "ON",
+    }
+    future = {**head, "ObjectLockRetainUntilDate": datetime(2026, 6, 2, tzinfo=UTC)}
+    assert so.preserved_params(future, now)["ObjectLockMode"] == "COMPLIANCE"
+
+
+def test_lock_state_reads_are_in_the_permissions() -> None:
+    """Without them HEAD returns no lock state and a copy would silently drop it."""
+    assert {"s3:GetObjectRetention", "s3:GetObjectLegalHold"} <= set(S3Reencrypt.permissions)
 
 
 def test_part_ranges_cover_the_object_without_gaps() -> None:
@@ -151,7 +175,7 @@ def test_readers_the_key_policy_would_cut_off_are_named() -> None:
     partner = "arn:aws:iam::210987654321:role/partner"
     readers = {
         r.principal: r
-        for r in so.readers_report(
+        for r in rd.readers_report(
             _bucket_policy(local, partner), SERVICE_POLICY, "123456789012", "us-east-1"
         )
     }
@@ -171,7 +195,7 @@ def test_root_only_key_policy_delegates_to_iam() -> None:
             }
         ]
     }
-    access = so.key_policy_access(
+    access = rd.key_policy_access(
         strict, "arn:aws:iam::123456789012:user/reader", "123456789012", "us-east-1"
     )
     assert access == "iam"

@@ -17,7 +17,9 @@ from botocore.stub import Stubber
 
 from migrate.errors import StepFailed
 from migrate.steps.s3 import objects as so
-from migrate.steps.s3.reencrypt import ObjectWorker, ReencryptParams, ReportFile, Requests, Tally
+from migrate.steps.s3.ledger import ReportFile, Tally
+from migrate.steps.s3.params import ReencryptParams
+from migrate.steps.s3.worker import ObjectWorker, Requests
 
 TARGET = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 BUCKET = "stub-bucket"
@@ -63,6 +65,7 @@ def _copy_params(etag: str, **extra: Any) -> dict[str, Any]:
         "Key": "k",
         "CopySource": {"Bucket": BUCKET, "Key": "k"},
         "CopySourceIfMatch": etag,
+        "IfMatch": etag,
         "MetadataDirective": "COPY",
         "TaggingDirective": "COPY",
         "ServerSideEncryption": "aws:kms",
@@ -256,14 +259,14 @@ def test_multipart_copy_carries_headers_tags_and_aborts_on_failure(tmp_path: Pat
     assert tally.counts["failed"] == 1 and tally.failed_keys == ["k"]
 
 
-def test_auto_lane_falls_back_to_copy_when_update_is_refused(tmp_path: Path) -> None:
+def test_auto_lane_falls_back_to_copy_where_update_is_not_implemented(tmp_path: Path) -> None:
     s3 = _client()
     worker, tally = _worker(s3, tmp_path, use_update=True, lane="auto")
     sse_s3 = _head('"e"', ServerSideEncryption="AES256")
     with Stubber(s3) as stub:
         stub.add_response("head_object", sse_s3, {"Bucket": BUCKET, "Key": "k"})
         stub.add_client_error(
-            "update_object_encryption", service_error_code="AccessDenied", http_status_code=403
+            "update_object_encryption", service_error_code="NotImplemented", http_status_code=501
         )
         stub.add_response("copy_object", {}, _copy_params('"e"'))
         # The next object goes straight to the copy lane: no second UpdateObjectEncryption.
@@ -288,4 +291,123 @@ def test_explicit_update_lane_does_not_fall_back(tmp_path: Path) -> None:
             "update_object_encryption", service_error_code="AccessDenied", http_status_code=403
         )
         worker({"Key": "k", "ETag": '"e"'})
-    assert tally.counts["failed"] == 1 and tally.counts["copied"] == 0
+    # Never copied under lane: update; the refused object is a residual with its reason (a
+    # denial never fails the bucket, issue 13), not a fallback.
+    assert tally.counts["copied"] == 0 and tally.counts["update_fallback"] == 0
+    assert tally.counts["skipped_access_denied"] == 1
+
+
+def test_complete_multipart_upload_is_conditional_on_the_etag_seen(tmp_path: Path) -> None:
+    """An application PUT lands between the last part and Complete: AWS answers 412 to the
+    IfMatch, the upload is aborted and the new object is examined again (it is already under
+    the target key here, so nothing is copied). moto ignores IfMatch: Stubber."""
+    s3 = _client()
+    worker, tally = _worker(s3, tmp_path, multipart_threshold=5 * 1024**2, part_size=5 * 1024**2)
+    size = 6 * 1024**2
+    with Stubber(s3) as stub:
+        stub.add_response("head_object", _head('"m"', ContentLength=size))
+        stub.add_response("create_multipart_upload", {"UploadId": "u1"})
+        for _ in range(2):
+            stub.add_response("upload_part_copy", {"CopyPartResult": {"ETag": '"p"'}})
+        stub.add_client_error(
+            "complete_multipart_upload",
+            service_error_code="PreconditionFailed",
+            http_status_code=412,
+            expected_params={
+                "Bucket": BUCKET,
+                "Key": "k",
+                "UploadId": "u1",
+                "MultipartUpload": {
+                    "Parts": [{"PartNumber": 1, "ETag": '"p"'}, {"PartNumber": 2, "ETag": '"p"'}]
+                },
+                "IfMatch": '"m"',
+            },
+        )
+        stub.add_response(
+            "abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": "k", "UploadId": "u1"}
+        )
+        stub.add_response(
+            "head_object",
+            _head('"app"', ServerSideEncryption="aws:kms", SSEKMSKeyId=TARGET),
+            {"Bucket": BUCKET, "Key": "k"},
+        )
+        assert worker({"Key": "k", "ETag": '"m"'}) == 0
+        stub.assert_no_pending_responses()
+    assert tally.counts["changed_during_copy"] == 1 and tally.counts["already"] == 1
+    assert tally.counts["multipart_copied"] == 0
+
+
+def test_a_refusal_for_one_object_sends_only_that_object_to_the_copy_lane(tmp_path: Path) -> None:
+    """AccessDenied for one object (its lock, a key it may not use) must not switch the whole
+    bucket: the next SSE-S3 object is updated again. UpdateObjectEncryption: Stubber."""
+    s3 = _client()
+    worker, tally = _worker(s3, tmp_path, use_update=True, lane="auto")
+    sse_s3 = _head('"e"', ServerSideEncryption="AES256")
+    with Stubber(s3) as stub:
+        stub.add_response("head_object", sse_s3, {"Bucket": BUCKET, "Key": "k"})
+        stub.add_client_error(
+            "update_object_encryption", service_error_code="AccessDenied", http_status_code=403
+        )
+        stub.add_response("copy_object", {}, _copy_params('"e"'))
+        stub.add_response("head_object", sse_s3, {"Bucket": BUCKET, "Key": "k"})
+        stub.add_response("update_object_encryption", {})
+        worker({"Key": "k", "ETag": '"e"'})
+        worker({"Key": "k", "ETag": '"e"'})
+        stub.assert_no_pending_responses()
+    assert tally.counts["update_refused"] == 1
+    assert tally.counts["copied"] == 1 and tally.counts["updated"] == 1
+    assert tally.counts["update_fallback"] == 0
+
+
+def test_archived_sse_s3_objects_take_the_update_lane_without_a_restore(tmp_path: Path) -> None:
+    """UpdateObjectEncryption changes the data key of a Glacier object in place (AWS docs:
+    archived objects are not restored); a copy would need a restore. Stubber: moto lacks it."""
+    s3 = _client()
+    worker, tally = _worker(s3, tmp_path, use_update=True)
+    with Stubber(s3) as stub:
+        stub.add_response(
+            "head_object",
+            _head('"g"', ServerSideEncryption="AES256", StorageClass="DEEP_ARCHIVE"),
+        )
+        stub.add_response(
+            "update_object_encryption",
+            {},
+            {
+                "Bucket": BUCKET,
+                "Key": "k",
+                "ObjectEncryption": {"SSEKMS": {"KMSKeyArn": TARGET, "BucketKeyEnabled": True}},
+            },
+        )
+        assert worker({"Key": "k", "ETag": '"g"'}) == 0
+        stub.assert_no_pending_responses()
+    assert tally.counts["archived_updated"] == 1 and tally.counts["skipped_archived"] == 0
+
+
+def test_a_copy_that_s3_stored_under_another_encryption_fails_that_object(tmp_path: Path) -> None:
+    """The CopyObject response is the object's verification (no second HEAD): a copy S3
+    answers as AES256 (a bucket policy or default forcing it) counts as failed, for resume."""
+    s3 = _client()
+    worker, tally = _worker(s3, tmp_path)
+    with Stubber(s3) as stub:
+        stub.add_response("head_object", _head('"e"'))
+        stub.add_response("copy_object", {"ServerSideEncryption": "AES256"}, _copy_params('"e"'))
+        worker({"Key": "k", "ETag": '"e"'})
+        stub.assert_no_pending_responses()
+    assert tally.counts["copy_not_encrypted"] == 1 and tally.failed_keys == ["k"]
+    assert tally.counts["copied"] == 0
+
+
+def test_access_denied_on_one_object_is_a_residual_not_a_failure(tmp_path: Path) -> None:
+    """An object another account owns (or a deny on its prefix): AWS answers 403 to the HEAD.
+    It is listed with its reason and the bucket goes on (moto never denies: Stubber)."""
+    s3 = _client()
+    worker, tally = _worker(s3, tmp_path)
+    with Stubber(s3) as stub:
+        stub.add_client_error(
+            "head_object", service_error_code="AccessDenied", http_status_code=403
+        )
+        assert worker({"Key": "theirs.bin", "ETag": '"e"'}) == 0
+    assert tally.counts["skipped_access_denied"] == 1 and tally.counts["failed"] == 0
+    assert tally.failed_keys == []
+    entry = (tmp_path / "report.jsonl").read_text()
+    assert "skipped_access_denied" in entry and "s3:PutObject" in entry

@@ -23,18 +23,24 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from migrate.aws.errors import error_code
+from botocore.exceptions import ClientError
+
+from migrate.aws.errors import not_found
 from migrate.engine.base import Wait
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
 from migrate.steps.s3 import objects as so
+from migrate.steps.s3.counts import list_pages
+from migrate.steps.s3.ledger import ReportFile, Tally
+from migrate.steps.s3.params import ReencryptParams
+from migrate.steps.s3.worker import ObjectWorker
 
 # Storage classes an S3PutObjectCopy job can write (S3StorageClass, minus the archive classes,
 # whose objects are skipped or, when restored, copied by the copy lane).
@@ -165,8 +171,8 @@ def failed_tasks(
     top = f"{prefix}/job-{job_id}/manifest.json"
     try:
         body = s3.get_object(Bucket=report_bucket, Key=top)["Body"].read()
-    except Exception as exc:
-        if error_code(exc) in ("NoSuchKey", "404"):
+    except ClientError as exc:
+        if not_found(exc):
             raise StepFailed(
                 f"the completion report of S3 Batch Operations job {job_id} is missing "
                 f"(s3://{report_bucket}/{top}). Check that the job's role may write to "
@@ -189,25 +195,39 @@ def failed_tasks(
 class BatchLane:
     """Runs the phases of one bucket's batch re-encryption (see the module docstring).
 
-    ``head`` is the worker's HEAD, ``acl_headers`` returns the grant headers a copy would need
-    ({} for the default ACL or ACL-less buckets), ``copy_lane`` re-encrypts one listed object
-    the normal way (or leaves and lists it), ``use_update`` says the worker uses
-    UpdateObjectEncryption (SSE-S3 objects then go to it, not to a job), ``tally``/``report`` are the per-bucket counters and report file of the step.
+    The ``worker`` is the bucket's copy lane: its HEAD and ACL reads classify objects for the
+    manifests, it re-encrypts (or leaves and lists) what a job cannot take, and its ledger
+    (tally and report file) is the bucket's.
     """
 
     ctx: StepContext
-    s3: Any
-    bucket: str
+    worker: ObjectWorker
     region: str
-    target_arn: str
-    params: Any  # ReencryptParams (not imported: s3_reencrypt imports this module)
-    head: Callable[[str], tuple[dict[str, Any] | None, bool]]
-    acl_headers: Callable[[str], dict[str, str]]
-    copy_lane: Callable[[dict[str, Any]], int]
-    tally: Any
-    report: Any
-    pages: Callable[[str], Iterator[list[dict[str, Any]]]]
-    use_update: bool = False
+
+    @property
+    def s3(self) -> Any:
+        """The bucket's S3 client."""
+        return self.worker.s3
+
+    @property
+    def bucket(self) -> str:
+        """The bucket being re-encrypted."""
+        return self.worker.bucket
+
+    @property
+    def params(self) -> ReencryptParams:
+        """The step's parameters."""
+        return self.worker.params
+
+    @property
+    def tally(self) -> Tally:
+        """The bucket's counters."""
+        return self.worker.tally
+
+    @property
+    def report(self) -> ReportFile:
+        """The bucket's per-object report file."""
+        return self.worker.report
 
     # -- state -----------------------------------------------------------------------------------
     def _files_dir(self) -> Path:
@@ -242,30 +262,38 @@ class BatchLane:
     def _classify(self, obj: dict[str, Any]) -> tuple[str, str] | None:
         """(storage class, key) for the manifest, or None when handled (or left) here."""
         key = str(obj["Key"])
-        head, ssec = self.head(key)
+        head, ssec = self.worker.head(key)
         if head is None and not ssec:
             self.tally.add("vanished", key=key)
             return None
-        state = so.classify(head or {}, self.target_arn, ssec=ssec)
+        state = so.classify(head or {}, self.worker.target_arn, ssec=ssec)
         if state == so.TARGET:
             self.tally.add("already")
             return None
         head = head or {}
         if not so.needs_work(state, self.params.rekey):
             # Left and listed (SSE-C, archived, another key): the worker reports them.
-            self.copy_lane({"Key": key, "ETag": head.get("ETag")})
+            self.worker({"Key": key, "ETag": head.get("ETag")})
             return None
-        if self.use_update and (
+        if self.worker.use_update and (
             state == so.SSE_S3 or head.get("ServerSideEncryption") == "aws:kms"
         ):
             # UpdateObjectEncryption needs no copy at all: better than any batch job.
-            self.copy_lane({"Key": key, "ETag": head.get("ETag")})
+            self.worker({"Key": key, "ETag": head.get("ETag")})
             return None
-        reason = copy_lane_reason(head, self.acl_headers(key), self.params.multipart_threshold)
+        reason = copy_lane_reason(
+            head, self.worker.acl_grants(key), self.params.multipart_threshold
+        )
         if reason is not None:
             self.tally.add(f"batch_excluded_{reason}", key=key)
-            self.copy_lane({"Key": key, "ETag": head.get("ETag")})
+            self.worker({"Key": key, "ETag": head.get("ETag")})
             return None
+        if self.worker.versioned and head.get("VersionId"):
+            # The job's copy supersedes this version; the completion report does not name
+            # versions, so the source is recorded here for noncurrent_versions: delete.
+            self.report.write(
+                {"key": key, "result": "batch-manifest", "source_version": head["VersionId"]}
+            )
         return str(head.get("StorageClass") or "STANDARD"), key
 
     def _write_manifests(self, state: dict[str, Any]) -> None:
@@ -283,7 +311,8 @@ class BatchLane:
         bar: Any = self.ctx.progress(desc=f"s3://{self.bucket} manifest", unit="obj")
         bar.update(listed)
         with ThreadPoolExecutor(max_workers=self.params.concurrency) as pool:
-            for page in self.pages(str(state.get("start_after", ""))):
+            start_after = str(state.get("start_after", ""))
+            for page in list_pages(self.s3, self.bucket, start_after, self.params.batch_size):
                 lines: dict[str, list[str]] = {}
                 for found in pool.map(self._classify, page):
                     if found is not None:
@@ -315,6 +344,8 @@ class BatchLane:
     # -- phase 2: submit -------------------------------------------------------------------------
     def _submit(self, state: dict[str, Any]) -> None:
         params = self.params
+        # Both set under mode: batch (ReencryptParams refuses the playbook otherwise).
+        batch_bucket, role_arn = str(params.batch_bucket), str(params.batch_role_arn)
         control = self.ctx.client("s3control", self.region)
         account = self.ctx.account_id
         store = self.ctx.client("s3", self.region)
@@ -325,21 +356,21 @@ class BatchLane:
             attempt = int(job.get("attempt", 1))
             key = manifest_key(params.batch_prefix, run_id, step_id, self.bucket, cls, attempt)
             # Same content on a redo, so the same ETag: the token then names the same request.
-            store.upload_file(str(self._manifest_path(cls)), params.batch_bucket, key)
-            etag = str(store.head_object(Bucket=params.batch_bucket, Key=key)["ETag"]).strip('"')
+            store.upload_file(str(self._manifest_path(cls)), batch_bucket, key)
+            etag = str(store.head_object(Bucket=batch_bucket, Key=key)["ETag"]).strip('"')
             request = create_job_request(
                 account_id=account,
                 bucket=self.bucket,
                 storage_class=cls,
-                target_arn=self.target_arn,
+                target_arn=self.worker.target_arn,
                 bucket_key=params.bucket_key,
-                manifest_bucket=params.batch_bucket,
+                manifest_bucket=batch_bucket,
                 manifest_object=key,
                 manifest_etag=etag,
-                report_bucket=params.batch_bucket,
+                report_bucket=batch_bucket,
                 report_prefix=report_prefix(params.batch_prefix, run_id, step_id, self.bucket),
                 report_scope=params.batch_report,
-                role_arn=params.batch_role_arn,
+                role_arn=role_arn,
                 priority=params.batch_priority,
                 token=job_token(run_id, step_id, self.bucket, cls, attempt),
                 description=f"migrate {run_id} {step_id}: re-encrypt s3://{self.bucket} ({cls})",
@@ -419,7 +450,9 @@ class BatchLane:
                 skip = int(state.get("reconcile_line", 0))
                 retry: list[dict[str, Any]] = []
                 line = 0
-                for key, error in failed_tasks(store, params.batch_bucket, prefix, job["job_id"]):
+                for key, error in failed_tasks(
+                    store, str(params.batch_bucket), prefix, job["job_id"]
+                ):
                     line += 1
                     if line <= skip:
                         continue  # retried before a crash (the checkpoint says so)
@@ -440,7 +473,7 @@ class BatchLane:
     def _retry(self, state: dict[str, Any], objects: list[dict[str, Any]], line: int) -> None:
         """The copy-lane pass over one batch of failed tasks, then a checkpoint."""
         with ThreadPoolExecutor(max_workers=self.params.concurrency) as pool:
-            list(pool.map(self.copy_lane, objects))
+            list(pool.map(self.worker, objects))
         state["reconcile_line"] = line
         self._save(state)
 

@@ -20,17 +20,18 @@ import hashlib
 import importlib
 import io
 import json
-import math
 import re
 import tempfile
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from migrate.aws.errors import error_code
+from botocore.exceptions import ClientError
+
+from migrate.aws.errors import access_denied, error_code, has_code, not_found
 from migrate.steps.s3 import objects as so
+from migrate.steps.s3.counts import ObjectCounts
 
 REQUIRED_FIELDS = ("EncryptionStatus", "ETag", "Size", "StorageClass")
 ENCRYPTION_STATES = {
@@ -53,7 +54,6 @@ PARQUET_COLUMNS = {
     "encryption_status": "EncryptionStatus",
     "intelligent_tiering_access_tier": "IntelligentTieringAccessTier",
 }
-MISSING = ("NoSuchKey", "404", "NotFound", "NoSuchBucket")
 
 
 def pyarrow_available() -> bool:
@@ -227,40 +227,15 @@ def tally_rows(
     part_size: int,
 ) -> dict[str, Any]:
     """Count current objects and bytes by state and storage class (same keys as a HEAD scan)."""
-    by_state: Counter[str] = Counter()
-    bytes_by_state: Counter[str] = Counter()
-    by_class: Counter[str] = Counter()
-    count = total = over = parts = archived = 0
+    counts = ObjectCounts(multipart_threshold=multipart_threshold, part_size=part_size)
     for row in rows:
         # Reports of all versions have IsLatest/IsDeleteMarker: only current objects count.
         if (row.get("IsLatest") or "true").lower() != "true" or (
             row.get("IsDeleteMarker") or "false"
         ).lower() == "true":
             continue
-        size = int(row.get("Size") or 0)
-        state = state_of(row)
-        count += 1
-        total += size
-        by_state[state] += 1
-        bytes_by_state[state] += size
-        by_class[row.get("StorageClass") or "STANDARD"] += 1
-        if state == so.ARCHIVED:
-            archived += 1
-        if size > multipart_threshold:
-            over += 1
-            parts += len(so.part_ranges(size, part_size))
-    return {
-        "count": count,
-        "bytes": total,
-        "scanned": count,
-        "by_state": dict(sorted(by_state.items())),
-        "bytes_by_state": dict(sorted(bytes_by_state.items())),
-        "by_storage_class": dict(sorted(by_class.items())),
-        "over_threshold": over,
-        "multipart_parts": parts,
-        "archived": archived,
-        "list_pages": max(1, math.ceil(count / 1000)),
-    }
+        counts.add(int(row.get("Size") or 0), row.get("StorageClass"), state_of(row))
+    return counts.to_facts()
 
 
 def _manifest(s3: Any, candidate: Candidate) -> dict[str, Any]:
@@ -274,8 +249,8 @@ def read_report(
     """Count the objects of one delivered report; raises :class:`ReportError` if unusable."""
     try:
         manifest = _manifest(s3, candidate)
-    except Exception as exc:
-        if error_code(exc) in MISSING:
+    except ClientError as exc:
+        if not_found(exc):
             raise ReportError("manifest.json is missing (delivery in progress?)") from None
         raise
     fmt = str(manifest.get("fileFormat") or "")
@@ -290,8 +265,8 @@ def read_report(
         for entry in files:
             try:
                 body = s3.get_object(Bucket=candidate.dest_bucket, Key=entry["key"])["Body"]
-            except Exception as exc:
-                if error_code(exc) in MISSING:
+            except ClientError as exc:
+                if not_found(exc):
                     raise ReportError(f"data file {entry['key']} is missing") from None
                 raise
             md5 = entry.get("MD5checksum")
@@ -333,10 +308,9 @@ def find_candidates(
     were not used (``"<config id>: <reason>"``)."""
     try:
         configs = list_configs(s3, bucket)
-    except Exception as exc:
-        code = error_code(exc)
-        if code in ("AccessDenied", "NoSuchConfiguration", "NotImplemented", "501"):
-            return [], [f"inventory configurations cannot be listed ({code})"]
+    except ClientError as exc:
+        if access_denied(exc) or has_code(exc, "NoSuchConfiguration", "NotImplemented", "501"):
+            return [], [f"inventory configurations cannot be listed ({error_code(exc)})"]
         raise
     parquet_ok = pyarrow_available()
     candidates: list[Candidate] = []
@@ -353,9 +327,9 @@ def find_candidates(
         try:
             reader = client_for_bucket(dest_bucket)
             stamps = report_stamps(reader, dest_bucket, base)
-        except Exception as exc:
-            code = error_code(exc)
-            if code in ("AccessDenied", "NoSuchBucket", "AllAccessDisabled", "403", "404"):
+        except ClientError as exc:
+            if access_denied(exc) or not_found(exc) or has_code(exc, "AllAccessDisabled"):
+                code = error_code(exc)
                 skipped.append(f"{config_id}: s3://{dest_bucket}/{base}/ cannot be read ({code})")
                 continue
             raise

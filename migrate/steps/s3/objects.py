@@ -1,22 +1,24 @@
 """Pure helpers for per-object S3 work: what state an object's encryption is in, which request
 re-encrypts it without losing anything, ACL grants as headers, a rate limiter that backs off on
-throttling, key-policy checks for readers, and cost estimates.
+throttling, and cost estimates (who can read a bucket is in ``readers``).
 
 Nothing here calls AWS; ``s3_reencrypt`` does, and the unit tests exercise these functions alone.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from migrate.aws.errors import throttled
 
 # Encryption states of an object, as the plan counts them and the report lists them.
 TARGET = "target"  # aws:kms with the target key: nothing to do
@@ -42,18 +44,6 @@ CONTENT_HEADERS = (
     "ContentEncoding",
     "ContentLanguage",
     "Expires",
-)
-THROTTLE_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "RequestThrottled",
-        "ProvisionedThroughputExceededException",
-        "503",
-    }
 )
 # us-east-1 list prices (USD), for rough plan estimates only.
 PRICE_WRITE_PER_1000 = 0.005  # PUT, COPY, POST, LIST
@@ -147,6 +137,25 @@ def acl_grant_headers(acl: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+PUBLIC_GRANTEES = (f'uri="{ALL_USERS}"', f'uri="{AUTH_USERS}"')
+
+
+def without_public_grants(headers: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The ``Grant*`` headers minus grants to AllUsers/AuthenticatedUsers, and those dropped
+    (``GrantRead uri=".../AllUsers"``). Block Public Access's BlockPublicAcls makes S3 refuse
+    any request that carries them."""
+    kept: dict[str, str] = {}
+    dropped: list[str] = []
+    for name, value in headers.items():
+        specs = [spec.strip() for spec in value.split(",") if spec.strip()]
+        public = [spec for spec in specs if spec in PUBLIC_GRANTEES]
+        dropped.extend(f"{name} {spec}" for spec in public)
+        rest = [spec for spec in specs if spec not in public]
+        if rest:
+            kept[name] = ", ".join(rest)
+    return kept, dropped
+
+
 def _grantee_id(grant: Mapping[str, Any]) -> str | None:
     grantee = grant.get("Grantee") or {}
     value = grantee.get("ID")
@@ -172,22 +181,36 @@ def encryption_params(target_arn: str, bucket_key: bool) -> dict[str, Any]:
     }
 
 
-def preserved_params(head: Mapping[str, Any]) -> dict[str, Any]:
+def preserved_params(head: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """What a copy must name explicitly to keep it: storage class, website redirect, lock.
 
     MetadataDirective=COPY keeps user metadata and content headers, TaggingDirective=COPY keeps
     tags; the storage class, the website redirect (AWS does not copy it under COPY) and Object
-    Lock settings must be given again.
+    Lock settings must be given again. Retention is given only while it still runs (AWS refuses
+    a retain-until date in the past); a legal hold is always kept. HEAD returns the lock state
+    only to a caller with s3:GetObjectRetention and s3:GetObjectLegalHold (in the permissions).
     """
     params: dict[str, Any] = {"StorageClass": head.get("StorageClass") or "STANDARD"}
     if head.get("WebsiteRedirectLocation"):
         params["WebsiteRedirectLocation"] = head["WebsiteRedirectLocation"]
-    if head.get("ObjectLockMode") and head.get("ObjectLockRetainUntilDate"):
+    if (
+        head.get("ObjectLockMode")
+        and head.get("ObjectLockRetainUntilDate")
+        and _as_time(head["ObjectLockRetainUntilDate"]) > (now or datetime.now(UTC))
+    ):
         params["ObjectLockMode"] = head["ObjectLockMode"]
         params["ObjectLockRetainUntilDate"] = head["ObjectLockRetainUntilDate"]
     if head.get("ObjectLockLegalHoldStatus") == "ON":
         params["ObjectLockLegalHoldStatus"] = "ON"
     return params
+
+
+def _as_time(value: Any) -> datetime:
+    """A retain-until date as botocore parses it (datetime) or as text (ISO 8601)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def multipart_create_params(head: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,9 +240,8 @@ def is_throttle(exc: BaseException) -> bool:
     """True for S3/KMS throttling (SlowDown, ThrottlingException, 503)."""
     if not isinstance(exc, ClientError):
         return False
-    err = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return str(err.get("Code")) in THROTTLE_CODES or status == 503
+    return throttled(exc) or status == 503
 
 
 def in_sample(key: str, fraction: float) -> bool:
@@ -290,120 +312,6 @@ class RateLimiter:
             self.rate = max(self.min_rps, base / 2)
             if self.max_rps <= 0:
                 self.max_rps = base
-
-
-@dataclass(frozen=True)
-class Reader:
-    """A principal that may read a bucket, and whether the key policy lets it decrypt."""
-
-    principal: str
-    access: str  # "key-policy" | "iam" | "none"
-    cross_account: bool
-
-
-_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _action_matches(patterns: Any, action: str) -> bool:
-    return any(fnmatch.fnmatchcase(action.lower(), str(p).lower()) for p in _as_list(patterns))
-
-
-def _principal_list(principal: Any) -> list[str]:
-    if principal == "*":
-        return ["*"]
-    if isinstance(principal, Mapping):
-        return [str(p) for p in _as_list(principal.get("AWS"))]
-    return []
-
-
-def account_of(principal: str) -> str | None:
-    """The account id of an IAM principal ARN or bare account id (None for ``*``)."""
-    if principal.isdigit() and len(principal) == 12:
-        return principal
-    parts = principal.split(":")
-    if principal.startswith("arn:") and len(parts) > 4 and parts[4]:
-        return parts[4]
-    return None
-
-
-def bucket_policy_readers(policy: Mapping[str, Any] | None) -> list[str]:
-    """Principals a bucket policy allows to read objects (``*`` for anyone)."""
-    readers: set[str] = set()
-    for stmt in _as_list((policy or {}).get("Statement")):
-        if stmt.get("Effect") != "Allow":
-            continue
-        if not any(_action_matches(stmt.get("Action"), a) for a in _READ_ACTIONS):
-            continue
-        readers.update(_principal_list(stmt.get("Principal")))
-    return sorted(readers)
-
-
-def key_policy_access(
-    key_policy: Mapping[str, Any] | None, principal: str, key_account: str, region: str
-) -> str:
-    """How ``principal`` could get kms:Decrypt on the key through S3.
-
-    ``key-policy``: the key policy allows it itself (by ARN, or ``*`` with conditions an S3 read
-    from that account meets); ``iam``: the key policy delegates to the principal's account, so its
-    IAM policies must grant kms:Decrypt; ``none``: nothing allows it (anonymous readers never can).
-    Conditions other than kms:CallerAccount/kms:ViaService are assumed to be met.
-    """
-    if principal == "*":
-        return "none"  # anonymous requests cannot use a KMS key at all
-    account = account_of(principal)
-    best = "none"
-    for stmt in _as_list((key_policy or {}).get("Statement")):
-        if stmt.get("Effect") != "Allow" or not _action_matches(stmt.get("Action"), "kms:Decrypt"):
-            continue
-        if not _conditions_met(stmt.get("Condition") or {}, account, region):
-            continue
-        names = _principal_list(stmt.get("Principal"))
-        if "*" in names or principal in names:
-            return "key-policy"
-        roots = {f"arn:aws:iam::{account}:root", account} if account else set()
-        if roots & set(names):
-            best = "iam"
-    return best
-
-
-def _conditions_met(condition: Mapping[str, Any], account: str | None, region: str) -> bool:
-    for operator, clauses in condition.items():
-        if not str(operator).startswith("StringEquals") and not str(operator).startswith(
-            "StringLike"
-        ):
-            continue
-        for name, wanted in (clauses or {}).items():
-            values = [str(v) for v in _as_list(wanted)]
-            if name.lower() == "kms:calleraccount" and account not in values:
-                return False
-            if name.lower() == "kms:viaservice" and not any(
-                fnmatch.fnmatchcase(f"s3.{region}.amazonaws.com", v) for v in values
-            ):
-                return False
-    return True
-
-
-def readers_report(
-    bucket_policy: Mapping[str, Any] | None,
-    key_policy: Mapping[str, Any] | None,
-    key_account: str,
-    region: str,
-) -> list[Reader]:
-    """Each bucket-policy reader with how it would get kms:Decrypt on the key."""
-    return [
-        Reader(
-            principal=p,
-            access=key_policy_access(key_policy, p, key_account, region),
-            cross_account=p != "*" and account_of(p) not in (None, key_account),
-        )
-        for p in bucket_policy_readers(bucket_policy)
-    ]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,209 @@
+"""s3.reencrypt on the bucket histories where an in-place copy is not harmless, and the cases
+where a run must not end "done" (or stay failed) for the wrong reason (issue 13)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from migrate import commands
+from migrate.aws.session import AwsSession
+from migrate.commands import Settings
+from migrate.engine.runner import RunOptions
+from tests.conftest import write_playbook
+
+QUIET = RunOptions(quiet=True, yes=True)
+
+
+def _book(tmp_path: Path, **with_: Any) -> str:
+    step = {"names": ["*"], "kms_key": "{{ steps.kms.key_arn }}", "lane": "copy", **with_}
+    doc = {
+        "name": "reencrypt safety test",
+        "steps": [
+            {"id": "kms", "uses": "kms.ensure_key"},
+            {"id": "reencrypt", "uses": "s3.reencrypt", "with": step},
+        ],
+    }
+    return str(write_playbook(tmp_path / "book.yaml", yaml.safe_dump(doc, sort_keys=False)))
+
+
+def _sse(s3: Any, bucket: str, key: str) -> str | None:
+    return s3.head_object(Bucket=bucket, Key=key).get("ServerSideEncryption")
+
+
+def test_suspended_bucket_keeps_its_noncurrent_null_version(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """Unversioned, then Enabled, then Suspended: the oldest version of a key has the id null.
+    A copy in the Suspended bucket would become the new null version and destroy it."""
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="suspended-bucket")
+    s3.put_object(Bucket="suspended-bucket", Key="ledger.csv", Body=b"oldest")  # version null
+    s3.put_object(Bucket="suspended-bucket", Key="plain.txt", Body=b"plain")  # null, current
+    s3.put_bucket_versioning(
+        Bucket="suspended-bucket", VersioningConfiguration={"Status": "Enabled"}
+    )
+    s3.put_object(Bucket="suspended-bucket", Key="ledger.csv", Body=b"newer")
+    s3.put_bucket_versioning(
+        Bucket="suspended-bucket", VersioningConfiguration={"Status": "Suspended"}
+    )
+
+    _, plan = commands.plan(settings, _book(tmp_path))
+    action = plan.steps[1].actions[0]
+    assert any("Suspended" in r and "ledger.csv" in r for r in action.risks), action.risks
+
+    result = commands.run(settings, _book(tmp_path), options=QUIET)
+    assert result.status == "done", commands.status(settings, result.run_id)
+    oldest = s3.get_object(Bucket="suspended-bucket", Key="ledger.csv", VersionId="null")
+    assert oldest["Body"].read() == b"oldest"
+    assert s3.get_object(Bucket="suspended-bucket", Key="ledger.csv")["Body"].read() == b"newer"
+    # The key without an older null version is re-encrypted as usual.
+    assert _sse(s3, "suspended-bucket", "plain.txt") == "aws:kms"
+    got = commands.status(settings, result.run_id)["steps"][1]["actions"][0]["result"]
+    assert got["skipped_null_version"] == 1
+    residual = got["residuals"]["skipped_null_version"]
+    assert residual["first"] == ["ledger.csv"] and "enable versioning" in residual["how"]
+    report = commands.status(settings, result.run_id)["steps"][1]
+    assert report["outputs"]["objects_skipped"] == 1
+
+
+class _LateWriterSession(AwsSession):
+    """The operator's session, plus an application that writes a new unencrypted object (one
+    that sorts before every other key) as the step copies the last key (listed already)."""
+
+    def __init__(self, writer: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.writer, self.fired = writer, False
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        client = super().client(service, region)
+        if service == "s3" and not getattr(client, "_late_hooked", False):
+            client.meta.events.register("before-call.s3.CopyObject", self._write)
+            client._late_hooked = True
+        return client
+
+    def _write(self, **kwargs: Any) -> None:
+        params = kwargs.get("params") or {}
+        if self.fired or not str(params.get("url_path", "")).endswith("/z-last.txt"):
+            return
+        self.fired = True
+        self.writer.put_object(Bucket="late-bucket", Key="a-late.txt", Body=b"written mid-run")
+
+
+class _LateSettings(Settings):
+    writer: Any = None
+
+    def aws(self) -> AwsSession:
+        return _LateWriterSession(self.writer, region=self.region, endpoint_url=self.endpoint_url)
+
+
+def _fail_verification(settings: Settings, aws: Any, tmp_path: Path) -> str:
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="late-bucket")
+    for key in ("m-1.txt", "m-2.txt", "z-last.txt"):
+        s3.put_object(Bucket="late-bucket", Key=key, Body=b"x")
+    late = _LateSettings(state=settings.state, endpoint_url=settings.endpoint_url, quiet=True)
+    late.writer = s3
+    # Verification HEADs every object here (its default is a small sample): it must find
+    # the late object, and the run must fail on it.
+    first = commands.run(late, _book(tmp_path, verify_sample=1.0), options=QUIET)
+    assert first.status == "failed"
+    step = commands.status(settings, first.run_id)["steps"][1]
+    assert "a-late.txt" in (step["error"] or "")
+    return first.run_id
+
+
+def test_failed_verification_is_repaired_by_resume(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    run_id = _fail_verification(settings, aws, tmp_path)
+    again = commands.resume(settings, run_id, options=QUIET)
+    assert again.status == "done", commands.status(settings, run_id)
+    s3 = aws("s3")
+    for key in ("a-late.txt", "m-1.txt", "m-2.txt", "z-last.txt"):
+        assert _sse(s3, "late-bucket", key) == "aws:kms", key
+    outputs = commands.status(settings, run_id)["steps"][1]["outputs"]
+    assert outputs["objects_reencrypted"] == 4  # 3 in the first pass, 1 in the second
+
+
+def test_failed_verification_is_repaired_after_an_edit_with_accept_changes(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    run_id = _fail_verification(settings, aws, tmp_path)
+    _book(tmp_path, verify_sample=1.0, concurrency=8)  # the operator edits the step
+    again = commands.resume(settings, run_id, options=QUIET, accept_changes=True)
+    assert again.status == "done", commands.status(settings, run_id)
+    assert _sse(aws("s3"), "late-bucket", "a-late.txt") == "aws:kms"
+
+
+def test_a_clean_sample_never_makes_a_bucket_compliant(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """The plan HEADs a sample; the 20 keys listed first are under another KMS key (left
+    alone), the 10 listed last are unencrypted. The bucket still gets its action."""
+    s3 = aws("s3")
+    kms = aws("kms")
+    other = kms.create_key(Description="another team's key")["KeyMetadata"]["Arn"]
+    s3.create_bucket(Bucket="sampled-bucket")
+    for i in range(20):
+        s3.put_object(
+            Bucket="sampled-bucket",
+            Key=f"a{i:02d}",
+            Body=b"x",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=other,
+        )
+    for i in range(10):
+        s3.put_object(Bucket="sampled-bucket", Key=f"z{i:02d}", Body=b"x")
+    book = _book(tmp_path, plan_head_limit=5, verify_sample=0.0)
+    _, plan = commands.plan(settings, book)
+    assert [a.target for a in plan.steps[1].actions] == ["sampled-bucket"]
+    result = commands.run(settings, book, options=QUIET)
+    assert result.status == "done", commands.status(settings, result.run_id)
+    for i in range(10):
+        assert _sse(s3, "sampled-bucket", f"z{i:02d}") == "aws:kms"
+
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+
+def _grants(s3: Any, bucket: str, key: str) -> set[tuple[str, str]]:
+    acl = s3.get_object_acl(Bucket=bucket, Key=key)
+    return {
+        (g["Grantee"].get("URI") or g["Grantee"].get("ID"), g["Permission"]) for g in acl["Grants"]
+    }
+
+
+def test_public_grants_blocked_and_ignored_are_dropped_with_a_note(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """A legacy public-read object in a bucket that now blocks and ignores public ACLs. AWS
+    refuses a copy that re-sends the AllUsers grant (moto accepts it), so the step drops that
+    grant, which S3 already ignores, keeps the others, and notes the object."""
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="bpa-bucket")
+    s3.put_object(Bucket="bpa-bucket", Key="legacy.html", Body=b"<p>hi</p>")
+    owner = s3.get_object_acl(Bucket="bpa-bucket", Key="legacy.html")["Owner"]["ID"]
+    s3.put_object_acl(
+        Bucket="bpa-bucket",
+        Key="legacy.html",
+        GrantFullControl=f'id="{owner}"',
+        GrantRead=f'uri="{ALL_USERS}"',
+    )
+    s3.put_public_access_block(
+        Bucket="bpa-bucket",
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    result = commands.run(settings, _book(tmp_path), options=QUIET)
+    assert result.status == "done", commands.status(settings, result.run_id)
+    assert _sse(s3, "bpa-bucket", "legacy.html") == "aws:kms"
+    assert _grants(s3, "bpa-bucket", "legacy.html") == {(owner, "FULL_CONTROL")}
+    got = commands.status(settings, result.run_id)["steps"][1]["actions"][0]["result"]
+    assert got["public_grants_dropped"] == 1
