@@ -486,6 +486,16 @@ def residuals_of(data: dict[str, Any]) -> list[dict[str, Any]]:
                         "fix": f"migrate approve {data['id']} {step['id']} --target {a['target']}",
                     }
                 )
+            elif a["status"] == ActionStatus.SKIPPED:
+                out.append(
+                    {
+                        "step": step["id"],
+                        "target": a["target"],
+                        "what": "skipped by the operator (--step: no)",
+                        "why": a["summary"],
+                        "fix": f"a new run of {data['playbook']} plans it again",
+                    }
+                )
             elif a["status"] in (ActionStatus.WAITING, ActionStatus.FAILED, ActionStatus.PENDING):
                 out.append(
                     {

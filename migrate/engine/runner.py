@@ -39,7 +39,13 @@ from migrate.engine.registry import get_step_type
 from migrate.errors import MigrateError, StepFailed
 from migrate.store import Store, utcnow
 from migrate.store.models import ActionRow, Approval, Run, StepRun
-from migrate.store.status import TERMINAL_STEP, ActionStatus, RunStatus, StepStatus
+from migrate.store.status import (
+    SETTLED_ACTION,
+    TERMINAL_STEP,
+    ActionStatus,
+    RunStatus,
+    StepStatus,
+)
 
 log = logging.getLogger("migrate.runner")
 
@@ -242,9 +248,15 @@ class Runner:
         self._set_step(sr.id, StepStatus.RUNNING, None, started=True)
 
         blocked: set[str] = set()
-        failed = awaiting = waiting = paused = False
+        failed = awaiting = waiting = False
+        skipped: set[str] = set()
         for row in rows:
-            if row.status in (ActionStatus.DONE, ActionStatus.SUPERSEDED):
+            if row.status in SETTLED_ACTION:
+                continue
+            if row.target in skipped:
+                # "No" to an earlier action of this resource: its later ones are not done either
+                # (a cut-over without its stop-writes would be worse than nothing).
+                self._set_action(row.id, status=ActionStatus.SKIPPED)
                 continue
             if row.target in blocked:
                 continue
@@ -278,8 +290,9 @@ class Runner:
                 if answer == CONFIRM_ALL:
                     self._confirm_all = True
                 elif answer != CONFIRM_YES:
-                    blocked.add(row.target)
-                    paused = True
+                    self._set_action(row.id, status=ActionStatus.SKIPPED)
+                    echo(f"[{sr.step_id}] skipped (--step: no): {action.summary}")
+                    skipped.add(row.target)
                     continue
             outcome = self._act(run.id, sr, step, ctx, row, action)
             if outcome == ActionStatus.FAILED:
@@ -300,12 +313,13 @@ class Runner:
         if waiting:
             self._set_step(sr.id, StepStatus.WAITING, None)
             return StepStatus.WAITING
-        if paused:
-            self._set_step(sr.id, StepStatus.PENDING, None)
-            return StepStatus.PENDING
+        # Resources the operator skipped are left as they are on purpose: the step's
+        # post-condition cannot hold for them, and the run's residuals name them.
+        skipped_any = bool(skipped) or any(r.status == ActionStatus.SKIPPED for r in rows)
         ctx.action_id = None
         try:
-            step.verify(ctx)
+            if not skipped_any:
+                step.verify(ctx)
             published = step.published(ctx)
         except KeyboardInterrupt:
             raise
@@ -324,7 +338,11 @@ class Runner:
             fresh.outputs = published
             fresh.replan = 0
             fresh.finished_at = utcnow()
-            fresh.error = None
+            fresh.error = (
+                "verification not run: the operator skipped some resources (--step)"
+                if skipped_any
+                else None
+            )
         if not self.options.quiet:
             echo(f"[{sr.step_id}] done")
         return StepStatus.DONE

@@ -54,10 +54,13 @@ class ActionStatus(StrEnum):
     FAILED = "failed"
     # No longer decided after a re-plan.
     SUPERSEDED = "superseded"
+    # The operator answered "no" in --step mode: not performed in this run (nor its target's
+    # later actions); listed in the run's residuals.
+    SKIPPED = "skipped"
     ROLLED_BACK = "rolled-back"
 
 
 # Steps that need nothing more in this run.
 TERMINAL_STEP = frozenset({StepStatus.DONE, StepStatus.REMOVED, StepStatus.ROLLED_BACK})
 # Actions that need nothing more in this run.
-SETTLED_ACTION = frozenset({ActionStatus.DONE, ActionStatus.SUPERSEDED})
+SETTLED_ACTION = frozenset({ActionStatus.DONE, ActionStatus.SUPERSEDED, ActionStatus.SKIPPED})

@@ -173,7 +173,9 @@ def test_failed_action_is_retried_on_resume(settings: Settings, aws: Any, tmp_pa
     assert _algo(aws, "fail-a") == "aws:kms"
 
 
-def test_step_mode_no_leaves_action_for_later(settings: Settings, aws: Any) -> None:
+def test_step_mode_no_skips_the_action(settings: Settings, aws: Any) -> None:
+    """`--step` "no" skips: the resource is left as it is, the run goes on and ends done with the
+    skip in its residuals, and a resume never performs it behind the operator's back."""
     for b in ("step-a", "step-b"):
         aws("s3").create_bucket(Bucket=b)
     asked: list[str] = []
@@ -184,11 +186,15 @@ def test_step_mode_no_leaves_action_for_later(settings: Settings, aws: Any) -> N
 
     book = str(PLAYBOOKS / "s3-default-encryption.yaml")
     result = commands.run(settings, book, options=_opts(confirm=confirm))
-    assert result.status == "paused" and result.exit_code == 0
+    assert result.status == "done" and result.exit_code == 0
     assert asked == ["alias/migrate-ftr", "step-a", "step-b"]
-    assert _algo(aws, "step-b") is None
+    assert _algo(aws, "step-a") == "aws:kms" and _algo(aws, "step-b") is None
+    remains = commands.report(settings, result.run_id)["residuals"]
+    assert [(r["target"], r["what"]) for r in remains] == [
+        ("step-b", "skipped by the operator (--step: no)")
+    ]
     assert commands.resume(settings, result.run_id, _opts()).status == "done"
-    assert _algo(aws, "step-b") == "aws:kms"
+    assert _algo(aws, "step-b") is None
 
 
 def test_only_and_until(settings: Settings, aws: Any) -> None:
