@@ -129,6 +129,7 @@ class SandboxServer:
         # werkzeug logs one line per request at INFO, which would drown the CLI's output.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        _fill_moto_gaps()
         server.start()
         host, port = server.get_host_and_port()
         self._server = server
@@ -332,3 +333,31 @@ def is_mutating_request(rec: RecordedRequest | dict[str, Any]) -> bool:
     operation = str(rec.get("operation", ""))
     # An operation we could not name is counted as mutating: unknown must not pass as harmless.
     return not operation.startswith(READ_ONLY_PREFIXES)
+
+
+def _fill_moto_gaps() -> None:
+    """Answer the two EBS default-key calls moto 5.2.5 stores but does not serve.
+
+    moto keeps the account's default EBS key (``ModifyEbsDefaultKmsKeyId`` works) but answers
+    ``GetEbsDefaultKmsKeyId`` and ``ResetEbsDefaultKmsKeyId`` with HTTP 500, which would stop any
+    plan of the baseline on the sandbox. Both are served here from moto's own stored value, the
+    way AWS answers (``alias/aws/ebs``'s key until another is set). Functional tests of the calls'
+    shape use botocore's Stubber (tests/functional/test_account_baseline.py).
+    """
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
+    if hasattr(ElasticBlockStore, "get_ebs_default_kms_key_id"):
+        return
+
+    def get_ebs_default_kms_key_id(self: Any) -> Any:
+        backend = self.ec2_backend
+        arn = backend.default_kms_key_id or backend._create_default_encryption_key()
+        return ActionResult({"KmsKeyId": arn})
+
+    def reset_ebs_default_kms_key_id(self: Any) -> Any:
+        self.error_on_dryrun()
+        return ActionResult({"KmsKeyId": self.ec2_backend._create_default_encryption_key()})
+
+    ElasticBlockStore.get_ebs_default_kms_key_id = get_ebs_default_kms_key_id  # type: ignore[attr-defined]
+    ElasticBlockStore.reset_ebs_default_kms_key_id = reset_ebs_default_kms_key_id  # type: ignore[attr-defined]
