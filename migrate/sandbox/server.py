@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -52,6 +53,9 @@ _RPC_V2_PATH = re.compile(r"^/service/[^/]+/operation/([^/?]+)$")
 
 # The sandbox answers on loopback only; an operator's HTTP(S)_PROXY must not see its traffic.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+# AWS-managed IAM policies the sandbox loads (moto loads none unless told to load all).
+SANDBOX_MANAGED_POLICIES = ("AmazonSSMManagedInstanceCore",)
 
 Protocol = Literal["json", "rpc-v2-cbor", "query", "rest", "moto-api"]
 
@@ -336,7 +340,14 @@ def is_mutating_request(rec: RecordedRequest | dict[str, Any]) -> bool:
 
 
 def _fill_moto_gaps() -> None:
-    """Answer the two EBS default-key calls moto 5.2.5 stores but does not serve.
+    """Fill the gaps of moto 5.2.5 that a plan of the baseline would fall into on the sandbox.
+
+    * SSM ``DescribeInstanceInformation`` is not implemented: the sandbox answers what AWS
+      answers for an account where no SSM agent has registered (no agent runs in moto).
+    * AWS-managed IAM policies exist only with ``MOTO_IAM_LOAD_MANAGED_POLICIES`` (which loads
+      ~1,200 policies on every reset): the sandbox loads the one the steps attach,
+      ``AmazonSSMManagedInstanceCore``.
+    * The two EBS default-key calls, below.
 
     moto keeps the account's default EBS key (``ModifyEbsDefaultKmsKeyId`` works) but answers
     ``GetEbsDefaultKmsKeyId`` and ``ResetEbsDefaultKmsKeyId`` with HTTP 500, which would stop any
@@ -346,6 +357,8 @@ def _fill_moto_gaps() -> None:
     """
     from moto.core.responses import ActionResult
     from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+    from moto.iam import models as iam_models
+    from moto.ssm.responses import SimpleSystemManagerResponse
 
     if hasattr(ElasticBlockStore, "get_ebs_default_kms_key_id"):
         return
@@ -361,3 +374,30 @@ def _fill_moto_gaps() -> None:
 
     ElasticBlockStore.get_ebs_default_kms_key_id = get_ebs_default_kms_key_id  # type: ignore[attr-defined]
     ElasticBlockStore.reset_ebs_default_kms_key_id = reset_ebs_default_kms_key_id  # type: ignore[attr-defined]
+
+    def describe_instance_information(self: Any) -> Any:
+        return ActionResult({"InstanceInformationList": []})
+
+    SimpleSystemManagerResponse.describe_instance_information = describe_instance_information  # type: ignore[attr-defined]
+
+    load_all = iam_models.IAMBackend._init_aws_policies
+
+    def init_aws_policies(self: Any) -> Any:
+        loaded = load_all(self)
+        if loaded:
+            return loaded
+        return [
+            iam_models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+            for name, data in _sandbox_managed_policies().items()
+        ]
+
+    iam_models.IAMBackend._init_aws_policies = init_aws_policies  # type: ignore[method-assign]
+
+
+@functools.cache
+def _sandbox_managed_policies() -> dict[str, Any]:
+    """The AWS-managed policies the sandbox account offers, from moto's own copy of them."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    every = json.loads(aws_managed_policies_data)
+    return {name: every[name] for name in SANDBOX_MANAGED_POLICIES}
