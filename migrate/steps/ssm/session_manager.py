@@ -128,7 +128,7 @@ class SessionManager(Step):
   uses: ssm.session_manager
   with:
     kms_key: "{{ steps.kms.key_arn }}"
-    log_bucket: "{{ steps.audit-archive.bucket }}"
+    log_bucket: my-audit-archive-bucket
     vpn_cidrs: ["10.8.0.0/16"]
 """
     params: SessionManagerParams
