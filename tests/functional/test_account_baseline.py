@@ -89,6 +89,11 @@ def test_baseline_fixes_the_account_and_rollback_restores_it(settings: Settings,
     alias = next(a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/migrate-ftr")
     key_arn = kms.describe_key(KeyId=alias["TargetKeyId"])["KeyMetadata"]["Arn"]
     assert ec2.get_ebs_default_kms_key_id()["KmsKeyId"] == key_arn
+    # EC2 can use the key for every launching principal, as with AWS's aws/ebs key.
+    key_policy = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
+    ebs_use = next(s for s in key_policy["Statement"] if s["Sid"].startswith("MigrateEbs"))
+    assert "kms:CreateGrant" in ebs_use["Action"]
+    assert ebs_use["Condition"]["StringEquals"]["kms:ViaService"] == "ec2.us-east-1.amazonaws.com"
     merged = json.loads(s3.get_bucket_policy(Bucket="with-policy")["Policy"])["Statement"]
     assert merged[0] == READERS  # the existing grant is kept
     tls = merged[1]
@@ -105,6 +110,7 @@ def test_baseline_fixes_the_account_and_rollback_restores_it(settings: Settings,
     assert _absent(lambda: aws("account").get_alternate_contact(AlternateContactType="SECURITY"))
     assert _absent(lambda: control.get_public_access_block(AccountId=ACCOUNT))
     assert ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+    assert "MigrateEbs" not in kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
     restored = json.loads(s3.get_bucket_policy(Bucket="with-policy")["Policy"])["Statement"]
     assert restored == [READERS]
     assert _absent(lambda: s3.get_bucket_policy(Bucket="no-policy"))
@@ -163,11 +169,13 @@ def test_ebs_default_key_calls_match_the_ec2_model(endpoint: str) -> None:
     with Stubber(ec2) as stub:
         stub.add_response("get_ebs_encryption_by_default", {"EbsEncryptionByDefault": False})
         stub.add_response("get_ebs_default_kms_key_id", {"KmsKeyId": key}, {})
-        step = AccountBaseline(AccountBaselineParams(kms_key=key))
+        step = AccountBaseline(AccountBaselineParams())
         ctx = StepContext(aws=session, step_id="b", regions=["us-east-1"], state_dir=Path("."))
         ebs = step._ebs(ctx)
         stub.assert_no_pending_responses()
-    assert ebs == {"us-east-1": {"enabled": False, "kms_key": key, "target_key": key}}
+    assert ebs == {
+        "us-east-1": {"enabled": False, "kms_key": key, "target_key": None, "key_policy_ok": True}
+    }
 
 
 def _local_s3control(request: Any, **kwargs: Any) -> None:

@@ -17,6 +17,8 @@ from migrate.aws.policies import (
     bucket_policy,
     dump_policy,
     merge_statements,
+    missing_statements,
+    parse_policy,
     tls_only_statement,
 )
 from migrate.aws.s3 import bucket_region
@@ -121,6 +123,31 @@ class AccountBaselineParams(StepParams):
         return {k.upper(): c for k, c in self.alternate_contacts.items() if c.email}
 
 
+def ebs_key_statement(account: str, region: str) -> dict[str, Any]:
+    """The key policy statement of AWS's own aws/ebs key: principals of the account may use the
+    key through EC2 (grants included: EC2 attaches volumes with grants)."""
+    return {
+        "Sid": f"MigrateEbsDefaultEncryption-{region}",
+        "Effect": "Allow",
+        "Principal": {"AWS": "*"},
+        "Action": [
+            "kms:Encrypt",
+            "kms:Decrypt",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKey*",
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+        ],
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {
+                "kms:CallerAccount": account,
+                "kms:ViaService": f"ec2.{region}.amazonaws.com",
+            }
+        },
+    }
+
+
 def _has_tls_deny(policy: dict[str, Any] | None) -> bool:
     """True if a statement already denies every non-TLS request (whatever its Sid)."""
     for st in (policy or {}).get("Statement", []):
@@ -177,6 +204,8 @@ class AccountBaseline(Step):
         "ec2:ModifyEbsDefaultKmsKeyId",
         "ec2:ResetEbsDefaultKmsKeyId",
         "kms:DescribeKey",
+        "kms:GetKeyPolicy",
+        "kms:PutKeyPolicy",
         "s3:ListAllMyBuckets",
         "s3:GetBucketLocation",
         "s3:GetBucketPolicy",
@@ -266,12 +295,17 @@ class AccountBaseline(Step):
         found: dict[str, Any] = {}
         for region in ctx.regions:
             ec2 = ctx.client("ec2", region)
+            target = resolver.arn(self.params.kms_key, region) if self.params.kms_key else None
+            key_ok = True
+            if target:
+                text = ctx.client("kms", region).get_key_policy(KeyId=target, PolicyName="default")
+                wanted = ebs_key_statement(ctx.account_id, region)
+                key_ok = not missing_statements(parse_policy(text.get("Policy")), [wanted])
             found[region] = {
                 "enabled": bool(ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"]),
                 "kms_key": ec2.get_ebs_default_kms_key_id().get("KmsKeyId"),
-                "target_key": resolver.arn(self.params.kms_key, region)
-                if self.params.kms_key
-                else None,
+                "target_key": target,
+                "key_policy_ok": key_ok,
             }
         return found
 
@@ -389,7 +423,8 @@ class AccountBaseline(Step):
         if self.params.ebs_encryption:
             for region, ebs in facts["ebs"].items():
                 ok = ebs["enabled"] and (
-                    not self.params.kms_key or ebs["kms_key"] == ebs["target_key"]
+                    not self.params.kms_key
+                    or (ebs["kms_key"] == ebs["target_key"] and ebs["key_policy_ok"])
                 )
                 out.append(
                     finding(
@@ -500,7 +535,12 @@ class AccountBaseline(Step):
                         kind="baseline.ebs_encryption",
                         target=f"ebs:{region}",
                         summary=f"SDAT-002: encrypt new EBS volumes in {region} by default with "
-                        f"{key}",
+                        f"{key}"
+                        + (
+                            " (the key policy lets EC2 use it, as the aws/ebs key's does)"
+                            if self.params.kms_key
+                            else ""
+                        ),
                         estimate=Estimate(duration_s=1, api_requests=2),
                         risks=(
                             "existing volumes stay unencrypted (snapshot, copy encrypted, swap)",
@@ -589,9 +629,27 @@ class AccountBaseline(Step):
                     f"the KMS key {self.params.kms_key} cannot be resolved in {region}; run the "
                     "step that creates it first, or name a key of that region."
                 )
+            self._grant_ebs_use(ctx, key, str(region))
             ec2.modify_ebs_default_kms_key_id(KmsKeyId=key)
         ec2.enable_ebs_encryption_by_default()
         return None
+
+    @staticmethod
+    def _grant_ebs_use(ctx: StepContext, key: str, region: str) -> None:
+        """EC2 must be able to use the key for every principal that launches or attaches a
+        volume, as with the aws/ebs key; the previous key policy is recorded for rollback."""
+        kms = ctx.client("kms", region)
+        text = kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+        wanted = ebs_key_statement(ctx.account_id, region)
+        current = parse_policy(text)
+        if not missing_statements(current, [wanted]):
+            return
+        ctx.record_resource(
+            "kms:key-policy", key, change="modified", region=region, details={"previous": text}
+        )
+        kms.put_key_policy(
+            KeyId=key, PolicyName="default", Policy=dump_policy(merge_statements(current, [wanted]))
+        )
 
     @handles("baseline.tls_only_policy")
     def _tls_only_policy(self, ctx: StepContext, action: Action) -> Wait | None:
@@ -664,6 +722,10 @@ class AccountBaseline(Step):
                     ec2.modify_ebs_default_kms_key_id(KmsKeyId=previous["kms_key"])
                 if not (previous or {}).get("enabled"):
                     ec2.disable_ebs_encryption_by_default()
+            elif res.kind == "kms:key-policy" and previous:
+                ctx.client("kms", res.region).put_key_policy(
+                    KeyId=res.identifier, PolicyName="default", Policy=previous
+                )
             elif res.kind == "s3:bucket-policy":
                 s3 = ctx.client("s3", res.region)
                 if previous:
