@@ -379,7 +379,7 @@ class SessionManager(Step):
         out: list[dict[str, Any]] = []
         for inst_id, inst in facts["instances"].items():
             role = inst["role"]
-            ok = bool(role and facts["roles"][role]["core"])
+            ok = bool(role and facts["roles"][role]["core"] and facts["roles"][role]["logging_ok"])
             out.append(
                 finding(
                     "NETSEC-001",
@@ -387,7 +387,7 @@ class SessionManager(Step):
                     f"instance {inst['name']} ({inst_id})",
                     f"role {role} can use Session Manager"
                     if ok
-                    else f"role {role} lacks AmazonSSMManagedInstanceCore"
+                    else f"role {role} lacks AmazonSSMManagedInstanceCore or session logging"
                     if role
                     else "no instance profile: Session Manager cannot reach it",
                 )
@@ -540,6 +540,11 @@ class SessionManager(Step):
         role = str(action.details["role"])
         if role == self.params.role_name:
             self._ensure_migrate_role(ctx, iam)
+        self._configure_role(ctx, iam, role)
+        return None
+
+    def _configure_role(self, ctx: StepContext, iam: Any, role: str) -> None:
+        """Attach the SSM policy and put the logging policy on ``role`` (recorded first)."""
         attached = [
             p["PolicyArn"]
             for p in iam.list_attached_role_policies(RoleName=role).get("AttachedPolicies", [])
@@ -568,7 +573,6 @@ class SessionManager(Step):
             iam.put_role_policy(
                 RoleName=role, PolicyName=LOGGING_POLICY, PolicyDocument=json.dumps(wanted)
             )
-        return None
 
     def _ensure_migrate_role(self, ctx: StepContext, iam: Any) -> None:
         role = self.params.role_name
@@ -610,7 +614,14 @@ class SessionManager(Step):
             if a.get("State") in ("associated", "associating")
         ]
         if current:
-            return None  # associated before a crash, or by someone else meanwhile
+            # Associated before a crash, or meanwhile by someone else (keys-to-roles gives the
+            # hosts of access keys their own role): that role gets what Session Manager needs,
+            # merged, never replaced.
+            profile = current[0]["IamInstanceProfile"]["Arn"]
+            role = self._role_of(iam, profile)
+            if role and role != self.params.role_name:
+                self._configure_role(ctx, iam, role)
+            return None
         ctx.record_resource(
             "ec2:instance-profile-association",
             action.target,
