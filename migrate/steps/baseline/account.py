@@ -544,8 +544,6 @@ class AccountBaseline(Step):
                         estimate=Estimate(duration_s=1, api_requests=2),
                         risks=(
                             "existing volumes stay unencrypted (snapshot, copy encrypted, swap)",
-                            "launching from an unencrypted shared AMI needs kms:CreateGrant on "
-                            "the key for the launching principal",
                         ),
                         region=region,
                         details={"previous": {k: ebs[k] for k in ("enabled", "kms_key")}},
