@@ -48,6 +48,7 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _HTTP_TIMEOUT_S = 10.0
 # SigV4 credential scope: <key id>/<yyyymmdd>/<region>/<service>/aws4_request.
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_REST_READ_PATH = re.compile(r"^/(get|list|describe)[A-Z][A-Za-z]*$")
 # Smithy RPC v2 (CBOR) puts the operation into the path instead of a header.
 _RPC_V2_PATH = re.compile(r"^/service/[^/]+/operation/([^/?]+)$")
 
@@ -326,13 +327,19 @@ def is_mutating_request(rec: RecordedRequest | dict[str, Any]) -> bool:
     and query protocols mutate unless the operation starts with a read prefix (Describe, Get, List,
     Head, Lookup, Search). REST protocols (S3) mutate unless the method is GET, HEAD or OPTIONS;
     that counts S3's read-only POSTs (``SelectObjectContent``) as mutating, which errs on the
-    safe side for "the dry run made no mutating call" checks.
+    safe side for "the dry run made no mutating call" checks. A REST POST to ``/getX``, ``/listX``
+    or ``/describeX`` (the Account API) is a read.
     """
     path = str(rec.get("path", ""))
     protocol = rec.get("protocol")
     if protocol == "moto-api" or path.startswith("/moto-api"):
         return False
     if protocol == "rest":
+        # REST-JSON APIs that name the operation in a POST path (the Account API's
+        # POST /getAlternateContact) read when that name does; S3 bucket names are lowercase, so
+        # no bucket path matches.
+        if _REST_READ_PATH.match(path):
+            return False
         return str(rec.get("method", "")).upper() not in READ_ONLY_METHODS
     operation = str(rec.get("operation", ""))
     # An operation we could not name is counted as mutating: unknown must not pass as harmless.

@@ -513,3 +513,13 @@ def test_the_account_lacks_what_the_ftr_baseline_adds(
         "Instances"
     ][0]
     assert "IamInstanceProfile" not in instance
+
+
+def test_account_api_reads_are_not_counted_as_mutating() -> None:
+    # The Account API names its operation in a POST path; only its reads are harmless.
+    def rest(method: str, path: str) -> dict[str, Any]:
+        return {"method": method, "path": path, "protocol": "rest", "operation": path}
+
+    assert not is_mutating_request(rest("POST", "/getAlternateContact"))
+    assert is_mutating_request(rest("POST", "/putAlternateContact"))
+    assert is_mutating_request(rest("POST", "/getbucket"))  # an S3 bucket name is lowercase
