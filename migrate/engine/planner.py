@@ -72,6 +72,7 @@ class PlanResult:
                     "planned_outputs": s.planned_outputs,
                     "compliant": s.facts.get("compliant", []),
                     "warnings": s.facts.get("warnings", []),
+                    "findings": s.facts.get("findings", []),
                     "actions": [a.to_dict() for a in s.actions],
                 }
                 for s in self.steps

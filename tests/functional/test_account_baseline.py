@@ -192,3 +192,24 @@ def _absent(call: Any) -> bool:
             or "NoSuch" in str(exc)
         )
     return False
+
+
+def test_the_plan_is_the_ftr_evidence_pack(settings: Settings, aws: Any, tmp_path: Path) -> None:
+    """Every finding, with its FTR requirement id, in the JSON plan and the plan reports."""
+    from migrate.reports.render import render_plan, render_plan_report
+
+    _legacy_account(aws)
+    plan_id, plan = commands.plan(settings, BOOK)
+    body = {**plan.body(), "plan_id": plan_id}
+    findings = body["steps"][1]["findings"]
+    assert {"requirement": "ARC-003", "status": "manual"}.items() <= next(
+        f for f in findings if f["subject"] == "root user MFA"
+    ).items()
+    markdown = render_plan_report(body, "md")
+    assert "## FTR requirements" in markdown
+    assert "| IAM-001 Enable MFA for IAM users with console access | manual | IAM user alice |" in (
+        markdown
+    )
+    html = render_plan_report(body, "html")
+    assert "<h2>FTR requirements</h2>" in html and "SDAT-003" in html
+    assert "ARC-003 root user MFA" in render_plan(body)

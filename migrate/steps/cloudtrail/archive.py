@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from pydantic import Field, model_validator
 
 from migrate.aws.errors import already_exists, has_code, or_default
+from migrate.aws.ftr import finding
 from migrate.aws.kms import KeyResolver
 from migrate.aws.policies import (
     bucket_policy,
@@ -190,7 +191,65 @@ class CloudTrailArchive(Step):
         }
         facts["trail"]["differences"] = self._trail_differences(ours, bucket, key_arn)
         facts["compliant"], facts["warnings"] = self._assess(facts)
+        facts["findings"] = self._findings(facts)
         return facts
+
+    @staticmethod
+    def _findings(facts: Facts) -> list[dict[str, Any]]:
+        """The FTR view: the trail, its archive and its key answer CTL-001."""
+        trail, bucket, key = facts["trail"], facts["bucket"], facts["key"]
+        out = [
+            finding(
+                "CTL-001",
+                "pass" if not trail["differences"] else "fail",
+                f"trail {trail['name']}",
+                "multi-Region, validated, SSE-KMS, logging"
+                if not trail["differences"]
+                else "; ".join(trail["differences"]),
+            )
+        ]
+        if bucket.get("external"):
+            out.append(
+                finding(
+                    "CTL-001",
+                    "manual",
+                    f"s3://{bucket['name']}",
+                    f"in the log-archive account {bucket['account']}: its owner applies the "
+                    "policy the plan prints, versioning and Object Lock",
+                )
+            )
+        else:
+            missing = bucket.get("missing") or []
+            out.append(
+                finding(
+                    "CTL-001",
+                    "fail" if missing else "pass",
+                    f"s3://{bucket['name']}",
+                    "lacks " + ", ".join(m.replace("_", " ") for m in missing)
+                    if missing
+                    else "versioned, Object Lock, CloudTrail-only, TLS-only, no deletes",
+                )
+            )
+        out.append(
+            finding(
+                "CTL-001",
+                "fail" if key["policy_missing"] else "pass",
+                f"key policy of {key['arn'] or 'the key'}",
+                "lets CloudTrail encrypt for this trail only"
+                if not key["policy_missing"]
+                else "lacks " + ", ".join(key["policy_missing"]),
+            )
+        )
+        for name in facts["other_trails"]:
+            out.append(
+                finding(
+                    "CTL-001",
+                    "manual",
+                    f"trail {name}",
+                    "another trail: left as it is (see the warnings for its cost)",
+                )
+            )
+        return out
 
     def _observe_bucket(
         self,
