@@ -419,7 +419,7 @@ class CloudTrailArchive(Step):
                         ),
                     ),
                     region=bucket.get("region") or region,
-                    details={"bucket": bucket["name"], "create": create},
+                    details={"bucket": bucket["name"], "create": create, "trail_arn": trail["arn"]},
                 )
             )
         if key["policy_missing"]:
@@ -432,6 +432,7 @@ class CloudTrailArchive(Step):
                     "readers in the account decrypt them",
                     estimate=Estimate(duration_s=1, api_requests=2),
                     region=region,
+                    details={"trail_arn": trail["arn"]},
                 )
             )
         diffs = trail["differences"]
@@ -500,7 +501,8 @@ class CloudTrailArchive(Step):
         region = action.region or self._region(ctx)
         account = ctx.account_id
         bucket = str(action.details["bucket"])
-        arn = trail_arn(self._region(ctx), account, self.params.adopt or self.params.trail_name)
+        # The planned trail's ARN (an adopted trail keeps its own home region).
+        arn = str(action.details["trail_arn"])
         key_arn = self._key_arn(ctx, region)
         s3 = ctx.client("s3", region)
         if not bucket_exists(s3, bucket):
@@ -590,8 +592,7 @@ class CloudTrailArchive(Step):
         kms = ctx.client("kms", region)
         text = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
         current = parse_policy(text)
-        arn = trail_arn(region, ctx.account_id, self.params.adopt or self.params.trail_name)
-        wanted = key_statements(ctx.account_id, arn)
+        wanted = key_statements(ctx.account_id, str(action.details["trail_arn"]))
         if not missing_statements(current, wanted):
             return None  # a resumed action whose put went through
         ctx.record_resource(
