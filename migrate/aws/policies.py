@@ -87,3 +87,12 @@ def tls_only_statement(bucket: str, sid: str = "DenyInsecureTransport") -> dict[
         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
+
+
+def remove_key_statements(kms: Any, key: str, sids: set[str]) -> None:
+    """Take the statements ``sids`` out of a key policy, keeping everything else as it is now."""
+    current = parse_policy(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+    if current is None or not any(s.get("Sid") in sids for s in current.get("Statement", [])):
+        return
+    kept = without_statements(current, sids) or empty_policy()
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=dump_policy(kept))

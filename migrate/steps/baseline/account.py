@@ -19,7 +19,9 @@ from migrate.aws.policies import (
     merge_statements,
     missing_statements,
     parse_policy,
+    remove_key_statements,
     tls_only_statement,
+    without_statements,
 )
 from migrate.aws.s3 import bucket_region
 from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, Wait, handles
@@ -720,13 +722,17 @@ class AccountBaseline(Step):
                     ec2.modify_ebs_default_kms_key_id(KmsKeyId=previous["kms_key"])
                 if not (previous or {}).get("enabled"):
                     ec2.disable_ebs_encryption_by_default()
-            elif res.kind == "kms:key-policy" and previous:
-                ctx.client("kms", res.region).put_key_policy(
-                    KeyId=res.identifier, PolicyName="default", Policy=previous
+            elif res.kind == "kms:key-policy":
+                # Only our statement goes: others merged since (another step's) stay.
+                remove_key_statements(
+                    ctx.client("kms", res.region),
+                    res.identifier,
+                    {ebs_key_statement(ctx.account_id, str(res.region))["Sid"]},
                 )
             elif res.kind == "s3:bucket-policy":
                 s3 = ctx.client("s3", res.region)
-                if previous:
-                    s3.put_bucket_policy(Bucket=res.identifier, Policy=previous)
+                kept = without_statements(bucket_policy(s3, res.identifier), {TLS_SID})
+                if kept:
+                    s3.put_bucket_policy(Bucket=res.identifier, Policy=dump_policy(kept))
                 else:
                     or_default(partial(s3.delete_bucket_policy, Bucket=res.identifier), None)

@@ -17,6 +17,7 @@ from migrate.aws.policies import (
     merge_statements,
     missing_statements,
     parse_policy,
+    remove_key_statements,
     without_statements,
 )
 from migrate.aws.s3 import (
@@ -737,10 +738,9 @@ class CloudTrailArchive(Step):
             if not previous.get("logging"):
                 cloudtrail.stop_logging(Name=previous["arn"])
         for res in ctx.resources("kms:key-policy"):
-            if res.details.get("previous"):
-                ctx.client("kms", res.region).put_key_policy(
-                    KeyId=res.identifier, PolicyName="default", Policy=res.details["previous"]
-                )
+            # Our statements come out of the policy as it is now: other steps (Session Manager,
+            # the EBS default key) may have merged theirs since, and those stay.
+            remove_key_statements(ctx.client("kms", res.region), res.identifier, set(KEY_SIDS))
         for res in ctx.resources("s3:archive-bucket"):
             self._rollback_bucket(ctx, res.identifier, res.region, res.change, res.details)
 
@@ -757,9 +757,7 @@ class CloudTrailArchive(Step):
             return
         previous = details.get("previous") or {}
         restored = without_statements(bucket_policy(s3, bucket), set(BUCKET_SIDS))
-        if previous.get("policy"):
-            s3.put_bucket_policy(Bucket=bucket, Policy=dump_policy(previous["policy"]))
-        elif restored:
+        if restored:
             s3.put_bucket_policy(Bucket=bucket, Policy=dump_policy(restored))
         else:
             s3.delete_bucket_policy(Bucket=bucket)

@@ -13,7 +13,13 @@ from pydantic import Field, field_validator
 from migrate.aws.errors import has_code, not_found, or_default
 from migrate.aws.ftr import Status, finding
 from migrate.aws.kms import KeyResolver
-from migrate.aws.policies import dump_policy, merge_statements, missing_statements, parse_policy
+from migrate.aws.policies import (
+    dump_policy,
+    merge_statements,
+    missing_statements,
+    parse_policy,
+    remove_key_statements,
+)
 from migrate.aws.tags import tag_dict
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
@@ -755,9 +761,8 @@ class SessionManager(Step):
             else:
                 or_default(partial(ssm.delete_document, Name=PREFERENCES), None)
         for res in ctx.resources("kms:key-policy"):
-            ctx.client("kms", res.region).put_key_policy(
-                KeyId=res.identifier, PolicyName="default", Policy=res.details["previous"]
-            )
+            # Only our statement goes: the archive's and the EBS statements stay.
+            remove_key_statements(ctx.client("kms", res.region), res.identifier, {KEY_SID})
         self._rollback_iam(ctx)
 
     @staticmethod
