@@ -37,3 +37,47 @@ def bucket_encryption(s3: Any, bucket: str) -> dict[str, Any]:
         "kms_key": default.get("KMSMasterKeyID"),
         "bucket_key": bool(rule.get("BucketKeyEnabled", False)),
     }
+
+
+def bucket_exists(s3: Any, bucket: str) -> bool:
+    """True if ``bucket`` exists and this account can see it (HeadBucket)."""
+    return bool(or_default(lambda: s3.head_bucket(Bucket=bucket) or True, False))
+
+
+def bucket_versioning(s3: Any, bucket: str) -> str | None:
+    """``Enabled``, ``Suspended`` or None (never enabled)."""
+    status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+    return str(status) if status else None
+
+
+def bucket_object_lock(s3: Any, bucket: str) -> dict[str, Any]:
+    """Object Lock of a bucket as ``{enabled, mode, days}`` (a retention in years is in days)."""
+    config: dict[str, Any] = or_default(
+        lambda: s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"], {}
+    )
+    retention = (config.get("Rule") or {}).get("DefaultRetention") or {}
+    days = retention.get("Days") or 0
+    if not days and retention.get("Years"):
+        days = int(retention["Years"]) * 365
+    return {
+        "enabled": config.get("ObjectLockEnabled") == "Enabled",
+        "mode": retention.get("Mode"),
+        "days": int(days) if days else None,
+    }
+
+
+def bucket_lifecycle_rules(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    """The bucket's lifecycle rules ([] when it has none)."""
+    return list(
+        or_default(
+            lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", []), []
+        )
+    )
+
+
+def bucket_public_access_block(s3: Any, bucket: str) -> dict[str, bool]:
+    """The bucket's four Block Public Access settings ({} when none is set)."""
+    config: dict[str, Any] = or_default(
+        lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"], {}
+    )
+    return {k: bool(v) for k, v in config.items()}

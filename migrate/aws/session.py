@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
@@ -210,6 +210,8 @@ class AwsSession:
                 events.register("before-call.*.*", self._guard)
                 events.register("after-call.*.*", self._after_call)
                 events.register("after-call-error.*.*", self._after_call_error)
+                if service == "s3control" and _is_local_endpoint(self.endpoint_url):
+                    events.register("before-sign.s3-control.*", _drop_account_host_prefix)
                 self._clients[key] = client
             return self._clients[key]
 
@@ -300,3 +302,20 @@ class AwsSession:
 def _remember_api_params(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
     # The journal wants the user-level parameters; after-call only sees the serialized request.
     context["migrate_api_params"] = dict(params)
+
+
+def _is_local_endpoint(endpoint_url: str | None) -> bool:
+    """True for an endpoint on this machine (the sandbox, a local emulator), not AWS's."""
+    host = urlsplit(endpoint_url or "").hostname or ""
+    return host in ("localhost", "127.0.0.1", "::1")
+
+
+def _drop_account_host_prefix(request: Any, **kwargs: Any) -> None:
+    # S3 Control puts the account id in front of the host (ACCOUNT.s3-control...); with a local
+    # endpoint that makes ACCOUNT.127.0.0.1, which does not resolve. Send it to the endpoint.
+    parts = urlsplit(request.url)
+    host = parts.hostname or ""
+    first, _, rest = host.partition(".")
+    if first.isdigit() and len(first) == 12 and rest:
+        netloc = rest + (f":{parts.port}" if parts.port else "")
+        request.url = urlunsplit(parts._replace(netloc=netloc))

@@ -80,6 +80,7 @@ class PlanResult:
                     "compliant": s.facts.get("compliant", []),
                     "warnings": s.facts.get("warnings", []),
                     "evidence": s.evidence,
+                    "findings": s.facts.get("findings", []),
                     "actions": [a.to_dict() for a in s.actions],
                 }
                 for s in self.steps

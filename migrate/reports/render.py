@@ -108,6 +108,7 @@ def plan_summary(body: dict[str, Any]) -> dict[str, Any]:
         "bytes": sum(a["estimate"]["bytes"] for a in actions),
         "cost_usd": sum(a["estimate"]["cost_usd"] for a in actions),
         "compliant": [(s["id"], c) for s in body["steps"] for c in s.get("compliant", [])],
+        "ftr": ftr_view(body),
         "timeline": text_timeline(body),
     }
 
@@ -133,6 +134,13 @@ def risk_groups(body: dict[str, Any]) -> dict[str, dict[tuple[str, str], list[st
             for risk in a["risks"]:
                 out[severity].setdefault((s["id"], str(risk)), []).append(a["target"])
     return out
+
+
+def ftr_view(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every finding of every step, by FTR requirement id: the plan as the review's evidence."""
+    rows = [{**f, "step": s["id"]} for s in body["steps"] for f in s.get("findings", []) or []]
+    order = {"fail": 0, "manual": 1, "pass": 2}
+    return sorted(rows, key=lambda r: (r["requirement"], order.get(r["status"], 3), r["subject"]))
 
 
 def render_plan(body: dict[str, Any]) -> str:
@@ -163,6 +171,16 @@ def render_plan(body: dict[str, Any]) -> str:
         for a in s["actions"]:
             gate = f" [gate: {a['gate'] or 'approve'}]" if _is_gated(s, a) else ""
             lines.append(f"  {s['id']}: {a['summary']}{gate}")
+    if summary["ftr"]:
+        counts = {k: sum(1 for r in summary["ftr"] if r["status"] == k) for k in ("fail", "manual")}
+        lines.append("")
+        lines.append(
+            f"FTR: {counts['fail']} finding(s) this plan fixes, {counts['manual']} only a human "
+            "can (the report's FTR table lists each with its requirement id)"
+        )
+        for row in summary["ftr"]:
+            if row["status"] == "manual":
+                lines.append(f"  {row['requirement']} {row['subject']}: {row['detail']}")
     lines.append("")
     grouped = risk_groups(body)
     for severity, title in SEVERITIES:

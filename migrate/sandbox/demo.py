@@ -85,6 +85,11 @@ def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
             "retire_window=0s",
             "unused_days=0",
             f"config_paths={summary.config_dir}",
+            # Company-owned contacts, as the operator would give them (ACOM-001).
+            "security_contact=security@example.com",
+            "operations_contact=operations@example.com",
+            "billing_contact=billing@example.com",
+            "contact_phone=+1 555 0100",
         ]
         plan_id, plan = commands.plan(settings, str(playbook), params)
         body = plan.body()

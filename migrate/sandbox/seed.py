@@ -3,8 +3,11 @@
 :func:`seed` creates, in moto's default account 123456789012: two unencrypted RDS instances with
 custom parameter groups in a custom VPC security group, four S3 buckets (unencrypted objects with
 metadata and tags, a public-read ACL grant, a versioned backup bucket, a CloudTrail log bucket),
-three IAM users with access keys, one EC2 instance with a fixed private IP, a week of
-CloudTrail-format log files, and a directory of application config files holding credentials.
+three IAM users with access keys, one EC2 instance with a fixed private IP (no instance profile,
+SSH open to 0.0.0.0/0 in its security group), a week of
+CloudTrail-format log files (from a single-Region trail without KMS: no archive trail), and a
+directory of application config files holding credentials. The account has no IAM password
+policy, no alternate contacts, no S3 Block Public Access and no EBS encryption by default.
 
 Everything is deterministic (names, object bodies, log records, file names, config files) except
 identifiers moto generates (access key ids, user ids, instance/VPC/SG ids), which the log records
@@ -302,6 +305,21 @@ def _seed_network(clients: _Clients, region: str) -> _Network:
                     "UserIdGroupPairs": [{"GroupId": app_sg_id}],
                 }
                 for port in (3306, 5432)
+            ],
+        )
+
+    # The legacy way in: SSH to the app servers from anywhere (the FTR flags it; Session
+    # Manager replaces it).
+    with _exists_ok("InvalidPermission.Duplicate"):
+        ec2.authorize_security_group_ingress(
+            GroupId=app_sg_id,
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 22,
+                    "ToPort": 22,
+                    "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "ssh from anywhere"}],
+                }
             ],
         )
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -47,11 +48,15 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _HTTP_TIMEOUT_S = 10.0
 # SigV4 credential scope: <key id>/<yyyymmdd>/<region>/<service>/aws4_request.
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_REST_READ_PATH = re.compile(r"^/(get|list|describe)[A-Z][A-Za-z]*$")
 # Smithy RPC v2 (CBOR) puts the operation into the path instead of a header.
 _RPC_V2_PATH = re.compile(r"^/service/[^/]+/operation/([^/?]+)$")
 
 # The sandbox answers on loopback only; an operator's HTTP(S)_PROXY must not see its traffic.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+# AWS-managed IAM policies the sandbox loads (moto loads none unless told to load all).
+SANDBOX_MANAGED_POLICIES = ("AmazonSSMManagedInstanceCore",)
 
 Protocol = Literal["json", "rpc-v2-cbor", "query", "rest", "moto-api"]
 
@@ -129,6 +134,7 @@ class SandboxServer:
         # werkzeug logs one line per request at INFO, which would drown the CLI's output.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        _fill_moto_gaps()
         server.start()
         host, port = server.get_host_and_port()
         self._server = server
@@ -321,14 +327,84 @@ def is_mutating_request(rec: RecordedRequest | dict[str, Any]) -> bool:
     and query protocols mutate unless the operation starts with a read prefix (Describe, Get, List,
     Head, Lookup, Search). REST protocols (S3) mutate unless the method is GET, HEAD or OPTIONS;
     that counts S3's read-only POSTs (``SelectObjectContent``) as mutating, which errs on the
-    safe side for "the dry run made no mutating call" checks.
+    safe side for "the dry run made no mutating call" checks. A REST POST to ``/getX``, ``/listX``
+    or ``/describeX`` (the Account API) is a read.
     """
     path = str(rec.get("path", ""))
     protocol = rec.get("protocol")
     if protocol == "moto-api" or path.startswith("/moto-api"):
         return False
     if protocol == "rest":
+        # REST-JSON APIs that name the operation in a POST path (the Account API's
+        # POST /getAlternateContact) read when that name does; S3 bucket names are lowercase, so
+        # no bucket path matches.
+        if _REST_READ_PATH.match(path):
+            return False
         return str(rec.get("method", "")).upper() not in READ_ONLY_METHODS
     operation = str(rec.get("operation", ""))
     # An operation we could not name is counted as mutating: unknown must not pass as harmless.
     return not operation.startswith(READ_ONLY_PREFIXES)
+
+
+def _fill_moto_gaps() -> None:
+    """Fill the gaps of moto 5.2.5 that a plan of the baseline would fall into on the sandbox.
+
+    * SSM ``DescribeInstanceInformation`` is not implemented: the sandbox answers what AWS
+      answers for an account where no SSM agent has registered (no agent runs in moto).
+    * AWS-managed IAM policies exist only with ``MOTO_IAM_LOAD_MANAGED_POLICIES`` (which loads
+      ~1,200 policies on every reset): the sandbox loads the one the steps attach,
+      ``AmazonSSMManagedInstanceCore``.
+    * The two EBS default-key calls, below.
+
+    moto keeps the account's default EBS key (``ModifyEbsDefaultKmsKeyId`` works) but answers
+    ``GetEbsDefaultKmsKeyId`` and ``ResetEbsDefaultKmsKeyId`` with HTTP 500, which would stop any
+    plan of the baseline on the sandbox. Both are served here from moto's own stored value, the
+    way AWS answers (``alias/aws/ebs``'s key until another is set). Functional tests of the calls'
+    shape use botocore's Stubber (tests/functional/test_account_baseline.py).
+    """
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+    from moto.iam import models as iam_models
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
+    if hasattr(ElasticBlockStore, "get_ebs_default_kms_key_id"):
+        return
+
+    def get_ebs_default_kms_key_id(self: Any) -> Any:
+        backend = self.ec2_backend
+        arn = backend.default_kms_key_id or backend._create_default_encryption_key()
+        return ActionResult({"KmsKeyId": arn})
+
+    def reset_ebs_default_kms_key_id(self: Any) -> Any:
+        self.error_on_dryrun()
+        return ActionResult({"KmsKeyId": self.ec2_backend._create_default_encryption_key()})
+
+    ElasticBlockStore.get_ebs_default_kms_key_id = get_ebs_default_kms_key_id  # type: ignore[attr-defined]
+    ElasticBlockStore.reset_ebs_default_kms_key_id = reset_ebs_default_kms_key_id  # type: ignore[attr-defined]
+
+    def describe_instance_information(self: Any) -> Any:
+        return ActionResult({"InstanceInformationList": []})
+
+    SimpleSystemManagerResponse.describe_instance_information = describe_instance_information  # type: ignore[attr-defined]
+
+    load_all = iam_models.IAMBackend._init_aws_policies
+
+    def init_aws_policies(self: Any) -> Any:
+        loaded = load_all(self)
+        if loaded:
+            return loaded
+        return [
+            iam_models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+            for name, data in _sandbox_managed_policies().items()
+        ]
+
+    iam_models.IAMBackend._init_aws_policies = init_aws_policies  # type: ignore[method-assign]
+
+
+@functools.cache
+def _sandbox_managed_policies() -> dict[str, Any]:
+    """The AWS-managed policies the sandbox account offers, from moto's own copy of them."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    every = json.loads(aws_managed_policies_data)
+    return {name: every[name] for name in SANDBOX_MANAGED_POLICIES}

@@ -489,3 +489,38 @@ def test_recorder_methods_need_recording_enabled() -> None:
         server.start_recording()
     with pytest.raises(RuntimeError):
         _ = server.endpoint_url
+
+
+def test_the_account_lacks_what_the_ftr_baseline_adds(
+    seeded: Seeded, client: Callable[[str], Any]
+) -> None:
+    """No archive trail, no password policy, an instance with SSH open and no SSM role."""
+    summary = seeded.summary
+    trails = client("cloudtrail").describe_trails()["trailList"]
+    assert [t["Name"] for t in trails] == [summary.trail_name]
+    assert not trails[0]["IsMultiRegionTrail"] and not trails[0].get("KmsKeyId")
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        client("iam").get_account_password_policy()
+    ec2 = client("ec2")
+    group = ec2.describe_security_groups(GroupIds=[summary.app_security_group_id])
+    ssh = [
+        r["CidrIp"]
+        for p in group["SecurityGroups"][0]["IpPermissions"]
+        if p.get("FromPort") == 22
+        for r in p.get("IpRanges", [])
+    ]
+    assert ssh == ["0.0.0.0/0"]
+    instance = ec2.describe_instances(InstanceIds=[summary.instance_id])["Reservations"][0][
+        "Instances"
+    ][0]
+    assert "IamInstanceProfile" not in instance
+
+
+def test_account_api_reads_are_not_counted_as_mutating() -> None:
+    # The Account API names its operation in a POST path; only its reads are harmless.
+    def rest(method: str, path: str) -> dict[str, Any]:
+        return {"method": method, "path": path, "protocol": "rest", "operation": path}
+
+    assert not is_mutating_request(rest("POST", "/getAlternateContact"))
+    assert is_mutating_request(rest("POST", "/putAlternateContact"))
+    assert is_mutating_request(rest("POST", "/getbucket"))  # an S3 bucket name is lowercase

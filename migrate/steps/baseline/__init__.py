@@ -1,0 +1,1 @@
+"""``ftr.account_baseline``: the account-level FTR requirements (passwords, contacts, root, BPA, EBS, TLS)."""

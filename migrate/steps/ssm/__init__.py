@@ -1,0 +1,1 @@
+"""``ssm.session_manager``: from bastion and SSH to Session Manager."""
