@@ -623,6 +623,7 @@ def rollback(
         raise LockedError(f"run {run_id} is locked by {holder.describe()}; wait for it first.")
     with store.read() as session:
         steps = list(session.get(Run, run_id).steps)  # type: ignore[union-attr]
+        has_actions = {s.id: bool(s.actions) for s in steps}  # loaded while the session is open
     if step_id is not None and step_id not in [s.step_id for s in steps]:
         raise NotFoundError(f"run {run_id} has no step {step_id!r}.")
     outputs = {s.step_id: dict(s.outputs) for s in steps if s.status == StepStatus.DONE}
@@ -640,7 +641,7 @@ def rollback(
             for sr in reversed(steps):
                 if step_id is not None and sr.step_id != step_id:
                     continue
-                if sr.status in (StepStatus.PENDING, StepStatus.REMOVED) and not sr.actions:
+                if sr.status in (StepStatus.PENDING, StepStatus.REMOVED) and not has_actions[sr.id]:
                     continue
                 journal.scope.step_id = sr.step_id
                 step = instantiate(run_row, sr, outputs, ids[: ids.index(sr.step_id)])
