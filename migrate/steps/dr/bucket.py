@@ -20,6 +20,7 @@ from migrate.aws.errors import access_denied, has_code, not_found, or_default
 from migrate.engine.base import Action
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
+from migrate.steps.dr.drill import measured_on
 
 CHUNK = 1024 * 1024
 
@@ -235,6 +236,7 @@ class BucketDrill:
             "bytes_per_s": round(total_bytes / seconds, 1) if seconds > 0 else None,
             "scratch_prefix": self.prefix,
             "findings": findings,
+            "measured_on": measured_on(self.ctx),
         }
         self.ctx.record_resource(
             "dr:drill",

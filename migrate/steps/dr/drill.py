@@ -52,6 +52,15 @@ def parse(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def measured_on(ctx: StepContext) -> str:
+    """Where the measurements come from: AWS, or a local endpoint (the sandbox, moto), whose
+    restores are instant and say nothing about AWS's RTO."""
+    url = str(getattr(ctx.aws, "endpoint_url", None) or "")
+    if any(h in url for h in ("127.0.0.1", "localhost", "[::1]")):
+        return f"sandbox ({url}): restores are instant there, times are not AWS's"
+    return "aws" if not url else f"endpoint {url}"
+
+
 @dataclass
 class DrillSettings:
     """The parameters one drill needs (taken from the step's params by the step)."""
@@ -208,6 +217,7 @@ class DatabaseDrill:
                 kind="cluster" if self.cluster else "instance",
                 gib=self.action.details.get("gib"),
                 operator=self.action.details.get("operator"),
+                measured_on=measured_on(self.ctx),
             )
         point = state["point"]
         if point is None:
