@@ -268,3 +268,60 @@ def test_a_production_subnet_group_is_refused(settings: Settings, aws: Any, tmp_
     )
     with pytest.raises(BadInputError, match="production subnet group"):
         commands.plan(settings, str(book))
+
+
+def test_aurora_cluster_drill_restores_cluster_and_writer_then_deletes_both(
+    settings: Settings, aws: Any
+) -> None:
+    _account(aws)
+    rds = aws("rds")
+    rds.create_db_cluster(
+        DBClusterIdentifier="orders-aurora",
+        Engine="aurora-mysql",
+        EngineVersion="8.0.mysql_aurora.3.05.2",
+        MasterUsername="admin",
+        MasterUserPassword="Not-A-Real-Secret-42",
+        DBSubnetGroupName="orders-subnets",
+        BackupRetentionPeriod=3,
+        DeletionProtection=True,
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders-aurora-1",
+        DBClusterIdentifier="orders-aurora",
+        Engine="aurora-mysql",
+        DBInstanceClass="db.r6g.large",
+    )
+    rds.create_db_cluster_snapshot(
+        DBClusterIdentifier="orders-aurora", DBClusterSnapshotIdentifier="orders-aurora-manual"
+    )
+    seen: dict[str, Any] = {}
+
+    def look(step_id: str, action: Action) -> str:
+        if action.kind == "dr.teardown" and action.target == "orders-aurora":
+            seen["clusters"] = [
+                c
+                for c in rds.describe_db_clusters()["DBClusters"]
+                if c["DBClusterIdentifier"].startswith("drt-")
+            ]
+        return CONFIRM_YES
+
+    result = commands.run(
+        settings,
+        PLAYBOOK,
+        ["databases=[orders-aurora]", "restore_from=snapshot"],
+        options=RunOptions(quiet=True, yes=True, confirm=look),
+    )
+    assert result.status == RunStatus.DONE, result.messages
+    (copy,) = seen["clusters"]
+    assert copy["DBSubnetGroup"] != "orders-subnets"
+    assert copy["DeletionProtection"] is False
+    assert [m["IsClusterWriter"] for m in copy["DBClusterMembers"]] == [True]
+    evidence = _evidence(settings, result.run_id)["orders-aurora"]
+    assert evidence["restore_point"]["snapshot_id"] == "orders-aurora-manual"
+    assert evidence["kind"] == "cluster" and evidence["rto_met"] is True
+    assert not [
+        c
+        for c in rds.describe_db_clusters()["DBClusters"]
+        if c["DBClusterIdentifier"].startswith("drt-")
+    ]
+    assert _drill_copies(aws) == []

@@ -250,20 +250,27 @@ class DatabaseDrill:
             )
         if desc is None or status != "available":
             return self.wait(state["started_at"], f"restoring {self.copy_id} ({status})")
-        if not self.cluster and (desc.get("DeletionProtection") or desc.get("PubliclyAccessible")):
+        if desc.get("DeletionProtection") or desc.get("PubliclyAccessible"):
             # The restore was asked for neither; should the copy have them anyway (moto copies
             # the source's deletion protection), the isolation promise is restored first.
-            self._rds().modify_db_instance(
-                DBInstanceIdentifier=self.copy_id,
-                DeletionProtection=False,
-                PubliclyAccessible=False,
-                ApplyImmediately=True,
-            )
+            if self.cluster:
+                self._rds().modify_db_cluster(
+                    DBClusterIdentifier=self.copy_id,
+                    DeletionProtection=False,
+                    ApplyImmediately=True,
+                )
+            else:
+                self._rds().modify_db_instance(
+                    DBInstanceIdentifier=self.copy_id,
+                    DeletionProtection=False,
+                    PubliclyAccessible=False,
+                    ApplyImmediately=True,
+                )
             desc = self._describe_copy() or {}
             if (
                 desc.get("DeletionProtection")
                 or desc.get("PubliclyAccessible")
-                or desc.get("DBInstanceStatus") != "available"
+                or desc.get("Status" if self.cluster else "DBInstanceStatus") != "available"
             ):
                 return self.wait(state["started_at"], f"making {self.copy_id} private, unprotected")
         if self.cluster:
