@@ -26,8 +26,13 @@ def rto_plot(drills: Sequence[Mapping[str, Any]]) -> str:
     measured = [float(d["rto_s"]) for d in points if isinstance(d.get("rto_s"), (int, float))]
     targets = [float(d["rto_target_s"]) for d in points if d.get("rto_target_s")]
     top = max([*measured, *targets, 1.0]) * 1.1
-    order = sorted({str(d["at"]) + "|" + str(d["run"]) for d in points})
-    slot = {key: i for i, key in enumerate(order)}
+    # One x slot per drill (run), in the order the drills started; its databases share it.
+    first: dict[str, str] = {}
+    for d in points:
+        run = str(d["run"])
+        first[run] = min(first.get(run, str(d["at"])), str(d["at"]))
+    order = sorted(first, key=lambda run: (first[run], run))
+    slot = {run: i for i, run in enumerate(order)}
     inner_w = WIDTH - LEFT - RIGHT
     inner_h = HEIGHT - TOP - BOTTOM
 
@@ -54,14 +59,14 @@ def rto_plot(drills: Sequence[Mapping[str, Any]]) -> str:
     for i, key in enumerate(order):
         parts.append(
             f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" font-size="10" '
-            f'text-anchor="middle">{escape(key.split("|")[0][:10])}</text>'
+            f'text-anchor="middle">{escape(first[key][:16].replace("T", " "))}</text>'
         )
     if targets:
         target = max(targets)
         parts.append(
             f'<line class="rto-target" x1="{LEFT}" y1="{y(target):.1f}" x2="{LEFT + inner_w}" '
             f'y2="{y(target):.1f}" stroke="#a33" stroke-dasharray="6 4"/>'
-            f'<text x="{LEFT + inner_w + 6}" y="{y(target) + 4:.1f}" font-size="11" fill="#a33">'
+            f'<text x="{LEFT + 6}" y="{y(target) - 5:.1f}" font-size="11" fill="#a33">'
             f"target {escape(format_duration(target))}</text>"
         )
     names = sorted({str(d["target"]) for d in points})
@@ -70,10 +75,8 @@ def rto_plot(drills: Sequence[Mapping[str, Any]]) -> str:
         series = [
             d for d in points if d["target"] == name and isinstance(d.get("rto_s"), (int, float))
         ]
-        series.sort(key=lambda d: slot[str(d["at"]) + "|" + str(d["run"])])
-        coords = [
-            (x(slot[str(d["at"]) + "|" + str(d["run"])]), y(float(d["rto_s"]))) for d in series
-        ]
+        series.sort(key=lambda d: slot[str(d["run"])])
+        coords = [(x(slot[str(d["run"])]), y(float(d["rto_s"]))) for d in series]
         if len(coords) > 1:
             path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
             parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}"/>')
@@ -86,7 +89,7 @@ def rto_plot(drills: Sequence[Mapping[str, Any]]) -> str:
                 f"{escape(format_duration(float(d['rto_s'])))}</title></circle>"
             )
         parts.append(
-            f'<text x="{LEFT + inner_w + 6}" y="{TOP + 14 + 14 * n}" font-size="11" '
+            f'<text x="{LEFT + inner_w + 10}" y="{TOP + 14 + 14 * n}" font-size="11" '
             f'fill="{colour}">{escape(name[:24])}</text>'
         )
     parts.append("</svg>")

@@ -457,7 +457,8 @@ class DrRestoreTest(Step):
             Action(
                 kind=CHECK,
                 target=db_id,
-                summary=f"check {copy_id}: available, endpoint resolves"
+                summary=f"check {copy_id}: available"
+                + (", endpoint resolves" if self.params.check_endpoint else "")
                 + (", the check command passes" if self.params.check_command else "")
                 + f", settings equal {db_id}'s; RTO vs {self.params.rto_target}, RPO vs "
                 f"{self.params.rpo_target}",
