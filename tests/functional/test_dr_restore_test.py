@@ -325,3 +325,56 @@ def test_aurora_cluster_drill_restores_cluster_and_writer_then_deletes_both(
         if c["DBClusterIdentifier"].startswith("drt-")
     ]
     assert _drill_copies(aws) == []
+
+
+def test_cross_region_drill_copies_the_snapshot_and_deletes_the_copy(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    _account(aws)
+    aws("rds").create_db_snapshot(DBInstanceIdentifier=DB, DBSnapshotIdentifier="orders-manual")
+    ec2 = aws("ec2", "eu-west-1")
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i}.0/24", AvailabilityZone=f"eu-west-1{z}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, z in ((1, "a"), (2, "b"))
+    ]
+    dr_sg = ec2.create_security_group(GroupName="dr", Description="dr", VpcId=vpc)["GroupId"]
+    aws("rds", "eu-west-1").create_db_subnet_group(
+        DBSubnetGroupName="dr-subnets", DBSubnetGroupDescription="dr", SubnetIds=subnets
+    )
+    book = tmp_path / "dr.yaml"
+    book.write_text(
+        "name: dr\nsteps:\n  - id: dr\n    uses: dr.restore_test\n    with:\n"
+        f"      names: [{DB}]\n      target_region: eu-west-1\n"
+        f"      subnet_group: dr-subnets\n      security_group_ids: [{dr_sg}]\n"
+    )
+    seen: dict[str, Any] = {}
+
+    def look(step_id: str, action: Action) -> str:
+        if action.kind == "dr.teardown":
+            far = aws("rds", "eu-west-1")
+            seen["dbs"] = far.describe_db_instances()["DBInstances"]
+            seen["snaps"] = far.describe_db_snapshots()["DBSnapshots"]
+        return CONFIRM_YES
+
+    result = commands.run(
+        settings, str(book), options=RunOptions(quiet=True, yes=True, confirm=look)
+    )
+    assert result.status == RunStatus.DONE, result.messages
+    (copy,) = seen["dbs"]
+    assert copy["DBSubnetGroup"]["DBSubnetGroupName"] == "dr-subnets"
+    assert ":eu-west-1:" in copy["DBInstanceArn"]
+    copied = copy["DBInstanceIdentifier"].replace(DB, f"{DB}-copy")
+    assert copied in [s["DBSnapshotIdentifier"] for s in seen["snaps"]]
+    evidence = _evidence(settings, result.run_id)[DB]
+    assert evidence["region"] == "eu-west-1"
+    assert evidence["restore_point"]["snapshot_id"] == "orders-manual"
+    far = aws("rds", "eu-west-1")
+    assert far.describe_db_instances()["DBInstances"] == []
+    assert far.describe_db_snapshots()["DBSnapshots"] == []
+    # The given network is the operator's: the drill leaves it in place.
+    assert [g["DBSubnetGroupName"] for g in far.describe_db_subnet_groups()["DBSubnetGroups"]] == [
+        "dr-subnets"
+    ]
