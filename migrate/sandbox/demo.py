@@ -42,7 +42,9 @@ def _point_at(endpoint: str) -> None:
 
 def _dr_drill(settings: Settings, demo_dir: Path, echo: Echo) -> Path:
     """After the baseline (a major update), the DR drill on its result; returns the evidence."""
-    params = ["buckets=[legacy-backups]", "check_endpoint=false"]  # moto publishes no DNS
+    # One database (the one the baseline just re-encrypted: "after major updates") and a bucket;
+    # moto publishes no DNS for its endpoints.
+    params = ["databases=[legacy-mysql]", "buckets=[legacy-backups]", "check_endpoint=false"]
     options = RunOptions(yes=True, quiet=settings.quiet, max_wait_s=120, echo=echo)
     result = commands.run(
         settings, str(find_playbook("dr-restore-test.yaml")), params, options=options

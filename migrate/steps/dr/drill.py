@@ -469,6 +469,7 @@ class DatabaseDrill:
         findings = self._findings(evidence.get("rpo_s"), rto, reach, diffs)
         self.record(
             reachable_at=iso(now) if reachable else None,
+            gib=self.action.details.get("gib"),  # the size the RTO belongs to (estimates)
             reach=reach,
             rto_s=rto,
             rto_target_s=self.cfg.rto_target_s,

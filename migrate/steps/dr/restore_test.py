@@ -129,6 +129,7 @@ class DrRestoreTest(Step):
         "ec2:DeleteSecurityGroup",
         "kms:DescribeKey",
         "kms:CreateGrant",
+        "s3:ListAllMyBuckets",
         "s3:GetBucketVersioning",
         "s3:GetReplicationConfiguration",
         "s3:ListBucketVersions",
