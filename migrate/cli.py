@@ -659,9 +659,11 @@ def sandbox_serve(port: int, workdir: str) -> None:
 
 
 # Command families that live beside their capability (sqlite-utils' lesson: keep cli.py small).
+from migrate.cli_dr import dr  # noqa: E402
 from migrate.cli_trail import trail  # noqa: E402
 
 cli.add_command(trail)
+cli.add_command(dr)
 
 
 # Global options and whether they take a value: accepted after the subcommand too

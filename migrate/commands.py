@@ -794,6 +794,7 @@ def rollback(
         raise LockedError(f"run {run_id} is locked by {holder.describe()}; wait for it first.")
     with store.read() as session:
         steps = list(session.get(Run, run_id).steps)  # type: ignore[union-attr]
+        has_actions = {s.id: bool(s.actions) for s in steps}  # loaded while the session is open
     if step_id is not None and step_id not in [s.step_id for s in steps]:
         raise NotFoundError(f"run {run_id} has no step {step_id!r}.")
     outputs = {s.step_id: dict(s.outputs) for s in steps if s.status == StepStatus.DONE}
@@ -811,7 +812,7 @@ def rollback(
             for sr in reversed(steps):
                 if step_id is not None and sr.step_id != step_id:
                     continue
-                if sr.status in (StepStatus.PENDING, StepStatus.REMOVED) and not sr.actions:
+                if sr.status in (StepStatus.PENDING, StepStatus.REMOVED) and not has_actions[sr.id]:
                     continue
                 journal.scope.step_id = sr.step_id
                 step = instantiate(run_row, sr, outputs, ids[: ids.index(sr.step_id)])
@@ -1076,3 +1077,106 @@ def permissions(
                 {"Sid": f"Step{sid}"[:100], "Effect": "Allow", "Action": actions, "Resource": "*"}
             )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+# --- dr: drill evidence and history ---------------------------------------------------------------
+DR_STEP_TYPE = "dr.restore_test"
+DR_EVIDENCE_SCHEMA = "migrate.dr-evidence/1"
+DR_HISTORY_SCHEMA = "migrate.dr-history/1"
+
+
+def dr_report(settings: Settings, run_id: str) -> dict[str, Any]:
+    """The evidence of the DR drills of one run: per database and bucket the restore point,
+    RTO/RPO measured vs target, settings verified, findings, teardown; who ran it; the journal."""
+    data = report(settings, run_id)
+    dr_steps = [s for s in data["steps"] if s["uses"] == DR_STEP_TYPE]
+    if not dr_steps:
+        raise BadInputError(
+            f"run {run_id} has no {DR_STEP_TYPE} step; `migrate dr history` lists the drills."
+        )
+    ids = {s["id"] for s in dr_steps}
+    drills = []
+    for res in data["resources"]:
+        if res["step"] in ids and res["kind"] == "dr:drill":
+            statuses = {
+                a["kind"]: a["status"]
+                for s in dr_steps
+                for a in s["actions"]
+                if a["target"] == res["identifier"]
+            }
+            drills.append(
+                {
+                    "target": res["identifier"],
+                    "step": res["step"],
+                    **res["details"],
+                    "actions": statuses,
+                }
+            )
+    return {
+        "schema": DR_EVIDENCE_SCHEMA,
+        "run": {
+            k: data[k]
+            for k in (
+                "id",
+                "playbook",
+                "status",
+                "created_by",
+                "caller_arn",
+                "created_at",
+                "updated_at",
+                "error",
+            )
+        },
+        "steps": dr_steps,
+        "drills": drills,
+        "residuals": [
+            {"step": s["id"], "error": s["error"]} for s in dr_steps if s["status"] != "done"
+        ],
+        "journal": [j for j in data["journal"] if j["step"] in ids],
+        "history": dr_history(settings)["drills"],
+    }
+
+
+def dr_history(settings: Settings) -> dict[str, Any]:
+    """Every drill recorded in the state store, oldest first, one row per database or bucket."""
+    store = settings.store()
+    rows: list[dict[str, Any]] = []
+    with store.read() as session:
+        query = (
+            select(Resource, Run)
+            .join(Run, Run.id == Resource.run_id)
+            .join(
+                StepRun, (StepRun.run_id == Resource.run_id) & (StepRun.step_id == Resource.step_id)
+            )
+            .where(Resource.kind == "dr:drill", StepRun.uses == DR_STEP_TYPE)
+            .order_by(Run.created_at, Resource.id)
+        )
+        for res, run_row in session.execute(query).all():
+            d = dict(res.details or {})
+            rows.append(
+                {
+                    "run": run_row.id,
+                    "status": run_row.status,
+                    "at": d.get("drill_started_at")
+                    or run_row.created_at.isoformat(timespec="seconds"),
+                    "by": run_row.created_by,
+                    "caller_arn": run_row.caller_arn,
+                    "target": res.identifier,
+                    "kind": d.get("kind"),
+                    "restore_point": d.get("restore_point"),
+                    "rto_s": d.get("rto_s", d.get("restore_s")),
+                    "rto_target_s": d.get("rto_target_s"),
+                    "rpo_s": d.get("rpo_s"),
+                    "rpo_target_s": d.get("rpo_target_s"),
+                    "rto_met": d.get("rto_met"),
+                    "rpo_met": d.get("rpo_met"),
+                    "findings": list(d.get("findings") or []),
+                    "torn_down": bool(d.get("torn_down_at") or d.get("torn_down")),
+                    "measured_on": d.get("measured_on"),
+                }
+            )
+    return {
+        "schema": DR_HISTORY_SCHEMA,
+        "generated_at": utcnow().isoformat(timespec="seconds"),
+        "drills": rows,
+    }

@@ -119,6 +119,24 @@ class StepContext:
             ).all()
         return [dict(row or {}) for row in rows]
 
+    def earlier_results(self, kind: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Results of done actions of ``kind`` in other runs, newest first (measured rates of
+        earlier drills, for estimates); each with its ``target``. Planning may read them."""
+        if self.store is None:
+            return []
+        query = (
+            select(ActionRow.target, ActionRow.result)
+            .join(StepRun, StepRun.id == ActionRow.step_run_id)
+            .where(ActionRow.kind == kind, ActionRow.status == "done")
+            .order_by(ActionRow.finished_at.desc())
+            .limit(limit)
+        )
+        if self.run_id is not None:
+            query = query.where(StepRun.run_id != self.run_id)
+        with self.store.read() as session:
+            rows = session.execute(query).all()
+        return [{**dict(result or {}), "target": target} for target, result in rows]
+
     # -- progress --------------------------------------------------------------------------------
     def progress(
         self,

@@ -1,0 +1,1 @@
+"""``dr.restore_test``: disaster-recovery drills with measured RTO and RPO."""
