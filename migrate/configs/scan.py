@@ -226,10 +226,28 @@ def build_groups(
     return list(groups.values())
 
 
-def render_name(template: str, group: SecretGroup, path: Path, fmt: str) -> str:
-    """The secret name for ``group`` from the playbook's template."""
+def path_slug(rel: str) -> str:
+    """``conf/Catalina/localhost/shop.xml`` as a secret-name path, each segment slugged."""
+    return "/".join(slug(part.lstrip(".")) for part in rel.split("/") if part) or "config"
+
+
+def render_name(
+    template: str,
+    group: SecretGroup,
+    path: Path,
+    fmt: str,
+    rel: str | None = None,
+    host: str = "localhost",
+) -> str:
+    """The secret name for ``group`` from the playbook's template.
+
+    ``rel`` is the file's path relative to the scanned root (``<path>``; the file name when not
+    given), ``host`` fills ``<host>``.
+    """
     name = (
         template.replace("<resource>", group.resource)
+        .replace("<host>", slug(host))
+        .replace("<path>", path_slug(rel if rel is not None else path.name))
         .replace("<file>", slug(path.name.lstrip(".")))
         .replace("<dir>", slug(path.parent.name))
         .replace("<format>", fmt)
@@ -244,8 +262,11 @@ def scan_bytes(
     style: str,
     name_template: str,
     placeholder: str,
+    rel: str | None = None,
+    host: str = "localhost",
 ) -> FileScan:
-    """Scan one file's bytes and compute its rewrite (in memory)."""
+    """Scan one file's bytes and compute its rewrite (in memory); ``rel`` and ``host`` fill the
+    template's ``<path>`` and ``<host>`` (see :func:`render_name`)."""
     scan = FileScan(path=path, format=fmt, style=style, original=data)
     module = FORMATS[fmt]
     try:
@@ -258,7 +279,7 @@ def scan_bytes(
     scan.findings, scan.near_misses = classify(entries)
     scan.groups = build_groups(fmt, style, entries, scan.findings, path)
     for group in scan.groups:
-        group.name = render_name(name_template, group, path, fmt)
+        group.name = render_name(name_template, group, path, fmt, rel, host)
         if not SECRET_NAME_RE.match(group.name):
             scan.error = (
                 f"the secret name {group.name!r} (from name_template) has characters Secrets "
@@ -286,7 +307,13 @@ def scan_bytes(
 
 
 def scan_file(
-    path: Path, styles: dict[str, str], name_template: str, placeholder: str, max_bytes: int
+    path: Path,
+    styles: dict[str, str],
+    name_template: str,
+    placeholder: str,
+    max_bytes: int,
+    rel: str | None = None,
+    host: str = "localhost",
 ) -> FileScan:
     """Read and scan one file; unreadable or oversized files come back with ``error`` set."""
     fmt = detect_format(path) or "unknown"
@@ -323,4 +350,4 @@ def scan_file(
         return FileScan(
             path=path, format=fmt, style=style, error=f"cannot be read ({exc.strerror})"
         )
-    return scan_bytes(path, data, fmt, style, name_template, placeholder)
+    return scan_bytes(path, data, fmt, style, name_template, placeholder, rel, host)
