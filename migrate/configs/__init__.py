@@ -12,7 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from migrate.configs import envfile, inifile, jsonfile, properties, tomcat, yamlfile
+from migrate.configs import (
+    envfile,
+    inifile,
+    jsonfile,
+    netrc,
+    pgpass,
+    properties,
+    tomcat,
+    yamlfile,
+)
 
 FORMATS: dict[str, ModuleType] = {
     "xml": tomcat,
@@ -21,12 +30,18 @@ FORMATS: dict[str, ModuleType] = {
     "yaml": yamlfile,
     "json": jsonfile,
     "ini": inifile,
+    "pgpass": pgpass,
+    "netrc": netrc,
 }
 
 
 def detect_format(path: Path) -> str | None:
     """The format of a config file from its name, or None when it is not one we read."""
     name = path.name.lower()
+    if name in (".pgpass", "pgpass.conf"):
+        return "pgpass"
+    if name in (".netrc", "_netrc"):
+        return "netrc"
     if name.endswith(".xml"):
         return "xml"
     if name.endswith(".properties"):

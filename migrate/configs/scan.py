@@ -21,6 +21,8 @@ from migrate.configs import FORMATS, detect_format, tomcat
 from migrate.configs.classify import (
     near_miss_reason,
     parse_db_url,
+    props_credentials,
+    props_password,
     secret_name_reason,
     shape_of,
     url_password,
@@ -121,6 +123,13 @@ class FileScan:
         }
 
 
+def credential_values(value: str) -> set[str]:
+    """A moved value and the credentials inside it (the password of a URL or of driver
+    properties): a rewrite that leaves any of them in the file has not moved the credential."""
+    inner = {value, url_password(value), props_password(value)}
+    return {v for v in inner if v}
+
+
 def slug(text: str) -> str:
     """A secret-name-safe slug (``jdbc/legacy`` -> ``jdbc-legacy``)."""
     return re.sub(r"[^A-Za-z0-9_.+=@-]+", "-", text).strip("-.") or "config"
@@ -169,16 +178,23 @@ def _resource_for(fmt: str, group: str, path: Path) -> str:
     return slug(group.replace(".", "-"))
 
 
+PROPS_ATTR = "connectionproperties"
+
+
 def _rds_payload(entries: list[Entry], group: str, url: Entry) -> dict[str, Any]:
     members = {e.name: e for e in entries if e.group == group and tomcat.is_attribute(e)}
     parsed = parse_db_url(url.value)
     assert parsed is not None
     user = members.get("username") or members.get("user")
     password = members.get("password")
+    # A pool's connectionProperties="user=a;password=b" is where some shops keep them.
+    pool = next(
+        (props_credentials(e.value) for n, e in members.items() if n.lower() == PROPS_ATTR), {}
+    )
     payload: dict[str, Any] = {
         "engine": parsed.engine,
-        "username": user.value if user else parsed.username,
-        "password": password.value if password else url_password(url.value),
+        "username": user.value if user else parsed.username or pool.get("user"),
+        "password": password.value if password else url_password(url.value) or pool.get("password"),
     }
     if parsed.host:
         payload["host"] = parsed.host
@@ -221,7 +237,11 @@ def build_groups(
         else:
             json_key, env = entry.name, env_name(entry.key)
         group.moves.append(Move(entry, "", json_key, env))
-        if group.shape == "flat" or entry.name not in ("password", "url", "username", "user"):
+        # With the wrapper, the pool's properties lose their user/password to the RDS shape.
+        wrapped_props = style == "jdbc-wrapper" and entry.name.lower() == PROPS_ATTR
+        if group.shape == "flat" or (
+            entry.name not in ("password", "url", "username", "user") and not wrapped_props
+        ):
             group.payload[json_key] = entry.value
     return list(groups.values())
 
@@ -297,8 +317,8 @@ def scan_bytes(
         scan.groups = []
         return scan
     left, _ = classify(after)
-    moved = {m.entry.value for m in moves}
-    if any(f.entry.value in moved for f in left):
+    moved = {v for m in moves for v in credential_values(m.entry.value)}
+    if any(credential_values(f.entry.value) & moved for f in left):
         scan.error = f"the {style} rewrite would leave a credential in the file"
         scan.groups = []
         return scan

@@ -50,8 +50,25 @@ JWT_VALUE = (
 IMPORT_LIST_PW = "Ledger-Yaml-Pass"
 IMPORT_SCALAR_PW = "Mail-Import-Pass"
 MULTIDOC_PW = "Multi-Doc-Pass"
+ORACLE_PW = "0racle-Thin-Pass"  # jdbc:oracle:thin:user/password@
+ORACLE_HOST = "ora.internal"
+SPRING_BEAN_PW = "Spring-Bean-Pass"  # <property name="password" value=...>
+UTIL_PROPS_PW = "Util-Props-Pass"  # <util:properties><prop key="db.password">
+HIBERNATE_PW = "Hibernate-Cfg-Pass"  # <property name="hibernate.connection.password">text
+POOL_PW = "Pool-Props-Pass"  # connectionProperties="user=..;password=.."
+WILDFLY_PW = "WildFly-DS-Pass"  # standalone.xml <datasource><security><password>
+PGPASS_PW = "pg:pass-Word"  # written as pg\:pass-Word in .pgpass
+NETRC_PW = "Netrc-Git-Pass"
 
 SECRET_VALUES = (
+    ORACLE_PW,
+    SPRING_BEAN_PW,
+    UTIL_PROPS_PW,
+    HIBERNATE_PW,
+    POOL_PW,
+    WILDFLY_PW,
+    PGPASS_PW,
+    NETRC_PW,
     TOMCAT_PW,
     XML_ENTITY_PW,
     ORDERS_PW,
@@ -394,10 +411,89 @@ db.password={MULTIDOC_PW}
 spring.config.activate.on-profile=prod
 db.pool=50
 """.encode(),
+    # Oracle thin URL with user/password@ (no username/password attributes).
+    "tomcat/conf/Catalina/localhost/ora.xml": f"""\
+<Context>
+  <Resource name="jdbc/ora" type="javax.sql.DataSource" driverClassName="oracle.jdbc.OracleDriver"
+            url="jdbc:oracle:thin:scott/{ORACLE_PW}@//{ORACLE_HOST}:1521/LEGACY" maxTotal="20"/>
+</Context>
+""".encode(),
+    # A pool keeping its credentials in connectionProperties.
+    "tomcat/conf/Catalina/localhost/pool.xml": f"""\
+<Context>
+  <Resource name="jdbc/pool" type="javax.sql.DataSource"
+            factory="org.apache.tomcat.jdbc.pool.DataSourceFactory"
+            driverClassName="org.postgresql.Driver" url="jdbc:postgresql://{PG_HOST}:5432/app"
+            connectionProperties="user=pool;password={POOL_PW};ssl=true"/>
+</Context>
+""".encode(),
+    # Spring XML: a DBCP bean and <util:properties>.
+    "spring/applicationContext.xml": f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<beans xmlns="http://www.springframework.org/schema/beans"
+       xmlns:util="http://www.springframework.org/schema/util">
+  <bean id="dataSource" class="org.apache.commons.dbcp2.BasicDataSource" destroy-method="close">
+    <property name="driverClassName" value="com.mysql.cj.jdbc.Driver"/>
+    <property name="url" value="jdbc:mysql://{DB_HOST}:3306/app"/>
+    <property name="username" value="app"/>
+    <property name="password" value="{SPRING_BEAN_PW}"/>
+  </bean>
+  <util:properties id="dbProps">
+    <prop key="db.user">app</prop>
+    <prop key="db.password">{UTIL_PROPS_PW}</prop>
+  </util:properties>
+</beans>
+""".encode(),
+    # Hibernate cfg with its DOCTYPE.
+    "hibernate/hibernate.cfg.xml": f"""\
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE hibernate-configuration PUBLIC "-//Hibernate/Hibernate Configuration DTD 3.0//EN"
+  "http://www.hibernate.org/dtd/hibernate-configuration-3.0.dtd">
+<hibernate-configuration>
+  <session-factory>
+    <property name="hibernate.connection.url">jdbc:postgresql://{PG_HOST}:5432/app</property>
+    <property name="hibernate.connection.username">app</property>
+    <property name="hibernate.connection.password">{HIBERNATE_PW}</property>
+  </session-factory>
+</hibernate-configuration>
+""".encode(),
+    # WildFly standalone.xml datasource.
+    "wildfly/standalone.xml": f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<server xmlns="urn:jboss:domain:19.0">
+  <profile>
+    <subsystem xmlns="urn:jboss:domain:datasources:7.0">
+      <datasources>
+        <datasource jndi-name="java:jboss/datasources/AppDS" pool-name="AppDS">
+          <connection-url>jdbc:mysql://{DB_HOST}:3306/app</connection-url>
+          <driver>mysql</driver>
+          <security>
+            <user-name>app</user-name>
+            <password>{WILDFLY_PW}</password>
+          </security>
+        </datasource>
+      </datasources>
+    </subsystem>
+  </profile>
+</server>
+""".encode(),
+    # Read literally by libpq and curl: found, never rewritten.
+    "home/.pgpass": f"# replica\n{PG_HOST}:5432:app:app:{PGPASS_PW.replace(':', chr(92) + ':')}\n".encode(),
+    "home/.netrc": f"machine git.internal\n  login ci\n  password {NETRC_PW}\n".encode(),
 }
 
 # What the default styles move, per file: the keys (as the plan shows them).
 MOVED: dict[str, set[str]] = {
+    "tomcat/conf/Catalina/localhost/ora.xml": {"Resource[jdbc/ora]@url"},
+    "tomcat/conf/Catalina/localhost/pool.xml": {"Resource[jdbc/pool]@connectionProperties"},
+    "spring/applicationContext.xml": {
+        "bean[dataSource]/property[password]@value",
+        "properties[dbProps]/prop[db.password]",
+    },
+    "hibernate/hibernate.cfg.xml": {
+        "session-factory[1]/property[hibernate.connection.password]"
+    },
+    "wildfly/standalone.xml": {"security[1]/password"},
     "tomcat/conf/context.xml": {"Resource[jdbc/legacy]@password"},
     "tomcat/conf/Catalina/localhost/shop.xml": {
         "Resource[jdbc/orders]@password",
@@ -432,7 +528,14 @@ MOVED: dict[str, set[str]] = {
     "app/imports-scalar.yaml": {"mail.password"},
 }
 # Reported and left untouched.
+# Found (so not compliant) but not rewritten: nothing would expand a reference there.
+REFUSED: dict[str, set[str]] = {
+    "home/.pgpass": {f"{PG_HOST}:5432:app:app/password"},
+    "home/.netrc": {"machine[git.internal]/password"},
+}
 ERRORS = {
+    "home/.pgpass",
+    "home/.netrc",
     "tomcat/conf/broken-context.xml",
     "app/multidoc.properties",
     "app/anchors.yml",

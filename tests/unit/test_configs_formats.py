@@ -35,6 +35,8 @@ DEFAULT = {
     "env": "remove",
     "json": "placeholder",
     "ini": "placeholder",
+    "pgpass": "refuse",
+    "netrc": "refuse",
 }
 PLACEHOLDER = {
     **DEFAULT,

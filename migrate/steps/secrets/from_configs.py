@@ -16,7 +16,14 @@ from pydantic import ConfigDict, Field
 from migrate.aws.errors import has_code, not_found
 from migrate.aws.kms import KeyResolver
 from migrate.configs import detect_format, detectors
-from migrate.configs.scan import FileScan, SecretGroup, canonical, scan_bytes, scan_file
+from migrate.configs.scan import (
+    FileScan,
+    SecretGroup,
+    canonical,
+    credential_values,
+    scan_bytes,
+    scan_file,
+)
 from migrate.configs.textio import (
     Fingerprinter,
     atomic_write,
@@ -73,6 +80,9 @@ class RewriteStyles(StepParams):
     # ``json`` would shadow BaseModel.json; the playbook still writes ``json:``.
     json_files: Literal["placeholder"] = Field(default="placeholder", alias="json")
     ini: Literal["placeholder"] = "placeholder"
+    # Read literally by libpq / curl: no reference would be expanded, so their rewrite is refused.
+    pgpass: Literal["refuse"] = "refuse"
+    netrc: Literal["refuse"] = "refuse"
 
 
 class ConfigSecretsParams(StepParams):
@@ -669,7 +679,9 @@ class ConfigSecrets(Step):
                 "style": details["style"],
                 "source": details.get("source"),
                 "secrets": [s["name"] for s in details["secrets"]],
-                "finding_fps": sorted({fp.value(f.entry.value) for f in scan.findings}),
+                "finding_fps": sorted(
+                    {fp.value(v) for f in scan.findings for v in credential_values(f.entry.value)}
+                ),
             },
         )
         atomic_write(path, new, mode=file_mode(path))
@@ -688,7 +700,11 @@ class ConfigSecrets(Step):
                 problems.append(f"{path}: cannot be read ({exc.strerror})")
                 continue
             scan = self._rescan(path, data, d["format"], d.get("source"))
-            left = {fp.value(f.entry.value) for f in scan.findings} & set(d.get("finding_fps", []))
+            # Whole values and the passwords inside URLs: a URL rewritten without its user part
+            # but with its password would otherwise pass.
+            left = {
+                fp.value(v) for f in scan.findings for v in credential_values(f.entry.value)
+            } & set(d.get("finding_fps", []))
             if scan.error and not scan.error.startswith("cannot be rewritten"):
                 problems.append(f"{path}: {scan.error}")
             if left:

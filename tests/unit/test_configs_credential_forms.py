@@ -1,0 +1,118 @@
+"""Credential forms found since issue 16: Oracle thin URLs, Spring XML beans and
+``<util:properties>``, Hibernate cfg, pool ``connectionProperties``, WildFly datasources,
+``.pgpass`` and ``.netrc`` (found, never rewritten)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from migrate.configs import detect_format
+from migrate.configs.classify import parse_db_url, strip_url_credentials
+from migrate.configs.scan import FileScan, credential_values, scan_bytes
+from tests.unit.configs_corpus import (
+    CORPUS,
+    HIBERNATE_PW,
+    NETRC_PW,
+    ORACLE_HOST,
+    ORACLE_PW,
+    PGPASS_PW,
+    POOL_PW,
+    REFUSED,
+    SPRING_BEAN_PW,
+    UTIL_PROPS_PW,
+    WILDFLY_PW,
+)
+from tests.unit.test_configs_formats import DEFAULT
+
+
+def _scan(rel: str) -> FileScan:
+    path = Path("/srv/configs") / rel
+    fmt = detect_format(path)
+    assert fmt is not None
+    return scan_bytes(path, CORPUS[rel], fmt, DEFAULT[fmt], "legacy/<path>/<resource>", "${<env>}")
+
+
+def _payloads(scan: FileScan) -> dict[str, dict[str, object]]:
+    return {g.name: json.loads(g.secret_string()) for g in scan.groups}
+
+
+def test_oracle_thin_url_credentials_move_and_leave_no_password() -> None:
+    scan = _scan("tomcat/conf/Catalina/localhost/ora.xml")
+    assert scan.error is None and scan.rewritten is not None
+    text = scan.rewritten.decode()
+    assert ORACLE_PW not in text and "scott" not in text
+    assert f'url="jdbc-secretsmanager:oracle:thin:@//{ORACLE_HOST}:1521/LEGACY"' in text
+    assert "AWSSecretsManagerOracleDriver" in text
+    assert _payloads(scan) == {
+        "legacy/ora.xml/jdbc-ora": {
+            "engine": "oracle",
+            "host": ORACLE_HOST,
+            "port": 1521,
+            "dbname": "LEGACY",
+            "username": "scott",
+            "password": ORACLE_PW,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"jdbc:oracle:thin:scott/{ORACLE_PW}@{ORACLE_HOST}:1521:ORCL",
+        f"jdbc:oracle:thin:scott/{ORACLE_PW}@//{ORACLE_HOST}:1521/svc",
+        f'jdbc:oracle:thin:scott/"{ORACLE_PW}"@//{ORACLE_HOST}:1521/svc',
+        f"jdbc:postgresql://{ORACLE_HOST}:5432/app?user=scott&password={ORACLE_PW}&ssl=true",
+        f"jdbc:mysql://scott:{ORACLE_PW}@{ORACLE_HOST}:3306/app",
+        f"jdbc:sqlserver://{ORACLE_HOST}:1433;databaseName=app;user=scott;password={ORACLE_PW}",
+    ],
+)
+def test_every_jdbc_url_credential_form_is_found_split_and_stripped(url: str) -> None:
+    parsed = parse_db_url(url)
+    assert parsed is not None
+    assert (parsed.host, parsed.username, parsed.password) == (ORACLE_HOST, "scott", ORACLE_PW)
+    # Verify compares these: a rewrite that kept the password inside the URL is caught.
+    assert ORACLE_PW in credential_values(url)
+    stripped = strip_url_credentials(url)
+    assert ORACLE_PW not in stripped and "scott" not in stripped and ORACLE_HOST in stripped
+
+
+def test_spring_beans_and_util_properties_become_placeholders_per_bean() -> None:
+    scan = _scan("spring/applicationContext.xml")
+    assert scan.error is None and scan.rewritten is not None
+    text = scan.rewritten.decode()
+    assert SPRING_BEAN_PW not in text and UTIL_PROPS_PW not in text
+    assert '<property name="password" value="${DATASOURCE_PASSWORD}"/>' in text
+    assert '<prop key="db.password">${DBPROPS_DB_PASSWORD}</prop>' in text
+    assert _payloads(scan) == {
+        "legacy/applicationContext.xml/dataSource": {"password": SPRING_BEAN_PW},
+        "legacy/applicationContext.xml/dbProps": {"db.password": UTIL_PROPS_PW},
+    }
+
+
+def test_hibernate_cfg_and_wildfly_datasource_passwords() -> None:
+    hib = _scan("hibernate/hibernate.cfg.xml")
+    assert hib.rewritten is not None and HIBERNATE_PW not in hib.rewritten.decode()
+    assert list(_payloads(hib).values()) == [{"hibernate.connection.password": HIBERNATE_PW}]
+    wildfly = _scan("wildfly/standalone.xml")
+    assert wildfly.rewritten is not None and WILDFLY_PW not in wildfly.rewritten.decode()
+
+
+def test_pool_connection_properties_feed_the_rds_secret_and_keep_other_properties() -> None:
+    scan = _scan("tomcat/conf/Catalina/localhost/pool.xml")
+    assert scan.rewritten is not None
+    text = scan.rewritten.decode()
+    assert POOL_PW not in text and 'connectionProperties="ssl=true"' in text
+    (payload,) = _payloads(scan).values()
+    assert payload["username"] == "pool" and payload["password"] == POOL_PW
+
+
+@pytest.mark.parametrize("rel", sorted(REFUSED))
+def test_pgpass_and_netrc_are_found_and_their_rewrite_refused(rel: str) -> None:
+    scan = _scan(rel)
+    assert {f.entry.key for f in scan.findings} == REFUSED[rel]  # so the file is not compliant
+    assert {f.entry.value for f in scan.findings} & {PGPASS_PW, NETRC_PW}
+    assert scan.error and "literally" in scan.error and scan.rewritten is None
+    assert PGPASS_PW not in scan.error and NETRC_PW not in scan.error
