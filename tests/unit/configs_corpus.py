@@ -490,9 +490,7 @@ MOVED: dict[str, set[str]] = {
         "bean[dataSource]/property[password]@value",
         "properties[dbProps]/prop[db.password]",
     },
-    "hibernate/hibernate.cfg.xml": {
-        "session-factory[1]/property[hibernate.connection.password]"
-    },
+    "hibernate/hibernate.cfg.xml": {"session-factory[1]/property[hibernate.connection.password]"},
     "wildfly/standalone.xml": {"security[1]/password"},
     "tomcat/conf/context.xml": {"Resource[jdbc/legacy]@password"},
     "tomcat/conf/Catalina/localhost/shop.xml": {
