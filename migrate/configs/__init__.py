@@ -16,6 +16,7 @@ from migrate.configs import (
     envfile,
     inifile,
     jsonfile,
+    mycnf,
     netrc,
     pgpass,
     properties,
@@ -32,6 +33,7 @@ FORMATS: dict[str, ModuleType] = {
     "ini": inifile,
     "pgpass": pgpass,
     "netrc": netrc,
+    "mycnf": mycnf,
 }
 
 
@@ -52,6 +54,8 @@ def detect_format(path: Path) -> str | None:
         return "yaml"
     if name.endswith(".json"):
         return "json"
-    if name.endswith((".ini", ".cfg", ".cnf")):
+    if name.endswith(".cnf"):
+        return "mycnf"  # MySQL option files: MySQL's quoting rules, not configparser's
+    if name.endswith((".ini", ".cfg")):
         return "ini"
     return None

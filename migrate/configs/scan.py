@@ -297,6 +297,20 @@ def scan_bytes(
         scan.error = f"cannot be parsed as {fmt}: {exc}"
         return scan
     scan.findings, scan.near_misses = classify(entries)
+    if fmt == "xml":
+        for element in sorted({f.entry.group for f in scan.findings}):
+            factory = tomcat.custom_factory(entries, element)
+            if factory:
+                scan.error = (
+                    f"{element} uses the custom factory {factory}, which may decrypt its password "
+                    "itself: the value in the file would then be ciphertext, and storing it as "
+                    "the password (or switching in the JDBC wrapper) would break the "
+                    "application. Review it: decrypt the password with that factory's tool, "
+                    "write it in the file as plain text and switch the factory to "
+                    "org.apache.tomcat.jdbc.pool.DataSourceFactory, then plan again; or exclude "
+                    "the file"
+                )
+                return scan
     scan.groups = build_groups(fmt, style, entries, scan.findings, path)
     for group in scan.groups:
         group.name = render_name(name_template, group, path, fmt, rel, host)

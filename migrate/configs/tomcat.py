@@ -304,6 +304,30 @@ def jdbc_resource(entries: list[Entry], group: str) -> tuple[str, Entry] | None:
     return parsed.engine, url
 
 
+# DataSource factories that take the password as written. Any other ``factory`` (the
+# "encrypted password" DataSourceFactory subclasses legacy shops write) may decrypt it first: the
+# attribute then holds ciphertext, and storing it as the password would break the app.
+STOCK_FACTORIES = frozenset(
+    {
+        "org.apache.tomcat.jdbc.pool.DataSourceFactory",
+        "org.apache.tomcat.dbcp.dbcp2.BasicDataSourceFactory",
+        "org.apache.tomcat.dbcp.dbcp.BasicDataSourceFactory",
+        "org.apache.commons.dbcp2.BasicDataSourceFactory",
+        "org.apache.commons.dbcp.BasicDataSourceFactory",
+        "com.zaxxer.hikari.HikariJNDIFactory",
+    }
+)
+
+
+def custom_factory(entries: list[Entry], group: str) -> str | None:
+    """The class name of a non-stock ``factory`` on the element of ``group``, or None."""
+    for e in entries:
+        if e.group == group and e.name == "factory" and is_attribute(e):
+            name = e.value.strip()
+            return None if name in STOCK_FACTORIES else name
+    return None
+
+
 def _attr_text(name: str, value: str, quote: str) -> str:
     return f"{name}={quote}{escape_attr(value, quote)}{quote}"
 

@@ -59,6 +59,7 @@ POOL_PW = "Pool-Props-Pass"  # connectionProperties="user=..;password=.."
 WILDFLY_PW = "WildFly-DS-Pass"  # standalone.xml <datasource><security><password>
 PGPASS_PW = "pg:pass-Word"  # written as pg\:pass-Word in .pgpass
 NETRC_PW = "Netrc-Git-Pass"
+MYCNF_QUOTED_PW = "My Quoted#Pass"  # "..." in my.cnf: MySQL strips the quotes
 
 SECRET_VALUES = (
     ORACLE_PW,
@@ -69,6 +70,7 @@ SECRET_VALUES = (
     WILDFLY_PW,
     PGPASS_PW,
     NETRC_PW,
+    MYCNF_QUOTED_PW,
     TOMCAT_PW,
     XML_ENTITY_PW,
     ORDERS_PW,
@@ -418,6 +420,13 @@ db.pool=50
             url="jdbc:oracle:thin:scott/{ORACLE_PW}@//{ORACLE_HOST}:1521/LEGACY" maxTotal="20"/>
 </Context>
 """.encode(),
+    # An "encrypted password" DataSourceFactory: the attribute holds ciphertext.
+    "tomcat/conf/Catalina/localhost/enc.xml": b"""\
+<Context>
+  <Resource name="jdbc/enc" type="javax.sql.DataSource" factory="com.acme.EncryptedDataSourceFactory"
+            url="jdbc:mysql://db.internal:3306/app" username="app" password="kV9x1wq0ZtL3p8eRyA=="/>
+</Context>
+""",
     # A pool keeping its credentials in connectionProperties.
     "tomcat/conf/Catalina/localhost/pool.xml": f"""\
 <Context>
@@ -479,6 +488,9 @@ db.pool=50
 """.encode(),
     # Read literally by libpq and curl: found, never rewritten.
     "home/.pgpass": f"# replica\n{PG_HOST}:5432:app:app:{PGPASS_PW.replace(':', chr(92) + ':')}\n".encode(),
+    "etc/mysql/conf.d/backup.cnf": (
+        f'[client]\nuser = backup\npassword = "{MYCNF_QUOTED_PW}"  # rotated 2021\n'
+    ).encode(),
     "home/.netrc": f"machine git.internal\n  login ci\n  password {NETRC_PW}\n".encode(),
 }
 
@@ -511,7 +523,6 @@ MOVED: dict[str, set[str]] = {
     "app/quoted.yaml": {"redis.password"},
     "web/config.json": {"database.password", "services[0].apiKey"},
     "etc/app.ini": {"[database] password", "[cache] secret"},
-    "etc/my.cnf": {"[client] password"},
     "app/bom.properties": {"db.password"},
     "jobs/notifier.xml": {"smtp[1]@password"},
     "app/imports.properties": {"redis.password"},
@@ -530,10 +541,15 @@ MOVED: dict[str, set[str]] = {
 REFUSED: dict[str, set[str]] = {
     "home/.pgpass": {f"{PG_HOST}:5432:app:app/password"},
     "home/.netrc": {"machine[git.internal]/password"},
+    "etc/my.cnf": {"[client] password"},
+    "etc/mysql/conf.d/backup.cnf": {"[client] password"},
 }
 ERRORS = {
+    "tomcat/conf/Catalina/localhost/enc.xml",
     "home/.pgpass",
     "home/.netrc",
+    "etc/my.cnf",
+    "etc/mysql/conf.d/backup.cnf",
     "tomcat/conf/broken-context.xml",
     "app/multidoc.properties",
     "app/anchors.yml",

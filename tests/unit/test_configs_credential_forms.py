@@ -15,6 +15,8 @@ from migrate.configs.scan import FileScan, credential_values, scan_bytes
 from tests.unit.configs_corpus import (
     CORPUS,
     HIBERNATE_PW,
+    MYCNF_PW,
+    MYCNF_QUOTED_PW,
     NETRC_PW,
     ORACLE_HOST,
     ORACLE_PW,
@@ -110,9 +112,23 @@ def test_pool_connection_properties_feed_the_rds_secret_and_keep_other_propertie
 
 
 @pytest.mark.parametrize("rel", sorted(REFUSED))
-def test_pgpass_and_netrc_are_found_and_their_rewrite_refused(rel: str) -> None:
+def test_files_read_literally_are_found_and_their_rewrite_refused(rel: str) -> None:
     scan = _scan(rel)
     assert {f.entry.key for f in scan.findings} == REFUSED[rel]  # so the file is not compliant
-    assert {f.entry.value for f in scan.findings} & {PGPASS_PW, NETRC_PW}
+    assert {f.entry.value for f in scan.findings} & {PGPASS_PW, NETRC_PW, MYCNF_PW, MYCNF_QUOTED_PW}
     assert scan.error and "literally" in scan.error and scan.rewritten is None
     assert PGPASS_PW not in scan.error and NETRC_PW not in scan.error
+
+
+def test_mysql_option_file_quotes_are_stripped_as_mysql_does() -> None:
+    scan = _scan("etc/mysql/conf.d/backup.cnf")
+    (finding,) = scan.findings
+    assert finding.entry.value == MYCNF_QUOTED_PW  # not '"My Quoted#Pass"'
+    assert scan.error and "literally" in scan.error  # MySQL expands no ${NAME}
+
+
+def test_a_custom_tomcat_factory_is_named_for_review_and_nothing_is_stored() -> None:
+    scan = _scan("tomcat/conf/Catalina/localhost/enc.xml")
+    assert scan.error and "com.acme.EncryptedDataSourceFactory" in scan.error
+    assert "Resource[jdbc/enc]" in scan.error and "kV9x1wq0" not in scan.error
+    assert scan.groups == [] and scan.rewritten is None and scan.findings  # not compliant

@@ -37,6 +37,7 @@ DEFAULT = {
     "ini": "placeholder",
     "pgpass": "refuse",
     "netrc": "refuse",
+    "mycnf": "refuse",
 }
 PLACEHOLDER = {
     **DEFAULT,

@@ -83,6 +83,7 @@ class RewriteStyles(StepParams):
     # Read literally by libpq / curl: no reference would be expanded, so their rewrite is refused.
     pgpass: Literal["refuse"] = "refuse"
     netrc: Literal["refuse"] = "refuse"
+    mycnf: Literal["refuse"] = "refuse"
 
 
 class ConfigSecretsParams(StepParams):
