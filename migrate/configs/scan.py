@@ -284,13 +284,16 @@ def scan_bytes(
     placeholder: str,
     rel: str | None = None,
     host: str = "localhost",
+    properties_encoding: str = "iso-8859-1",
 ) -> FileScan:
     """Scan one file's bytes and compute its rewrite (in memory); ``rel`` and ``host`` fill the
-    template's ``<path>`` and ``<host>`` (see :func:`render_name`)."""
+    template's ``<path>`` and ``<host>`` (see :func:`render_name`); ``.properties`` are decoded
+    with ``properties_encoding``, as the application's runtime reads them."""
+    runtime = properties_encoding if fmt == "properties" else None
     scan = FileScan(path=path, format=fmt, style=style, original=data)
     module = FORMATS[fmt]
     try:
-        decoded: Decoded = decode(data, declared_xml=fmt == "xml")
+        decoded: Decoded = decode(data, declared_xml=fmt == "xml", runtime=runtime)
         scan.encoding = decoded.encoding
         entries = module.parse(decoded.text)
     except ConfigParseError as exc:
@@ -325,7 +328,7 @@ def scan_bytes(
     try:
         text = module.rewrite(decoded.text, moves, style, placeholder)
         rewritten = encode(text, decoded.encoding)
-        after = module.parse(decode(rewritten, declared_xml=fmt == "xml").text)
+        after = module.parse(decode(rewritten, declared_xml=fmt == "xml", runtime=runtime).text)
     except ConfigParseError as exc:
         scan.error = f"cannot be rewritten in style {style}: {exc}"
         scan.groups = []
@@ -348,6 +351,7 @@ def scan_file(
     max_bytes: int,
     rel: str | None = None,
     host: str = "localhost",
+    properties_encoding: str = "iso-8859-1",
 ) -> FileScan:
     """Read and scan one file; unreadable or oversized files come back with ``error`` set."""
     fmt = detect_format(path) or "unknown"
@@ -384,4 +388,6 @@ def scan_file(
         return FileScan(
             path=path, format=fmt, style=style, error=f"cannot be read ({exc.strerror})"
         )
-    return scan_bytes(path, data, fmt, style, name_template, placeholder, rel, host)
+    return scan_bytes(
+        path, data, fmt, style, name_template, placeholder, rel, host, properties_encoding
+    )

@@ -59,6 +59,7 @@ POOL_PW = "Pool-Props-Pass"  # connectionProperties="user=..;password=.."
 WILDFLY_PW = "WildFly-DS-Pass"  # standalone.xml <datasource><security><password>
 PGPASS_PW = "pg:pass-Word"  # written as pg\:pass-Word in .pgpass
 NETRC_PW = "Netrc-Git-Pass"
+UTF8_PROPS_PW = "Passé-UTF8"  # UTF-8 bytes in a .properties: Java reads them as ISO-8859-1
 MYCNF_QUOTED_PW = "My Quoted#Pass"  # "..." in my.cnf: MySQL strips the quotes
 
 SECRET_VALUES = (
@@ -71,6 +72,7 @@ SECRET_VALUES = (
     PGPASS_PW,
     NETRC_PW,
     MYCNF_QUOTED_PW,
+    UTF8_PROPS_PW,
     TOMCAT_PW,
     XML_ENTITY_PW,
     ORDERS_PW,
@@ -491,6 +493,7 @@ db.pool=50
     "etc/mysql/conf.d/backup.cnf": (
         f'[client]\nuser = backup\npassword = "{MYCNF_QUOTED_PW}"  # rotated 2021\n'
     ).encode(),
+    "app/utf8.properties": f"# saved by a UTF-8 editor\ndb.password={UTF8_PROPS_PW}\n".encode(),
     "home/.netrc": f"machine git.internal\n  login ci\n  password {NETRC_PW}\n".encode(),
 }
 
@@ -504,6 +507,7 @@ MOVED: dict[str, set[str]] = {
     },
     "hibernate/hibernate.cfg.xml": {"session-factory[1]/property[hibernate.connection.password]"},
     "wildfly/standalone.xml": {"security[1]/password"},
+    "app/utf8.properties": {"db.password"},
     "tomcat/conf/context.xml": {"Resource[jdbc/legacy]@password"},
     "tomcat/conf/Catalina/localhost/shop.xml": {
         "Resource[jdbc/orders]@password",

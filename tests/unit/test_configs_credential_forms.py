@@ -24,6 +24,7 @@ from tests.unit.configs_corpus import (
     POOL_PW,
     REFUSED,
     SPRING_BEAN_PW,
+    UTF8_PROPS_PW,
     UTIL_PROPS_PW,
     WILDFLY_PW,
 )
@@ -132,3 +133,24 @@ def test_a_custom_tomcat_factory_is_named_for_review_and_nothing_is_stored() -> 
     assert scan.error and "com.acme.EncryptedDataSourceFactory" in scan.error
     assert "Resource[jdbc/enc]" in scan.error and "kV9x1wq0" not in scan.error
     assert scan.groups == [] and scan.rewritten is None and scan.findings  # not compliant
+
+
+def test_properties_values_are_what_java_reads_iso_8859_1_unless_told_utf_8() -> None:
+    path = Path("/srv/configs/app/utf8.properties")
+    data = CORPUS["app/utf8.properties"]
+    as_java = scan_bytes(path, data, "properties", "placeholder", "<resource>", "${<env>}")
+    # java.util.Properties.load(InputStream) and Spring Boot read ISO-8859-1: "Ã©", not "é".
+    assert as_java.findings[0].entry.value == UTF8_PROPS_PW.encode().decode("iso-8859-1")
+    assert as_java.rewritten == data.replace(
+        UTF8_PROPS_PW.encode(), b"${DB_PASSWORD}"
+    )  # byte-exact elsewhere
+    as_utf8 = scan_bytes(
+        path,
+        data,
+        "properties",
+        "placeholder",
+        "<resource>",
+        "${<env>}",
+        properties_encoding="utf-8",
+    )
+    assert as_utf8.findings[0].entry.value == UTF8_PROPS_PW

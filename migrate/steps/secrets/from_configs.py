@@ -97,6 +97,8 @@ class ConfigSecretsParams(StepParams):
     host: str | None = Field(default=None, min_length=1)
     # Several hosts' copies in one run: the host of each `paths` entry (as written there).
     hosts: dict[str, str] = Field(default_factory=dict)
+    # How the application reads .properties: java.util.Properties and Spring Boot use ISO-8859-1.
+    properties_encoding: Literal["iso-8859-1", "utf-8"] = "iso-8859-1"
     placeholder: str = Field(default="${<env>}", min_length=1)
     rewrite: RewriteStyles = Field(default_factory=RewriteStyles)
     tags: dict[str, str] = Field(default_factory=dict)
@@ -232,6 +234,7 @@ class ConfigSecrets(Step):
             self.params.max_file_bytes,
             source["path"],
             str(source["host"]),
+            self.params.properties_encoding,
         )
 
     def _rescan(self, path: Path, data: bytes, fmt: str, source: dict[str, Any] | None) -> FileScan:
@@ -245,6 +248,7 @@ class ConfigSecrets(Step):
             self.params.placeholder,
             source.get("path"),
             str(source.get("host") or self.params.host or local_host()),
+            self.params.properties_encoding,
         )
 
     @staticmethod
