@@ -48,6 +48,8 @@ class NearMiss:
     line: int
     key: str
     reason: str
+    # A real-looking credential left in plain text (an XML comment): the file is not compliant.
+    plaintext: bool = False
 
 
 @dataclass
@@ -86,6 +88,13 @@ class FileScan:
     original: bytes = field(default=b"", repr=False)
     rewritten: bytes | None = field(default=None, repr=False)
 
+    @property
+    def compliant(self) -> bool:
+        """Nothing flags the file: no error, no credential, no credential left in a comment."""
+        return (
+            not self.error and not self.findings and not any(n.plaintext for n in self.near_misses)
+        )
+
     def facts(self, fp: Fingerprinter) -> dict[str, Any]:
         """JSON-safe description: no value, only locations, reasons and keyed fingerprints."""
         by_entry = {id(m.entry): g.name for g in self.groups for m in g.moves}
@@ -106,8 +115,10 @@ class FileScan:
                 for f in self.findings
             ],
             "near_misses": [
-                {"line": n.line, "key": n.key, "reason": n.reason} for n in self.near_misses
+                {"line": n.line, "key": n.key, "reason": n.reason, "plaintext": n.plaintext}
+                for n in self.near_misses
             ],
+            "compliant": self.compliant,
             "secrets": [
                 {
                     "name": g.name,
@@ -145,7 +156,7 @@ def classify(entries: list[Entry]) -> tuple[list[Finding], list[NearMiss]]:
         shape = shape_info.label
         if entry.element is not None and not entry.movable:  # XML comments, odd element text
             if (by_name and not near_miss_reason(entry.value)) or shape:
-                misses.append(NearMiss(entry.line, entry.key, entry.why_not_movable))
+                misses.append(NearMiss(entry.line, entry.key, entry.why_not_movable, True))
             continue
         if by_name:
             why = near_miss_reason(entry.value)

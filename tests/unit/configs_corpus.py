@@ -493,6 +493,11 @@ db.pool=50
     "etc/mysql/conf.d/backup.cnf": (
         f'[client]\nuser = backup\npassword = "{MYCNF_QUOTED_PW}"  # rotated 2021\n'
     ).encode(),
+    # Only a commented-out resource: nothing to move, but a password in plain text.
+    "tomcat/conf/Catalina/localhost/old.xml": (
+        b'<Context>\n  <!-- <Resource name="jdbc/old" password="Old-Commented-Pass"/> -->\n'
+        b"</Context>\n"
+    ),
     "app/utf8.properties": f"# saved by a UTF-8 editor\ndb.password={UTF8_PROPS_PW}\n".encode(),
     "home/.netrc": f"machine git.internal\n  login ci\n  password {NETRC_PW}\n".encode(),
 }

@@ -154,3 +154,11 @@ def test_properties_values_are_what_java_reads_iso_8859_1_unless_told_utf_8() ->
         properties_encoding="utf-8",
     )
     assert as_utf8.findings[0].entry.value == UTF8_PROPS_PW
+
+
+def test_a_credential_left_in_a_comment_makes_the_file_not_compliant() -> None:
+    scan = _scan("tomcat/conf/Catalina/localhost/old.xml")
+    assert not scan.findings and scan.rewritten is None  # nothing is moved...
+    assert [n.plaintext for n in scan.near_misses] == [True]  # ...but it is listed
+    assert not scan.compliant
+    assert _scan("app/references.properties").compliant  # references only: compliant

@@ -309,9 +309,9 @@ class ConfigSecrets(Step):
             # so a plan made with one is stale under another.
             "value_detectors": f"detect-secrets {ds_version}" if ds_version else "built-in",
             "warnings": warnings,
-            "compliant": sorted(
-                p for p, f in files.items() if not f["error"] and not f["findings"]
-            ),
+            # Compliant only when no reader and no value shape flags anything (a credential in
+            # an XML comment is still a credential in plain text).
+            "compliant": sorted(p for p, f in files.items() if f["compliant"]),
         }
 
     @staticmethod
@@ -454,7 +454,14 @@ class ConfigSecrets(Step):
                     + ", ".join(names)
                     + " (backup kept; rollback restores it)",
                     estimate=Estimate(duration_s=0.1),
-                    risks=(NEEDS.get(style, NEEDS["placeholder"]), *_file_risks(path)),
+                    risks=(
+                        NEEDS.get(style, NEEDS["placeholder"]),
+                        *_file_risks(path),
+                        # Feeds iam.keys_to_roles: the app's role, not migrate's, reads these.
+                        "the role the application runs as needs secretsmanager:GetSecretValue on "
+                        + ", ".join(names)
+                        + f" and kms:Decrypt on {self.params.kms_key}",
+                    ),
                     gate="config-cutover",
                     destructive=True,
                     region=facts["region"],
