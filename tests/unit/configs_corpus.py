@@ -59,6 +59,8 @@ POOL_PW = "Pool-Props-Pass"  # connectionProperties="user=..;password=.."
 WILDFLY_PW = "WildFly-DS-Pass"  # standalone.xml <datasource><security><password>
 PGPASS_PW = "pg:pass-Word"  # written as pg\:pass-Word in .pgpass
 NETRC_PW = "Netrc-Git-Pass"
+PROFILE_DEV_PW = "Dev-Profile-Pass"
+PROFILE_PROD_PW = "Prod-Profile-Pass"
 UTF8_PROPS_PW = "Passé-UTF8"  # UTF-8 bytes in a .properties: Java reads them as ISO-8859-1
 MYCNF_QUOTED_PW = "My Quoted#Pass"  # "..." in my.cnf: MySQL strips the quotes
 
@@ -73,6 +75,8 @@ SECRET_VALUES = (
     NETRC_PW,
     MYCNF_QUOTED_PW,
     UTF8_PROPS_PW,
+    PROFILE_DEV_PW,
+    PROFILE_PROD_PW,
     TOMCAT_PW,
     XML_ENTITY_PW,
     ORDERS_PW,
@@ -498,6 +502,15 @@ db.pool=50
         b'<Context>\n  <!-- <Resource name="jdbc/old" password="Old-Commented-Pass"/> -->\n'
         b"</Context>\n"
     ),
+    # Spring Boot profile documents: each its own secret and import.
+    "app/profiles.properties": f"""\
+db.url=jdbc:mysql://dev-db.internal:3306/app
+db.password={PROFILE_DEV_PW}
+#---
+spring.config.activate.on-profile=prod
+db.url=jdbc:mysql://{DB_HOST}:3306/app
+db.password={PROFILE_PROD_PW}
+""".encode(),
     "app/utf8.properties": f"# saved by a UTF-8 editor\ndb.password={UTF8_PROPS_PW}\n".encode(),
     "home/.netrc": f"machine git.internal\n  login ci\n  password {NETRC_PW}\n".encode(),
 }
@@ -513,6 +526,8 @@ MOVED: dict[str, set[str]] = {
     "hibernate/hibernate.cfg.xml": {"session-factory[1]/property[hibernate.connection.password]"},
     "wildfly/standalone.xml": {"security[1]/password"},
     "app/utf8.properties": {"db.password"},
+    "app/profiles.properties": {"db.password"},
+    "app/multidoc.properties": {"db.password"},
     "tomcat/conf/context.xml": {"Resource[jdbc/legacy]@password"},
     "tomcat/conf/Catalina/localhost/shop.xml": {
         "Resource[jdbc/orders]@password",
@@ -560,7 +575,6 @@ ERRORS = {
     "etc/my.cnf",
     "etc/mysql/conf.d/backup.cnf",
     "tomcat/conf/broken-context.xml",
-    "app/multidoc.properties",
     "app/anchors.yml",
     "app/broken.yml",
     "web/broken.json",

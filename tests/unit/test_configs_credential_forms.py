@@ -22,6 +22,8 @@ from tests.unit.configs_corpus import (
     ORACLE_PW,
     PGPASS_PW,
     POOL_PW,
+    PROFILE_DEV_PW,
+    PROFILE_PROD_PW,
     REFUSED,
     SPRING_BEAN_PW,
     UTF8_PROPS_PW,
@@ -162,3 +164,32 @@ def test_a_credential_left_in_a_comment_makes_the_file_not_compliant() -> None:
     assert [n.plaintext for n in scan.near_misses] == [True]  # ...but it is listed
     assert not scan.compliant
     assert _scan("app/references.properties").compliant  # references only: compliant
+
+
+def test_properties_profile_documents_get_their_own_secret_and_import() -> None:
+    scan = _scan("app/profiles.properties")
+    assert scan.error is None and scan.rewritten is not None
+    assert _payloads(scan) == {
+        "legacy/profiles.properties/db": {"db.password": PROFILE_DEV_PW},
+        "legacy/profiles.properties/db-prod": {"db.password": PROFILE_PROD_PW},
+    }
+    first, second = scan.rewritten.decode().split("#---\n")
+    # Each document imports its own secret: the prod profile no longer gets the dev password
+    # (nor the dev profile the prod one, as when the last value won).
+    assert "spring.config.import=aws-secretsmanager:legacy/profiles.properties/db\n" in first
+    assert "db-prod" not in first
+    assert "spring.config.import=aws-secretsmanager:legacy/profiles.properties/db-prod\n" in second
+    assert second.startswith("spring.config.activate.on-profile=prod\n")
+    assert PROFILE_DEV_PW not in scan.rewritten.decode()
+    assert PROFILE_PROD_PW not in scan.rewritten.decode()
+
+
+def test_an_existing_import_is_extended_in_the_document_that_holds_the_credential() -> None:
+    scan = _scan("app/multidoc.properties")
+    assert scan.error is None and scan.rewritten is not None
+    first, second = scan.rewritten.decode().split("#---\n")
+    assert first.startswith(
+        "spring.config.import=optional:file:./base.properties,"
+        "aws-secretsmanager:legacy/multidoc.properties/db\n"
+    )
+    assert "import" not in second
