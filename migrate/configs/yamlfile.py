@@ -16,7 +16,7 @@ only the spans of the moved entries. Rewrite styles:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import yaml
 
@@ -130,8 +130,41 @@ def _parse(text: str) -> _Walk:
     return walk
 
 
+_DOC_PREFIX = re.compile(r"^\[(\d+)\]\.?")
+_PROFILE_KEYS = ("spring.config.activate.on-profile", "spring.profiles")
+
+
+def _per_document(entries: list[Entry]) -> list[Entry]:
+    """Entries of the second and later documents keyed as Spring binds them (``app.password``,
+    not ``[1].app.password``) and grouped per document (``app[prod]``, by its
+    ``spring.config.activate.on-profile``, else ``app[document-2]``): each document gets its own
+    secret, and placeholders stay valid environment names."""
+    labels: dict[str, str] = {}
+    for e in entries:
+        match = _DOC_PREFIX.match(e.key)
+        if match and e.key[match.end() :] in _PROFILE_KEYS and e.value.strip():
+            labels[match.group(1)] = re.sub(r"[^A-Za-z0-9_.-]+", "-", e.value.strip()).strip("-")
+    out = []
+    for e in entries:
+        match = _DOC_PREFIX.match(e.key)
+        if match is None:
+            out.append(e)
+            continue
+        doc = match.group(1)
+        key = e.key[match.end() :]
+        base = key.rsplit(".", 1)[0] if "." in key else key
+        label = labels.get(doc) or f"document-{int(doc) + 1}"
+        out.append(replace(e, key=key, group=f"{base}[{label}]"))
+    return out
+
+
 def parse(text: str) -> list[Entry]:
-    """Every scalar of every document, keyed by its flattened path (``a.b[0].c``)."""
+    """Every scalar of every document, keyed by its flattened path (``a.b[0].c``); later
+    documents' entries are grouped per document (see :func:`_per_document`)."""
+    return _per_document(_parse_entries(text))
+
+
+def _parse_entries(text: str) -> list[Entry]:
     walk = _parse(text)
     out: list[Entry] = []
     for node_id, entry in walk.entries.items():

@@ -61,6 +61,8 @@ PGPASS_PW = "pg:pass-Word"  # written as pg\:pass-Word in .pgpass
 NETRC_PW = "Netrc-Git-Pass"
 PROFILE_DEV_PW = "Dev-Profile-Pass"
 PROFILE_PROD_PW = "Prod-Profile-Pass"
+YAML_DEV_PW = "Yaml-Dev-Pass"
+YAML_PROD_PW = "Yaml-Prod-Pass"
 UTF8_PROPS_PW = "Passé-UTF8"  # UTF-8 bytes in a .properties: Java reads them as ISO-8859-1
 MYCNF_QUOTED_PW = "My Quoted#Pass"  # "..." in my.cnf: MySQL strips the quotes
 
@@ -76,6 +78,8 @@ SECRET_VALUES = (
     MYCNF_QUOTED_PW,
     UTF8_PROPS_PW,
     PROFILE_DEV_PW,
+    YAML_DEV_PW,
+    YAML_PROD_PW,
     PROFILE_PROD_PW,
     TOMCAT_PW,
     XML_ENTITY_PW,
@@ -511,6 +515,18 @@ spring.config.activate.on-profile=prod
 db.url=jdbc:mysql://{DB_HOST}:3306/app
 db.password={PROFILE_PROD_PW}
 """.encode(),
+    # Multi-document YAML with a profile document.
+    "app/profiles.yml": f"""\
+app:
+  password: {YAML_DEV_PW}
+---
+spring:
+  config:
+    activate:
+      on-profile: prod
+app:
+  password: {YAML_PROD_PW}
+""".encode(),
     "app/utf8.properties": f"# saved by a UTF-8 editor\ndb.password={UTF8_PROPS_PW}\n".encode(),
     "home/.netrc": f"machine git.internal\n  login ci\n  password {NETRC_PW}\n".encode(),
 }
@@ -569,6 +585,7 @@ REFUSED: dict[str, set[str]] = {
     "etc/mysql/conf.d/backup.cnf": {"[client] password"},
 }
 ERRORS = {
+    "app/profiles.yml",
     "tomcat/conf/Catalina/localhost/enc.xml",
     "home/.pgpass",
     "home/.netrc",

@@ -29,6 +29,8 @@ from tests.unit.configs_corpus import (
     UTF8_PROPS_PW,
     UTIL_PROPS_PW,
     WILDFLY_PW,
+    YAML_DEV_PW,
+    YAML_PROD_PW,
 )
 from tests.unit.test_configs_formats import DEFAULT
 
@@ -193,3 +195,19 @@ def test_an_existing_import_is_extended_in_the_document_that_holds_the_credentia
         "aws-secretsmanager:legacy/multidoc.properties/db\n"
     )
     assert "import" not in second
+
+
+def test_yaml_documents_get_their_own_secret_and_valid_environment_names() -> None:
+    path = Path("/srv/configs/app/profiles.yml")
+    scan = scan_bytes(
+        path, CORPUS["app/profiles.yml"], "yaml", "placeholder", "legacy/<resource>", "${<env>}"
+    )
+    assert scan.error is None and scan.rewritten is not None
+    assert _payloads(scan) == {
+        "legacy/app": {"app.password": YAML_DEV_PW},
+        "legacy/app-prod": {"app.password": YAML_PROD_PW},
+    }
+    # As Spring binds the key in every document: APP_PASSWORD, never 1_APP_PASSWORD.
+    assert scan.rewritten.decode().count("password: ${APP_PASSWORD}\n") == 2
+    # spring-import across documents stays refused (which document's import: see the docs).
+    assert _scan("app/profiles.yml").error
