@@ -12,7 +12,7 @@ from migrate import commands
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.errors import MigrateError
-from tests.conftest import PLAYBOOKS, write_playbook
+from tests.conftest import PLAYBOOKS, run_cli, write_playbook
 
 STEP = "config-secrets"
 HOST_A_PW = "Host-A-Tomcat-Pass-1"
@@ -166,3 +166,31 @@ def test_rollback_moves_awscurrent_back_to_the_version_the_run_replaced(
     # The file holds its own password again, and so does the secret's AWSCURRENT.
     assert (host_a / "conf/context.xml").read_bytes() == _context_xml(NEW_PW)
     assert _value(aws, name)["password"] == HOST_A_PW
+
+
+def test_secrets_check_resolves_every_reference_of_rewritten_files(
+    settings: Settings, aws: Any, tmp_path: Path, endpoint: str
+) -> None:
+    host_a = _tomcat(tmp_path / "a", HOST_A_PW)
+    _run(settings, _book(tmp_path, [host_a], "      host: web-a\n"))
+    app = tmp_path / "a/app"
+    app.mkdir()
+    # A reference to a secret that does not exist (a typo, another account, a region).
+    (app / "application.properties").write_text(
+        "server.port=8080\nspring.config.import=optional:aws-secretsmanager:web-a/app/missing\n"
+    )
+    (app / ".env").write_text("SMTP_PASSWORD=${SMTP_PASSWORD}\n")
+    result = commands.secrets_check(settings, [str(tmp_path / "a")])
+    by_target = {r["target"]: r for r in result["references"]}
+    assert by_target["web-a/conf/context.xml/jdbc-app"]["ok"] is True
+    assert by_target["web-a/conf/context.xml/jdbc-app"]["via"] == "JDBC wrapper username"
+    assert by_target["web-a/app/missing"]["ok"] is False
+    assert by_target["web-a/app/missing"]["problem"] == "no such secret"
+    assert by_target["SMTP_PASSWORD"]["kind"] == "variable"
+    assert result["failures"] == 1
+    proc = run_cli("secrets", "check", str(tmp_path / "a"), endpoint=endpoint)
+    assert proc.returncode == 1, proc.stderr
+    assert "web-a/app/missing (spring.config.import): FAILS: no such secret" in proc.stdout
+    assert HOST_A_PW not in proc.stdout + proc.stderr
+    bad = run_cli("secrets", "check", str(tmp_path / "nothing-here"), endpoint=endpoint)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
