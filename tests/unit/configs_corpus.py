@@ -527,6 +527,8 @@ spring:
 app:
   password: {YAML_PROD_PW}
 """.encode(),
+    # YAML 1.1 typed scalars: Spring's SnakeYAML reads 0123 as 83.
+    "app/typed.yml": b"cache:\n  password: 0123\nqueue:\n  password: 424242\n",
     "app/utf8.properties": f"# saved by a UTF-8 editor\ndb.password={UTF8_PROPS_PW}\n".encode(),
     "home/.netrc": f"machine git.internal\n  login ci\n  password {NETRC_PW}\n".encode(),
 }
@@ -585,6 +587,7 @@ REFUSED: dict[str, set[str]] = {
     "etc/mysql/conf.d/backup.cnf": {"[client] password"},
 }
 ERRORS = {
+    "app/typed.yml",
     "app/profiles.yml",
     "tomcat/conf/Catalina/localhost/enc.xml",
     "home/.pgpass",

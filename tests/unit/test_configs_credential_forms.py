@@ -211,3 +211,14 @@ def test_yaml_documents_get_their_own_secret_and_valid_environment_names() -> No
     assert scan.rewritten.decode().count("password: ${APP_PASSWORD}\n") == 2
     # spring-import across documents stays refused (which document's import: see the docs).
     assert _scan("app/profiles.yml").error
+
+
+def test_yaml_typed_scalar_the_app_reads_differently_is_refused() -> None:
+    for style in ("spring-import", "placeholder"):
+        path = Path("/srv/configs/app/typed.yml")
+        scan = scan_bytes(path, CORPUS["app/typed.yml"], "yaml", style, "<resource>", "${<env>}")
+        # Spring would see 83, the file shows 0123: storing either would be a guess.
+        assert scan.error and "cache.password" in scan.error and "YAML 1.1" in scan.error
+        assert scan.rewritten is None and scan.groups == []
+    ok = scan_bytes(path, b"queue:\n  password: 424242\n", "yaml", "placeholder", "r", "${<env>}")
+    assert ok.error is None and ok.findings[0].entry.value == "424242"
