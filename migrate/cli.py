@@ -627,6 +627,30 @@ def permissions(playbook: str, params: tuple[str, ...], params_file: str | None)
     click.echo(json.dumps(commands.permissions(playbook, params, params_file), indent=2))
 
 
+@cli.group()
+def secrets() -> None:
+    """Read-only checks of config files migrate rewrote."""
+
+
+@secrets.command("check")
+@click.argument("paths", nargs=-1, required=True)
+@pass_settings
+def secrets_check(settings: Settings, paths: tuple[str, ...]) -> None:
+    """Resolve every secret the rewritten files under PATHS refer to (exit 1 if one would fail)."""
+    result = commands.secrets_check(settings, list(paths))
+    for ref in result["references"]:
+        where = f"{ref['file']}:{ref['line']}"
+        if ref["kind"] == "variable":
+            click.echo(f"{where}: ${{{ref['target']}}} must be supplied at start-up (not checked)")
+        elif ref["ok"]:
+            click.echo(f"{where}: {ref['target']} ({ref['via']}): ok")
+        else:
+            click.echo(f"{where}: {ref['target']} ({ref['via']}): FAILS: {ref['problem']}")
+    click.echo(f"{len(result['references'])} reference(s), {result['failures']} would fail")
+    if result["failures"]:
+        sys.exit(1)
+
+
 # --- demo / sandbox ----------------------------------------------------------------------------------
 @cli.command()
 @click.option("--keep", is_flag=True, help="Keep the sandbox running after the demo (Ctrl-C ends).")

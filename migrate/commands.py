@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from migrate import __version__
+from migrate.aws.errors import access_denied, error_code, not_found
 from migrate.aws.session import AwsSession
 from migrate.cloudtrail import api as cloudtrail_api
 from migrate.cloudtrail.model import UsageReport
+from migrate.configs.references import files_under, references
 from migrate.engine.context import StepContext, operator_name
 from migrate.engine.lock import break_lock, live_lock, locks_for_playbook
 from migrate.engine.planner import PlanResult, diff_facts, make_plan
@@ -1054,6 +1056,62 @@ def trail_usage(
         return cloudtrail_api.usage(store, settings.aws(), source, since, regions, **options)
     finally:
         store.close()
+
+
+def secrets_check(settings: Settings, paths: list[str]) -> dict[str, Any]:
+    """Resolve every secret the config files under ``paths`` refer to, as their apps will.
+
+    Read-only: ``DescribeSecret`` and ``GetSecretValue`` (``AWSCURRENT``) with the caller's
+    credentials; the value is dropped unread. Each reference comes back with ``ok`` and, when it
+    would fail, why (missing, scheduled for deletion, access denied, the key refuses to decrypt).
+    Placeholders are listed as variables something must supply at start-up.
+    """
+    files = files_under(paths)
+    if not files:
+        raise BadInputError(
+            f"secrets check: {', '.join(paths)} holds no config file migrate reads; name the "
+            "rewritten files or their directories."
+        )
+    refs = [r for f in files for r in references(f, f.read_bytes())]
+    sm = settings.aws().client("secretsmanager")
+    verdicts: dict[str, str | None] = {}
+    for name in sorted({r.target for r in refs if r.kind == "secret"}):
+        try:
+            desc = sm.describe_secret(SecretId=name)
+            if desc.get("DeletedDate"):
+                verdicts[name] = "scheduled for deletion"
+                continue
+            sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+            verdicts[name] = None
+        except Exception as exc:
+            if not_found(exc):
+                verdicts[name] = "no such secret"
+            elif access_denied(exc):
+                verdicts[name] = "access denied for this caller"
+            elif error_code(exc) in ("DecryptionFailure", "KMSAccessDeniedException"):
+                verdicts[name] = "its KMS key refuses to decrypt for this caller"
+            elif error_code(exc) is not None:
+                verdicts[name] = f"refused ({error_code(exc)})"
+            else:
+                raise
+    out = [
+        {
+            "file": r.file,
+            "line": r.line,
+            "kind": r.kind,
+            "target": r.target,
+            "via": r.via,
+            "ok": verdicts.get(r.target) is None if r.kind == "secret" else None,
+            "problem": verdicts.get(r.target) if r.kind == "secret" else None,
+        }
+        for r in refs
+    ]
+    return {
+        "schema": "migrate.secrets-check/1",
+        "files": [str(f) for f in files],
+        "references": out,
+        "failures": sum(1 for r in out if r["ok"] is False),
+    }
 
 
 def permissions(

@@ -12,7 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from migrate.configs import envfile, inifile, jsonfile, properties, tomcat, yamlfile
+from migrate.configs import (
+    envfile,
+    inifile,
+    jsonfile,
+    mycnf,
+    netrc,
+    pgpass,
+    properties,
+    tomcat,
+    yamlfile,
+)
 
 FORMATS: dict[str, ModuleType] = {
     "xml": tomcat,
@@ -21,12 +31,19 @@ FORMATS: dict[str, ModuleType] = {
     "yaml": yamlfile,
     "json": jsonfile,
     "ini": inifile,
+    "pgpass": pgpass,
+    "netrc": netrc,
+    "mycnf": mycnf,
 }
 
 
 def detect_format(path: Path) -> str | None:
     """The format of a config file from its name, or None when it is not one we read."""
     name = path.name.lower()
+    if name in (".pgpass", "pgpass.conf"):
+        return "pgpass"
+    if name in (".netrc", "_netrc"):
+        return "netrc"
     if name.endswith(".xml"):
         return "xml"
     if name.endswith(".properties"):
@@ -37,6 +54,8 @@ def detect_format(path: Path) -> str | None:
         return "yaml"
     if name.endswith(".json"):
         return "json"
-    if name.endswith((".ini", ".cfg", ".cnf")):
+    if name.endswith(".cnf"):
+        return "mycnf"  # MySQL option files: MySQL's quoting rules, not configparser's
+    if name.endswith((".ini", ".cfg")):
         return "ini"
     return None

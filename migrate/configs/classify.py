@@ -105,6 +105,12 @@ _PLACEHOLDER = re.compile(
 _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _URL_CREDS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9+.-]+:)?//[^/@\s:]*:([^@\s]+)@")
 _QUERY_PASSWORD = re.compile(r"(?:[?&;](?:password|pwd)=)([^&;]+)", re.I)
+# Oracle's own URL form: jdbc:oracle:thin:scott/tiger@host:1521:sid (or @//host/service, @tns).
+_ORACLE_CREDS = re.compile(
+    r'^(jdbc:oracle:(?:thin|oci8?|kprb):)([^/@:\s"]+)/("[^"]*"|[^@\s]+)@', re.I
+)
+# A pool's driver properties (DBCP/Tomcat JDBC ``connectionProperties="user=a;password=b"``).
+_PROPS_PASSWORD = re.compile(r"(?:^|;)\s*(?:password|pwd)\s*=\s*([^;]+)", re.I)
 _TOKEN_SHAPES = (
     (
         "github token",
@@ -168,6 +174,8 @@ def own_value_shape(value: str) -> str | None:
         return "private key"
     if url_password(value) is not None:
         return "URL with a password"
+    if props_password(value) is not None:
+        return "driver properties with a password"
     stripped = value.strip()
     for label, pattern in _TOKEN_SHAPES:
         if pattern.match(stripped):
@@ -175,8 +183,54 @@ def own_value_shape(value: str) -> str | None:
     return None
 
 
+def props_password(value: str) -> str | None:
+    """The password in ``user=a;password=b`` driver properties, or None."""
+    if "=" not in value or "://" in value:
+        return None
+    match = _PROPS_PASSWORD.search(value)
+    if match and not is_reference(match.group(1).strip()):
+        return match.group(1).strip()
+    return None
+
+
+def props_credentials(value: str) -> dict[str, str]:
+    """``user``/``password`` of ``user=a;password=b`` driver properties (keys lower-cased)."""
+    out: dict[str, str] = {}
+    for part in value.split(";"):
+        key, sep, val = part.partition("=")
+        if sep and key.strip().lower() in ("user", "username", "password", "pwd"):
+            out["password" if key.strip().lower() in ("password", "pwd") else "user"] = val.strip()
+    return out
+
+
+def strip_props_credentials(value: str) -> str:
+    """Driver properties without their ``user``/``password`` entries."""
+    kept = [
+        p
+        for p in value.split(";")
+        if p.strip()
+        and p.partition("=")[0].strip().lower() not in ("user", "username", "password", "pwd")
+    ]
+    return ";".join(kept)
+
+
+def oracle_credentials(value: str) -> tuple[str, str] | None:
+    """(user, password) of an Oracle ``user/password@`` URL, or None."""
+    match = _ORACLE_CREDS.match(value.strip())
+    if not match:
+        return None
+    password = match.group(3)
+    if password.startswith('"') and password.endswith('"'):
+        password = password[1:-1]
+    return (match.group(2), password) if not is_reference(password) else None
+
+
 def url_password(value: str) -> str | None:
-    """The password embedded in a URL (``scheme://user:pw@``, ``?password=``), or None."""
+    """The password embedded in a URL (``scheme://user:pw@``, ``?password=``, Oracle's
+    ``user/password@``), or None."""
+    oracle = oracle_credentials(value)
+    if oracle is not None:
+        return oracle[1]
     match = _URL_CREDS.match(value.strip())
     if match and not is_reference(unquote(match.group(1))):
         return unquote(match.group(1))
@@ -268,15 +322,18 @@ def parse_db_url(url: str) -> JdbcUrl | None:
             pairs.get("password"),
         )
     if engine == "oracle":
-        match = re.search(r"@(?://)?([^:/]+)(?::(\d+))?[:/]([\w.$-]+)", body)
+        creds = oracle_credentials(raw)
+        user, password = creds if creds else (None, None)
+        match = re.search(r"@(?://)?([^:/@]+)(?::(\d+))?[:/]([\w.$-]+)$", body)
         if not match:
-            return JdbcUrl(engine, None, None, None, None)
+            return JdbcUrl(engine, None, None, None, user, password)
         return JdbcUrl(
             engine,
             match.group(1),
             int(match.group(2)) if match.group(2) else None,
             match.group(3),
-            None,
+            user,
+            password,
         )
     try:
         parts = urlsplit(body)
@@ -295,8 +352,10 @@ def parse_db_url(url: str) -> JdbcUrl | None:
 
 
 def strip_url_credentials(url: str) -> str:
-    """The URL without ``user:pw@`` and without ``user=``/``password=`` parameters."""
-    out = re.sub(r"^([A-Za-z][A-Za-z0-9+.:-]*//)[^/@\s]*@", r"\1", url.strip())
+    """The URL without ``user:pw@`` (Oracle: ``user/pw@``) and without ``user=``/``password=``
+    parameters."""
+    out = _ORACLE_CREDS.sub(r"\1@", url.strip())
+    out = re.sub(r"^([A-Za-z][A-Za-z0-9+.:-]*//)[^/@\s]*@", r"\1", out)
     drop = re.compile(r"^(?:user|username|password|pwd)=", re.I)
     base, sep, query = out.partition("?")
     if sep:

@@ -10,11 +10,18 @@ dropped); the key ends at the first unescaped ``=``, ``:`` or blank. Rewrite sty
   already sets ``spring.config.import`` keeps its line, with ``,aws-secretsmanager:<secret>``
   appended to the value (a comment takes the place of the first removed line);
 - ``placeholder``: the value becomes a placeholder (default ``${ENV_NAME}``).
+
+Spring Boot 2.4+ splits a file into documents at ``#---`` / ``!---`` lines, each activated on its
+own (``spring.config.activate.on-profile``): credentials of each document are grouped apart
+(``db`` in the first, ``db[prod]`` in a ``prod`` document, ``db[document-2]`` without a profile),
+so each gets its own secret, and the ``spring-import`` style writes (or extends) the import of
+that same document.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from migrate.configs.model import (
     ConfigParseError,
@@ -94,8 +101,43 @@ def _logical_lines(text: str) -> list[tuple[int, int, int, int, str, list[int]]]
     return out
 
 
+_DOCUMENT_SEPARATOR = re.compile(r"^[#!]---[ \t]*$", re.M)
+_PROFILE_KEYS = ("spring.config.activate.on-profile", "spring.profiles")
+
+
+def documents(text: str) -> list[int]:
+    """Start offsets of the documents of ``text`` (Spring Boot's ``#---`` separators)."""
+    return [0] + [m.end() for m in _DOCUMENT_SEPARATOR.finditer(text)]
+
+
+def document_of(starts: list[int], offset: int) -> int:
+    """Index of the document that holds ``offset``."""
+    return max(i for i, s in enumerate(starts) if s <= offset)
+
+
 def parse(text: str) -> list[Entry]:
-    """Every key/value of a properties file, with spans into ``text``."""
+    """Every key/value of a properties file, with spans into ``text``; entries of the second and
+    later documents are grouped per document (see the module doc)."""
+    entries = _parse(text)
+    starts = documents(text)
+    if len(starts) == 1:
+        return entries
+    labels: dict[int, str] = {}
+    for e in entries:
+        doc = document_of(starts, e.value_span[0])
+        if e.key in _PROFILE_KEYS and e.value.strip():
+            labels[doc] = re.sub(r"[^A-Za-z0-9_.-]+", "-", e.value.strip()).strip("-")
+    out = []
+    for e in entries:
+        doc = document_of(starts, e.value_span[0])
+        if doc:
+            label = labels.get(doc) or f"document-{doc + 1}"
+            e = replace(e, group=f"{e.group}[{label}]")
+        out.append(e)
+    return out
+
+
+def _parse(text: str) -> list[Entry]:
     entries: list[Entry] = []
     for line_no, start, end, end_nl, chars, index in _logical_lines(text):
         j = 0
@@ -165,7 +207,20 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
         )
     if style != "spring-import":
         raise ConfigParseError(f"properties files have no rewrite style {style!r}")
-    imports = [e for e in parse(text) if e.key == IMPORT_KEY]
+    starts = documents(text)
+    all_imports = [e for e in parse(text) if e.key == IMPORT_KEY]
+    by_doc: dict[int, list[Move]] = {}
+    for m in moves:
+        by_doc.setdefault(document_of(starts, m.entry.value_span[0]), []).append(m)
+    edits: list[Edit] = []
+    for doc, doc_moves in sorted(by_doc.items()):
+        imports = [e for e in all_imports if document_of(starts, e.value_span[0]) == doc]
+        edits += _import_edits(text, doc_moves, imports)
+    return apply_edits(text, edits)
+
+
+def _import_edits(text: str, moves: list[Move], imports: list[Entry]) -> list[Edit]:
+    """The spring-import edits of one document: its moves, and its own existing imports."""
     nl = newline_of(text)
     names = sorted({m.secret for m in moves})
     keys = ", ".join(m.entry.key for m in moves)
@@ -192,25 +247,15 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
             edits.append(Edit(s, e, insert if ends_with_nl else insert.rstrip("\r\n")))
         else:
             edits.append(Edit(s, e, ""))
-    return apply_edits(text, edits)
-
-
-_DOCUMENT_SEPARATOR = re.compile(r"^[#!]---[ \t]*$", re.M)
+    return edits
 
 
 def _merge_import(text: str, existing: Entry, location: str) -> Edit:
     """Append ``location`` to an existing ``spring.config.import`` (a comma-separated list).
 
-    ``java.util.Properties`` keeps the last of repeated keys, so ``existing`` is the last one.
-    Spring Boot 2.4+ splits a properties file into documents at ``#---`` lines, each with its
-    own imports: there we would have to guess which document the credentials belong to.
+    ``java.util.Properties`` keeps the last of repeated keys, so ``existing`` is the last one
+    (of the document: Spring Boot reads each ``#---`` document on its own).
     """
-    if _DOCUMENT_SEPARATOR.search(text):
-        raise ConfigParseError(
-            f"the file already sets {IMPORT_KEY} and holds several documents (#---); use the "
-            "placeholder style for this file (rewrite.properties: placeholder)",
-            existing.line,
-        )
     start, end = existing.value_span
     raw = text[start:end]
     kept = raw.rstrip(" \t\f")

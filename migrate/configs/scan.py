@@ -21,6 +21,8 @@ from migrate.configs import FORMATS, detect_format, tomcat
 from migrate.configs.classify import (
     near_miss_reason,
     parse_db_url,
+    props_credentials,
+    props_password,
     secret_name_reason,
     shape_of,
     url_password,
@@ -46,6 +48,8 @@ class NearMiss:
     line: int
     key: str
     reason: str
+    # A real-looking credential left in plain text (an XML comment): the file is not compliant.
+    plaintext: bool = False
 
 
 @dataclass
@@ -84,6 +88,13 @@ class FileScan:
     original: bytes = field(default=b"", repr=False)
     rewritten: bytes | None = field(default=None, repr=False)
 
+    @property
+    def compliant(self) -> bool:
+        """Nothing flags the file: no error, no credential, no credential left in a comment."""
+        return (
+            not self.error and not self.findings and not any(n.plaintext for n in self.near_misses)
+        )
+
     def facts(self, fp: Fingerprinter) -> dict[str, Any]:
         """JSON-safe description: no value, only locations, reasons and keyed fingerprints."""
         by_entry = {id(m.entry): g.name for g in self.groups for m in g.moves}
@@ -104,8 +115,10 @@ class FileScan:
                 for f in self.findings
             ],
             "near_misses": [
-                {"line": n.line, "key": n.key, "reason": n.reason} for n in self.near_misses
+                {"line": n.line, "key": n.key, "reason": n.reason, "plaintext": n.plaintext}
+                for n in self.near_misses
             ],
+            "compliant": self.compliant,
             "secrets": [
                 {
                     "name": g.name,
@@ -119,6 +132,13 @@ class FileScan:
             ],
             "error": self.error,
         }
+
+
+def credential_values(value: str) -> set[str]:
+    """A moved value and the credentials inside it (the password of a URL or of driver
+    properties): a rewrite that leaves any of them in the file has not moved the credential."""
+    inner = {value, url_password(value), props_password(value)}
+    return {v for v in inner if v}
 
 
 def slug(text: str) -> str:
@@ -136,7 +156,7 @@ def classify(entries: list[Entry]) -> tuple[list[Finding], list[NearMiss]]:
         shape = shape_info.label
         if entry.element is not None and not entry.movable:  # XML comments, odd element text
             if (by_name and not near_miss_reason(entry.value)) or shape:
-                misses.append(NearMiss(entry.line, entry.key, entry.why_not_movable))
+                misses.append(NearMiss(entry.line, entry.key, entry.why_not_movable, True))
             continue
         if by_name:
             why = near_miss_reason(entry.value)
@@ -169,16 +189,23 @@ def _resource_for(fmt: str, group: str, path: Path) -> str:
     return slug(group.replace(".", "-"))
 
 
+PROPS_ATTR = "connectionproperties"
+
+
 def _rds_payload(entries: list[Entry], group: str, url: Entry) -> dict[str, Any]:
     members = {e.name: e for e in entries if e.group == group and tomcat.is_attribute(e)}
     parsed = parse_db_url(url.value)
     assert parsed is not None
     user = members.get("username") or members.get("user")
     password = members.get("password")
+    # A pool's connectionProperties="user=a;password=b" is where some shops keep them.
+    pool = next(
+        (props_credentials(e.value) for n, e in members.items() if n.lower() == PROPS_ATTR), {}
+    )
     payload: dict[str, Any] = {
         "engine": parsed.engine,
-        "username": user.value if user else parsed.username,
-        "password": password.value if password else url_password(url.value),
+        "username": user.value if user else parsed.username or pool.get("user"),
+        "password": password.value if password else url_password(url.value) or pool.get("password"),
     }
     if parsed.host:
         payload["host"] = parsed.host
@@ -221,15 +248,37 @@ def build_groups(
         else:
             json_key, env = entry.name, env_name(entry.key)
         group.moves.append(Move(entry, "", json_key, env))
-        if group.shape == "flat" or entry.name not in ("password", "url", "username", "user"):
+        # With the wrapper, the pool's properties lose their user/password to the RDS shape.
+        wrapped_props = style == "jdbc-wrapper" and entry.name.lower() == PROPS_ATTR
+        if group.shape == "flat" or (
+            entry.name not in ("password", "url", "username", "user") and not wrapped_props
+        ):
             group.payload[json_key] = entry.value
     return list(groups.values())
 
 
-def render_name(template: str, group: SecretGroup, path: Path, fmt: str) -> str:
-    """The secret name for ``group`` from the playbook's template."""
+def path_slug(rel: str) -> str:
+    """``conf/Catalina/localhost/shop.xml`` as a secret-name path, each segment slugged."""
+    return "/".join(slug(part.lstrip(".")) for part in rel.split("/") if part) or "config"
+
+
+def render_name(
+    template: str,
+    group: SecretGroup,
+    path: Path,
+    fmt: str,
+    rel: str | None = None,
+    host: str = "localhost",
+) -> str:
+    """The secret name for ``group`` from the playbook's template.
+
+    ``rel`` is the file's path relative to the scanned root (``<path>``; the file name when not
+    given), ``host`` fills ``<host>``.
+    """
     name = (
         template.replace("<resource>", group.resource)
+        .replace("<host>", slug(host))
+        .replace("<path>", path_slug(rel if rel is not None else path.name))
         .replace("<file>", slug(path.name.lstrip(".")))
         .replace("<dir>", slug(path.parent.name))
         .replace("<format>", fmt)
@@ -244,21 +293,41 @@ def scan_bytes(
     style: str,
     name_template: str,
     placeholder: str,
+    rel: str | None = None,
+    host: str = "localhost",
+    properties_encoding: str = "iso-8859-1",
 ) -> FileScan:
-    """Scan one file's bytes and compute its rewrite (in memory)."""
+    """Scan one file's bytes and compute its rewrite (in memory); ``rel`` and ``host`` fill the
+    template's ``<path>`` and ``<host>`` (see :func:`render_name`); ``.properties`` are decoded
+    with ``properties_encoding``, as the application's runtime reads them."""
+    runtime = properties_encoding if fmt == "properties" else None
     scan = FileScan(path=path, format=fmt, style=style, original=data)
     module = FORMATS[fmt]
     try:
-        decoded: Decoded = decode(data, declared_xml=fmt == "xml")
+        decoded: Decoded = decode(data, declared_xml=fmt == "xml", runtime=runtime)
         scan.encoding = decoded.encoding
         entries = module.parse(decoded.text)
     except ConfigParseError as exc:
         scan.error = f"cannot be parsed as {fmt}: {exc}"
         return scan
     scan.findings, scan.near_misses = classify(entries)
+    if fmt == "xml":
+        for element in sorted({f.entry.group for f in scan.findings}):
+            factory = tomcat.custom_factory(entries, element)
+            if factory:
+                scan.error = (
+                    f"{element} uses the custom factory {factory}, which may decrypt its password "
+                    "itself: the value in the file would then be ciphertext, and storing it as "
+                    "the password (or switching in the JDBC wrapper) would break the "
+                    "application. Review it: decrypt the password with that factory's tool, "
+                    "write it in the file as plain text and switch the factory to "
+                    "org.apache.tomcat.jdbc.pool.DataSourceFactory, then plan again; or exclude "
+                    "the file"
+                )
+                return scan
     scan.groups = build_groups(fmt, style, entries, scan.findings, path)
     for group in scan.groups:
-        group.name = render_name(name_template, group, path, fmt)
+        group.name = render_name(name_template, group, path, fmt, rel, host)
         if not SECRET_NAME_RE.match(group.name):
             scan.error = (
                 f"the secret name {group.name!r} (from name_template) has characters Secrets "
@@ -270,14 +339,14 @@ def scan_bytes(
     try:
         text = module.rewrite(decoded.text, moves, style, placeholder)
         rewritten = encode(text, decoded.encoding)
-        after = module.parse(decode(rewritten, declared_xml=fmt == "xml").text)
+        after = module.parse(decode(rewritten, declared_xml=fmt == "xml", runtime=runtime).text)
     except ConfigParseError as exc:
         scan.error = f"cannot be rewritten in style {style}: {exc}"
         scan.groups = []
         return scan
     left, _ = classify(after)
-    moved = {m.entry.value for m in moves}
-    if any(f.entry.value in moved for f in left):
+    moved = {v for m in moves for v in credential_values(m.entry.value)}
+    if any(credential_values(f.entry.value) & moved for f in left):
         scan.error = f"the {style} rewrite would leave a credential in the file"
         scan.groups = []
         return scan
@@ -286,7 +355,14 @@ def scan_bytes(
 
 
 def scan_file(
-    path: Path, styles: dict[str, str], name_template: str, placeholder: str, max_bytes: int
+    path: Path,
+    styles: dict[str, str],
+    name_template: str,
+    placeholder: str,
+    max_bytes: int,
+    rel: str | None = None,
+    host: str = "localhost",
+    properties_encoding: str = "iso-8859-1",
 ) -> FileScan:
     """Read and scan one file; unreadable or oversized files come back with ``error`` set."""
     fmt = detect_format(path) or "unknown"
@@ -323,4 +399,6 @@ def scan_file(
         return FileScan(
             path=path, format=fmt, style=style, error=f"cannot be read ({exc.strerror})"
         )
-    return scan_bytes(path, data, fmt, style, name_template, placeholder)
+    return scan_bytes(
+        path, data, fmt, style, name_template, placeholder, rel, host, properties_encoding
+    )

@@ -36,11 +36,18 @@ class Decoded:
     encoding: str
 
 
-def decode(data: bytes, declared_xml: bool = False) -> Decoded:
-    """Decode ``data`` with an encoding that re-encodes it byte for byte."""
+def decode(data: bytes, declared_xml: bool = False, runtime: str | None = None) -> Decoded:
+    """Decode ``data`` with an encoding that re-encodes it byte for byte.
+
+    ``runtime`` is the encoding the consuming runtime reads the file with (``java.util.Properties``
+    and Spring Boot read ``.properties`` as ISO-8859-1): it comes first, so a value is what the
+    application sees, not what an editor shows. A BOM still means UTF-8.
+    """
     candidates: list[str] = []
     if data.startswith(b"\xef\xbb\xbf"):
         candidates.append("utf-8-sig")
+    if runtime:
+        candidates.append(runtime)
     if declared_xml:
         match = _XML_DECL.match(data.lstrip(b"\xef\xbb\xbf"))
         if match:

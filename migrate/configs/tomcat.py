@@ -25,7 +25,12 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from migrate.configs.classify import WRAPPER_DRIVERS, parse_db_url, strip_url_credentials
+from migrate.configs.classify import (
+    WRAPPER_DRIVERS,
+    parse_db_url,
+    strip_props_credentials,
+    strip_url_credentials,
+)
 from migrate.configs.model import (
     ConfigParseError,
     Edit,
@@ -48,6 +53,11 @@ _COMMENT_TEXT = re.compile(r"<([A-Za-z_][\w.:-]*)(?:\s[^<>]*)?>([^<]*)</\1\s*>")
 _CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
 _XML_BLANK = " \t\r\n"
 KEYED_ELEMENTS = ("Environment", "Parameter")
+# Elements that name a property of their parent: Spring ``<property name= value=>`` (beans,
+# Hibernate cfg ``<property name="hibernate.connection.password">text</property>``),
+# ``<util:properties>``/``<props>`` ``<prop key=>text</prop>``, map ``<entry key= value=>``.
+# Their values belong to the parent (the bean, the session factory), keyed by that name.
+PROPERTY_ELEMENTS = {"property": "name", "prop": "key", "entry": "key"}
 LABEL_ATTRIBUTES = ("name", "id", "username")
 DEFAULT_PLACEHOLDER = "${<env>}"
 MAVEN_PLACEHOLDER = "${env.<env>}"
@@ -98,8 +108,9 @@ def escape_text(value: str) -> str:
 
 
 def is_attribute(entry: Entry) -> bool:
-    """Whether ``entry`` is an attribute (not element text, not a comment)."""
-    return entry.key.startswith(entry.group + "@") and entry.element != "#comment"
+    """Whether ``entry`` is an attribute (not element text, not a comment): only attributes
+    can be removed whole, so only they have an ``entry_span``."""
+    return entry.entry_span is not None and entry.element != "#comment"
 
 
 def escape_attr(value: str, quote: str) -> str:
@@ -136,6 +147,8 @@ def parse(text: str) -> list[Entry]:
         raise ConfigParseError("could not locate every element of the document")
     counters: dict[str, int] = {}
     group_of: dict[ET.Element, str] = {}
+    # The property name a Spring/Hibernate element (or its nested <value>) stands for.
+    property_of: dict[ET.Element, str] = {}
     for match, element in zip(tags, parsed, strict=True):
         tag = match.group(1)
         if _local(tag) != _local(element.tag):
@@ -155,15 +168,27 @@ def parse(text: str) -> list[Entry]:
         counters[tag] = counters.get(tag, 0) + 1
         label = _label(element, values) or str(counters[tag])
         group = f"{_local(tag)}[{label}]"
+        key_prefix = group
+        parent = parent_of.get(element)
+        prop_attr = PROPERTY_ELEMENTS.get(_local(tag))
+        if prop_attr and values.get(prop_attr) and parent is not None:
+            # <bean id="ds"><property name="password" value=...>: the bean's secret, key password.
+            property_of[element] = values[prop_attr]
+            group = group_of[parent]
+            key_prefix = f"{group}/{_local(tag)}[{values[prop_attr]}]"
+        elif _local(tag) == "value" and parent in property_of:
+            property_of[element] = property_of[parent]
         group_of[element] = group
         for attr in attrs:
             name = attr.group(2)
             key_name = name
             if _local(tag) in KEYED_ELEMENTS and name == "value" and values.get("name"):
                 key_name = values["name"]
+            if element in property_of and name == "value":
+                key_name = property_of[element]
             entries.append(
                 Entry(
-                    key=f"{group}@{name}",
+                    key=f"{key_prefix}@{name}",
                     name=key_name,
                     value=values[name],
                     line=line_at(text, attr.start(4)),
@@ -175,9 +200,13 @@ def parse(text: str) -> list[Entry]:
                 )
             )
         if len(element) == 0 and not match.group(0).endswith("/>"):
-            parent = parent_of.get(element)
-            owner = group_of[parent] if parent is not None else group
-            entries.append(_text_entry(text, flat, match, element, owner))
+            named = property_of.get(element)
+            if named is not None:
+                # <prop key="db.password">text</prop>: the parent's group, keyed by the name.
+                entries.append(_text_entry(text, flat, match, element, group, named))
+            else:
+                owner = group_of[parent] if parent is not None else group
+                entries.append(_text_entry(text, flat, match, element, owner))
     for start, end in comments:
         for attr in _COMMENT_ATTR.finditer(text, start, end):
             entries.append(
@@ -200,7 +229,12 @@ def _label(element: ET.Element, values: dict[str, str]) -> str | None:
 
 
 def _text_entry(
-    text: str, flat: str, match: re.Match[str], element: ET.Element, group: str
+    text: str,
+    flat: str,
+    match: re.Match[str],
+    element: ET.Element,
+    group: str,
+    named: str | None = None,
 ) -> Entry:
     """The text of a leaf element, blanks around it excluded from the value and the span."""
     tag = match.group(1)
@@ -225,9 +259,10 @@ def _text_entry(
             )
         value = text_value(inner)
     own = _local(tag)
+    key = f"{group}/{own}" if not group.startswith(f"{own}[") else f"{group}/#text"
     return Entry(
-        key=f"{group}/{own}" if not group.startswith(f"{own}[") else f"{group}/#text",
-        name=own,
+        key=f"{group}/{own}[{named}]" if named is not None else key,
+        name=named if named is not None else own,
         value=value,
         line=line_at(text, span[0]),
         value_span=span,
@@ -267,6 +302,30 @@ def jdbc_resource(entries: list[Entry], group: str) -> tuple[str, Entry] | None:
     if parsed is None or parsed.engine not in WRAPPER_DRIVERS:
         return None
     return parsed.engine, url
+
+
+# DataSource factories that take the password as written. Any other ``factory`` (the
+# "encrypted password" DataSourceFactory subclasses legacy shops write) may decrypt it first: the
+# attribute then holds ciphertext, and storing it as the password would break the app.
+STOCK_FACTORIES = frozenset(
+    {
+        "org.apache.tomcat.jdbc.pool.DataSourceFactory",
+        "org.apache.tomcat.dbcp.dbcp2.BasicDataSourceFactory",
+        "org.apache.tomcat.dbcp.dbcp.BasicDataSourceFactory",
+        "org.apache.commons.dbcp2.BasicDataSourceFactory",
+        "org.apache.commons.dbcp.BasicDataSourceFactory",
+        "com.zaxxer.hikari.HikariJNDIFactory",
+    }
+)
+
+
+def custom_factory(entries: list[Entry], group: str) -> str | None:
+    """The class name of a non-stock ``factory`` on the element of ``group``, or None."""
+    for e in entries:
+        if e.group == group and e.name == "factory" and is_attribute(e):
+            name = e.value.strip()
+            return None if name in STOCK_FACTORIES else name
+    return None
 
 
 def _attr_text(name: str, value: str, quote: str) -> str:
@@ -318,7 +377,15 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
         if password is not None and password.entry_span is not None:
             edits.append(Edit(*password.entry_span, ""))
         for m in group_moves:
-            if m.entry.name not in ("password", "url", "username", "user"):
+            if m.entry.name.lower() == "connectionproperties":
+                # The wrapper supplies user and password: keep the pool's other properties.
+                kept = strip_props_credentials(m.entry.value)
+                if kept:
+                    q = m.entry.quote
+                    edits.append(Edit(*m.entry.value_span, f"{q}{escape_attr(kept, q)}{q}"))
+                elif m.entry.entry_span is not None:
+                    edits.append(Edit(*m.entry.entry_span, ""))
+            elif m.entry.name not in ("password", "url", "username", "user"):
                 edits.append(_placeholder_edit(m, placeholder))
     return apply_edits(text, edits)
 

@@ -16,7 +16,7 @@ only the spans of the moved entries. Rewrite styles:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import yaml
 
@@ -33,6 +33,33 @@ from migrate.configs.model import (
 )
 
 IMPORT_KEY = "spring.config.import"
+_STR_TAG = "tag:yaml.org,2002:str"
+TYPED = "YAML 1.1 reads this plain value as"
+
+
+def _typed(node: yaml.ScalarNode) -> str | None:
+    """Why a plain scalar is ambiguous: YAML 1.1 loaders (SnakeYAML in Spring, PyYAML) resolve
+    ``0123`` to the int 83, ``yes`` to true, ``1e3`` to 1000.0; the app then sees another text
+    than the file shows. None when the value is a string, or reads back as the same text."""
+    if node.style or node.tag == _STR_TAG:
+        return None
+    try:
+        loaded = yaml.safe_load(node.value)
+    except yaml.YAMLError:
+        return None
+    if isinstance(loaded, bool):
+        text = "true" if loaded else "false"
+    elif isinstance(loaded, int):
+        text = str(loaded)
+    else:
+        text = None  # floats, nulls, timestamps: no text the app is sure to see
+    if text == node.value:
+        return None
+    kind = node.tag.rsplit(":", 1)[-1]
+    return (
+        f"{TYPED} {kind}, not the text in the file: quote it if the application reads the text, "
+        "or write the value it really uses, then plan again"
+    )
 
 
 @dataclass
@@ -100,6 +127,9 @@ def _walk(
         why = "the value is inside a flow collection or a list"
     if anchored:
         why = "the value carries an anchor (&) used elsewhere"
+    typed = _typed(node)
+    if typed:
+        why = typed
     group = path.rsplit(".", 1)[0] if "." in path else ""
     walk.entries[id(node)] = Entry(
         key=path,
@@ -130,8 +160,41 @@ def _parse(text: str) -> _Walk:
     return walk
 
 
+_DOC_PREFIX = re.compile(r"^\[(\d+)\]\.?")
+_PROFILE_KEYS = ("spring.config.activate.on-profile", "spring.profiles")
+
+
+def _per_document(entries: list[Entry]) -> list[Entry]:
+    """Entries of the second and later documents keyed as Spring binds them (``app.password``,
+    not ``[1].app.password``) and grouped per document (``app[prod]``, by its
+    ``spring.config.activate.on-profile``, else ``app[document-2]``): each document gets its own
+    secret, and placeholders stay valid environment names."""
+    labels: dict[str, str] = {}
+    for e in entries:
+        match = _DOC_PREFIX.match(e.key)
+        if match and e.key[match.end() :] in _PROFILE_KEYS and e.value.strip():
+            labels[match.group(1)] = re.sub(r"[^A-Za-z0-9_.-]+", "-", e.value.strip()).strip("-")
+    out = []
+    for e in entries:
+        match = _DOC_PREFIX.match(e.key)
+        if match is None:
+            out.append(e)
+            continue
+        doc = match.group(1)
+        key = e.key[match.end() :]
+        base = key.rsplit(".", 1)[0] if "." in key else key
+        label = labels.get(doc) or f"document-{int(doc) + 1}"
+        out.append(replace(e, key=key, group=f"{base}[{label}]"))
+    return out
+
+
 def parse(text: str) -> list[Entry]:
-    """Every scalar of every document, keyed by its flattened path (``a.b[0].c``)."""
+    """Every scalar of every document, keyed by its flattened path (``a.b[0].c``); later
+    documents' entries are grouped per document (see :func:`_per_document`)."""
+    return _per_document(_parse_entries(text))
+
+
+def _parse_entries(text: str) -> list[Entry]:
     walk = _parse(text)
     out: list[Entry] = []
     for node_id, entry in walk.entries.items():
@@ -162,6 +225,9 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
     """Take the moved entries out of ``text`` in ``style``; every other byte is kept."""
     if not moves:
         return text
+    for m in moves:
+        if m.entry.why_not_movable.startswith(TYPED):
+            raise ConfigParseError(f"{m.entry.key}: {m.entry.why_not_movable}", m.entry.line)
     if style == "placeholder":
         edits = []
         for m in moves:

@@ -50,8 +50,37 @@ JWT_VALUE = (
 IMPORT_LIST_PW = "Ledger-Yaml-Pass"
 IMPORT_SCALAR_PW = "Mail-Import-Pass"
 MULTIDOC_PW = "Multi-Doc-Pass"
+ORACLE_PW = "0racle-Thin-Pass"  # jdbc:oracle:thin:user/password@
+ORACLE_HOST = "ora.internal"
+SPRING_BEAN_PW = "Spring-Bean-Pass"  # <property name="password" value=...>
+UTIL_PROPS_PW = "Util-Props-Pass"  # <util:properties><prop key="db.password">
+HIBERNATE_PW = "Hibernate-Cfg-Pass"  # <property name="hibernate.connection.password">text
+POOL_PW = "Pool-Props-Pass"  # connectionProperties="user=..;password=.."
+WILDFLY_PW = "WildFly-DS-Pass"  # standalone.xml <datasource><security><password>
+PGPASS_PW = "pg:pass-Word"  # written as pg\:pass-Word in .pgpass
+NETRC_PW = "Netrc-Git-Pass"
+PROFILE_DEV_PW = "Dev-Profile-Pass"
+PROFILE_PROD_PW = "Prod-Profile-Pass"
+YAML_DEV_PW = "Yaml-Dev-Pass"
+YAML_PROD_PW = "Yaml-Prod-Pass"
+UTF8_PROPS_PW = "Passé-UTF8"  # UTF-8 bytes in a .properties: Java reads them as ISO-8859-1
+MYCNF_QUOTED_PW = "My Quoted#Pass"  # "..." in my.cnf: MySQL strips the quotes
 
 SECRET_VALUES = (
+    ORACLE_PW,
+    SPRING_BEAN_PW,
+    UTIL_PROPS_PW,
+    HIBERNATE_PW,
+    POOL_PW,
+    WILDFLY_PW,
+    PGPASS_PW,
+    NETRC_PW,
+    MYCNF_QUOTED_PW,
+    UTF8_PROPS_PW,
+    PROFILE_DEV_PW,
+    YAML_DEV_PW,
+    YAML_PROD_PW,
+    PROFILE_PROD_PW,
     TOMCAT_PW,
     XML_ENTITY_PW,
     ORDERS_PW,
@@ -394,10 +423,129 @@ db.password={MULTIDOC_PW}
 spring.config.activate.on-profile=prod
 db.pool=50
 """.encode(),
+    # Oracle thin URL with user/password@ (no username/password attributes).
+    "tomcat/conf/Catalina/localhost/ora.xml": f"""\
+<Context>
+  <Resource name="jdbc/ora" type="javax.sql.DataSource" driverClassName="oracle.jdbc.OracleDriver"
+            url="jdbc:oracle:thin:scott/{ORACLE_PW}@//{ORACLE_HOST}:1521/LEGACY" maxTotal="20"/>
+</Context>
+""".encode(),
+    # An "encrypted password" DataSourceFactory: the attribute holds ciphertext.
+    "tomcat/conf/Catalina/localhost/enc.xml": b"""\
+<Context>
+  <Resource name="jdbc/enc" type="javax.sql.DataSource" factory="com.acme.EncryptedDataSourceFactory"
+            url="jdbc:mysql://db.internal:3306/app" username="app" password="kV9x1wq0ZtL3p8eRyA=="/>
+</Context>
+""",
+    # A pool keeping its credentials in connectionProperties.
+    "tomcat/conf/Catalina/localhost/pool.xml": f"""\
+<Context>
+  <Resource name="jdbc/pool" type="javax.sql.DataSource"
+            factory="org.apache.tomcat.jdbc.pool.DataSourceFactory"
+            driverClassName="org.postgresql.Driver" url="jdbc:postgresql://{PG_HOST}:5432/app"
+            connectionProperties="user=pool;password={POOL_PW};ssl=true"/>
+</Context>
+""".encode(),
+    # Spring XML: a DBCP bean and <util:properties>.
+    "spring/applicationContext.xml": f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<beans xmlns="http://www.springframework.org/schema/beans"
+       xmlns:util="http://www.springframework.org/schema/util">
+  <bean id="dataSource" class="org.apache.commons.dbcp2.BasicDataSource" destroy-method="close">
+    <property name="driverClassName" value="com.mysql.cj.jdbc.Driver"/>
+    <property name="url" value="jdbc:mysql://{DB_HOST}:3306/app"/>
+    <property name="username" value="app"/>
+    <property name="password" value="{SPRING_BEAN_PW}"/>
+  </bean>
+  <util:properties id="dbProps">
+    <prop key="db.user">app</prop>
+    <prop key="db.password">{UTIL_PROPS_PW}</prop>
+  </util:properties>
+</beans>
+""".encode(),
+    # Hibernate cfg with its DOCTYPE.
+    "hibernate/hibernate.cfg.xml": f"""\
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE hibernate-configuration PUBLIC "-//Hibernate/Hibernate Configuration DTD 3.0//EN"
+  "http://www.hibernate.org/dtd/hibernate-configuration-3.0.dtd">
+<hibernate-configuration>
+  <session-factory>
+    <property name="hibernate.connection.url">jdbc:postgresql://{PG_HOST}:5432/app</property>
+    <property name="hibernate.connection.username">app</property>
+    <property name="hibernate.connection.password">{HIBERNATE_PW}</property>
+  </session-factory>
+</hibernate-configuration>
+""".encode(),
+    # WildFly standalone.xml datasource.
+    "wildfly/standalone.xml": f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<server xmlns="urn:jboss:domain:19.0">
+  <profile>
+    <subsystem xmlns="urn:jboss:domain:datasources:7.0">
+      <datasources>
+        <datasource jndi-name="java:jboss/datasources/AppDS" pool-name="AppDS">
+          <connection-url>jdbc:mysql://{DB_HOST}:3306/app</connection-url>
+          <driver>mysql</driver>
+          <security>
+            <user-name>app</user-name>
+            <password>{WILDFLY_PW}</password>
+          </security>
+        </datasource>
+      </datasources>
+    </subsystem>
+  </profile>
+</server>
+""".encode(),
+    # Read literally by libpq and curl: found, never rewritten.
+    "home/.pgpass": f"# replica\n{PG_HOST}:5432:app:app:{PGPASS_PW.replace(':', chr(92) + ':')}\n".encode(),
+    "etc/mysql/conf.d/backup.cnf": (
+        f'[client]\nuser = backup\npassword = "{MYCNF_QUOTED_PW}"  # rotated 2021\n'
+    ).encode(),
+    # Only a commented-out resource: nothing to move, but a password in plain text.
+    "tomcat/conf/Catalina/localhost/old.xml": (
+        b'<Context>\n  <!-- <Resource name="jdbc/old" password="Old-Commented-Pass"/> -->\n'
+        b"</Context>\n"
+    ),
+    # Spring Boot profile documents: each its own secret and import.
+    "app/profiles.properties": f"""\
+db.url=jdbc:mysql://dev-db.internal:3306/app
+db.password={PROFILE_DEV_PW}
+#---
+spring.config.activate.on-profile=prod
+db.url=jdbc:mysql://{DB_HOST}:3306/app
+db.password={PROFILE_PROD_PW}
+""".encode(),
+    # Multi-document YAML with a profile document.
+    "app/profiles.yml": f"""\
+app:
+  password: {YAML_DEV_PW}
+---
+spring:
+  config:
+    activate:
+      on-profile: prod
+app:
+  password: {YAML_PROD_PW}
+""".encode(),
+    # YAML 1.1 typed scalars: Spring's SnakeYAML reads 0123 as 83.
+    "app/typed.yml": b"cache:\n  password: 0123\nqueue:\n  password: 424242\n",
+    "app/utf8.properties": f"# saved by a UTF-8 editor\ndb.password={UTF8_PROPS_PW}\n".encode(),
+    "home/.netrc": f"machine git.internal\n  login ci\n  password {NETRC_PW}\n".encode(),
 }
 
 # What the default styles move, per file: the keys (as the plan shows them).
 MOVED: dict[str, set[str]] = {
+    "tomcat/conf/Catalina/localhost/ora.xml": {"Resource[jdbc/ora]@url"},
+    "tomcat/conf/Catalina/localhost/pool.xml": {"Resource[jdbc/pool]@connectionProperties"},
+    "spring/applicationContext.xml": {
+        "bean[dataSource]/property[password]@value",
+        "properties[dbProps]/prop[db.password]",
+    },
+    "hibernate/hibernate.cfg.xml": {"session-factory[1]/property[hibernate.connection.password]"},
+    "wildfly/standalone.xml": {"security[1]/password"},
+    "app/utf8.properties": {"db.password"},
+    "app/profiles.properties": {"db.password"},
+    "app/multidoc.properties": {"db.password"},
     "tomcat/conf/context.xml": {"Resource[jdbc/legacy]@password"},
     "tomcat/conf/Catalina/localhost/shop.xml": {
         "Resource[jdbc/orders]@password",
@@ -417,7 +565,6 @@ MOVED: dict[str, set[str]] = {
     "app/quoted.yaml": {"redis.password"},
     "web/config.json": {"database.password", "services[0].apiKey"},
     "etc/app.ini": {"[database] password", "[cache] secret"},
-    "etc/my.cnf": {"[client] password"},
     "app/bom.properties": {"db.password"},
     "jobs/notifier.xml": {"smtp[1]@password"},
     "app/imports.properties": {"redis.password"},
@@ -432,9 +579,22 @@ MOVED: dict[str, set[str]] = {
     "app/imports-scalar.yaml": {"mail.password"},
 }
 # Reported and left untouched.
+# Found (so not compliant) but not rewritten: nothing would expand a reference there.
+REFUSED: dict[str, set[str]] = {
+    "home/.pgpass": {f"{PG_HOST}:5432:app:app/password"},
+    "home/.netrc": {"machine[git.internal]/password"},
+    "etc/my.cnf": {"[client] password"},
+    "etc/mysql/conf.d/backup.cnf": {"[client] password"},
+}
 ERRORS = {
+    "app/typed.yml",
+    "app/profiles.yml",
+    "tomcat/conf/Catalina/localhost/enc.xml",
+    "home/.pgpass",
+    "home/.netrc",
+    "etc/my.cnf",
+    "etc/mysql/conf.d/backup.cnf",
     "tomcat/conf/broken-context.xml",
-    "app/multidoc.properties",
     "app/anchors.yml",
     "app/broken.yml",
     "web/broken.json",

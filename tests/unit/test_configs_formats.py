@@ -35,6 +35,9 @@ DEFAULT = {
     "env": "remove",
     "json": "placeholder",
     "ini": "placeholder",
+    "pgpass": "refuse",
+    "netrc": "refuse",
+    "mycnf": "refuse",
 }
 PLACEHOLDER = {
     **DEFAULT,

@@ -176,10 +176,8 @@ def test_properties_import_merge_keeps_trailing_blanks_and_takes_the_last_key() 
     )
 
 
-def test_properties_import_merge_refused_in_multi_document_files() -> None:
-    scan = _scan("app/multidoc.properties")
-    assert scan.error is not None and "several documents" in scan.error
-    assert scan.rewritten is None
+def test_properties_multi_document_file_also_takes_placeholders() -> None:
+    # The spring-import style per document: tests/unit/test_configs_credential_forms.py.
     placeholder = _scan("app/multidoc.properties", style="placeholder")
     assert placeholder.error is None and placeholder.rewritten is not None
 

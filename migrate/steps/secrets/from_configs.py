@@ -13,10 +13,17 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from migrate.aws.errors import error_code
+from migrate.aws.errors import has_code, not_found
 from migrate.aws.kms import KeyResolver
 from migrate.configs import detect_format, detectors
-from migrate.configs.scan import FileScan, SecretGroup, canonical, scan_bytes, scan_file
+from migrate.configs.scan import (
+    FileScan,
+    SecretGroup,
+    canonical,
+    credential_values,
+    scan_bytes,
+    scan_file,
+)
 from migrate.configs.textio import (
     Fingerprinter,
     atomic_write,
@@ -28,12 +35,20 @@ from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, handl
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.errors import StepFailed
+from migrate.steps.secrets.ownership import (
+    TAG_MANAGED,
+    TAG_SOURCE,
+    Owner,
+    conflict,
+    local_host,
+    owner_tags,
+    path_label,
+    tag_value,
+)
 
 log = logging.getLogger("migrate.steps.secrets.from_configs")
 
-TAG_MANAGED = "migrate:managed-by"
 TAG_RUN = "migrate:run"
-TAG_SOURCE = "migrate:source"
 SKIP_DIRS = {".git", ".svn", ".hg", "node_modules", "__pycache__", ".venv"}
 # Namespace of the deterministic ClientRequestTokens (the idempotency keys of Secrets Manager).
 _TOKEN_NS = uuid.uuid5(uuid.NAMESPACE_URL, "https://migrate.invalid/secrets.from_configs")
@@ -65,6 +80,10 @@ class RewriteStyles(StepParams):
     # ``json`` would shadow BaseModel.json; the playbook still writes ``json:``.
     json_files: Literal["placeholder"] = Field(default="placeholder", alias="json")
     ini: Literal["placeholder"] = "placeholder"
+    # Read literally by libpq / curl: no reference would be expanded, so their rewrite is refused.
+    pgpass: Literal["refuse"] = "refuse"
+    netrc: Literal["refuse"] = "refuse"
+    mycnf: Literal["refuse"] = "refuse"
 
 
 class ConfigSecretsParams(StepParams):
@@ -73,7 +92,13 @@ class ConfigSecretsParams(StepParams):
     paths: list[str] = Field(min_length=1)
     exclude: list[str] = Field(default_factory=list)
     kms_key: str = Field(min_length=1)
-    name_template: str = Field(default="<dir>/<resource>", min_length=1)
+    # Unique across hosts: the host, the path below the scanned root, the resource in the file.
+    name_template: str = Field(default="<host>/<path>/<resource>", min_length=1)
+    host: str | None = Field(default=None, min_length=1)
+    # Several hosts' copies in one run: the host of each `paths` entry (as written there).
+    hosts: dict[str, str] = Field(default_factory=dict)
+    # How the application reads .properties: java.util.Properties and Spring Boot use ISO-8859-1.
+    properties_encoding: Literal["iso-8859-1", "utf-8"] = "iso-8859-1"
     placeholder: str = Field(default="${<env>}", min_length=1)
     rewrite: RewriteStyles = Field(default_factory=RewriteStyles)
     tags: dict[str, str] = Field(default_factory=dict)
@@ -89,14 +114,27 @@ def _excluded(path: Path, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(text, p) or fnmatch.fnmatchcase(path.name, p) for p in patterns)
 
 
-def discover(paths: list[str], exclude: list[str]) -> tuple[list[Path], list[str]]:
-    """Files named by ``paths`` (files, directories walked recursively, globs), minus ``exclude``,
-    and the ``paths`` entries that matched nothing (reported, not fatal: the plan shows them).
+def _glob_root(expanded: str) -> Path:
+    """The directory a glob starts from: its longest leading part without wildcards."""
+    parts = Path(expanded).parts
+    fixed = [p for p in parts[: next((i for i, p in enumerate(parts) if glob.has_magic(p)), 0)]]
+    return Path(*fixed).absolute() if fixed else Path.cwd()
 
-    Files named explicitly are kept whatever their name (and reported if not a known format);
-    inside directories and globs only files of a known format are taken.
+
+def discover(
+    paths: list[str], exclude: list[str]
+) -> tuple[dict[Path, tuple[Path, str]], list[str]]:
+    """Files named by ``paths`` (files, directories walked recursively, globs), minus ``exclude``,
+    each with the root it was found under and the ``paths`` entry that found it, and the entries that matched nothing
+    (reported, not fatal: the plan shows them).
+
+    The root is the directory named (for a directory), the file's directory (for a file) or the
+    glob's fixed leading part; ``<path>`` in names and the owner tags are relative to it. A file
+    found under several entries keeps the first one's root. Files named explicitly are kept
+    whatever their name (and reported if not a known format); inside directories and globs only
+    files of a known format are taken.
     """
-    found: set[Path] = set()
+    found: dict[Path, tuple[Path, str]] = {}
     missing: list[str] = []
     for spec in paths:
         expanded = os.path.expanduser(spec)
@@ -105,6 +143,7 @@ def discover(paths: list[str], exclude: list[str]) -> tuple[list[Path], list[str
         if not any(Path(m).exists() or Path(m).is_symlink() for m in matches):
             missing.append(spec)
             continue
+        glob_root = _glob_root(expanded) if magic else None
         for match in matches:
             path = Path(match).absolute()
             if path.is_dir() and not path.is_symlink():
@@ -113,10 +152,11 @@ def discover(paths: list[str], exclude: list[str]) -> tuple[list[Path], list[str
                     for name in files:
                         child = Path(root) / name
                         if detect_format(child) and ".migrate-tmp" not in name:
-                            found.add(child)
+                            found.setdefault(child, (glob_root or path, spec))
             elif not (magic and detect_format(path) is None):
-                found.add(path)
-    return sorted(p for p in found if not _excluded(p, exclude)), missing
+                found.setdefault(path, (glob_root or path.parent, spec))
+    kept = {p: found[p] for p in sorted(found) if not _excluded(p, exclude)}
+    return kept, missing
 
 
 @step("secrets.from_configs")
@@ -147,6 +187,7 @@ class ConfigSecrets(Step):
         "secretsmanager:UpdateSecret",
         "secretsmanager:RestoreSecret",
         "secretsmanager:TagResource",
+        "secretsmanager:UpdateSecretVersionStage",
         "secretsmanager:DeleteSecret",
         "kms:DescribeKey",
         "kms:GenerateDataKey",
@@ -174,16 +215,30 @@ class ConfigSecrets(Step):
     def _styles(self) -> dict[str, str]:
         return dict(self.params.rewrite.model_dump(by_alias=True))
 
-    def _scan(self, path: Path) -> FileScan:
+    def _source(self, path: Path, root: Path, spec: str) -> dict[str, str | None]:
+        """Where a file sits: host, root (only when no host is named for it: then the root tells
+        two copies on this machine apart), path relative to the root."""
+        named = self.params.hosts.get(spec) or self.params.host
+        return {
+            "host": named or local_host(),
+            "root": None if named else str(root),
+            "path": path_label(root, path),
+        }
+
+    def _scan(self, path: Path, source: dict[str, str | None]) -> FileScan:
         return scan_file(
             path,
             self._styles(),
             self.params.name_template,
             self.params.placeholder,
             self.params.max_file_bytes,
+            source["path"],
+            str(source["host"]),
+            self.params.properties_encoding,
         )
 
-    def _rescan(self, path: Path, data: bytes, fmt: str) -> FileScan:
+    def _rescan(self, path: Path, data: bytes, fmt: str, source: dict[str, Any] | None) -> FileScan:
+        source = source or {}
         return scan_bytes(
             path,
             data,
@@ -191,6 +246,9 @@ class ConfigSecrets(Step):
             self._styles()[fmt],
             self.params.name_template,
             self.params.placeholder,
+            source.get("path"),
+            str(source.get("host") or self.params.host or local_host()),
+            self.params.properties_encoding,
         )
 
     @staticmethod
@@ -206,9 +264,11 @@ class ConfigSecrets(Step):
         found, missing = discover(self.params.paths, self.params.exclude)
         for spec in missing:
             log.warning("secrets.from_configs: the path %s matches nothing", spec)
-        for path in ctx.progress(found, desc="configs"):
-            scan = self._scan(path)
+        for path in ctx.progress(list(found), desc="configs"):
+            source = self._source(path, *found[path])
+            scan = self._scan(path, source)
             facts = scan.facts(fp)
+            facts["source"] = source
             try:
                 facts["mode"] = f"{file_mode(path):04o}"
             except OSError:
@@ -249,9 +309,9 @@ class ConfigSecrets(Step):
             # so a plan made with one is stale under another.
             "value_detectors": f"detect-secrets {ds_version}" if ds_version else "built-in",
             "warnings": warnings,
-            "compliant": sorted(
-                p for p, f in files.items() if not f["error"] and not f["findings"]
-            ),
+            # Compliant only when no reader and no value shape flags anything (a credential in
+            # an XML comment is still a credential in plain text).
+            "compliant": sorted(p for p, f in files.items() if f["compliant"]),
         }
 
     @staticmethod
@@ -259,7 +319,7 @@ class ConfigSecrets(Step):
         try:
             desc = sm.describe_secret(SecretId=name)
         except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
+            if not_found(exc):
                 return {"exists": False}
             raise
         tags = {t["Key"]: t.get("Value", "") for t in desc.get("Tags", [])}
@@ -269,7 +329,44 @@ class ConfigSecrets(Step):
             "kms_key_id": desc.get("KmsKeyId"),
             "deleted": bool(desc.get("DeletedDate")),
             "managed": tags.get(TAG_MANAGED) == "migrate",
+            # Who the secret belongs to: an app elsewhere may read it (see decide).
+            "tags": {
+                k: v
+                for k, v in sorted(tags.items())
+                if k in (TAG_MANAGED, TAG_SOURCE) or k in owner_tags(tags)
+            },
         }
+
+    @staticmethod
+    def _owners(facts: Facts) -> dict[str, tuple[Owner, str]]:
+        """Per secret name, the source that owns it in this plan (and that source's file).
+
+        The same credential in several files shares one secret: its owner is the first file in
+        path order, and the others write it under that owner.
+        """
+        owners: dict[str, tuple[Owner, str]] = {}
+        for path, info in sorted(facts["files"].items()):
+            for s in info.get("secrets", []):
+                if s["name"] not in owners and info.get("source"):
+                    owner = Owner.of({**info["source"], "resource": s["resource"]})
+                    owners[s["name"]] = (owner, path)
+        return owners
+
+    def _ownership_errors(self, facts: Facts) -> list[str]:
+        """Existing secrets this plan would write although another source (or no migrate) owns
+        them."""
+        problems = []
+        for name, (owner, path) in sorted(self._owners(facts).items()):
+            state = facts["secrets"].get(name, {})
+            if not state.get("exists"):
+                continue
+            why = conflict(state.get("tags", {}), owner, path)
+            if why:
+                problems.append(
+                    f"the secret {name!r} already exists and {why}; this plan would store the "
+                    f"credentials of {owner.describe()} in it"
+                )
+        return problems
 
     def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
         """Per file with credentials: store its secrets, then (gated cut-over) rewrite it."""
@@ -279,8 +376,19 @@ class ConfigSecrets(Step):
             raise StepFailed(
                 f"secrets.from_configs: the secret name {name!r} is produced for different "
                 f"credentials in {', '.join(facts['secrets'][name]['files'])}. Make "
-                "name_template tell them apart (add <file> or <dir>), then plan again."
+                "name_template tell them apart (add <path> or <host>), then plan again."
             )
+        problems = self._ownership_errors(facts)
+        if problems:
+            raise StepFailed(
+                "secrets.from_configs: "
+                + "; ".join(problems)
+                + ". A secret another application reads is never given a new version by a "
+                "migration of a different source: make name_template unique (the default "
+                "<host>/<path>/<resource> is; set `host:` per host), or remove or rename the "
+                "existing secret if it is no longer used, then plan again."
+            )
+        owners = self._owners(facts)
         actions: list[Action] = []
         for path, info in sorted(facts["files"].items()):
             if info["error"] or not info["secrets"]:
@@ -298,11 +406,6 @@ class ConfigSecrets(Step):
                 verb = "create"
                 if state.get("exists"):
                     verb = "restore and update" if state.get("deleted") else "update if changed"
-                    if not state.get("managed"):
-                        risks.append(
-                            f"secret {s['name']} already exists and was not created by migrate: "
-                            "a new version is stored if its value differs"
-                        )
                 store_summary.append(f"{s['name']} ({verb}; {s['shape']}; {s['fp']})")
             common = {
                 "file": path,
@@ -310,8 +413,16 @@ class ConfigSecrets(Step):
                 "style": style,
                 "fp": info["fp"],
                 "rewritten_fp": info["rewritten_fp"],
+                "source": info.get("source"),
                 "secrets": [
-                    {"name": s["name"], "fp": s["fp"], "keys": s["keys"]} for s in info["secrets"]
+                    {
+                        "name": s["name"],
+                        "fp": s["fp"],
+                        "keys": s["keys"],
+                        "owner": owners[s["name"]][0].as_json(),
+                        "owner_file": owners[s["name"]][1],
+                    }
+                    for s in info["secrets"]
                 ],
             }
             actions.append(
@@ -343,7 +454,14 @@ class ConfigSecrets(Step):
                     + ", ".join(names)
                     + " (backup kept; rollback restores it)",
                     estimate=Estimate(duration_s=0.1),
-                    risks=(NEEDS.get(style, NEEDS["placeholder"]), *_file_risks(path)),
+                    risks=(
+                        NEEDS.get(style, NEEDS["placeholder"]),
+                        *_file_risks(path),
+                        # Feeds iam.keys_to_roles: the app's role, not migrate's, reads these.
+                        "the role the application runs as needs secretsmanager:GetSecretValue on "
+                        + ", ".join(names)
+                        + f" and kms:Decrypt on {self.params.kms_key}",
+                    ),
                     gate="config-cutover",
                     destructive=True,
                     region=facts["region"],
@@ -366,7 +484,7 @@ class ConfigSecrets(Step):
         details = action.details
         path = Path(details["file"])
         original = self._original(ctx, fp, path, details["fp"])
-        scan = self._rescan(path, original, details["format"])
+        scan = self._rescan(path, original, details["format"], details.get("source"))
         if scan.error:
             raise StepFailed(f"{path}: {scan.error}. The file is left untouched.")
         groups = {g.name: g for g in scan.groups}
@@ -385,7 +503,10 @@ class ConfigSecrets(Step):
         fp, path, _, groups = self._checked(ctx, action)
         sm = ctx.client("secretsmanager", action.region or self._region(ctx))
         for planned in action.details["secrets"]:
-            self._ensure_secret(ctx, sm, fp, groups[planned["name"]], path)
+            owner = Owner.of(planned["owner"])
+            self._ensure_secret(
+                ctx, sm, fp, groups[planned["name"]], owner, planned.get("owner_file", str(path))
+            )
 
     @handles("config.rewrite")
     def _rewrite_file(self, ctx: StepContext, action: Action) -> None:
@@ -418,9 +539,20 @@ class ConfigSecrets(Step):
         return data
 
     def _ensure_secret(
-        self, ctx: StepContext, sm: Any, fp: Fingerprinter, group: SecretGroup, path: Path
+        self,
+        ctx: StepContext,
+        sm: Any,
+        fp: Fingerprinter,
+        group: SecretGroup,
+        owner: Owner,
+        owner_file: str,
     ) -> None:
-        """Create the secret, or bring it to the payload and key without a needless version."""
+        """Create the secret, or bring it to the payload and key without a needless version.
+
+        An existing secret is written only when it is migrate's and ``owner``'s (checked again
+        here: the secret may have appeared since the plan). Before a new version moves
+        AWSCURRENT, the version it moves from is recorded, so rollback can move it back.
+        """
         name = group.name
         value = group.secret_string()
         value_fp = fp.value(value)
@@ -429,21 +561,23 @@ class ConfigSecrets(Step):
         try:
             desc = sm.describe_secret(SecretId=name)
         except Exception as exc:
-            if error_code(exc) != "ResourceNotFoundException":
+            if not not_found(exc):
                 raise
             desc = None
         if desc is None:
-            new_tags = [
-                {"Key": TAG_MANAGED, "Value": "migrate"},
-                {"Key": TAG_RUN, "Value": ctx.run_id or ""},
-                {"Key": TAG_SOURCE, "Value": _tag_value(str(path))},
-            ] + [{"Key": k, "Value": v} for k, v in sorted(self.params.tags.items())]
+            new_tags = {
+                TAG_MANAGED: "migrate",
+                TAG_RUN: ctx.run_id or "",
+                TAG_SOURCE: tag_value(owner_file),
+                **owner.tags(),
+                **self.params.tags,
+            }
             arn = sm.create_secret(
                 Name=name,
                 SecretString=value,
                 KmsKeyId=key,
                 Description=self.params.description,
-                Tags=new_tags,
+                Tags=[{"Key": k, "Value": v} for k, v in new_tags.items()],
                 ClientRequestToken=token,
             )["ARN"]
             ctx.record_resource(
@@ -456,6 +590,14 @@ class ConfigSecrets(Step):
             return
         arn = desc["ARN"]
         tags = {t["Key"]: t.get("Value", "") for t in desc.get("Tags", [])}
+        why = conflict(tags, owner, owner_file)
+        if why:
+            raise StepFailed(
+                f"the secret {name!r} {why}; it would have received the credentials of "
+                f"{owner.describe()}. Nothing was written to it. Make name_template unique, "
+                "then plan again."
+            )
+        created_here = tags.get(TAG_RUN) == ctx.run_id
         if desc.get("DeletedDate"):
             sm.restore_secret(SecretId=arn)
         key_changed = not self._same_key(ctx, desc.get("KmsKeyId"), key)
@@ -463,26 +605,48 @@ class ConfigSecrets(Step):
             sm.update_secret(SecretId=arn, KmsKeyId=key)
         current: str | None
         try:
-            current = sm.get_secret_value(SecretId=arn)["SecretString"]
+            # VersionStage spelled out: the same on AWS, and what moto needs once stages moved.
+            current = sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
         except Exception as exc:
-            if error_code(exc) != "ResourceNotFoundException":
+            if not not_found(exc):
                 raise
             current = None
         same = current is not None and _same_json(current, value)
         # A new key only applies to versions stored after the change: store the value again.
         new_version = not same or key_changed
+        details: dict[str, Any] = {
+            "name": name,
+            "kms_key": key,
+            "fp": value_fp,
+            "new_version": new_version,
+        }
+        stages = desc.get("VersionIdsToStages") or {}
+        if new_version and not created_here:
+            previous = _version_with(stages, "AWSCURRENT")
+            if previous == token:  # our put landed before a crash: it moved from AWSPREVIOUS
+                previous = _version_with(stages, "AWSPREVIOUS")
+            if previous and previous != token:
+                details |= {"previous_version": previous, "version": token}
+            # Intent before the put: rollback knows where AWSCURRENT was even after a crash.
+            ctx.record_resource(
+                "secretsmanager:secret",
+                arn,
+                change="modified",
+                region=self._region(ctx),
+                details=details,
+            )
         if new_version:
             sm.put_secret_value(SecretId=arn, SecretString=value, ClientRequestToken=token)
-        wanted = {TAG_MANAGED: "migrate", **self.params.tags}
+        wanted = {TAG_MANAGED: "migrate", **owner.tags(), **self.params.tags}
         missing = [{"Key": k, "Value": v} for k, v in sorted(wanted.items()) if tags.get(k) != v]
         if missing:
             sm.tag_resource(SecretId=arn, Tags=missing)
         ctx.record_resource(
             "secretsmanager:secret",
             arn,
-            change="created" if tags.get(TAG_RUN) == ctx.run_id else "modified",
+            change="created" if created_here else "modified",
             region=self._region(ctx),
-            details={"name": name, "kms_key": key, "fp": value_fp, "new_version": new_version},
+            details=details,
         )
 
     def _same_key(self, ctx: StepContext, current: str | None, wanted: str) -> bool:
@@ -525,8 +689,11 @@ class ConfigSecrets(Step):
                 "mode": file_mode(path),
                 "format": details["format"],
                 "style": details["style"],
+                "source": details.get("source"),
                 "secrets": [s["name"] for s in details["secrets"]],
-                "finding_fps": sorted({fp.value(f.entry.value) for f in scan.findings}),
+                "finding_fps": sorted(
+                    {fp.value(v) for f in scan.findings for v in credential_values(f.entry.value)}
+                ),
             },
         )
         atomic_write(path, new, mode=file_mode(path))
@@ -544,8 +711,12 @@ class ConfigSecrets(Step):
             except OSError as exc:
                 problems.append(f"{path}: cannot be read ({exc.strerror})")
                 continue
-            scan = self._rescan(path, data, d["format"])
-            left = {fp.value(f.entry.value) for f in scan.findings} & set(d.get("finding_fps", []))
+            scan = self._rescan(path, data, d["format"], d.get("source"))
+            # Whole values and the passwords inside URLs: a URL rewritten without its user part
+            # but with its password would otherwise pass.
+            left = {
+                fp.value(v) for f in scan.findings for v in credential_values(f.entry.value)
+            } & set(d.get("finding_fps", []))
             if scan.error and not scan.error.startswith("cannot be rewritten"):
                 problems.append(f"{path}: {scan.error}")
             if left:
@@ -553,7 +724,9 @@ class ConfigSecrets(Step):
         for res in ctx.resources("secretsmanager:secret"):
             d = res.details or {}
             sm = ctx.client("secretsmanager", res.region)
-            value = sm.get_secret_value(SecretId=res.identifier)["SecretString"]
+            value = sm.get_secret_value(SecretId=res.identifier, VersionStage="AWSCURRENT")[
+                "SecretString"
+            ]
             if fp.value(canonical(json.loads(value))) != d.get("fp"):
                 problems.append(f"secret {d.get('name')} does not hold the moved value")
         if problems:
@@ -601,6 +774,9 @@ class ConfigSecrets(Step):
                 continue
             atomic_write(path, data, mode=int(d.get("mode") or 0o600))
             log.info("restored %s from %s", path, backup)
+        for res in ctx.resources("secretsmanager:secret"):
+            if res.change == "modified":
+                refused += self._restore_current(ctx, res.identifier, res.region, res.details)
         if self.params.rollback_deletes_secrets:
             for res in ctx.resources("secretsmanager:secret"):
                 if res.change != "created":
@@ -612,13 +788,46 @@ class ConfigSecrets(Step):
                         RecoveryWindowInDays=self.params.recovery_window_days,
                     )
                 except Exception as exc:
-                    if error_code(exc) not in (
-                        "ResourceNotFoundException",
-                        "InvalidRequestException",
-                    ):
+                    if not (not_found(exc) or has_code(exc, "InvalidRequestException")):
                         raise
         if refused:
             raise StepFailed("rollback left some files as they are: " + "; ".join(refused) + ".")
+
+    def _restore_current(
+        self, ctx: StepContext, arn: str, region: str | None, details: dict[str, Any] | None
+    ) -> list[str]:
+        """Move AWSCURRENT back to the version this run moved it from (if it still sits on ours).
+
+        The files go back to the credentials they held; the secret's readers (the app, cut over
+        by an earlier run) must see those same credentials again, not the ones this run stored.
+        """
+        d = details or {}
+        previous, ours = d.get("previous_version"), d.get("version")
+        if not previous or not ours:
+            return []
+        sm = ctx.client("secretsmanager", region)
+        try:
+            stages = sm.describe_secret(SecretId=arn).get("VersionIdsToStages") or {}
+        except Exception as exc:
+            if not_found(exc):
+                return [f"secret {d.get('name')}: gone; AWSCURRENT not restored"]
+            raise
+        current = _version_with(stages, "AWSCURRENT")
+        if current == previous:
+            return []  # restored before (a repeated rollback)
+        if current != ours:
+            return [
+                f"secret {d.get('name')}: AWSCURRENT moved to another version after this run; "
+                f"left as it is (this run moved it from version {previous})"
+            ]
+        sm.update_secret_version_stage(
+            SecretId=arn,
+            VersionStage="AWSCURRENT",
+            MoveToVersionId=previous,
+            RemoveFromVersionId=ours,
+        )
+        log.info("moved AWSCURRENT of %s back to version %s", d.get("name"), previous)
+        return []
 
 
 def _file_risks(path: str) -> tuple[str, ...]:
@@ -646,6 +855,6 @@ def _same_json(current: str, wanted: str) -> bool:
         return current == wanted
 
 
-def _tag_value(text: str) -> str:
-    """Tag values are at most 256 characters; keep the end of long paths."""
-    return text if len(text) <= 256 else "..." + text[-253:]
+def _version_with(stages: dict[str, list[str]], stage: str) -> str | None:
+    """The version id that carries ``stage`` (``VersionIdsToStages`` of DescribeSecret)."""
+    return next((v for v, labels in sorted(stages.items()) if stage in labels), None)

@@ -1,0 +1,196 @@
+"""secrets.from_configs: one owner per secret (host, root, path, resource); AWSCURRENT rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from migrate import commands
+from migrate.commands import Settings
+from migrate.engine.runner import RunOptions
+from migrate.errors import MigrateError
+from tests.conftest import PLAYBOOKS, run_cli, write_playbook
+
+STEP = "config-secrets"
+HOST_A_PW = "Host-A-Tomcat-Pass-1"
+HOST_B_PW = "Host-B-Tomcat-Pass-2"
+NEW_PW = "Host-A-Rotated-Pass-3"
+
+
+def _context_xml(password: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Context>\n'
+        '  <Resource name="jdbc/app" auth="Container" type="javax.sql.DataSource" '
+        'driverClassName="com.mysql.cj.jdbc.Driver" url="jdbc:mysql://db.internal:3306/app" '
+        f'username="app" password="{password}"/>\n</Context>\n'
+    ).encode()
+
+
+def _tomcat(root: Path, password: str) -> Path:
+    conf = root / "conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "context.xml").write_bytes(_context_xml(password))
+    return root
+
+
+def _book(tmp_path: Path, paths: list[Path], extra: str = "", name: str = "b.yaml") -> Path:
+    listed = ", ".join(f'"{p}"' for p in paths)
+    return write_playbook(
+        tmp_path / name,
+        f"""\
+name: ownership test
+steps:
+  - id: kms
+    uses: kms.ensure_key
+  - id: {STEP}
+    uses: secrets.from_configs
+    yes_approves: all
+    with:
+      paths: [{listed}]
+      kms_key: "{{{{ steps.kms.key_arn }}}}"
+{extra}""",
+    )
+
+
+def _run(settings: Settings, book: Path) -> str:
+    result = commands.run(settings, str(book), options=RunOptions(quiet=True, yes=True))
+    assert result.status == "done", commands.status(settings, result.run_id)
+    return result.run_id
+
+
+def _value(aws: Any, name: str) -> dict[str, Any]:
+    # VersionStage spelled out: moto needs it once update_secret_version_stage moved a stage.
+    sm = aws("secretsmanager")
+    return dict(
+        json.loads(sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
+    )
+
+
+def _tags(aws: Any, name: str) -> dict[str, str]:
+    desc = aws("secretsmanager").describe_secret(SecretId=name)
+    return {t["Key"]: t["Value"] for t in desc.get("Tags", [])}
+
+
+def test_default_names_tell_two_hosts_tomcats_apart_and_carry_their_owner(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    host_a = _tomcat(tmp_path / "copies/host-a", HOST_A_PW)
+    host_b = _tomcat(tmp_path / "copies/host-b", HOST_B_PW)
+    book = _book(
+        tmp_path,
+        [host_a, host_b],
+        f'      hosts: {{"{host_a}": web-a, "{host_b}": web-b}}\n',
+    )
+    _run(settings, book)
+    # Both conf/context.xml in one run, default name_template: one secret each, no clash.
+    assert _value(aws, "web-a/conf/context.xml/jdbc-app")["password"] == HOST_A_PW
+    assert _value(aws, "web-b/conf/context.xml/jdbc-app")["password"] == HOST_B_PW
+    tags = _tags(aws, "web-b/conf/context.xml/jdbc-app")
+    assert tags["migrate:source-host"] == "web-b"
+    assert tags["migrate:source-path"] == "conf/context.xml"
+    assert tags["migrate:source-resource"] == "jdbc-app"
+    assert "migrate:source-root" not in tags  # a named host: the copy's location is irrelevant
+    assert (
+        b'username="web-b/conf/context.xml/jdbc-app"' in (host_b / "conf/context.xml").read_bytes()
+    )
+
+
+def test_a_secret_owned_by_another_host_is_a_plan_error_naming_both(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    # Host A is cut over; its app now reads legacy/conf/context.xml/jdbc-app.
+    host_a = _tomcat(tmp_path / "a", HOST_A_PW)
+    template = '      name_template: "legacy/<path>/<resource>"\n'
+    _run(settings, _book(tmp_path, [host_a], template + "      host: web-a\n", "a.yaml"))
+    # Host B's identical layout produces the same name: before, B's run stored a new version
+    # and A's app read B's password from then on.
+    host_b = _tomcat(tmp_path / "b", HOST_B_PW)
+    book_b = _book(tmp_path, [host_b], template + "      host: web-b\n", "b.yaml")
+    with pytest.raises(MigrateError) as err:
+        commands.plan(settings, str(book_b))
+    message = str(err.value)
+    assert "legacy/conf/context.xml/jdbc-app" in message
+    assert "web-a:conf/context.xml (resource jdbc-app)" in message
+    assert "web-b:conf/context.xml (resource jdbc-app)" in message
+    assert HOST_B_PW not in message
+    sm = aws("secretsmanager")
+    versions = sm.list_secret_version_ids(SecretId="legacy/conf/context.xml/jdbc-app")["Versions"]
+    assert (
+        len(versions) == 1
+        and _value(aws, "legacy/conf/context.xml/jdbc-app")["password"] == HOST_A_PW
+    )
+    assert (host_b / "conf/context.xml").read_bytes() == _context_xml(HOST_B_PW)
+
+
+def test_two_roots_on_one_machine_without_host_are_different_owners(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    template = '      name_template: "legacy/<path>/<resource>"\n'
+    _run(settings, _book(tmp_path, [_tomcat(tmp_path / "t1", HOST_A_PW)], template, "a.yaml"))
+    book = _book(tmp_path, [_tomcat(tmp_path / "t2", HOST_B_PW)], template, "b.yaml")
+    with pytest.raises(MigrateError, match=r"belongs to .*/t1/conf/context.xml"):
+        commands.plan(settings, str(book))
+
+
+def test_a_same_named_secret_migrate_did_not_create_is_a_plan_error(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    host_a = _tomcat(tmp_path / "a", HOST_A_PW)
+    commands.run(settings, str(PLAYBOOKS / "kms-key.yaml"), options=RunOptions(quiet=True))
+    sm = aws("secretsmanager")
+    sm.create_secret(Name="web-a/conf/context.xml/jdbc-app", SecretString='{"password": "other"}')
+    book = _book(tmp_path, [host_a], "      host: web-a\n")
+    with pytest.raises(MigrateError, match="was not created by migrate") as err:
+        commands.plan(settings, str(book))
+    assert "web-a/conf/context.xml/jdbc-app" in str(err.value)
+    assert "web-a:conf/context.xml (resource jdbc-app)" in str(err.value)
+    assert _value(aws, "web-a/conf/context.xml/jdbc-app") == {"password": "other"}
+
+
+def test_rollback_moves_awscurrent_back_to_the_version_the_run_replaced(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    host_a = _tomcat(tmp_path / "a", HOST_A_PW)
+    name = "web-a/conf/context.xml/jdbc-app"
+    first = _run(settings, _book(tmp_path, [host_a], "      host: web-a\n", "1.yaml"))
+    commands.rollback(settings, first, STEP)  # the file is back; the secret stays (no delete)
+    assert (host_a / "conf/context.xml").read_bytes() == _context_xml(HOST_A_PW)
+    # The password changes on the box, and the same owner migrates again: a new version.
+    (host_a / "conf/context.xml").write_bytes(_context_xml(NEW_PW))
+    second = _run(settings, _book(tmp_path, [host_a], "      host: web-a\n", "2.yaml"))
+    assert _value(aws, name)["password"] == NEW_PW
+    commands.rollback(settings, second, STEP)
+    # The file holds its own password again, and so does the secret's AWSCURRENT.
+    assert (host_a / "conf/context.xml").read_bytes() == _context_xml(NEW_PW)
+    assert _value(aws, name)["password"] == HOST_A_PW
+
+
+def test_secrets_check_resolves_every_reference_of_rewritten_files(
+    settings: Settings, aws: Any, tmp_path: Path, endpoint: str
+) -> None:
+    host_a = _tomcat(tmp_path / "a", HOST_A_PW)
+    _run(settings, _book(tmp_path, [host_a], "      host: web-a\n"))
+    app = tmp_path / "a/app"
+    app.mkdir()
+    # A reference to a secret that does not exist (a typo, another account, a region).
+    (app / "application.properties").write_text(
+        "server.port=8080\nspring.config.import=optional:aws-secretsmanager:web-a/app/missing\n"
+    )
+    (app / ".env").write_text("SMTP_PASSWORD=${SMTP_PASSWORD}\n")
+    result = commands.secrets_check(settings, [str(tmp_path / "a")])
+    by_target = {r["target"]: r for r in result["references"]}
+    assert by_target["web-a/conf/context.xml/jdbc-app"]["ok"] is True
+    assert by_target["web-a/conf/context.xml/jdbc-app"]["via"] == "JDBC wrapper username"
+    assert by_target["web-a/app/missing"]["ok"] is False
+    assert by_target["web-a/app/missing"]["problem"] == "no such secret"
+    assert by_target["SMTP_PASSWORD"]["kind"] == "variable"
+    assert result["failures"] == 1
+    proc = run_cli("secrets", "check", str(tmp_path / "a"), endpoint=endpoint)
+    assert proc.returncode == 1, proc.stderr
+    assert "web-a/app/missing (spring.config.import): FAILS: no such secret" in proc.stdout
+    assert HOST_A_PW not in proc.stdout + proc.stderr
+    bad = run_cli("secrets", "check", str(tmp_path / "nothing-here"), endpoint=endpoint)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -1,0 +1,224 @@
+"""Credential forms found since issue 16: Oracle thin URLs, Spring XML beans and
+``<util:properties>``, Hibernate cfg, pool ``connectionProperties``, WildFly datasources,
+``.pgpass`` and ``.netrc`` (found, never rewritten)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from migrate.configs import detect_format
+from migrate.configs.classify import parse_db_url, strip_url_credentials
+from migrate.configs.scan import FileScan, credential_values, scan_bytes
+from tests.unit.configs_corpus import (
+    CORPUS,
+    HIBERNATE_PW,
+    MYCNF_PW,
+    MYCNF_QUOTED_PW,
+    NETRC_PW,
+    ORACLE_HOST,
+    ORACLE_PW,
+    PGPASS_PW,
+    POOL_PW,
+    PROFILE_DEV_PW,
+    PROFILE_PROD_PW,
+    REFUSED,
+    SPRING_BEAN_PW,
+    UTF8_PROPS_PW,
+    UTIL_PROPS_PW,
+    WILDFLY_PW,
+    YAML_DEV_PW,
+    YAML_PROD_PW,
+)
+from tests.unit.test_configs_formats import DEFAULT
+
+
+def _scan(rel: str) -> FileScan:
+    path = Path("/srv/configs") / rel
+    fmt = detect_format(path)
+    assert fmt is not None
+    return scan_bytes(path, CORPUS[rel], fmt, DEFAULT[fmt], "legacy/<path>/<resource>", "${<env>}")
+
+
+def _payloads(scan: FileScan) -> dict[str, dict[str, object]]:
+    return {g.name: json.loads(g.secret_string()) for g in scan.groups}
+
+
+def test_oracle_thin_url_credentials_move_and_leave_no_password() -> None:
+    scan = _scan("tomcat/conf/Catalina/localhost/ora.xml")
+    assert scan.error is None and scan.rewritten is not None
+    text = scan.rewritten.decode()
+    assert ORACLE_PW not in text and "scott" not in text
+    assert f'url="jdbc-secretsmanager:oracle:thin:@//{ORACLE_HOST}:1521/LEGACY"' in text
+    assert "AWSSecretsManagerOracleDriver" in text
+    assert _payloads(scan) == {
+        "legacy/ora.xml/jdbc-ora": {
+            "engine": "oracle",
+            "host": ORACLE_HOST,
+            "port": 1521,
+            "dbname": "LEGACY",
+            "username": "scott",
+            "password": ORACLE_PW,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"jdbc:oracle:thin:scott/{ORACLE_PW}@{ORACLE_HOST}:1521:ORCL",
+        f"jdbc:oracle:thin:scott/{ORACLE_PW}@//{ORACLE_HOST}:1521/svc",
+        f'jdbc:oracle:thin:scott/"{ORACLE_PW}"@//{ORACLE_HOST}:1521/svc',
+        f"jdbc:postgresql://{ORACLE_HOST}:5432/app?user=scott&password={ORACLE_PW}&ssl=true",
+        f"jdbc:mysql://scott:{ORACLE_PW}@{ORACLE_HOST}:3306/app",
+        f"jdbc:sqlserver://{ORACLE_HOST}:1433;databaseName=app;user=scott;password={ORACLE_PW}",
+    ],
+)
+def test_every_jdbc_url_credential_form_is_found_split_and_stripped(url: str) -> None:
+    parsed = parse_db_url(url)
+    assert parsed is not None
+    assert (parsed.host, parsed.username, parsed.password) == (ORACLE_HOST, "scott", ORACLE_PW)
+    # Verify compares these: a rewrite that kept the password inside the URL is caught.
+    assert ORACLE_PW in credential_values(url)
+    stripped = strip_url_credentials(url)
+    assert ORACLE_PW not in stripped and "scott" not in stripped and ORACLE_HOST in stripped
+
+
+def test_spring_beans_and_util_properties_become_placeholders_per_bean() -> None:
+    scan = _scan("spring/applicationContext.xml")
+    assert scan.error is None and scan.rewritten is not None
+    text = scan.rewritten.decode()
+    assert SPRING_BEAN_PW not in text and UTIL_PROPS_PW not in text
+    assert '<property name="password" value="${DATASOURCE_PASSWORD}"/>' in text
+    assert '<prop key="db.password">${DBPROPS_DB_PASSWORD}</prop>' in text
+    assert _payloads(scan) == {
+        "legacy/applicationContext.xml/dataSource": {"password": SPRING_BEAN_PW},
+        "legacy/applicationContext.xml/dbProps": {"db.password": UTIL_PROPS_PW},
+    }
+
+
+def test_hibernate_cfg_and_wildfly_datasource_passwords() -> None:
+    hib = _scan("hibernate/hibernate.cfg.xml")
+    assert hib.rewritten is not None and HIBERNATE_PW not in hib.rewritten.decode()
+    assert list(_payloads(hib).values()) == [{"hibernate.connection.password": HIBERNATE_PW}]
+    wildfly = _scan("wildfly/standalone.xml")
+    assert wildfly.rewritten is not None and WILDFLY_PW not in wildfly.rewritten.decode()
+
+
+def test_pool_connection_properties_feed_the_rds_secret_and_keep_other_properties() -> None:
+    scan = _scan("tomcat/conf/Catalina/localhost/pool.xml")
+    assert scan.rewritten is not None
+    text = scan.rewritten.decode()
+    assert POOL_PW not in text and 'connectionProperties="ssl=true"' in text
+    (payload,) = _payloads(scan).values()
+    assert payload["username"] == "pool" and payload["password"] == POOL_PW
+
+
+@pytest.mark.parametrize("rel", sorted(REFUSED))
+def test_files_read_literally_are_found_and_their_rewrite_refused(rel: str) -> None:
+    scan = _scan(rel)
+    assert {f.entry.key for f in scan.findings} == REFUSED[rel]  # so the file is not compliant
+    assert {f.entry.value for f in scan.findings} & {PGPASS_PW, NETRC_PW, MYCNF_PW, MYCNF_QUOTED_PW}
+    assert scan.error and "literally" in scan.error and scan.rewritten is None
+    assert PGPASS_PW not in scan.error and NETRC_PW not in scan.error
+
+
+def test_mysql_option_file_quotes_are_stripped_as_mysql_does() -> None:
+    scan = _scan("etc/mysql/conf.d/backup.cnf")
+    (finding,) = scan.findings
+    assert finding.entry.value == MYCNF_QUOTED_PW  # not '"My Quoted#Pass"'
+    assert scan.error and "literally" in scan.error  # MySQL expands no ${NAME}
+
+
+def test_a_custom_tomcat_factory_is_named_for_review_and_nothing_is_stored() -> None:
+    scan = _scan("tomcat/conf/Catalina/localhost/enc.xml")
+    assert scan.error and "com.acme.EncryptedDataSourceFactory" in scan.error
+    assert "Resource[jdbc/enc]" in scan.error and "kV9x1wq0" not in scan.error
+    assert scan.groups == [] and scan.rewritten is None and scan.findings  # not compliant
+
+
+def test_properties_values_are_what_java_reads_iso_8859_1_unless_told_utf_8() -> None:
+    path = Path("/srv/configs/app/utf8.properties")
+    data = CORPUS["app/utf8.properties"]
+    as_java = scan_bytes(path, data, "properties", "placeholder", "<resource>", "${<env>}")
+    # java.util.Properties.load(InputStream) and Spring Boot read ISO-8859-1: "Ã©", not "é".
+    assert as_java.findings[0].entry.value == UTF8_PROPS_PW.encode().decode("iso-8859-1")
+    assert as_java.rewritten == data.replace(
+        UTF8_PROPS_PW.encode(), b"${DB_PASSWORD}"
+    )  # byte-exact elsewhere
+    as_utf8 = scan_bytes(
+        path,
+        data,
+        "properties",
+        "placeholder",
+        "<resource>",
+        "${<env>}",
+        properties_encoding="utf-8",
+    )
+    assert as_utf8.findings[0].entry.value == UTF8_PROPS_PW
+
+
+def test_a_credential_left_in_a_comment_makes_the_file_not_compliant() -> None:
+    scan = _scan("tomcat/conf/Catalina/localhost/old.xml")
+    assert not scan.findings and scan.rewritten is None  # nothing is moved...
+    assert [n.plaintext for n in scan.near_misses] == [True]  # ...but it is listed
+    assert not scan.compliant
+    assert _scan("app/references.properties").compliant  # references only: compliant
+
+
+def test_properties_profile_documents_get_their_own_secret_and_import() -> None:
+    scan = _scan("app/profiles.properties")
+    assert scan.error is None and scan.rewritten is not None
+    assert _payloads(scan) == {
+        "legacy/profiles.properties/db": {"db.password": PROFILE_DEV_PW},
+        "legacy/profiles.properties/db-prod": {"db.password": PROFILE_PROD_PW},
+    }
+    first, second = scan.rewritten.decode().split("#---\n")
+    # Each document imports its own secret: the prod profile no longer gets the dev password
+    # (nor the dev profile the prod one, as when the last value won).
+    assert "spring.config.import=aws-secretsmanager:legacy/profiles.properties/db\n" in first
+    assert "db-prod" not in first
+    assert "spring.config.import=aws-secretsmanager:legacy/profiles.properties/db-prod\n" in second
+    assert second.startswith("spring.config.activate.on-profile=prod\n")
+    assert PROFILE_DEV_PW not in scan.rewritten.decode()
+    assert PROFILE_PROD_PW not in scan.rewritten.decode()
+
+
+def test_an_existing_import_is_extended_in_the_document_that_holds_the_credential() -> None:
+    scan = _scan("app/multidoc.properties")
+    assert scan.error is None and scan.rewritten is not None
+    first, second = scan.rewritten.decode().split("#---\n")
+    assert first.startswith(
+        "spring.config.import=optional:file:./base.properties,"
+        "aws-secretsmanager:legacy/multidoc.properties/db\n"
+    )
+    assert "import" not in second
+
+
+def test_yaml_documents_get_their_own_secret_and_valid_environment_names() -> None:
+    path = Path("/srv/configs/app/profiles.yml")
+    scan = scan_bytes(
+        path, CORPUS["app/profiles.yml"], "yaml", "placeholder", "legacy/<resource>", "${<env>}"
+    )
+    assert scan.error is None and scan.rewritten is not None
+    assert _payloads(scan) == {
+        "legacy/app": {"app.password": YAML_DEV_PW},
+        "legacy/app-prod": {"app.password": YAML_PROD_PW},
+    }
+    # As Spring binds the key in every document: APP_PASSWORD, never 1_APP_PASSWORD.
+    assert scan.rewritten.decode().count("password: ${APP_PASSWORD}\n") == 2
+    # spring-import across documents stays refused (which document's import: see the docs).
+    assert _scan("app/profiles.yml").error
+
+
+def test_yaml_typed_scalar_the_app_reads_differently_is_refused() -> None:
+    for style in ("spring-import", "placeholder"):
+        path = Path("/srv/configs/app/typed.yml")
+        scan = scan_bytes(path, CORPUS["app/typed.yml"], "yaml", style, "<resource>", "${<env>}")
+        # Spring would see 83, the file shows 0123: storing either would be a guess.
+        assert scan.error and "cache.password" in scan.error and "YAML 1.1" in scan.error
+        assert scan.rewritten is None and scan.groups == []
+    ok = scan_bytes(path, b"queue:\n  password: 424242\n", "yaml", "placeholder", "r", "${<env>}")
+    assert ok.error is None and ok.findings[0].entry.value == "424242"
