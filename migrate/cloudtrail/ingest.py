@@ -2,9 +2,10 @@
 
 The pipeline is streaming with bounded queues everywhere: listing pages feed a window of
 downloads (S3, I/O-bound threads), downloads are grouped into tasks of a few MB, and at most a few
-tasks per worker process are in flight. Each worker returns per-file combos (small dicts), never
-records, so the parent's memory is bounded by the number of distinct combos (and of bounded
-per-call ARN sets). Every ``batch_files`` files, the batch's file list, combos and ARN sets are
+tasks per worker process are in flight. Each worker returns one summary per task (the task's combos
+and bounded per-call ARN sets merged, plus each file's counters), never records, so the parent's
+memory is bounded by the number of distinct combos and keys x calls x MAX_ARNS, and its merge work
+by the number of tasks, not files. Every ``batch_files`` files, the batch's file list, combos and ARN sets are
 committed together (see :mod:`persist`).
 """
 
@@ -26,7 +27,7 @@ from migrate.cloudtrail.parse import (
     ComboValue,
     FileResult,
     merge_combos,
-    parse_batch,
+    parse_task,
 )
 from migrate.cloudtrail.resources import ArnSet, CallKey, merge_resources
 from migrate.cloudtrail.sources import LogFile
@@ -209,18 +210,20 @@ def ingest(
                 yield batch
 
         window = max(2, count * 3)
-        for results in bounded(pool, parse_batch, submit_source(), window=window):
+        for task in bounded(pool, parse_task, submit_source(), window=window):
             refs = refs_by_task.popleft()
-            for result in results:
+            for result in task.files:
                 log = refs[result.name]
                 result.name = log.name  # the worker saw the absolute path of local files
                 stats.add(result)
-                merge_combos(batch_combos, result.combos)
-                merge_resources(batch_resources, result.resources)
-                result.combos, result.resources = {}, {}
                 batch_files_list.append((result, log.etag))
-                if progress is not None:
-                    progress.update(1)
+            if batch_combos:
+                merge_combos(batch_combos, task.combos)
+            else:
+                batch_combos.update(task.combos)
+            merge_resources(batch_resources, task.resources)
+            if progress is not None:
+                progress.update(len(task.files))
             if len(batch_files_list) >= batch_files:
                 flush()
         flush()

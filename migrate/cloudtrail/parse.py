@@ -32,6 +32,7 @@ from migrate.cloudtrail.resources import (
     call_mode,
     keep_accepted,
     listed_arns,
+    merge_resources,
     merge_sets,
     params_arns,
     s3_arn_prefix,
@@ -531,5 +532,34 @@ def parse_path(path: str) -> FileResult:
 
 
 def parse_batch(items: list[tuple[str, bytes | None]]) -> list[FileResult]:
-    """Worker entry point: ``(name, bytes)`` pairs, or ``(path, None)`` to read a local file."""
+    """``(name, bytes)`` pairs, or ``(path, None)`` to read a local file: one result per file."""
     return [parse_path(name) if data is None else parse_bytes(name, data) for name, data in items]
+
+
+@dataclass
+class TaskResult:
+    """What a worker returns for a task of several files: each file's counters and error (its
+    ``combos``/``resources`` emptied), and the task's combos and bounded ARN sets merged.
+
+    Merging in the worker keeps the parent, a single process that also commits, from becoming
+    the bottleneck: it merges one small summary per task instead of one per file.
+    """
+
+    files: list[FileResult]
+    combos: dict[Combo, ComboValue]
+    resources: dict[CallKey, ArnSet]
+
+
+def parse_task(items: list[tuple[str, bytes | None]]) -> TaskResult:
+    """Worker entry point: parse every file of a task and merge their summaries."""
+    combos: dict[Combo, ComboValue] = {}
+    resources: dict[CallKey, ArnSet] = {}
+    files = parse_batch(items)
+    for result in files:
+        if combos:
+            merge_combos(combos, result.combos)
+        else:
+            combos = result.combos
+        merge_resources(resources, result.resources)
+        result.combos, result.resources = {}, {}
+    return TaskResult(files, combos, resources)
