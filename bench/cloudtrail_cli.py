@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cloudtrail_shapes import SHAPES, default_start, generate  # noqa: E402
+from cloudtrail_shapes import SHAPES, default_start, generate
 
 # What DuckDB extracts per record: exactly the fields the aggregation groups by.
 STRUCTURE = json.dumps(
@@ -223,8 +223,16 @@ def main() -> None:
                 data = json.loads(report.read_text())
                 theirs_out = Path(tmp) / "duckdb.json"
                 theirs = _measure(
-                    [sys.executable, __file__, "--run", "duckdb", "--dir", str(root)]
-                    + ["--cores", str(args.cores)],
+                    [
+                        sys.executable,
+                        __file__,
+                        "--run",
+                        "duckdb",
+                        "--dir",
+                        str(root),
+                        "--cores",
+                        str(args.cores),
+                    ],
                     env,
                     theirs_out,
                 )
@@ -265,8 +273,8 @@ def main() -> None:
         f"{args.migrate_args or '(defaults)'}, whole process, offline"
     )
     header = (
-        f"| shape | events | files | MB gz | migrate s | migrate events/s | per core | "
-        f"DuckDB s (query) | DuckDB events/s | ratio | migrate peak RSS (tree) | DuckDB RSS |"
+        "| shape | events | files | MB gz | migrate s | migrate events/s | per core | "
+        "DuckDB s (query) | DuckDB events/s | ratio | migrate peak RSS (tree) | DuckDB RSS |"
     )
     print(header)
     print("| --- " + "| ---: " * 11 + "|")
