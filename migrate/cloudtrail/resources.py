@@ -82,8 +82,13 @@ class ArnSet:
     def add(self, arn: str, day: str = "") -> None:
         """Add one ARN seen on ``day``, generalised to the set's level; never exceeds the bound."""
         level = self.level
-        if level is not None:
-            arn = truncate(arn, level)
+        if level is not None and arn != ANY:  # truncate(arn, level), inlined: once per record
+            if level == 0:
+                arn = ANY
+            else:
+                parts = arn.split("/", level)
+                if len(parts) > level and parts[-1] != ANY:
+                    arn = arn[: len(arn) - len(parts[-1])] + ANY
         arns = self.arns
         old = arns.get(arn)
         if old is None:
@@ -174,6 +179,18 @@ def _min_level(a: int | None, b: int | None) -> int | None:
 
 def merge_sets(into: ArnSet, other: ArnSet, cap: int = MAX_ARNS) -> None:
     """Add ``other`` into ``into`` (both end at the lower level), then :func:`bound`."""
+    if other.level == into.level:
+        # The common case (files of one workload generalise alike): ``other``'s ARNs are at
+        # ``into``'s level already, so only days and new entries need looking at. At most
+        # 2 x MAX_ARNS entries exist until the bound below.
+        arns = into.arns
+        for arn, day in other.arns.items():
+            old = arns.get(arn)
+            if old is None or old < day:
+                arns[arn] = day
+        if len(arns) > cap:
+            bound(into, cap)
+        return
     level = _min_level(into.level, other.level)
     if level is not None and level != into.level and into.arns:
         into.arns = _truncate_all(into.arns, level) if level > 0 else {ANY: max(into.arns.values())}
