@@ -218,22 +218,29 @@ def _other_arns(r: Any, rp: Any, source: str, name: str) -> list[str]:
     return [ANY]
 
 
-def _call_set(sets: dict[tuple[str, str, str], ArnSet], k: Combo) -> ArnSet | None:
+def _call_set(
+    sets: dict[tuple[str, str, str], ArnSet], k: Combo, hints: Mapping[CallKey, ArnSet] | None
+) -> ArnSet | None:
     """The bounded resource set shared by every combo of one call in one file.
 
     None for calls refused with an access-denied code: what they named is no evidence of need,
-    so it is not even recorded.
+    so it is not even recorded. ``hints`` (the sets of files read before in the same task) give
+    the level to start at: the merge ends at the lower level anyway, so starting there yields the
+    same result and spares generalising one level at a time again in every file.
     """
     if k[_I_ERROR] in DENIED_CODES:
         return None
     call = (k[_I_KEY], k[_I_SOURCE], k[_I_NAME])
     found = sets.get(call)
     if found is None:
-        found = sets[call] = ArnSet()
+        hint = hints.get(call) if hints else None
+        found = sets[call] = ArnSet(level=hint.level if hint is not None else None)
     return found
 
 
-def _aggregate_typed(records: list[Any], result: FileResult) -> None:
+def _aggregate_typed(
+    records: list[Any], result: FileResult, hints: Mapping[CallKey, ArnSet] | None = None
+) -> None:
     combos = result.combos
     sets: dict[tuple[str, str, str], ArnSet] = {}
     c = result.counters
@@ -285,7 +292,7 @@ def _aggregate_typed(records: list[Any], result: FileResult) -> None:
                 1,
                 t,
                 t,
-                _call_set(sets, k) if long_lived else None,
+                _call_set(sets, k, hints) if long_lived else None,
                 call_mode(k[8], k[9]),
             ]
         else:
@@ -443,7 +450,7 @@ def aggregate_records(records: Iterable[Any], result: FileResult) -> None:
             c["truncated_params"] += 1
         v = local.get(k)
         if v is None:
-            v = local[k] = [0, t, t, _call_set(sets, k) if long_lived else None]
+            v = local[k] = [0, t, t, _call_set(sets, k, None) if long_lived else None]
         v[0] += 1
         if t and (not v[1] or t < v[1]):
             v[1] = t
@@ -490,8 +497,13 @@ def _add_record_arns(seen: ArnSet, record: dict[str, Any], rp: Any, source: str,
         seen.add(arn)
 
 
-def parse_bytes(name: str, data: bytes) -> FileResult:
-    """Aggregate one log file's bytes (gzipped or plain JSON). Never raises for bad input."""
+def parse_bytes(
+    name: str, data: bytes, hints: Mapping[CallKey, ArnSet] | None = None
+) -> FileResult:
+    """Aggregate one log file's bytes (gzipped or plain JSON). Never raises for bad input.
+
+    ``hints``: ARN sets of earlier files to take generalisation levels from (see _call_set).
+    """
     result = FileResult(name=name, size=len(data))
     try:
         raw = decompress(data)
@@ -507,7 +519,7 @@ def parse_bytes(name: str, data: bytes) -> FileResult:
             if log.Records is None:
                 result.error = "no Records array (not a CloudTrail log file)"
             else:
-                _aggregate_typed(log.Records, result)
+                _aggregate_typed(log.Records, result, hints)
             return result
     try:
         doc = _GENERIC.decode(raw) if _GENERIC is not None else json.loads(raw)
@@ -522,13 +534,13 @@ def parse_bytes(name: str, data: bytes) -> FileResult:
     return result
 
 
-def parse_path(path: str) -> FileResult:
+def parse_path(path: str, hints: Mapping[CallKey, ArnSet] | None = None) -> FileResult:
     """Read and aggregate a local log file."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         return FileResult(name=path, error=f"cannot read: {exc.strerror or exc}")
-    return parse_bytes(path, data)
+    return parse_bytes(path, data, hints)
 
 
 def parse_batch(items: list[tuple[str, bytes | None]]) -> list[FileResult]:
@@ -554,8 +566,11 @@ def parse_task(items: list[tuple[str, bytes | None]]) -> TaskResult:
     """Worker entry point: parse every file of a task and merge their summaries."""
     combos: dict[Combo, ComboValue] = {}
     resources: dict[CallKey, ArnSet] = {}
-    files = parse_batch(items)
-    for result in files:
+    files = []
+    for name, data in items:
+        # Each file starts its calls' sets at the level the task's merged sets reached.
+        result = parse_path(name, resources) if data is None else parse_bytes(name, data, resources)
+        files.append(result)
         if combos:
             merge_combos(combos, result.combos)
         else:

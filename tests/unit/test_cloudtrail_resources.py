@@ -9,7 +9,7 @@ from typing import Any
 
 from migrate.cloudtrail import persist
 from migrate.cloudtrail.model import UsageReport, fold
-from migrate.cloudtrail.parse import FileResult, aggregate_records, parse_bytes
+from migrate.cloudtrail.parse import FileResult, aggregate_records, parse_bytes, parse_task
 from migrate.cloudtrail.resources import (
     ANY,
     MAX_ARNS,
@@ -186,6 +186,9 @@ def test_a_workload_touching_many_objects_costs_a_bounded_set() -> None:
     for r in reversed(halves):
         merge_resources(other, r.resources)
     assert {c: s.arns for c, s in one.items()} == {c: s.arns for c, s in other.items()}
+    # A worker's task starts each file at the level earlier files reached: same result.
+    task = parse_task([("a", log_file(records[:2000])), ("b", log_file(records[2000:]))])
+    assert {c: s.arns for c, s in task.resources.items()} == {c: s.arns for c, s in one.items()}
 
 
 def test_request_parameters_of_common_services() -> None:
