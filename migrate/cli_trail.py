@@ -64,6 +64,10 @@ def usage_cmd(
     user agents, regions, VPC endpoints, and IAM's last-used date. Temporary keys are grouped by
     the role that issued them. Files read once are remembered in the state store; the report is
     stored too (its id is printed) for the keys-to-roles step.
+
+    A directory of downloaded logs needs no AWS credentials: without them, usage is computed
+    from the files alone, IAM enrichment and IP attribution are skipped (one line says so) and
+    the stored report is marked not enriched, so keys-to-roles will not switch keys from it.
     """
     if as_json and as_md:
         raise click.UsageError("--json and --md exclude each other")
@@ -81,6 +85,9 @@ def usage_cmd(
             attribute=not no_attribution,
             progress=bar,
         )
+    note = report.enrichment_note()
+    if note is not None:  # on stderr, so that --json and --md stay clean documents
+        click.echo(note, err=True)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     elif as_md:

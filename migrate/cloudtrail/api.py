@@ -7,12 +7,13 @@ pieces (:func:`resolve_source`, :func:`ingest_source`, :func:`build_report`) ins
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from migrate.aws.errors import describe_aws_failure, error_code
 from migrate.aws.session import AwsSession
@@ -23,7 +24,7 @@ from migrate.cloudtrail.ingest import IngestStats, ingest
 from migrate.cloudtrail.lookup import LOOKUP_MAX_DAYS, RateLimiter, lookup_events
 from migrate.cloudtrail.model import KIND_KEY, KeyStatus, PrincipalUsage, UsageReport, fold
 from migrate.cloudtrail.parse import DIMENSIONS, Combo, ComboValue, merge_combos
-from migrate.cloudtrail.resources import ArnSet, CallKey, merge_resources
+from migrate.cloudtrail.resources import ArnSet, CallKey, account_of, merge_resources
 from migrate.cloudtrail.sources import (
     KIND_ATHENA,
     KIND_AUTO,
@@ -260,6 +261,52 @@ def run_athena(
     return combos
 
 
+# Error codes that mean "these credentials may not ask this": enrichment is skipped, not fatal.
+_REFUSED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+    }
+)
+NO_CREDENTIALS = "no AWS credentials were found"
+
+
+def has_credentials(aws: AwsSession) -> bool:
+    """True if the session's profile/environment yields AWS credentials (no request is sent)."""
+    session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
+    return session.get_credentials() is not None
+
+
+def enrichment_obstacle(aws: AwsSession, keys: Mapping[str, PrincipalUsage]) -> str | None:
+    """Why IAM enrichment and IP attribution cannot be trusted with these credentials, or None.
+
+    No credentials (a folder of downloaded logs analysed offline); credentials that STS rejects;
+    or credentials of an account that owns none of the logs' keys (an ``s3://`` source read from
+    a log-archive account), whose IAM and EC2 would describe the wrong account.
+    """
+    if not has_credentials(aws):
+        return NO_CREDENTIALS
+    try:
+        caller = str(aws.client("sts").get_caller_identity()["Account"])
+    except NoCredentialsError:
+        return NO_CREDENTIALS
+    except ClientError as exc:
+        if error_code(exc) not in _REFUSED:
+            raise
+        return f"STS refused the AWS credentials ({error_code(exc)})"
+    owners = {a for a in (account_of(u.owner_arn) for u in keys.values()) if a is not None}
+    if owners and caller not in owners:
+        return f"the AWS credentials are account {caller}'s, the logs' keys belong to " + ", ".join(
+            sorted(owners)
+        )
+    return None
+
+
 def build_report(
     store: Store,
     aws: AwsSession,
@@ -292,18 +339,32 @@ def build_report(
         for call, arn_set in persist.load_resources(store, dataset).items()
     }
     keys, sessions = fold(rows(), resources=resources)
-    if with_iam:
-        for key_id, status in iam_keys(aws.client("iam")).items():
-            usage = keys.get(key_id)
-            if usage is None:
-                usage = keys[key_id] = PrincipalUsage(
-                    principal=key_id, kind=KIND_KEY, owner=status.user_name
-                )
-            usage.iam = status
-        for usage in keys.values():
-            if usage.iam is None:
-                usage.iam = KeyStatus(user_name=usage.owner, in_account=False)
-    ips = attribute_ips(lambda r: aws.client("ec2", r), ips_by_region) if attribute else {}
+    skipped: str | None = None
+    if with_iam or attribute:
+        skipped = enrichment_obstacle(aws, keys)
+    if with_iam and skipped is None:
+        try:
+            statuses = iam_keys(aws.client("iam"))
+        except ClientError as exc:
+            if error_code(exc) not in _REFUSED:
+                raise
+            skipped = f"IAM refused listing the account's access keys ({error_code(exc)})"
+        else:
+            for key_id, status in statuses.items():
+                usage = keys.get(key_id)
+                if usage is None:
+                    usage = keys[key_id] = PrincipalUsage(
+                        principal=key_id, kind=KIND_KEY, owner=status.user_name
+                    )
+                usage.iam = status
+            for usage in keys.values():
+                if usage.iam is None:
+                    usage.iam = KeyStatus(user_name=usage.owner, in_account=False)
+    ips = (
+        attribute_ips(lambda r: aws.client("ec2", r), ips_by_region)
+        if attribute and skipped is None
+        else {}
+    )
     stats = persist.file_stats(store, dataset)
     if ingest_stats is not None:
         stats["this_run"] = {
@@ -335,6 +396,8 @@ def build_report(
         sessions=sorted(sessions.values(), key=lambda u: u.principal),
         ips=ips,
         stats=stats,
+        enriched=with_iam and skipped is None,
+        not_enriched_reason=skipped or (None if with_iam else "IAM enrichment not asked for"),
     )
 
 

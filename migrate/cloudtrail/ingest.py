@@ -2,16 +2,19 @@
 
 The pipeline is streaming with bounded queues everywhere: listing pages feed a window of
 downloads (S3, I/O-bound threads), downloads are grouped into tasks of a few MB, and at most a few
-tasks per worker process are in flight. Each worker returns per-file combos (small dicts), never
-records, so the parent's memory is bounded by the number of distinct combos (and of bounded
-per-call ARN sets). Every ``batch_files`` files, the batch's file list, combos and ARN sets are
+tasks per worker process are in flight. Each worker returns one summary per task (the task's combos
+and bounded per-call ARN sets merged, plus each file's counters), never records, so the parent's
+memory is bounded by the number of distinct combos and keys x calls x MAX_ARNS, and its merge work
+by the number of tasks, not files. Every ``batch_files`` files, the batch's file list, combos and ARN sets are
 committed together (see :mod:`persist`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -26,7 +29,7 @@ from migrate.cloudtrail.parse import (
     ComboValue,
     FileResult,
     merge_combos,
-    parse_batch,
+    parse_task,
 )
 from migrate.cloudtrail.resources import ArnSet, CallKey, merge_resources
 from migrate.cloudtrail.sources import LogFile
@@ -95,6 +98,33 @@ def _tasks(
             batch, refs, size = [], {}, 0
     if batch:
         yield batch, refs
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Keep spawned workers from re-running the caller's ``__main__`` while the pool lives.
+
+    A forkserver/spawn child runs the parent's main script again (as ``__mp_main__``) unless it
+    has no file. For ``migrate`` that script is the console entry point, which imports the whole
+    CLI (engine, steps, boto3, SQLAlchemy, Alembic): about a second of CPU per worker, measured,
+    on a machine with two cores. Workers need only :mod:`migrate.cloudtrail.parse`, so the main
+    module's ``__file__`` and ``__spec__`` are hidden while workers start (they start lazily, on
+    submit), and restored afterwards.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved: dict[str, Any] = {
+        name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__
+    }
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 class _Inline(Executor):
@@ -177,7 +207,8 @@ def ingest(
     pool: Executor
     if count > 0:
         # forkserver: never fork a parent that holds threads (boto3, tqdm, SQLite). Preloading
-        # only the parser keeps the server from re-running the caller's __main__ module.
+        # only the parser keeps the server from re-running the caller's __main__ module, and
+        # _main_hidden() (below) keeps each worker from doing so.
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["migrate.cloudtrail.parse"])
         pool = ProcessPoolExecutor(max_workers=count, mp_context=context)
@@ -199,33 +230,36 @@ def ingest(
         if on_batch is not None:
             on_batch(stats)
 
-    try:
-        tasks = _tasks(items)
-        refs_by_task: deque[dict[str, LogFile]] = deque()
+    with _main_hidden() if count > 0 else contextlib.nullcontext():
+        try:
+            tasks = _tasks(items)
+            refs_by_task: deque[dict[str, LogFile]] = deque()
 
-        def submit_source() -> Iterator[list[tuple[str, bytes | None]]]:
-            for batch, refs in tasks:
-                refs_by_task.append(refs)
-                yield batch
+            def submit_source() -> Iterator[list[tuple[str, bytes | None]]]:
+                for batch, refs in tasks:
+                    refs_by_task.append(refs)
+                    yield batch
 
-        window = max(2, count * 3)
-        for results in bounded(pool, parse_batch, submit_source(), window=window):
-            refs = refs_by_task.popleft()
-            for result in results:
-                log = refs[result.name]
-                result.name = log.name  # the worker saw the absolute path of local files
-                stats.add(result)
-                merge_combos(batch_combos, result.combos)
-                merge_resources(batch_resources, result.resources)
-                result.combos, result.resources = {}, {}
-                batch_files_list.append((result, log.etag))
+            window = max(2, count * 3)
+            for task in bounded(pool, parse_task, submit_source(), window=window):
+                refs = refs_by_task.popleft()
+                for result in task.files:
+                    log = refs[result.name]
+                    result.name = log.name  # the worker saw the absolute path of local files
+                    stats.add(result)
+                    batch_files_list.append((result, log.etag))
+                if batch_combos:
+                    merge_combos(batch_combos, task.combos)
+                else:
+                    batch_combos.update(task.combos)
+                merge_resources(batch_resources, task.resources)
                 if progress is not None:
-                    progress.update(1)
-            if len(batch_files_list) >= batch_files:
-                flush()
-        flush()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+                    progress.update(len(task.files))
+                if len(batch_files_list) >= batch_files:
+                    flush()
+            flush()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         if downloader is not None:
             downloader.shutdown(wait=True, cancel_futures=True)
     return stats

@@ -137,6 +137,37 @@ class UsageReport:
     ips: dict[str, IpAttribution] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    # False when IAM enrichment (every key's status and last use, keys without events) and IP
+    # attribution were skipped: no AWS credentials (a folder of downloaded logs analysed offline),
+    # credentials of another account than the logs', or IAM refused. The usage itself is complete;
+    # what IAM would add is not. Reports stored before this field existed were always enriched.
+    enriched: bool = True
+    not_enriched_reason: str | None = None
+
+    def enrichment_note(self) -> str | None:
+        """The one line that says what an unenriched report lacks, and why (None if enriched)."""
+        if self.enriched:
+            return None
+        return (
+            f"not enriched: {self.not_enriched_reason or 'AWS was not asked'}; usage is computed "
+            "from the log files alone, IAM enrichment (last used, keys without events) and IP "
+            "attribution were skipped, and the stored report is marked not enriched."
+        )
+
+    def refuse_switching_reason(self) -> str | None:
+        """Why keys-to-roles must not switch keys from this report (None: it may).
+
+        Without IAM's view, a key that made no call in the window is simply absent, and one of
+        another account cannot be told apart, so retiring keys from such a report is unsafe.
+        """
+        if self.enriched:
+            return None
+        return (
+            f"usage report {self.id or '(unsaved)'} is not enriched "
+            f"({self.not_enriched_reason or 'AWS was not asked'}): it lacks IAM's last-used "
+            "dates and the keys without events. Re-run `migrate trail usage` with credentials of "
+            "the account the logs belong to, then pass the new report id."
+        )
 
     def key(self, key_id: str) -> PrincipalUsage:
         """The usage of one access key (KeyError if the report does not know it)."""
@@ -170,6 +201,8 @@ class UsageReport:
             ips={ip: IpAttribution(**a) for ip, a in data.get("ips", {}).items()},
             stats=dict(data.get("stats", {})),
             id=data.get("id"),
+            enriched=bool(data.get("enriched", True)),
+            not_enriched_reason=data.get("not_enriched_reason"),
         )
 
 

@@ -19,21 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migrate.cloudtrail.actions import iam_action
 from migrate.cloudtrail.resources import (
     ANY,
     DENIED_CODES,
-    EXACT_PER_FILE,
     MODE_OTHER,
     MODE_S3_BUCKET,
     MODE_S3_OBJECT,
     ArnSet,
     CallKey,
     account_of,
-    bound,
+    call_action,
     call_mode,
     keep_accepted,
     listed_arns,
+    merge_resources,
     merge_sets,
     params_arns,
     s3_arn_prefix,
@@ -196,50 +195,58 @@ def _attr(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _other_arns(r: Any, rp: Any) -> list[str]:
-    """ARNs of a non-S3 call: its request parameters, else its ``resources[]`` (typed record)."""
+def _other_arns(r: Any, rp: Any, source: str, name: str) -> list[str]:
+    """ARNs of a non-S3 call that its IAM action accepts: from its request parameters, else its
+    ``resources[]`` (typed record); ``["*"]`` when it names none of them."""
     if rp is not None and rp.__class__ is not str:
         found = params_arns(
-            r.eventSource or "",
-            lambda name: getattr(rp, name, None),
+            source,
+            lambda field: getattr(rp, field, None),
             r.awsRegion,
             account_of(r.userIdentity.arn),
         )
         if found:
-            return found
+            return keep_accepted(call_action(source, name), found) or [ANY]
     raw = r.resources
     if len(raw) > 2:  # more than "[]"
         try:
             items = _RESOURCES.decode(raw)
         except _ERRORS:
-            return []
+            return [ANY]
         if items:
-            return listed_arns(items, _attr)
-    return []
+            return keep_accepted(call_action(source, name), listed_arns(items, _attr)) or [ANY]
+    return [ANY]
 
 
-def _call_set(sets: dict[tuple[str, str, str, bool], set[str]], k: Combo) -> set[str]:
-    """The resource set shared by every combo of one call (denied calls kept apart)."""
-    call = (k[_I_KEY], k[_I_SOURCE], k[_I_NAME], k[_I_ERROR] in DENIED_CODES)
+def _call_set(
+    sets: dict[tuple[str, str, str], ArnSet], k: Combo, hints: Mapping[CallKey, ArnSet] | None
+) -> ArnSet | None:
+    """The bounded resource set shared by every combo of one call in one file.
+
+    None for calls refused with an access-denied code: what they named is no evidence of need,
+    so it is not even recorded. ``hints`` (the sets of files read before in the same task) give
+    the level to start at: the merge ends at the lower level anyway, so starting there yields the
+    same result and spares generalising one level at a time again in every file.
+    """
+    if k[_I_ERROR] in DENIED_CODES:
+        return None
+    call = (k[_I_KEY], k[_I_SOURCE], k[_I_NAME])
     found = sets.get(call)
     if found is None:
-        found = sets[call] = set()
+        hint = hints.get(call) if hints else None
+        found = sets[call] = ArnSet(level=hint.level if hint is not None else None)
     return found
 
 
-def _aggregate_typed(records: list[Any], result: FileResult) -> None:
+def _aggregate_typed(
+    records: list[Any], result: FileResult, hints: Mapping[CallKey, ArnSet] | None = None
+) -> None:
     combos = result.combos
-    sets: dict[tuple[str, str, str, bool], set[str]] = {}
+    sets: dict[tuple[str, str, str], ArnSet] = {}
     c = result.counters
     aggregated = no_identity = aws_service = no_key = truncated = 0
     # Locals: this loop runs once per record.
-    star, exact, s3_object, s3_bucket, other = (
-        ANY,
-        EXACT_PER_FILE,
-        MODE_S3_OBJECT,
-        MODE_S3_BUCKET,
-        MODE_OTHER,
-    )
+    star, s3_object, s3_bucket, other = ANY, MODE_S3_OBJECT, MODE_S3_BUCKET, MODE_OTHER
     for r in records:
         ui = r.userIdentity
         if ui is None:
@@ -285,7 +292,7 @@ def _aggregate_typed(records: list[Any], result: FileResult) -> None:
                 1,
                 t,
                 t,
-                _call_set(sets, k) if long_lived else None,
+                _call_set(sets, k, hints) if long_lived else None,
                 call_mode(k[8], k[9]),
             ]
         else:
@@ -301,6 +308,8 @@ def _aggregate_typed(records: list[Any], result: FileResult) -> None:
         mode = v[4]
         if mode == 0:
             continue  # the action takes no resource: "*" (added once per call at the end)
+        if seen.level == 0:
+            continue  # already "*": nothing this record names can change the set
         if mode < other:
             # S3: bucketName/key name the same bucket and object as resources[], and are cheaper.
             bucket = rp.bucketName if rp is not None and rp.__class__ is not str else None
@@ -312,21 +321,12 @@ def _aggregate_typed(records: list[Any], result: FileResult) -> None:
                 if obj.__class__ is not str or not obj:
                     seen.add(star)
                     continue
-                if len(seen) < exact:
-                    seen.add(f"{bucket}/{obj}")
-                else:  # many objects: their first folder stands for them (see resources.py)
-                    cut = obj.find("/") + 1
-                    seen.add(f"{bucket}/{obj[:cut]}*" if cut else f"{bucket}/*")
+                seen.add(f"{bucket}/{obj}")
             if mode & s3_bucket:
                 seen.add(bucket)
-        elif len(seen) <= exact:
-            found = _other_arns(r, rp)
-            if found:
-                seen.update(found)
-            else:
-                seen.add(star)
-        elif star not in seen:
-            seen.add(star)  # too many distinct resources for a call of this kind: "*"
+        else:
+            for arn in _other_arns(r, rp, k[8], k[9]):
+                seen.add(arn)
     c["records"] += len(records)
     c["aggregated"] += aggregated
     c["no_identity"] += no_identity
@@ -343,18 +343,18 @@ _I_DAY, _I_KEY, _I_SOURCE, _I_NAME, _I_ERROR, _I_REGION = (
 
 
 def _collect_resources(combos: dict[Combo, ComboValue], into: dict[CallKey, ArnSet]) -> None:
-    """Move the calls' resource sets (``value[3]``) into bounded per-call ARN sets in ``into``.
+    """Move the calls' resource sets (``value[3]``, bounded already) into ``into``.
 
     A set is shared by the combos of one call in one file, so every ARN gets the call's last day
-    in the file (a log file covers minutes).
+    in the file (a log file covers minutes); S3 sets get their ``arn:PARTITION:s3:::`` prefix.
     """
-    by_call: dict[CallKey, tuple[set[str], str, str]] = {}
+    by_call: dict[CallKey, tuple[ArnSet, str, str]] = {}
     for k, v in combos.items():
         if len(v) <= 3:
             continue
         seen = v[3]
         del v[3:]
-        if seen is None or k[_I_ERROR] in DENIED_CODES:
+        if seen is None:
             continue  # a session's call, or one the key was refused: no evidence of need
         call = (k[_I_KEY], k[_I_SOURCE], k[_I_NAME])
         entry = by_call.get(call)
@@ -362,18 +362,18 @@ def _collect_resources(combos: dict[Combo, ComboValue], into: dict[CallKey, ArnS
             by_call[call] = (seen, k[_I_DAY], k[_I_REGION])
     for call, (seen, day, region) in by_call.items():
         mode = call_mode(call[1], call[2])
-        if mode == MODE_OTHER and seen:
-            # resources[] may name more than the action takes (a bucket beside its object).
-            seen = set(keep_accepted(iam_action(call[1], call[2]), seen)) or {ANY}
-        arn_set = bound(ArnSet(dict.fromkeys(seen or (ANY,), day)))
+        if not seen.arns:
+            seen.add(ANY)  # the action takes no resource, or no record named one
         if mode and mode < MODE_OTHER:
             prefix = s3_arn_prefix(region)
-            arn_set.arns = {a if a == ANY else prefix + a: d for a, d in arn_set.arns.items()}
+            seen.arns = {a if a == ANY else prefix + a: day for a in seen.arns}
+        else:
+            seen.arns = dict.fromkeys(seen.arns, day)
         mine = into.get(call)
         if mine is None:
-            into[call] = arn_set
+            into[call] = seen
         else:
-            merge_sets(mine, arn_set)
+            merge_sets(mine, seen)
 
 
 # -- tolerant decoding (malformed records, no msgspec) ---------------------------------------
@@ -399,7 +399,7 @@ def aggregate_records(records: Iterable[Any], result: FileResult) -> None:
     """
     c = result.counters
     local: dict[Combo, ComboValue] = {}
-    sets: dict[tuple[str, str, str, bool], set[str]] = {}
+    sets: dict[tuple[str, str, str], ArnSet] = {}
     for record in records:
         c["records"] += 1
         if not isinstance(record, dict):
@@ -450,7 +450,7 @@ def aggregate_records(records: Iterable[Any], result: FileResult) -> None:
             c["truncated_params"] += 1
         v = local.get(k)
         if v is None:
-            v = local[k] = [0, t, t, _call_set(sets, k) if long_lived else None]
+            v = local[k] = [0, t, t, _call_set(sets, k, None) if long_lived else None]
         v[0] += 1
         if t and (not v[1] or t < v[1]):
             v[1] = t
@@ -463,12 +463,10 @@ def aggregate_records(records: Iterable[Any], result: FileResult) -> None:
     merge_combos(result.combos, local)
 
 
-def _add_record_arns(
-    seen: set[str], record: dict[str, Any], rp: Any, source: str, name: str
-) -> None:
+def _add_record_arns(seen: ArnSet, record: dict[str, Any], rp: Any, source: str, name: str) -> None:
     """Add a plain record's resources to its call's set, exactly as the typed path does."""
     mode = call_mode(source, name)
-    if mode == 0:
+    if mode == 0 or seen.level == 0:
         return
     params = rp if isinstance(rp, dict) else {}
     if mode < MODE_OTHER:
@@ -481,16 +479,9 @@ def _add_record_arns(
             if not isinstance(obj, str) or not obj:
                 seen.add(ANY)
                 return
-            if len(seen) < EXACT_PER_FILE:
-                seen.add(bucket + "/" + obj)
-            else:
-                cut = obj.find("/")
-                seen.add(bucket + "/" + obj[: cut + 1] + ANY if cut >= 0 else bucket + "/*")
+            seen.add(bucket + "/" + obj)
         if mode & MODE_S3_BUCKET:
             seen.add(bucket)
-        return
-    if len(seen) > EXACT_PER_FILE:
-        seen.add(ANY)
         return
     region = record.get("awsRegion")
     found = params_arns(
@@ -502,11 +493,17 @@ def _add_record_arns(
     listed = record.get("resources")
     if not found and isinstance(listed, list):
         found = listed_arns(listed, _get)
-    seen.update(found or (ANY,))
+    for arn in keep_accepted(call_action(source, name), found) or (ANY,):
+        seen.add(arn)
 
 
-def parse_bytes(name: str, data: bytes) -> FileResult:
-    """Aggregate one log file's bytes (gzipped or plain JSON). Never raises for bad input."""
+def parse_bytes(
+    name: str, data: bytes, hints: Mapping[CallKey, ArnSet] | None = None
+) -> FileResult:
+    """Aggregate one log file's bytes (gzipped or plain JSON). Never raises for bad input.
+
+    ``hints``: ARN sets of earlier files to take generalisation levels from (see _call_set).
+    """
     result = FileResult(name=name, size=len(data))
     try:
         raw = decompress(data)
@@ -522,7 +519,7 @@ def parse_bytes(name: str, data: bytes) -> FileResult:
             if log.Records is None:
                 result.error = "no Records array (not a CloudTrail log file)"
             else:
-                _aggregate_typed(log.Records, result)
+                _aggregate_typed(log.Records, result, hints)
             return result
     try:
         doc = _GENERIC.decode(raw) if _GENERIC is not None else json.loads(raw)
@@ -537,15 +534,47 @@ def parse_bytes(name: str, data: bytes) -> FileResult:
     return result
 
 
-def parse_path(path: str) -> FileResult:
+def parse_path(path: str, hints: Mapping[CallKey, ArnSet] | None = None) -> FileResult:
     """Read and aggregate a local log file."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         return FileResult(name=path, error=f"cannot read: {exc.strerror or exc}")
-    return parse_bytes(path, data)
+    return parse_bytes(path, data, hints)
 
 
 def parse_batch(items: list[tuple[str, bytes | None]]) -> list[FileResult]:
-    """Worker entry point: ``(name, bytes)`` pairs, or ``(path, None)`` to read a local file."""
+    """``(name, bytes)`` pairs, or ``(path, None)`` to read a local file: one result per file."""
     return [parse_path(name) if data is None else parse_bytes(name, data) for name, data in items]
+
+
+@dataclass
+class TaskResult:
+    """What a worker returns for a task of several files: each file's counters and error (its
+    ``combos``/``resources`` emptied), and the task's combos and bounded ARN sets merged.
+
+    Merging in the worker keeps the parent, a single process that also commits, from becoming
+    the bottleneck: it merges one small summary per task instead of one per file.
+    """
+
+    files: list[FileResult]
+    combos: dict[Combo, ComboValue]
+    resources: dict[CallKey, ArnSet]
+
+
+def parse_task(items: list[tuple[str, bytes | None]]) -> TaskResult:
+    """Worker entry point: parse every file of a task and merge their summaries."""
+    combos: dict[Combo, ComboValue] = {}
+    resources: dict[CallKey, ArnSet] = {}
+    files = []
+    for name, data in items:
+        # Each file starts its calls' sets at the level the task's merged sets reached.
+        result = parse_path(name, resources) if data is None else parse_bytes(name, data, resources)
+        files.append(result)
+        if combos:
+            merge_combos(combos, result.combos)
+        else:
+            combos = result.combos
+        merge_resources(resources, result.resources)
+        result.combos, result.resources = {}, {}
+    return TaskResult(files, combos, resources)

@@ -46,7 +46,7 @@ def unused_for(usage: PrincipalUsage, now: datetime) -> int | None:
     return max(0, (now - then).days)
 
 
-def _key_header(usage: PrincipalUsage, now: datetime) -> list[str]:
+def _key_header(usage: PrincipalUsage, report: UsageReport, now: datetime) -> list[str]:
     iam = usage.iam
     owner = usage.owner or "?"
     lines = [f"{usage.principal}  owner: {owner}"]
@@ -58,6 +58,8 @@ def _key_header(usage: PrincipalUsage, now: datetime) -> list[str]:
         lines.append(f"  IAM: {iam.status}, created {iam.created or '?'}, last used {last}{where}")
     elif iam is not None:
         lines.append("  IAM: not a key of this account (deleted, or another account's)")
+    elif not report.enriched:
+        lines.append("  IAM: not asked (report not enriched)")
     days = unused_for(usage, now)
     if usage.calls == 0:
         suffix = f": unused for {days} days" if days is not None else ""
@@ -84,7 +86,7 @@ def _ip_line(ip: str, count: int, ips: dict[str, IpAttribution]) -> str:
 
 def _principal_text(usage: PrincipalUsage, report: UsageReport, now: datetime) -> list[str]:
     if usage.kind == "access_key":
-        lines = _key_header(usage, now)
+        lines = _key_header(usage, report, now)
     else:
         lines = [
             f"{usage.principal}  ({usage.identity_type or 'session'}, {usage.sessions} sessions)",
@@ -171,10 +173,17 @@ def render_markdown(report: UsageReport) -> str:
         f"Window from {report.since}; generated {report.generated_at}; report `{report.id}`."
     )
     out.append("")
+    note = report.enrichment_note()
+    if note is not None:
+        out.extend([f"**{_md_escape(note)}**", ""])
     out.append("| key | owner | status | calls | errors | last seen | unused (days) |")
     out.append("| --- | --- | --- | ---: | ---: | --- | ---: |")
     for usage in report.keys:
-        status = usage.iam.status if usage.iam and usage.iam.in_account else "not in account"
+        status: str | None = "not in account"
+        if usage.iam is None and not report.enriched:
+            status = "not asked"
+        elif usage.iam is not None and usage.iam.in_account:
+            status = usage.iam.status
         days = unused_for(usage, now)
         out.append(
             f"| `{usage.principal}` | {usage.owner or '?'} | {status} | {usage.calls} | "

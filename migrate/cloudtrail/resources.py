@@ -10,11 +10,16 @@ RDS ``dBInstanceIdentifier``). Only the kinds of ARN the call's IAM action accep
 resource (``s3:ListAllMyBuckets``), or a record that names none (truncated parameters, an
 account-level ``DescribeDBInstances``), contributes :data:`ANY` (``*``).
 
-A set never grows past :data:`MAX_ARNS`: it is generalised one path level at a time
-(``arn:aws:s3:::b/data/2026/x.csv`` -> ``arn:aws:s3:::b/data/2026/*`` -> ``arn:aws:s3:::b/data/*``
--> ``arn:aws:s3:::b/*``), every ARN to the same level, and the level is remembered so later ARNs
-are generalised alike; when even one path level is too many, the set becomes ``*``. Memory is
-bounded by keys x calls x :data:`MAX_ARNS`, whatever the number of objects.
+A set never holds more than :data:`MAX_ARNS` entries, by construction: the add that would make it
+:data:`MAX_ARNS` + 1 generalises it one path level at a time (``arn:aws:s3:::b/data/2026/x.csv`` ->
+``arn:aws:s3:::b/data/2026/*`` -> ``arn:aws:s3:::b/data/*`` -> ``arn:aws:s3:::b/*``), every ARN to
+the same level, and the level is remembered so later ARNs are generalised alike before they are
+looked up; when even one path level is too many, the set becomes ``*`` and stays so. The ingestion
+workers record each log file's calls into such sets as they read records, so no list of distinct
+ARNs ever exists, in a worker or in the parent: memory is bounded by keys x calls x
+:data:`MAX_ARNS`, whatever the number of objects or events. The result does not depend on the order
+in which ARNs arrive (the level reached is the deepest one at which everything seen fits), so
+files can be read and merged in any order.
 
 This module imports nothing heavy: the ingestion workers use it.
 """
@@ -38,10 +43,6 @@ from migrate.cloudtrail.arns import (
 
 ANY = "*"
 MAX_ARNS = 20
-# Distinct resources a call keeps exactly per log file; past it, an S3 object is recorded as its
-# first folder (``bucket/folder/*``, or ``bucket/*`` for a key without one) and other resources as
-# ``*``. This keeps each file's work per call small however many objects a workload touches.
-EXACT_PER_FILE = MAX_ARNS
 # Error codes that mean "the key was not allowed to do this": those calls' resources are not
 # evidence of need (and iam_policy does not grant actions that only ever failed so).
 DENIED_CODES = frozenset(
@@ -71,18 +72,36 @@ S3_SOURCE = "s3.amazonaws.com"
 class ArnSet:
     """ARNs (or wildcards, or ``*``) -> the last day (``YYYY-MM-DD``) each was seen.
 
-    ``level`` is the path depth the set was generalised to (None: exact ARNs).
+    ``level`` is the path depth the set was generalised to (None: exact ARNs; 0: ``*``). Within
+    one log file the day is left empty (``""``) and filled in once per call when the file is done.
     """
 
     arns: dict[str, str] = field(default_factory=dict)
     level: int | None = None
 
-    def add(self, arn: str, day: str) -> None:
-        """Add one ARN seen on ``day`` (generalised to the set's level); call :func:`bound`."""
-        if self.level is not None:
-            arn = truncate(arn, self.level)
-        if self.arns.get(arn, "") < day:
-            self.arns[arn] = day
+    def add(self, arn: str, day: str = "") -> None:
+        """Add one ARN seen on ``day``, generalised to the set's level; never exceeds the bound."""
+        level = self.level
+        if level is not None and arn != ANY:  # truncate(arn, level), inlined: once per record
+            if level == 0:
+                arn = ANY
+            else:
+                parts = arn.split("/", level)
+                if len(parts) > level and parts[-1] != ANY:
+                    arn = arn[: len(arn) - len(parts[-1])] + ANY
+        arns = self.arns
+        old = arns.get(arn)
+        if old is None:
+            arns[arn] = day
+            if len(arns) > MAX_ARNS:
+                bound(self)
+        elif old < day:
+            arns[arn] = day
+
+    @property
+    def is_any(self) -> bool:
+        """True once the set is ``*`` (level 0): no later ARN can change it, only its day."""
+        return self.level == 0
 
     def window(self, since_day: str | None = None) -> list[str]:
         """The ARNs seen on or after ``since_day``, sorted."""
@@ -124,13 +143,18 @@ def _truncate_all(arns: Mapping[str, str], level: int) -> dict[str, str]:
             parts = arn.split("/", level)
             if len(parts) > level and parts[-1] != ANY:
                 arn = arn[: len(arn) - len(parts[-1])] + ANY
-        if get(arn, "") < day:
+        old = get(arn)
+        if old is None or old < day:  # days may be "" (inside one file), so compare to None
             out[arn] = day
     return out
 
 
 def bound(arn_set: ArnSet, cap: int = MAX_ARNS) -> ArnSet:
-    """Generalise ``arn_set`` in place, one path level at a time, until it has <= ``cap`` ARNs."""
+    """Generalise ``arn_set`` in place, one path level at a time, until it has <= ``cap`` ARNs.
+
+    Sets built with :meth:`ArnSet.add` are bounded already; this is for sets built otherwise
+    (stored rows, tests) and for merges with a smaller ``cap``.
+    """
     arns = arn_set.arns
     if len(arns) <= cap:
         return arn_set
@@ -155,6 +179,18 @@ def _min_level(a: int | None, b: int | None) -> int | None:
 
 def merge_sets(into: ArnSet, other: ArnSet, cap: int = MAX_ARNS) -> None:
     """Add ``other`` into ``into`` (both end at the lower level), then :func:`bound`."""
+    if other.level == into.level:
+        # The common case (files of one workload generalise alike): ``other``'s ARNs are at
+        # ``into``'s level already, so only days and new entries need looking at. At most
+        # 2 x MAX_ARNS entries exist until the bound below.
+        arns = into.arns
+        for arn, day in other.arns.items():
+            old = arns.get(arn)
+            if old is None or old < day:
+                arns[arn] = day
+        if len(arns) > cap:
+            bound(into, cap)
+        return
     level = _min_level(into.level, other.level)
     if level is not None and level != into.level and into.arns:
         into.arns = _truncate_all(into.arns, level) if level > 0 else {ANY: max(into.arns.values())}
@@ -177,6 +213,12 @@ def merge_resources(
 
 
 # -- where a record names its resources --------------------------------------------------------
+
+
+@functools.cache
+def call_action(event_source: str, event_name: str) -> str | None:
+    """:func:`iam_action`, remembered (the workers ask once per record of some calls)."""
+    return iam_action(event_source, event_name)
 
 
 @functools.cache

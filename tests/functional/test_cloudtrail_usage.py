@@ -398,6 +398,7 @@ def test_cli_prints_a_table_per_key_and_json(settings: Settings, tmp_path: Path)
     as_json = runner.invoke(root, ["trail", "usage", "--source", str(logs), "--json"])
     data = json.loads(as_json.output)
     assert data["stats"]["this_run"]["files_already_ingested"] == 1
+    assert data["enriched"] is True and data["not_enriched_reason"] is None
     get = next(
         c
         for k in data["keys"]

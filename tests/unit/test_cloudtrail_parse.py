@@ -233,3 +233,31 @@ def test_report_round_trips_through_json() -> None:
     again = UsageReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again == report
     assert again.key(report.keys[0].principal).calls == report.keys[0].calls
+
+
+def test_parse_workers_do_not_rerun_the_console_script(tmp_path: Path) -> None:
+    """The `migrate` console script imports the whole CLI at its top; workers must not redo it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "entry.py"
+    script.write_text(
+        "import multiprocessing, sys\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "import migrate.cli  # what the console script does first\n"
+        "from migrate.cloudtrail.ingest import _main_hidden\n"
+        "from migrate.cloudtrail.parse import parse_batch\n"
+        "def main():\n"
+        "    ctx = multiprocessing.get_context('forkserver')\n"
+        "    ctx.set_forkserver_preload(['migrate.cloudtrail.parse'])\n"
+        "    with _main_hidden(), ProcessPoolExecutor(2, mp_context=ctx) as pool:\n"
+        "        pool.submit(parse_batch, []).result()\n"
+        "        seen = pool.submit(eval, 'sorted(__import__(\"sys\").modules)').result()\n"
+        "    print('migrate.commands' in seen, '__file__' in vars(sys.modules['__main__']))\n"
+        "if __name__ == '__main__':\n"
+        "    main()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split() == ["False", "True"], out.stderr

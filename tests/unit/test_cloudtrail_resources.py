@@ -9,7 +9,7 @@ from typing import Any
 
 from migrate.cloudtrail import persist
 from migrate.cloudtrail.model import UsageReport, fold
-from migrate.cloudtrail.parse import FileResult, aggregate_records, parse_bytes
+from migrate.cloudtrail.parse import FileResult, aggregate_records, parse_bytes, parse_task
 from migrate.cloudtrail.resources import (
     ANY,
     MAX_ARNS,
@@ -186,6 +186,9 @@ def test_a_workload_touching_many_objects_costs_a_bounded_set() -> None:
     for r in reversed(halves):
         merge_resources(other, r.resources)
     assert {c: s.arns for c, s in one.items()} == {c: s.arns for c, s in other.items()}
+    # A worker's task starts each file at the level earlier files reached: same result.
+    task = parse_task([("a", log_file(records[:2000])), ("b", log_file(records[2000:]))])
+    assert {c: s.arns for c, s in task.resources.items()} == {c: s.arns for c, s in one.items()}
 
 
 def test_request_parameters_of_common_services() -> None:
@@ -240,3 +243,80 @@ def test_stored_per_batch_merged_windowed_and_shown_in_the_report(tmp_path: Path
     for call in old["keys"][0]["actions"]:
         del call["resources"]  # a report stored before resources were recorded
     assert UsageReport.from_dict(old).keys[0].actions[0].resources == []
+
+
+def _distinct_object_records(
+    key_id: str, user: str, count: int, start: int
+) -> list[dict[str, Any]]:
+    """``count`` S3 data events of one key, each on a different object under its own folder."""
+    out = []
+    for n in range(start, start + count):
+        bucket = f"bucket-{n % 3}"
+        obj = f"tenant-{n:06d}/2026/11/{n:08x}.json" if n % 5 else f"{n:08x}.bin"
+        record = _s3("GetObject" if n % 2 else "PutObject", bucket, obj, key=key_id)
+        record["userIdentity"]["userName"] = user
+        record["userIdentity"]["arn"] = f"arn:aws:iam::{ACCT}:user/{user}"
+        out.append(record)
+    return out
+
+
+def test_100k_distinct_objects_per_key_keep_every_structure_and_the_report_bounded(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Not a timing test: counts what ingestion holds while reading 100,000 distinct objects
+    per key, and checks that it is bounded by keys x calls x MAX_ARNS, not by the objects."""
+    keys = {"AKIAMANYOBJECTS00001": "loader", "AKIAMANYOBJECTS00002": "exporter"}
+    per_key, per_file = 100_000, 10_000
+    logs = tmp_path / "logs"
+    files = 0
+    for start in range(0, per_key, per_file):
+        records: list[dict[str, Any]] = []
+        for key_id, user in keys.items():
+            records += _distinct_object_records(key_id, user, per_file, start)
+        path = logs / f"{ACCT}_CloudTrail_{REGION}_20261120T{files:04d}Z_x.json.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(log_file(records))
+        files += 1
+
+    held = {"adds": 0, "largest": 0, "sets": 0}
+    real_add, real_init = ArnSet.add, ArnSet.__init__
+
+    def counting_add(self: ArnSet, arn: str, day: str = "") -> None:
+        real_add(self, arn, day)
+        held["adds"] += 1
+        held["largest"] = max(held["largest"], len(self.arns))
+
+    def counting_init(self: ArnSet, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        held["sets"] += 1
+
+    monkeypatch.setattr(ArnSet, "add", counting_add)
+    monkeypatch.setattr(ArnSet, "__init__", counting_init)
+    from migrate.cloudtrail.ingest import ingest
+    from migrate.cloudtrail.sources import list_dir_logs
+
+    store = open_store(str(tmp_path / "m.db"))
+    try:
+        # workers=0: parsing runs in this process, so the counters see the workers' structures.
+        stats = ingest(store, "d", list_dir_logs(str(logs)), local_root=str(logs), workers=0)
+        stored = persist.load_resources(store, "d")
+        combos = list(persist.load_combos(store, "d"))
+    finally:
+        store.close()
+    assert stats.counters["aggregated"] == 2 * per_key
+    # Every object of every record went through a bounded set, and none ever held more than
+    # MAX_ARNS; sets are per file and call (2 keys x 2 calls x 10 files), plus merges.
+    assert held["adds"] >= 2 * per_key
+    assert held["largest"] <= MAX_ARNS
+    assert held["sets"] <= 2 * 2 * files * 3
+    # What is stored and reported is bounded the same way, and generalised honestly.
+    assert set(stored) == {
+        (k, "s3.amazonaws.com", n) for k in keys for n in ("GetObject", "PutObject")
+    }
+    for arn_set in stored.values():
+        assert arn_set.window() == [f"arn:aws:s3:::bucket-{n}/*" for n in range(3)]
+    assert len(combos) == 2 * 2  # one day, two keys, two calls: objects are never a dimension
+    by_key, _sessions = fold(combos, resources={c: s.window() for c, s in stored.items()})
+    for usage in by_key.values():
+        assert sum(c.count for c in usage.actions) == per_key
+        assert all(0 < len(c.resources) <= MAX_ARNS for c in usage.actions)
