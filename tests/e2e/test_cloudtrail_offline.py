@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from migrate.cloudtrail.synth import ACCOUNT, RecordFactory, SynthUser, log_file, log_key
 
 from migrate.cloudtrail import api, persist
-from migrate.cloudtrail.synth import ACCOUNT, RecordFactory, SynthUser, log_file, log_key
 from migrate.commands import Settings
 from migrate.store import open_store
 
