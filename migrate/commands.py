@@ -246,7 +246,7 @@ def run(
             saved = session.get(Plan, plan_id)
         if saved is None:
             raise NotFoundError(
-                f"there is no saved plan {plan_id!r} in {store.url}. `migrate plan PLAYBOOK` "
+                f"there is no saved plan {plan_id!r} in {store.display_url}. `migrate plan PLAYBOOK` "
                 "prints the id of the plan it saves."
             )
         playbook = _load(playbook_path or saved.playbook_path, (), None, saved.params)
@@ -405,7 +405,7 @@ def _get_run(store: Store, run_id: str) -> Run:
         run_row = session.get(Run, run_id)
         if run_row is None:
             raise NotFoundError(
-                f"there is no run {run_id!r} in {store.url}. `migrate status` lists the runs "
+                f"there is no run {run_id!r} in {store.display_url}. `migrate status` lists the runs "
                 "(check --state / MIGRATE_STATE)."
             )
         return run_row
