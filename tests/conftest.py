@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -186,6 +187,35 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"migrate {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
     return proc
+
+
+_probe_engines: dict[str, Any] = {}
+
+
+def query_state(state: Path | str, sql: str) -> list[tuple[Any, ...]]:
+    """Read a state store from outside the process writing it (SQLite read-only, or PostgreSQL);
+    ``[]`` while it does not exist or has no schema yet."""
+    if "://" not in str(state):
+        if not Path(state).exists():
+            return []
+        conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            return []  # schema not created yet
+        finally:
+            conn.close()
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+
+    url = str(state)
+    if url not in _probe_engines:
+        _probe_engines[url] = create_engine(url)
+    try:
+        with _probe_engines[url].connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    except DBAPIError:
+        return []  # schema not created yet
 
 
 def write_playbook(path: Path, text: str) -> Path:

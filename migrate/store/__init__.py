@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from migrate.store.db import Store, open_store, redact_url, resolve_url, utcnow
+from migrate.store.db import Store, open_store, redact_url, resolve_url, store_clock, utcnow
 
-__all__ = ["Store", "open_store", "redact_url", "resolve_url", "utcnow"]
+__all__ = ["Store", "open_store", "redact_url", "resolve_url", "store_clock", "utcnow"]

@@ -29,7 +29,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,6 +49,16 @@ PG_DRIVER = "postgresql+psycopg"
 def utcnow() -> datetime:
     """Naive UTC now: every timestamp in the store is UTC without tzinfo."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def store_clock(session: Session) -> datetime:
+    """Naive UTC now on the store's clock: the PostgreSQL server's (shared by every operator's
+    machine, whatever their clocks say), or this machine's for SQLite (one machine anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        now = session.scalar(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'"))
+        assert isinstance(now, datetime)
+        return now
+    return utcnow()
 
 
 def resolve_url(state: str | None) -> str:

@@ -1,34 +1,25 @@
-"""The CLI as a subprocess: SIGKILL in the middle of a step, resume; locks; unlock."""
+"""The CLI as a subprocess: SIGKILL in the middle of a step, resume; locks; unlock.
+
+Every test runs on a SQLite and on a PostgreSQL state store (``both_stores``)."""
 
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from migrate.sandbox.server import SandboxServer
-from tests.conftest import PLAYBOOKS, run_cli, write_playbook
+from tests.conftest import PLAYBOOKS, query_state, run_cli, write_playbook
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_stores]
 BUCKETS = [f"crash-bucket-{i:03d}" for i in range(150)]
-
-
-def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:
-        return []  # schema not created yet
-    finally:
-        conn.close()
+_query = query_state
 
 
 def _end_state(aws: Any) -> dict[str, Any]:
@@ -50,7 +41,7 @@ def _end_state(aws: Any) -> dict[str, Any]:
     return {"keys": len(keys), "aliases": len(aliases), "buckets": buckets}
 
 
-def _popen(args: list[str], state: Path, endpoint: str) -> subprocess.Popen[str]:
+def _popen(args: list[str], state: Path | str, endpoint: str) -> subprocess.Popen[str]:
     env = dict(os.environ, MIGRATE_STATE=str(state), AWS_ENDPOINT_URL=endpoint)
     exe = Path(os.sys.executable).parent / "migrate"  # type: ignore[attr-defined]
     return subprocess.Popen(
@@ -59,7 +50,7 @@ def _popen(args: list[str], state: Path, endpoint: str) -> subprocess.Popen[str]
 
 
 def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
-    moto_server: SandboxServer, endpoint: str, aws: Any, tmp_path: Path
+    moto_server: SandboxServer, endpoint: str, aws: Any, new_state: Callable[[str], str]
 ) -> None:
     book = str(PLAYBOOKS / "s3-default-encryption.yaml")
 
@@ -69,12 +60,12 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
 
     # Reference: the same playbook, uninterrupted, on a fresh account.
     seed()
-    run_cli("-q", "run", book, state=tmp_path / "ref.db", endpoint=endpoint, check=True)
+    run_cli("-q", "run", book, state=new_state("ref"), endpoint=endpoint, check=True)
     reference = _end_state(aws)
 
     moto_server.reset()
     seed()
-    db = tmp_path / "crash.db"
+    db = new_state("crash")
     proc = _popen(["-q", "run", book], db, endpoint)
     deadline = time.monotonic() + 60
     done = 0
@@ -121,9 +112,11 @@ steps:
 """
 
 
-def test_second_operator_is_locked_out_until_unlock(endpoint: str, tmp_path: Path) -> None:
+def test_second_operator_is_locked_out_until_unlock(
+    endpoint: str, tmp_path: Path, state_url: str
+) -> None:
     book = write_playbook(tmp_path / "wait.yaml", WAIT_BOOK)
-    db = tmp_path / "lock.db"
+    db = state_url
     first = _popen(["-q", "run", str(book), "--max-wait", "60"], db, endpoint)
     try:
         deadline = time.monotonic() + 30

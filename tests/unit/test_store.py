@@ -118,7 +118,11 @@ def _schema(store: Store) -> dict[str, Any]:
             "columns": columns,
             "pk": insp.get_pk_constraint(table)["constrained_columns"],
             "fks": sorted(
-                (tuple(fk["constrained_columns"]), fk["referred_table"], fk["options"].get("ondelete"))
+                (
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    fk["options"].get("ondelete"),
+                )
                 for fk in insp.get_foreign_keys(table)
             ),
             "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
