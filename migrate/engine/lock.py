@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from migrate.errors import LockedError, NotFoundError
 from migrate.store import Store, store_clock
