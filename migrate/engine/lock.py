@@ -136,10 +136,19 @@ class RunLock:
             )
             if row is not None and holder_is_live(row, now) and not ours:
                 info = _info(row)
+                unlock = f"`migrate unlock {self.run_id} --lock-id {info.lock_id}`"
+                if row.holder_host != socket.gethostname():
+                    left = max(int((row.expires_at - now).total_seconds()), 0)
+                    advice = (
+                        f"If that process died, its lease runs out in {left} s (nothing renews "
+                        "it) and the run can then be resumed from any machine; to take over at "
+                        f"once, break the lease with {unlock}."
+                    )
+                else:
+                    advice = f"If that process is stuck, stop it, or break the lease with {unlock}."
                 raise LockedError(
-                    f"run {self.run_id} is locked by {info.describe()}. Wait for it to finish, "
-                    "or, if that process is dead on another machine, break the lease with "
-                    f"`migrate unlock {self.run_id} --lock-id {info.lock_id}`."
+                    f"run {self.run_id} is locked by {info.describe()}. Wait for it to finish. "
+                    + advice
                 )
             if row is not None:
                 session.delete(row)
