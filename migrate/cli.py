@@ -550,6 +550,49 @@ def sandbox_serve(port: int, workdir: str) -> None:
     serve(port=port, workdir=Path(workdir), echo=click.echo)
 
 
+# --- state store ----------------------------------------------------------------------------------
+@cli.group("state")
+def state_group() -> None:
+    """The state store itself: copy it to another (SQLite to PostgreSQL, for a team)."""
+
+
+@state_group.command("copy")
+@click.option(
+    "--from",
+    "source",
+    metavar="PATH|URL",
+    help="The store to copy [default: the global --state / MIGRATE_STATE].",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="PATH|URL",
+    help="An empty store to copy into, e.g. postgresql+psycopg://ops@db/migrate?sslmode=require.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_settings
+def state_copy(settings: Settings, source: str | None, target: str, as_json: bool) -> None:
+    """Copy every run, plan, approval, checkpoint, journal entry and CloudTrail evidence of one
+    state store into an empty one, in one transaction. The source is left as it was; point the
+    team's --state / MIGRATE_STATE at the new store afterwards."""
+    result = commands.copy_state(source or settings.state, target)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    rows = result["rows"]
+    click.echo(
+        f"copied {result['from']} -> {result['to']} (schema {result['schema_version']}): "
+        f"{rows.get('runs', 0)} runs, {rows.get('plans', 0)} plans, "
+        f"{rows.get('journal', 0)} journal entries, {sum(rows.values())} rows in all."
+    )
+    click.echo(
+        "Next: export MIGRATE_STATE=<the new URL> on every operator's machine, and move the old "
+        "store aside so that nobody writes to it. Files beside a SQLite store (config backups, "
+        "reports) are not in the database: keep that directory."
+    )
+
+
 # Command families that live beside their capability (sqlite-utils' lesson: keep cli.py small).
 from migrate.cloudtrail.cli import trail  # noqa: E402
 

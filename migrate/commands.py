@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from migrate.aws import AwsSession
 from migrate.engine.context import StepContext, operator_name
-from migrate.engine.lock import break_lock, live_lock, locks_for_playbook
+from migrate.engine.lock import break_lock, live_lock, live_locks, locks_for_playbook
 from migrate.engine.planner import PlanResult, diff_facts, make_plan
 from migrate.engine.registry import get_step_type, registered_steps
 from migrate.engine.runner import Runner, RunOptions, instantiate, step_regions
@@ -32,7 +32,7 @@ from migrate.errors import (
     StalePlanError,
 )
 from migrate.playbook import Playbook, load_params_file, load_playbook, parse_cli_params
-from migrate.store import Store, open_store, utcnow
+from migrate.store import Store, open_store, redact_url, resolve_url, utcnow
 from migrate.store.models import (
     ActionRow,
     Approval,
@@ -795,3 +795,39 @@ def permissions(
                 {"Sid": f"Step{sid}"[:100], "Effect": "Allow", "Action": actions, "Resource": "*"}
             )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+# --- state store ------------------------------------------------------------------------------------
+def copy_state(source: str | None, target: str) -> dict[str, Any]:
+    """Copy a whole state store (runs, plans, journal, evidence) into an empty one
+    (``migrate state copy``): a team that started on a laptop moves to PostgreSQL."""
+    from migrate.store.copy import copy_store
+
+    source_url, target_url = resolve_url(source), resolve_url(target)
+    if source_url == target_url:
+        raise BadInputError(f"--from and --to are the same store ({redact_url(source_url)}).")
+    if source_url.startswith("sqlite:///") and not Path(source_url[10:]).is_file():
+        raise NotFoundError(
+            f"there is no state store at {source_url[10:]} to copy (--from, or --state / "
+            "MIGRATE_STATE)."
+        )
+    src = Store(source_url)
+    busy = live_locks(src)
+    if busy:
+        raise LockedError(
+            f"run {busy[0].run_id} of {src.display_url} is in progress, held by "
+            f"{busy[0].describe()}. Copy the store when no run is going on, so that nothing "
+            "is written to the old store after the copy."
+        )
+    dst = Store(target_url)
+    try:
+        copied = copy_store(src, dst)
+    finally:
+        src.close()
+        dst.close()
+    return {
+        "from": src.display_url,
+        "to": dst.display_url,
+        "schema_version": dst.schema_version,
+        "rows": copied,
+    }

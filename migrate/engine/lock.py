@@ -237,3 +237,10 @@ def locks_for_playbook(store: Store, playbook_name: str) -> list[LockInfo]:
             select(Lock).join(Run, Run.id == Lock.run_id).where(Run.playbook_name == playbook_name)
         ).scalars()
         return [_info(r) for r in rows if holder_is_live(r, now)]
+
+
+def live_locks(store: Store) -> list[LockInfo]:
+    """Every live lease in the store (a copy of the store must not race a running run)."""
+    with store.read() as session:
+        now = store_clock(session)
+        return [_info(r) for r in session.scalars(select(Lock)) if holder_is_live(r, now)]
