@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy.exc import DBAPIError
 
 from migrate import __version__, commands
 from migrate.aws import describe_aws_failure
@@ -27,8 +28,9 @@ from migrate.engine.runner import (
     Interrupted,
     RunOptions,
 )
-from migrate.errors import EXIT_INTERRUPTED, MigrateError
+from migrate.errors import EXIT_FAILED, EXIT_INTERRUPTED, MigrateError
 from migrate.reports.render import render_plan, write_plan_report
+from migrate.store.db import describe_store_failure
 from migrate.util import format_duration, parse_duration
 
 
@@ -48,6 +50,11 @@ class MigrateGroup(click.Group):
                 raise
             error = describe_aws_failure(exc)
             _fail(error.message, error.exit_code)
+        except DBAPIError as exc:
+            # The store went away mid-command (a lost PostgreSQL connection, a lock timeout).
+            if _debug(ctx):
+                raise
+            _fail(describe_store_failure(exc), EXIT_FAILED)
         except Interrupted:
             _fail(
                 "Interrupted. The run is saved and resumable: `migrate resume RUN_ID` continues "
@@ -76,8 +83,8 @@ pass_settings = click.make_pass_decorator(Settings)
 @click.option(
     "--state",
     envvar="MIGRATE_STATE",
-    help="State store: a SQLite path or SQLAlchemy URL [env MIGRATE_STATE; default "
-    "state/migrate.db].",
+    help="State store: a SQLite path, or postgresql+psycopg://USER@HOST/DB?sslmode=require for a "
+    "team (pip install 'migrate[postgres]') [env MIGRATE_STATE; default state/migrate.db].",
 )
 @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile [env AWS_PROFILE].")
 @click.option("--region", help="AWS region (default: the profile's or AWS_REGION).")

@@ -89,6 +89,16 @@ def redact_url(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def describe_store_failure(exc: DBAPIError) -> str:
+    """One paragraph for a store that failed while in use (a lost connection, a lock timeout)."""
+    reason = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", " ".join(str(exc.orig).split()))
+    return (
+        f"The state store failed: {reason.rstrip('. ')}. Nothing was half-written (the open "
+        "transaction was rolled back). Once the store is reachable again, `migrate resume RUN_ID` "
+        "continues where the run stopped (`migrate status` shows the id)."
+    )
+
+
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(
         url,

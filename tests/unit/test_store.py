@@ -239,3 +239,20 @@ def test_missing_run_names_the_store_without_its_password(
     assert result.exit_code == 2
     assert "there is no run 'no-such-run'" in result.output
     assert PASSWORD not in result.output
+
+
+def test_a_store_lost_mid_command_is_one_paragraph(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from migrate import commands
+
+    def lost(*_: Any, **__: Any) -> Any:
+        raise OperationalError(
+            "SELECT 1", {}, Exception("server closed the connection unexpectedly")
+        )
+
+    monkeypatch.setattr(commands, "status", lost)
+    result = _cli("status")
+    assert result.exit_code == 1
+    _one_paragraph(result.output)
+    assert "server closed the connection" in result.output and "migrate resume" in result.output
