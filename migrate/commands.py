@@ -378,11 +378,7 @@ def resume(
         )
     holder = live_lock(store, run_id)
     if holder is not None:
-        raise LockedError(
-            f"run {run_id} is locked by {holder.describe()}. Wait for it to finish, or, if that "
-            f"process is dead on another machine, `migrate unlock {run_id} --lock-id "
-            f"{holder.lock_id}`."
-        )
+        raise LockedError(holder.refusal())
     changes = playbook_changes(settings, run_id)
     if changes:
         listed = ", ".join(f"{c.step_id} ({c.change})" for c in changes)

@@ -11,6 +11,7 @@ database of its own. If the server cannot start, those tests fail with the reaso
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sqlite3
@@ -35,15 +36,17 @@ STORE_ENGINES = ("sqlite", "postgresql")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "both_stores: run each test on a SQLite and on a PostgreSQL state store"
+        "markers",
+        "both_stores(*engines): run each test on a SQLite and on a PostgreSQL state store "
+        "(or on the engines named)",
     )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "store_engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "both_stores"
-    ):
-        metafunc.parametrize("store_engine", STORE_ENGINES, indirect=True)
+    marker = metafunc.definition.get_closest_marker("both_stores")
+    if "store_engine" in metafunc.fixturenames and marker is not None:
+        # A test may narrow its module's both_stores to one engine: @both_stores("postgresql").
+        metafunc.parametrize("store_engine", marker.args or STORE_ENGINES, indirect=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -87,6 +90,7 @@ def endpoint(moto_server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str
 def pg_server() -> Iterator[PostgresServer]:
     """The session's PostgreSQL server (started on first use); fails, never skips, without one."""
     server = PostgresServer()
+    atexit.register(server.stop)  # also when the session is interrupted before its teardown
     try:
         server.start()
     except (PostgresUnavailable, OSError, subprocess.SubprocessError) as exc:
@@ -98,8 +102,11 @@ def pg_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture()
 def store_engine(request: pytest.FixtureRequest) -> str:
-    """``sqlite`` or ``postgresql``: the engine of the test's state stores (see ``both_stores``)."""
-    return str(getattr(request, "param", "sqlite"))
+    """``sqlite`` or ``postgresql``: the engine of the test's state stores (see ``both_stores``).
+
+    ``MIGRATE_TEST_STORE=postgresql`` makes PostgreSQL the default of every other test too, to try
+    a step's tests on it (tests that open the SQLite file themselves then fail, as they should)."""
+    return str(getattr(request, "param", os.environ.get("MIGRATE_TEST_STORE", "sqlite")))
 
 
 @pytest.fixture()

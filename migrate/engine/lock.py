@@ -76,6 +76,8 @@ class LockInfo:
     holder_user: str
     acquired_at: datetime
     expires_at: datetime
+    # Seconds until the lease runs out if nothing renews it (on the store's clock).
+    expires_in: float | None = None
 
     def describe(self) -> str:
         """One line naming the holder, for error messages."""
@@ -84,8 +86,21 @@ class LockInfo:
             f"{self.acquired_at:%Y-%m-%d %H:%M:%S} UTC, lock id {self.lock_id})"
         )
 
+    def refusal(self) -> str:
+        """The paragraph of a refused ``run``/``resume``: who holds the run, and what to do."""
+        unlock = f"`migrate unlock {self.run_id} --lock-id {self.lock_id}`"
+        if self.holder_host != socket.gethostname() and self.expires_in is not None:
+            advice = (
+                f"If that process died, its lease runs out in {max(int(self.expires_in), 0)} s "
+                "(nothing renews it) and the run can then be resumed from any machine; to take "
+                f"over at once, break the lease with {unlock}."
+            )
+        else:
+            advice = f"If that process is stuck, stop it, or break the lease with {unlock}."
+        return f"run {self.run_id} is locked by {self.describe()}. Wait for it to finish. {advice}"
 
-def _info(row: Lock) -> LockInfo:
+
+def _info(row: Lock, now: datetime | None = None) -> LockInfo:
     return LockInfo(
         row.run_id,
         row.lock_id,
@@ -94,6 +109,7 @@ def _info(row: Lock) -> LockInfo:
         row.holder_user,
         row.acquired_at,
         row.expires_at,
+        (row.expires_at - now).total_seconds() if now is not None else None,
     )
 
 
@@ -109,8 +125,9 @@ def live_lock(store: Store, run_id: str) -> LockInfo | None:
     """The live lease on a run, or None."""
     with store.read() as session:
         row = session.get(Lock, run_id)
-        if row is not None and holder_is_live(row, store_clock(session)):
-            return _info(row)
+        now = store_clock(session)
+        if row is not None and holder_is_live(row, now):
+            return _info(row, now)
     return None
 
 
@@ -135,21 +152,7 @@ class RunLock:
                 os.getpid(),
             )
             if row is not None and holder_is_live(row, now) and not ours:
-                info = _info(row)
-                unlock = f"`migrate unlock {self.run_id} --lock-id {info.lock_id}`"
-                if row.holder_host != socket.gethostname():
-                    left = max(int((row.expires_at - now).total_seconds()), 0)
-                    advice = (
-                        f"If that process died, its lease runs out in {left} s (nothing renews "
-                        "it) and the run can then be resumed from any machine; to take over at "
-                        f"once, break the lease with {unlock}."
-                    )
-                else:
-                    advice = f"If that process is stuck, stop it, or break the lease with {unlock}."
-                raise LockedError(
-                    f"run {self.run_id} is locked by {info.describe()}. Wait for it to finish. "
-                    + advice
-                )
+                raise LockedError(_info(row, now).refusal())
             if row is not None:
                 session.delete(row)
                 session.flush()
@@ -236,7 +239,7 @@ def locks_for_playbook(store: Store, playbook_name: str) -> list[LockInfo]:
         rows = session.execute(
             select(Lock).join(Run, Run.id == Lock.run_id).where(Run.playbook_name == playbook_name)
         ).scalars()
-        return [_info(r) for r in rows if holder_is_live(r, now)]
+        return [_info(r, now) for r in rows if holder_is_live(r, now)]
 
 
 def live_locks(store: Store) -> list[LockInfo]:

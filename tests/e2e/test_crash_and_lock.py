@@ -108,7 +108,7 @@ name: long wait
 steps:
   - id: soak
     uses: core.wait
-    with: {seconds: 40}
+    with: {seconds: 600}
 """
 
 
@@ -117,7 +117,7 @@ def test_second_operator_is_locked_out_until_unlock(
 ) -> None:
     book = write_playbook(tmp_path / "wait.yaml", WAIT_BOOK)
     db = state_url
-    first = _popen(["-q", "run", str(book), "--max-wait", "60"], db, endpoint)
+    first = _popen(["-q", "run", str(book), "--max-wait", "600"], db, endpoint)
     try:
         deadline = time.monotonic() + 30
         lock: list[tuple[Any, ...]] = []
@@ -142,7 +142,7 @@ def test_second_operator_is_locked_out_until_unlock(
         ok = run_cli("unlock", run_id, "--lock-id", lock_id, state=db, endpoint=endpoint)
         assert ok.returncode == 0, ok.stderr
         # The first process notices its lease is gone and stops rather than race the next one.
-        assert first.wait(timeout=15) == 5
+        assert first.wait(timeout=60) == 5
         assert "lease" in (first.stderr.read() if first.stderr else "")
 
         after = run_cli("resume", run_id, "--max-wait", "0", state=db, endpoint=endpoint)
