@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import click
 from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy.exc import DBAPIError
 
 from migrate import __version__, commands
 from migrate.aws.errors import describe_aws_failure
@@ -28,9 +29,10 @@ from migrate.engine.runner import (
     Interrupted,
     RunOptions,
 )
-from migrate.errors import EXIT_INTERRUPTED, BadInputError, MigrateError
+from migrate.errors import EXIT_FAILED, EXIT_INTERRUPTED, BadInputError, MigrateError
 from migrate.reports.render import render_plan, render_plan_report, write_plan_report
 from migrate.reports.views import status_table
+from migrate.store.db import describe_store_failure
 from migrate.store.status import ActionStatus, RunStatus, StepStatus
 from migrate.util import format_duration, parse_duration
 
@@ -51,6 +53,11 @@ class MigrateGroup(click.Group):
                 raise
             error = describe_aws_failure(exc)
             _fail(error.message, error.exit_code)
+        except DBAPIError as exc:
+            # The store went away mid-command (a lost PostgreSQL connection, a lock timeout).
+            if _debug(ctx):
+                raise
+            _fail(describe_store_failure(exc), EXIT_FAILED)
         except Interrupted:
             _fail(
                 "Interrupted. The run is saved and resumable: `migrate resume RUN_ID` continues "
@@ -79,8 +86,8 @@ pass_settings = click.make_pass_decorator(Settings)
 @click.option(
     "--state",
     envvar="MIGRATE_STATE",
-    help="State store: a SQLite path or SQLAlchemy URL [env MIGRATE_STATE; default "
-    "state/migrate.db].",
+    help="State store: a SQLite path, or postgresql+psycopg://USER@HOST/DB?sslmode=require for a "
+    "team (pip install 'migrate[postgres]') [env MIGRATE_STATE; default state/migrate.db].",
 )
 @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile [env AWS_PROFILE].")
 @click.option("--region", help="AWS region (default: the profile's or AWS_REGION).")
@@ -680,6 +687,49 @@ def sandbox_serve(port: int, workdir: str) -> None:
     from migrate.sandbox.demo import serve
 
     serve(port=port, workdir=Path(workdir), echo=click.echo)
+
+
+# --- state store ----------------------------------------------------------------------------------
+@cli.group("state")
+def state_group() -> None:
+    """The state store itself: copy it to another (SQLite to PostgreSQL, for a team)."""
+
+
+@state_group.command("copy")
+@click.option(
+    "--from",
+    "source",
+    metavar="PATH|URL",
+    help="The store to copy [default: the global --state / MIGRATE_STATE].",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="PATH|URL",
+    help="An empty store to copy into, e.g. postgresql+psycopg://ops@db/migrate?sslmode=require.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_settings
+def state_copy(settings: Settings, source: str | None, target: str, as_json: bool) -> None:
+    """Copy every run, plan, approval, checkpoint, journal entry and CloudTrail evidence of one
+    state store into an empty one, in one transaction. The source is left as it was; point the
+    team's --state / MIGRATE_STATE at the new store afterwards."""
+    result = commands.copy_state(source or settings.state, target)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    rows = result["rows"]
+    click.echo(
+        f"copied {result['from']} -> {result['to']} (schema {result['schema_version']}): "
+        f"{rows.get('runs', 0)} runs, {rows.get('plans', 0)} plans, "
+        f"{rows.get('journal', 0)} journal entries, {sum(rows.values())} rows in all."
+    )
+    click.echo(
+        "Next: export MIGRATE_STATE=<the new URL> on every operator's machine, and move the old "
+        "store aside so that nobody writes to it. Files beside a SQLite store (config backups, "
+        "reports) are not in the database: keep that directory."
+    )
 
 
 # Command families that live beside their capability (sqlite-utils' lesson: keep cli.py small).

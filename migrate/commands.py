@@ -24,7 +24,7 @@ from migrate.cloudtrail import api as cloudtrail_api
 from migrate.cloudtrail.model import UsageReport
 from migrate.configs.references import files_under, references
 from migrate.engine.context import StepContext, operator_name
-from migrate.engine.lock import break_lock, live_lock, locks_for_playbook
+from migrate.engine.lock import break_lock, live_lock, live_locks, locks_for_playbook
 from migrate.engine.planner import PlanResult, diff_facts, make_plan
 from migrate.engine.playbook import Playbook, load_params_file, load_playbook, parse_cli_params
 from migrate.engine.registry import get_step_type, registered_steps
@@ -40,7 +40,7 @@ from migrate.errors import (
     NotFoundError,
     StalePlanError,
 )
-from migrate.store import Store, open_store, utcnow
+from migrate.store import Store, open_store, redact_url, resolve_url, utcnow
 from migrate.store.models import (
     ActionRow,
     Approval,
@@ -303,7 +303,7 @@ def run(
             saved = session.get(Plan, plan_id)
         if saved is None:
             raise NotFoundError(
-                f"there is no saved plan {plan_id!r} in {store.url}. `migrate plan PLAYBOOK` "
+                f"there is no saved plan {plan_id!r} in {store.display_url}. `migrate plan PLAYBOOK` "
                 "prints the id of the plan it saves."
             )
         playbook = _load(playbook_path or saved.playbook_path, (), None, saved.params)
@@ -437,11 +437,7 @@ def resume(
         )
     holder = live_lock(store, run_id)
     if holder is not None:
-        raise LockedError(
-            f"run {run_id} is locked by {holder.describe()}. Wait for it to finish, or, if that "
-            f"process is dead on another machine, `migrate unlock {run_id} --lock-id "
-            f"{holder.lock_id}`."
-        )
+        raise LockedError(holder.refusal())
     changes = playbook_changes(settings, run_id)
     if changes:
         listed = ", ".join(f"{c.step_id} ({c.change})" for c in changes)
@@ -464,7 +460,7 @@ def _get_run(store: Store, run_id: str) -> Run:
         run_row = session.get(Run, run_id)
         if run_row is None:
             raise NotFoundError(
-                f"there is no run {run_id!r} in {store.url}. `migrate status` lists the runs "
+                f"there is no run {run_id!r} in {store.display_url}. `migrate status` lists the runs "
                 "(check --state / MIGRATE_STATE)."
             )
         return run_row
@@ -1237,4 +1233,40 @@ def dr_history(settings: Settings) -> dict[str, Any]:
         "schema": DR_HISTORY_SCHEMA,
         "generated_at": utcnow().isoformat(timespec="seconds"),
         "drills": rows,
+    }
+
+
+# --- state store ------------------------------------------------------------------------------------
+def copy_state(source: str | None, target: str) -> dict[str, Any]:
+    """Copy a whole state store (runs, plans, journal, evidence) into an empty one
+    (``migrate state copy``): a team that started on a laptop moves to PostgreSQL."""
+    from migrate.store.copy import copy_store
+
+    source_url, target_url = resolve_url(source), resolve_url(target)
+    if source_url == target_url:
+        raise BadInputError(f"--from and --to are the same store ({redact_url(source_url)}).")
+    if source_url.startswith("sqlite:///") and not Path(source_url[10:]).is_file():
+        raise NotFoundError(
+            f"there is no state store at {source_url[10:]} to copy (--from, or --state / "
+            "MIGRATE_STATE)."
+        )
+    src = Store(source_url)
+    busy = live_locks(src)
+    if busy:
+        raise LockedError(
+            f"run {busy[0].run_id} of {src.display_url} is in progress, held by "
+            f"{busy[0].describe()}. Copy the store when no run is going on, so that nothing "
+            "is written to the old store after the copy."
+        )
+    dst = Store(target_url)
+    try:
+        copied = copy_store(src, dst)
+    finally:
+        src.close()
+        dst.close()
+    return {
+        "from": src.display_url,
+        "to": dst.display_url,
+        "schema_version": dst.schema_version,
+        "rows": copied,
     }

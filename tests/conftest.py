@@ -2,15 +2,22 @@
 
 Tests never read the developer's ~/.aws: the environment points at fake credentials and empty
 config files, and every AWS call goes to the moto server through AWS_ENDPOINT_URL.
+
+State stores: a test gets a SQLite store by default. A module marked ``both_stores`` runs each of
+its tests on SQLite and on PostgreSQL (``test_x[sqlite]``, ``test_x[postgresql]``); the PostgreSQL
+server is started once per session by ``pg_server`` (``tests/pgserver.py``), and each test gets a
+database of its own. If the server cannot start, those tests fail with the reason; they never skip.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +27,26 @@ from botocore.config import Config
 
 from migrate.commands import Settings
 from migrate.sandbox.server import SandboxServer
+from tests.pgserver import PostgresServer, PostgresUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = ROOT / "playbooks"
+STORE_ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "both_stores(*engines): run each test on a SQLite and on a PostgreSQL state store "
+        "(or on the engines named)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("both_stores")
+    if "store_engine" in metafunc.fixturenames and marker is not None:
+        # A test may narrow its module's both_stores to one engine: @both_stores("postgresql").
+        metafunc.parametrize("store_engine", marker.args or STORE_ENGINES, indirect=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -62,11 +86,67 @@ def endpoint(moto_server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str
     return moto_server.endpoint_url
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server (started on first use); fails, never skips, without one."""
+    server = PostgresServer()
+    atexit.register(server.stop)  # also when the session is interrupted before its teardown
+    try:
+        server.start()
+    except (PostgresUnavailable, OSError, subprocess.SubprocessError) as exc:
+        server.stop()
+        pytest.fail(f"the PostgreSQL test server could not start: {exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
 @pytest.fixture()
-def settings(endpoint: str, tmp_path: Path) -> Settings:
+def store_engine(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: the engine of the test's state stores (see ``both_stores``).
+
+    ``MIGRATE_TEST_STORE=postgresql`` makes PostgreSQL the default of every other test too, to try
+    a step's tests on it (tests that open the SQLite file themselves then fail, as they should)."""
+    return str(getattr(request, "param", os.environ.get("MIGRATE_TEST_STORE", "sqlite")))
+
+
+@pytest.fixture()
+def new_state(
+    store_engine: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[[str], str]]:
+    """``new_state("name")`` -> the ``--state`` of a new, empty store on the test's engine."""
+    made: list[str] = []
+    server: PostgresServer | None = None
+    if store_engine == "postgresql":
+        server = request.getfixturevalue("pg_server")
+        # Plans, backups and reports go to ./state when the store is not a file: keep them here.
+        monkeypatch.chdir(tmp_path)
+
+    def make(name: str = "migrate") -> str:
+        if server is None:
+            return str(tmp_path / "state" / f"{name}.db")
+        made.append(server.create_database(name.replace("-", "_")))
+        return made[-1]
+
+    yield make
+    for url in made:
+        assert server is not None
+        server.drop_database(url)
+
+
+@pytest.fixture()
+def state_url(new_state: Callable[[str], str]) -> str:
+    """The ``--state`` of the test's own store (a SQLite path, or a PostgreSQL URL)."""
+    return new_state("migrate")
+
+
+@pytest.fixture()
+def settings(endpoint: str, state_url: str) -> Settings:
     """Settings of a quiet migrate with its own state store, pointed at the moto server."""
     return Settings(
-        state=str(tmp_path / "state" / "migrate.db"),
+        state=state_url,
         endpoint_url=endpoint,
         region="us-east-1",
         quiet=True,
@@ -95,7 +175,7 @@ def aws(endpoint: str) -> Any:
 
 def run_cli(
     *args: str,
-    state: Path | None = None,
+    state: Path | str | None = None,
     endpoint: str | None = None,
     timeout: float = 120,
     check: bool = False,
@@ -114,6 +194,35 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"migrate {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
     return proc
+
+
+_probe_engines: dict[str, Any] = {}
+
+
+def query_state(state: Path | str, sql: str) -> list[tuple[Any, ...]]:
+    """Read a state store from outside the process writing it (SQLite read-only, or PostgreSQL);
+    ``[]`` while it does not exist or has no schema yet."""
+    if "://" not in str(state):
+        if not Path(state).exists():
+            return []
+        conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            return []  # schema not created yet
+        finally:
+            conn.close()
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+
+    url = str(state)
+    if url not in _probe_engines:
+        _probe_engines[url] = create_engine(url)
+    try:
+        with _probe_engines[url].connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    except DBAPIError:
+        return []  # schema not created yet
 
 
 def write_playbook(path: Path, text: str) -> Path:

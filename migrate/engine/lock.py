@@ -3,6 +3,18 @@
 A holder that died on this host (its pid is gone) is taken over at once, so that ``resume`` after a
 crash or SIGKILL just works. A holder on another host keeps the run until its lease expires, or an
 operator breaks it with ``migrate unlock RUN --lock-id ID``.
+
+The lease is a row (``locks``) on both engines, read and written inside ``Store.write()``, whose
+writers are serialised (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on
+PostgreSQL): two processes can never both see the lease free and both take it. Why a row and not
+a PostgreSQL session advisory lock held for the whole run: the row names the holder (user, host,
+pid, lock id) for the refusal message and for ``migrate unlock``; it behaves the same on SQLite; and
+it does not depend on one connection staying up for days (a pooled connection that is recycled or
+reconnected by ``pool_pre_ping``, a pgbouncer in transaction mode, or a network blip would drop a
+session lock silently while the holder goes on acting).
+
+Expiry is measured on the store's clock (the PostgreSQL server's, or this machine's for SQLite), so
+two operators' laptops with skewed clocks agree on when a lease ran out.
 """
 
 from __future__ import annotations
@@ -18,11 +30,22 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from migrate.errors import LockedError, NotFoundError
-from migrate.store import Store, utcnow
+from migrate.store import Store, store_clock
 from migrate.store.models import Lock, Run
 
-LEASE = timedelta(seconds=60)
-HEARTBEAT_S = 15.0
+LEASE_S = 60.0
+# A lease is renewed four times per lease period, so one or two missed beats (a busy store, a
+# network blip) do not lose it.
+BEATS_PER_LEASE = 4
+
+
+def lease_seconds() -> float:
+    """The lease period: 60 s, or ``MIGRATE_LEASE_SECONDS`` (longer on a flaky network)."""
+    raw = os.environ.get("MIGRATE_LEASE_SECONDS")
+    try:
+        return max(float(raw), 1.0) if raw else LEASE_S
+    except ValueError:
+        return LEASE_S
 
 
 def _pid_alive(pid: int) -> bool:
@@ -53,6 +76,8 @@ class LockInfo:
     holder_user: str
     acquired_at: datetime
     expires_at: datetime
+    # Seconds until the lease runs out if nothing renews it (on the store's clock).
+    expires_in: float | None = None
 
     def describe(self) -> str:
         """One line naming the holder, for error messages."""
@@ -61,8 +86,21 @@ class LockInfo:
             f"{self.acquired_at:%Y-%m-%d %H:%M:%S} UTC, lock id {self.lock_id})"
         )
 
+    def refusal(self) -> str:
+        """The paragraph of a refused ``run``/``resume``: who holds the run, and what to do."""
+        unlock = f"`migrate unlock {self.run_id} --lock-id {self.lock_id}`"
+        if self.holder_host != socket.gethostname() and self.expires_in is not None:
+            advice = (
+                f"If that process died, its lease runs out in {max(int(self.expires_in), 0)} s "
+                "(nothing renews it) and the run can then be resumed from any machine; to take "
+                f"over at once, break the lease with {unlock}."
+            )
+        else:
+            advice = f"If that process is stuck, stop it, or break the lease with {unlock}."
+        return f"run {self.run_id} is locked by {self.describe()}. Wait for it to finish. {advice}"
 
-def _info(row: Lock) -> LockInfo:
+
+def _info(row: Lock, now: datetime | None = None) -> LockInfo:
     return LockInfo(
         row.run_id,
         row.lock_id,
@@ -71,12 +109,13 @@ def _info(row: Lock) -> LockInfo:
         row.holder_user,
         row.acquired_at,
         row.expires_at,
+        (row.expires_at - now).total_seconds() if now is not None else None,
     )
 
 
-def holder_is_live(row: Lock, now: datetime | None = None) -> bool:
-    """True while the lease is held by a process that may still be running."""
-    now = now or utcnow()
+def holder_is_live(row: Lock, now: datetime) -> bool:
+    """True while the lease is held by a process that may still be running (``now``: the store's
+    clock, :func:`migrate.store.store_clock`)."""
     if row.holder_host == socket.gethostname():
         return _pid_alive(row.holder_pid) and row.holder_pid != 0
     return row.expires_at > now
@@ -86,8 +125,9 @@ def live_lock(store: Store, run_id: str) -> LockInfo | None:
     """The live lease on a run, or None."""
     with store.read() as session:
         row = session.get(Lock, run_id)
-        if row is not None and holder_is_live(row):
-            return _info(row)
+        now = store_clock(session)
+        if row is not None and holder_is_live(row, now):
+            return _info(row, now)
     return None
 
 
@@ -98,21 +138,21 @@ class RunLock:
         self.store = store
         self.run_id = run_id
         self.lock_id = uuid.uuid4().hex[:12]
+        self.lease = timedelta(seconds=lease_seconds())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def acquire(self) -> None:
         """Take the lease or raise LockedError naming the live holder."""
-        now = utcnow()
         with self.store.write() as session:
+            now = store_clock(session)
             row = session.get(Lock, self.run_id)
-            if row is not None and holder_is_live(row, now) and row.holder_pid != os.getpid():
-                info = _info(row)
-                raise LockedError(
-                    f"run {self.run_id} is locked by {info.describe()}. Wait for it to finish, "
-                    "or, if that process is dead on another machine, break the lease with "
-                    f"`migrate unlock {self.run_id} --lock-id {info.lock_id}`."
-                )
+            ours = row is not None and (row.holder_host, row.holder_pid) == (
+                socket.gethostname(),
+                os.getpid(),
+            )
+            if row is not None and holder_is_live(row, now) and not ours:
+                raise LockedError(_info(row, now).refusal())
             if row is not None:
                 session.delete(row)
                 session.flush()
@@ -125,7 +165,7 @@ class RunLock:
                     holder_user=_user(),
                     acquired_at=now,
                     heartbeat_at=now,
-                    expires_at=now + LEASE,
+                    expires_at=now + self.lease,
                 )
             )
         self._thread = threading.Thread(target=self._beat, name="migrate-lease", daemon=True)
@@ -144,15 +184,15 @@ class RunLock:
                 )
 
     def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+        while not self._stop.wait(self.lease.total_seconds() / BEATS_PER_LEASE):
             try:
                 with self.store.write() as session:
                     row = session.get(Lock, self.run_id)
                     if row is None or row.lock_id != self.lock_id:
                         return  # broken by `migrate unlock`
-                    now = utcnow()
+                    now = store_clock(session)
                     row.heartbeat_at = now
-                    row.expires_at = now + LEASE
+                    row.expires_at = now + self.lease
             except Exception:  # a busy store must not kill the run; the next beat retries
                 continue
 
@@ -195,7 +235,15 @@ def break_lock(store: Store, run_id: str, lock_id: str) -> LockInfo:
 def locks_for_playbook(store: Store, playbook_name: str) -> list[LockInfo]:
     """Live leases on runs of the same playbook (a second `run` must not race the first)."""
     with store.read() as session:
+        now = store_clock(session)
         rows = session.execute(
             select(Lock).join(Run, Run.id == Lock.run_id).where(Run.playbook_name == playbook_name)
         ).scalars()
-        return [_info(r) for r in rows if holder_is_live(r)]
+        return [_info(r, now) for r in rows if holder_is_live(r, now)]
+
+
+def live_locks(store: Store) -> list[LockInfo]:
+    """Every live lease in the store (a copy of the store must not race a running run)."""
+    with store.read() as session:
+        now = store_clock(session)
+        return [_info(r) for r in session.scalars(select(Lock)) if holder_is_live(r, now)]

@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from tqdm import tqdm
 
 from migrate.aws.errors import describe_aws_failure
@@ -464,6 +464,7 @@ class Runner:
         seconds = max((when - utcnow()).total_seconds(), 0.0)
         if seconds <= 0:
             return
+        approvals = self._approval_count(run_id)
         with tqdm(
             total=round(seconds),
             desc=f"{run_id} waiting",
@@ -478,8 +479,19 @@ class Runner:
                 if self.lock is not None and time.monotonic() - last_check > 2:
                     self.lock.check()
                     last_check = time.monotonic()
+                    # Another operator approved a gate (`migrate approve` from any machine): pass
+                    # again now rather than at the next check of the wait (a minute, or more).
+                    if self._approval_count(run_id) != approvals:
+                        return
                 bar.n = min(round(seconds - max(left - 1.0, 0.0)), round(seconds))
                 bar.refresh()
+
+    def _approval_count(self, run_id: str) -> int:
+        with self.store.read() as session:
+            count = session.scalar(
+                select(func.count()).select_from(Approval).where(Approval.run_id == run_id)
+            )
+        return int(count or 0)
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def _sync_actions(self, sr: StepRun, actions: list[Action]) -> list[ActionRow]:

@@ -1,16 +1,27 @@
-"""Opening the state store: engine with SQLite pragmas, automatic Alembic upgrade, version check.
+"""Opening the state store (SQLite or PostgreSQL): engine, automatic Alembic upgrade, version check.
 
 SQLite is set up for a tool that must not lose progress: WAL journal (readers never block the
 writer), ``synchronous=FULL`` (a committed action survives power loss), foreign keys on, a busy
 timeout, and ``BEGIN IMMEDIATE`` for writers so that two processes never both read-then-write the
 same rows (the SQLAlchemy "pysqlite serializable" recipe).
+
+PostgreSQL (a team's store, ``postgresql+psycopg://``) keeps the same contract: every writer
+transaction starts by taking one transaction-scoped advisory lock of the store
+(``pg_advisory_xact_lock``), so writers are serialised exactly as ``BEGIN IMMEDIATE`` serialises
+them on SQLite, while readers never wait (MVCC, like WAL). Under READ COMMITTED each statement after
+the lock sees every earlier writer's commit, so a read-then-write inside ``Store.write()`` is as
+safe on both engines. The lock is released by the commit or rollback, also when the process dies.
+
+The URL's password is never printed: every message uses :attr:`Store.display_url`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +29,70 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from migrate.errors import StoreError
+from migrate.util import utcnow
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 DEFAULT_STATE = "state/migrate.db"
 BUSY_TIMEOUT_S = 30
+# The key of the advisory lock every PostgreSQL writer transaction takes ("migrate" in ASCII).
+# Advisory locks are per database: one store per database, so one key is enough.
+PG_WRITER_LOCK = 0x6D696772617465
+PG_CONNECT_TIMEOUT_S = 10
+PG_DRIVER = "postgresql+psycopg"
+
+
+def store_clock(session: Session) -> datetime:
+    """Naive UTC now on the store's clock: the PostgreSQL server's (shared by every operator's
+    machine, whatever their clocks say), or this machine's for SQLite (one machine anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        now = session.scalar(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'"))
+        assert isinstance(now, datetime)
+        return now
+    return utcnow()
 
 
 def resolve_url(state: str | None) -> str:
-    """Turn ``--state`` (a path or a SQLAlchemy URL; default ``state/migrate.db``) into a URL."""
+    """Turn ``--state`` (a path or a SQLAlchemy URL; default ``state/migrate.db``) into a URL.
+
+    ``postgresql://`` and ``postgres://`` mean psycopg 3, the driver ``migrate[postgres]``
+    installs (SQLAlchemy's own default would be psycopg2).
+    """
     state = state or os.environ.get("MIGRATE_STATE") or DEFAULT_STATE
     if "://" in state:
+        for prefix in ("postgresql://", "postgres://"):
+            if state.startswith(prefix):
+                return f"{PG_DRIVER}://{state.removeprefix(prefix)}"
         return state
     path = Path(state).expanduser()
     if path.is_dir():
         path = path / "migrate.db"
     return f"sqlite:///{path.absolute()}"
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL with its password replaced by ``***``: the only form ever printed or logged."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except ArgumentError:
+        # Not a URL SQLAlchemy can parse: still hide whatever sits between "user:" and "@".
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", str(url))
+    return parsed.render_as_string(hide_password=True)
+
+
+def describe_store_failure(exc: DBAPIError) -> str:
+    """One paragraph for a store that failed while in use (a lost connection, a lock timeout)."""
+    reason = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", " ".join(str(exc.orig).split()))
+    return (
+        f"The state store failed: {reason.rstrip('. ')}. Nothing was half-written (the open "
+        "transaction was rolled back). Once the store is reachable again, `migrate resume RUN_ID` "
+        "continues where the run stopped (`migrate status` shows the id)."
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -66,10 +120,39 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _postgres_engine(url: URL, display: str) -> Engine:
+    connect_args: dict[str, Any] = {}
+    # An unreachable server fails in seconds, not after the OS's TCP timeout (minutes).
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    # The DBA sees who holds a connection in pg_stat_activity.
+    if "application_name" not in url.query:
+        connect_args["application_name"] = "migrate"
+    try:
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise StoreError(
+            f"The state store {display} is on PostgreSQL, but its driver is not installed "
+            f"({exc}). Install migrate with the PostgreSQL extra: pip install 'migrate[postgres]' "
+            "(psycopg 3), or pass a SQLite path as --state."
+        ) from None
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("immediate", True):
+            # As SQLite's busy timeout: a writer waits for the one before it, but not forever.
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{BUSY_TIMEOUT_S}s'")
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITER_LOCK})")
+
+    return engine
+
+
 def _alembic_config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # Never the password: the migrations run on the connection handed in (see _upgrade). The
+    # config is a ConfigParser, so "%" must be doubled.
+    cfg.set_main_option("sqlalchemy.url", redact_url(engine.url).replace("%", "%%"))
     return cfg
 
 
@@ -78,20 +161,29 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.display_url = redact_url(url)
         try:
             parsed = make_url(url)
         except ArgumentError:
             raise StoreError(
-                f"--state {url!r} is neither a file path nor a SQLAlchemy URL. Pass a path such as "
-                "state/migrate.db or a URL such as sqlite:////abs/path.db."
+                f"--state {self.display_url!r} is neither a file path nor a SQLAlchemy URL. Pass "
+                "a path such as state/migrate.db or a URL such as sqlite:////abs/path.db or "
+                "postgresql+psycopg://user@host/dbname."
             ) from None
-        if parsed.get_backend_name() == "sqlite":
+        self.backend = parsed.get_backend_name()
+        if self.backend == "sqlite":
             db = parsed.database
             if db and db != ":memory:":
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(url)
+        elif self.backend == "postgresql":
+            self.engine = _postgres_engine(parsed, self.display_url)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            raise StoreError(
+                f"--state {self.display_url}: the state store runs on SQLite or PostgreSQL, not "
+                f"{self.backend}. Pass a SQLite path (state/migrate.db) or a URL such as "
+                "postgresql+psycopg://user@host/dbname?sslmode=require."
+            )
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(
             self.engine.execution_options(immediate=False), expire_on_commit=False
@@ -105,23 +197,43 @@ class Store:
         try:
             with self.engine.connect() as conn:
                 current = MigrationContext.configure(conn).get_current_revision()
-        except OperationalError as exc:
-            raise StoreError(
-                f"Cannot open the state store {self.url}: {exc.orig}. Check that the path is "
-                "writable and not on a network file system (SQLite needs working file locks)."
-            ) from None
+        except DBAPIError as exc:
+            raise StoreError(self._cannot_open(exc)) from None
         if current == head:
             return
         known = {rev.revision for rev in script.walk_revisions()}
         if current is not None and current not in known:
             raise StoreError(
-                f"The state store {self.url} has schema version {current}, which is newer than "
+                f"The state store {self.display_url} has schema version {current}, which is newer than "
                 f"this migrate (newest known: {head}). It was written by a newer release: upgrade "
                 "migrate (pip install -U migrate), or point --state at another store."
             )
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except DBAPIError as exc:
+            raise StoreError(self._cannot_open(exc)) from None
+
+    def _cannot_open(self, exc: DBAPIError) -> str:
+        """One paragraph: what failed, where, and what to check (never the password)."""
+        reason = " ".join(str(exc.orig).split()).replace(self.url, self.display_url)
+        parsed = make_url(self.url)
+        if parsed.password:
+            reason = reason.replace(str(parsed.password), "***")
+        reason = reason.rstrip(". ")
+        reason += "" if reason.endswith("?") else "."
+        if self.backend == "postgresql":
+            return (
+                f"Cannot open the state store {self.display_url}: {reason} Check that the "
+                "server is running and reachable from this machine, that the database exists, "
+                "and that the user, password (or ~/.pgpass / PGPASSWORD) and sslmode are right; "
+                "docs/team-state.md shows a team's set-up."
+            )
+        return (
+            f"Cannot open the state store {self.display_url}: {reason} Check that the path is "
+            "writable and not on a network file system (SQLite needs working file locks)."
+        )
 
     @property
     def schema_version(self) -> str | None:

@@ -1,35 +1,26 @@
-"""The CLI as a subprocess: SIGKILL in the middle of a step, resume; locks; unlock."""
+"""The CLI as a subprocess: SIGKILL in the middle of a step, resume; locks; unlock.
+
+Every test runs on a SQLite and on a PostgreSQL state store (``both_stores``)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from migrate.sandbox.server import SandboxServer, is_mutating_request
-from tests.conftest import PLAYBOOKS, run_cli, write_playbook
+from tests.conftest import PLAYBOOKS, query_state, run_cli, write_playbook
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_stores]
 BUCKETS = [f"crash-bucket-{i:03d}" for i in range(150)]
-
-
-def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:
-        return []  # schema not created yet
-    finally:
-        conn.close()
+_query = query_state
 
 
 def _end_state(aws: Any) -> dict[str, Any]:
@@ -51,7 +42,7 @@ def _end_state(aws: Any) -> dict[str, Any]:
     return {"keys": len(keys), "aliases": len(aliases), "buckets": buckets}
 
 
-def _popen(args: list[str], state: Path, endpoint: str) -> subprocess.Popen[str]:
+def _popen(args: list[str], state: Path | str, endpoint: str) -> subprocess.Popen[str]:
     env = dict(os.environ, MIGRATE_STATE=str(state), AWS_ENDPOINT_URL=endpoint)
     exe = Path(os.sys.executable).parent / "migrate"  # type: ignore[attr-defined]
     return subprocess.Popen(
@@ -60,7 +51,7 @@ def _popen(args: list[str], state: Path, endpoint: str) -> subprocess.Popen[str]
 
 
 def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
-    moto_server: SandboxServer, endpoint: str, aws: Any, tmp_path: Path
+    moto_server: SandboxServer, endpoint: str, aws: Any, new_state: Callable[[str], str]
 ) -> None:
     book = str(PLAYBOOKS / "s3-default-encryption.yaml")
 
@@ -75,7 +66,7 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
         "run",
         book,
         "--yes",
-        state=tmp_path / "ref.db",
+        state=new_state("ref"),
         endpoint=endpoint,
         check=True,
         timeout=900,
@@ -84,7 +75,7 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted_run(
 
     moto_server.reset()
     seed()
-    db = tmp_path / "crash.db"
+    db = new_state("crash")
     moto_server.start_recording()
     proc = _popen(["-q", "run", book, "--yes"], db, endpoint)
     deadline = time.monotonic() + 600
@@ -142,9 +133,11 @@ steps:
 """
 
 
-def test_second_operator_is_locked_out_until_unlock(endpoint: str, tmp_path: Path) -> None:
+def test_second_operator_is_locked_out_until_unlock(
+    endpoint: str, tmp_path: Path, state_url: str
+) -> None:
     book = write_playbook(tmp_path / "wait.yaml", WAIT_BOOK)
-    db = tmp_path / "lock.db"
+    db = state_url
     first = _popen(["-q", "run", str(book), "--yes", "--max-wait", "900"], db, endpoint)
     try:
         deadline = time.monotonic() + 30
@@ -170,7 +163,7 @@ def test_second_operator_is_locked_out_until_unlock(endpoint: str, tmp_path: Pat
         ok = run_cli("unlock", run_id, "--lock-id", lock_id, state=db, endpoint=endpoint)
         assert ok.returncode == 0, ok.stderr
         # The first process notices its lease is gone and stops rather than race the next one.
-        assert first.wait(timeout=15) == 5
+        assert first.wait(timeout=60) == 5
         assert "lease" in (first.stderr.read() if first.stderr else "")
 
         after = run_cli("resume", run_id, "--max-wait", "0", state=db, endpoint=endpoint)

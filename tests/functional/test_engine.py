@@ -1,8 +1,11 @@
-"""Engine behaviour through the Python API: gates, waits, failures, resume, stale plans, edits."""
+"""Engine behaviour through the Python API: gates, waits, failures, resume, stale plans, edits.
+
+Every test runs on a SQLite and on a PostgreSQL state store (``both_stores``)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,8 @@ from migrate.engine.base import Action
 from migrate.engine.runner import CONFIRM_NO, CONFIRM_YES, RunOptions
 from migrate.errors import BadInputError, StalePlanError
 from tests.conftest import PLAYBOOKS, write_playbook
+
+pytestmark = pytest.mark.both_stores
 
 GATED = """\
 name: gated
@@ -89,7 +94,7 @@ def test_approve_unknown_target_is_refused(settings: Settings, aws: Any, tmp_pat
 
 
 def test_yes_approves_non_destructive_gates_unless_playbook_says_none(
-    settings: Settings, aws: Any, tmp_path: Path
+    settings: Settings, aws: Any, tmp_path: Path, new_state: Callable[[str], str]
 ) -> None:
     aws("s3").create_bucket(Bucket="yes-bucket")
     book = write_playbook(tmp_path / "g.yaml", GATED.format(yes="non-destructive"))
@@ -99,7 +104,7 @@ def test_yes_approves_non_destructive_gates_unless_playbook_says_none(
     assert approvals and approvals[0]["via"] == "--yes"
 
     aws("s3").create_bucket(Bucket="yes-bucket-2")
-    settings2 = Settings(**{**settings.__dict__, "state": str(tmp_path / "other.db")})
+    settings2 = Settings(**{**settings.__dict__, "state": new_state("other")})
     book2 = write_playbook(tmp_path / "g2.yaml", GATED.format(yes="none"))
     result2 = commands.run(settings2, str(book2), options=_opts(yes=True))
     assert result2.status == "awaiting-approval"
