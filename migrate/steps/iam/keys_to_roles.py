@@ -18,13 +18,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from migrate.aws.errors import error_code
+from migrate.aws.errors import error_code, not_found
 from migrate.aws.tags import tag_dict
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.engine.selection import Selection
-from migrate.errors import StepFailed
+from migrate.errors import BadInputError, StepFailed
 from migrate.steps.iam.policy import EC2_TRUST, GeneratedPolicy, generate_policy
 from migrate.steps.iam.workloads import (
     ecs_notes,
@@ -96,13 +96,45 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
-def _role_name(template: str, user: str, key_id: str) -> str:
-    name = template.format(user=user, key_id=key_id, key_suffix=key_id[-6:].lower())
-    return re.sub(r"[^\w+=,.@-]", "-", name)[:64]
+ROLE_NAME_LIMIT = 64  # IAM role and instance profile names stop at 64 characters
+OWNER_TAG = "migrate:access-key"
+
+
+def _role_name(template: str, user: str, key_id: str, *, suffix_len: int = 6) -> str:
+    """The role name for ``key_id``: the template rendered, always ending in the key's suffix.
+
+    Truncation cuts the user part, never the suffix: two keys of one long-named user must not
+    share a role (the second's policy would overwrite the first's). A template without the key
+    (``app-{user}``) gets the suffix appended for the same reason.
+    """
+    suffix = key_id[-suffix_len:].lower()
+    # The key goes at the end whatever the template says, so it is rendered without it first.
+    name = template.format(user=user, key_id="", key_suffix="")
+    name = re.sub(r"[^\w+=,.@-]", "-", name)
+    name = re.sub(r"-{2,}", "-", name).strip("-") or "migrate"
+    return name[: ROLE_NAME_LIMIT - len(suffix) - 1].rstrip("-") + "-" + suffix
+
+
+def _role_names(template: str, keys: dict[str, str]) -> dict[str, str]:
+    """``{key_id: role name}`` for ``{key_id: user}``, unique: keys whose names collide (the same
+    six-character suffix) get the whole key id as suffix."""
+    names = {k: _role_name(template, user, k) for k, user in keys.items()}
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    for key_id, name in names.items():
+        if counts[name] > 1:
+            names[key_id] = _role_name(template, keys[key_id], key_id, suffix_len=len(key_id))
+    return names
 
 
 def _task_role_name(role: str) -> str:
-    return role[:59] + "-task"  # IAM role names stop at 64 characters
+    """The ECS task role next to ``role`` (``<role>-task``), cut in the user part, never in the
+    key suffix."""
+    if len(role) + 5 <= ROLE_NAME_LIMIT:
+        return role + "-task"
+    head, _, suffix = role.rpartition("-")
+    return head[: ROLE_NAME_LIMIT - len(suffix) - 6].rstrip("-") + "-" + suffix + "-task"
 
 
 def _merged_policy_name(key_id: str) -> str:
@@ -159,6 +191,7 @@ class KeysToRoles(Step):
         "iam:ListAccessKeys",
         "iam:GetAccessKeyLastUsed",
         "iam:GetRole",
+        "iam:ListRoleTags",
         "iam:ListRolePolicies",
         "iam:CreateRole",
         "iam:TagRole",
@@ -250,6 +283,13 @@ class KeysToRoles(Step):
                         "outside": [],
                         "locations": [],
                     }
+        names = _role_names(self.params.role_name, {k: v["user"] for k, v in keys.items()})
+        for key_id, key in keys.items():
+            key["role_name"] = names[key_id]
+            key["role_owners"] = {
+                role: self._role_owner(iam, role)
+                for role in (names[key_id], _task_role_name(names[key_id]))
+            }
         for key in keys.values():
             self._attribute(ctx, report, key)
         self._find_locations(ctx, keys)
@@ -259,6 +299,21 @@ class KeysToRoles(Step):
             "keys": keys,
             "compliant": [],
         }
+
+    @staticmethod
+    def _role_owner(iam: Any, role: str) -> dict[str, Any] | None:
+        """None if no role of that name exists; else whose it is (the ``migrate:access-key``
+        tag, None when untagged), so the plan never adopts a role migrate did not make."""
+        try:
+            found = iam.get_role(RoleName=role)["Role"]
+        except Exception as exc:
+            if not not_found(exc):
+                raise
+            return None
+        tags = found.get("Tags")
+        if tags is None:  # get_role returns tags on AWS; list them where it did not
+            tags = iam.list_role_tags(RoleName=role).get("Tags", [])
+        return {"arn": found.get("Arn"), "owner": tag_dict(tags).get(OWNER_TAG)}
 
     @staticmethod
     def _usage(report: Any, key_id: str) -> dict[str, Any] | None:
@@ -452,6 +507,26 @@ class KeysToRoles(Step):
             actions += self._switch(ctx, key_id, key, watch, retire)
         return actions
 
+    def _check_owner(self, key_id: str, key: dict[str, Any], role: str) -> None:
+        """A role of our name that migrate did not make for this key is never adopted: its
+        policy would be overwritten and its trust may let other principals in."""
+        found = (key.get("role_owners") or {}).get(role)
+        if found is None or found.get("owner") == key_id:
+            return
+        owner = found.get("owner")
+        whose = (
+            f"its {OWNER_TAG} tag names another key ({owner})"
+            if owner
+            else f"it has no {OWNER_TAG} tag (migrate did not create it)"
+        )
+        raise BadInputError(
+            f"iam.keys_to_roles: the role {role} for access key {key_id} ({key['user']}) already "
+            f"exists and is not migrate's for this key: {whose}. Migrate never adopts or "
+            "overwrites such a role. Choose another naming scheme with the step's `role_name` "
+            "parameter (placeholders {user}, {key_suffix}), or rename or delete that role, then "
+            "plan again."
+        )
+
     @staticmethod
     def _location_notes(key: dict[str, Any], why: str) -> list[str]:
         """Plan notes for places holding the key id that no action of this step changes."""
@@ -521,7 +596,11 @@ class KeysToRoles(Step):
         policy = generate_policy(
             key["usage"]["actions"], kms, exact_objects=self.params.s3_object_scope == "exact"
         )
-        role = _role_name(self.params.role_name, key["user"], key_id)
+        role = key.get("role_name") or _role_name(self.params.role_name, key["user"], key_id)
+        if key["workloads"]:
+            self._check_owner(key_id, key, role)
+        if any(not fam["role"] for fam in _ecs_families(key["locations"])):
+            self._check_owner(key_id, key, _task_role_name(role))
         notes = policy.notes()
         if self.params.kms_key and not kms:
             notes.append(f"kms:Decrypt on {self.params.kms_key} is added once the key exists")
@@ -578,7 +657,14 @@ class KeysToRoles(Step):
             "remove the key from the hosts (credential files and environment variables win over "
             "the instance profile): " + "; ".join(HOST_CHECKLIST[:2]),
         ]
-        if merged:
+        if merged and not mergeable(policy.document):
+            switch_risks.append(
+                "no usable evidence of what the key did: nothing is merged into the existing "
+                "profile role(s) of "
+                + ", ".join(f"{w['instance_id']} ({w['profile_arn']})" for w in merged)
+                + "; give them what the workload needs before the watch ends"
+            )
+        elif merged:
             switch_risks.append(
                 "instances with a profile already get the policy merged into that profile's role: "
                 + ", ".join(f"{w['instance_id']} ({w['profile_arn']})" for w in merged)
@@ -732,7 +818,15 @@ class KeysToRoles(Step):
             found = iam.get_role(RoleName=role)["Role"]
             arn = found["Arn"]
             # Ours if a crashed attempt created it (tagged with this key): record it this time.
-            ours = tag_dict(found.get("Tags")).get("migrate:access-key") == action.target
+            owner = tag_dict(found.get("Tags")).get(OWNER_TAG)
+            if owner != action.target:
+                # Created by someone else since the plan: never adopt or overwrite it.
+                raise StepFailed(
+                    f"role {role} appeared since the plan and is not migrate's for "
+                    f"{action.target} ({OWNER_TAG}: {owner or 'untagged'}); nothing was changed. "
+                    "Choose another `role_name` and plan again."
+                )
+            ours = True
         except Exception as exc:
             if error_code(exc) != "NoSuchEntity":
                 raise
@@ -801,6 +895,10 @@ class KeysToRoles(Step):
             if current == own_profile:
                 continue  # done before a crash
             # The instance already has a profile: merge, never replace (other apps may use it).
+            if not mergeable(action.details["policy"]):
+                # The deny-all placeholder of a key without usable evidence would break every
+                # other application on the host: never merged (the plan said so).
+                continue
             profile_name = current.rsplit("/", 1)[-1]
             roles = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"][
                 "Roles"
