@@ -76,6 +76,8 @@ DIMENSIONS: tuple[str, ...] = (
     "vpc_endpoint_id",
 )
 TEMPORARY_KEY = "ASIA"
+# S3 calls on many objects of one bucket whose keys CloudTrail does not list: granted bucket-wide.
+MULTI_OBJECT_CALLS = frozenset({"DeleteObjects"})
 
 Combo = tuple[str, ...]
 """A value of every dimension, in :data:`DIMENSIONS` order ("" for absent)."""
@@ -310,7 +312,8 @@ def _aggregate_typed(records: list[Any], result: FileResult) -> None:
             if mode & s3_object:
                 obj = rp.key
                 if obj.__class__ is not str or not obj:
-                    seen.add(star)
+                    # DeleteObjects names its keys only in the body: its bucket, not "*".
+                    seen.add(f"{bucket}/*" if k[9] in MULTI_OBJECT_CALLS else star)
                     continue
                 if len(seen) < exact:
                     seen.add(f"{bucket}/{obj}")
@@ -479,7 +482,7 @@ def _add_record_arns(
         if mode & MODE_S3_OBJECT:
             obj = params.get("key")
             if not isinstance(obj, str) or not obj:
-                seen.add(ANY)
+                seen.add(bucket + "/*" if name in MULTI_OBJECT_CALLS else ANY)
                 return
             if len(seen) < EXACT_PER_FILE:
                 seen.add(bucket + "/" + obj)

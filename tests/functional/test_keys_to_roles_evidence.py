@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from parliament import analyze_policy_string
 
 from migrate import commands
 from migrate.cloudtrail.model import CallStat, IpAttribution, PrincipalUsage, UsageReport
@@ -27,6 +28,7 @@ steps:
       names: {names}
       watch_window: 0s
       retire_window: 0s
+      host_regions: [us-east-1]
       unused_days: 0
 """
 EC2_TRUST = {
@@ -180,3 +182,175 @@ def test_a_same_named_role_that_is_not_ours_is_a_plan_error(
         commands.plan(settings, str(_book(tmp_path, "app-server")))
     assert role in str(err.value) and named in str(err.value)
     assert aws("iam").list_role_policies(RoleName=role)["PolicyNames"] == []
+
+
+def _dev_twin(aws: Any, summary: SeedSummary, region: str = "us-east-1") -> str:
+    """A second VPC with the same private address space, and an instance on the prod IP."""
+    ec2 = aws("ec2", region) if region != "us-east-1" else aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    return str(
+        ec2.run_instances(
+            ImageId=image,
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=subnet,
+            PrivateIpAddress=summary.instance_private_ip,
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "dev-app"}]}
+            ],
+        )["Instances"][0]["InstanceId"]
+    )
+
+
+def test_two_vpcs_sharing_a_private_ip_never_pin_prod_usage_on_the_dev_instance(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    dev = _dev_twin(aws, sandbox)
+    ip = sandbox.instance_private_ip
+    app, batch = sandbox.access_key_id("app-server"), sandbox.access_key_id("batch-reports")
+    call = CallStat("s3.amazonaws.com", "GetObject", "s3:GetObject", 7)
+    _save(
+        settings,
+        [
+            # The prod key came through the prod VPC's S3 endpoint.
+            _usage(
+                app,
+                "app-server",
+                {ip: 7},
+                [call],
+                ip_endpoints={ip: {sandbox.s3_vpc_endpoint_id: 7}},
+            ),
+            # This one names no endpoint: the address alone cannot tell the two hosts apart.
+            _usage(batch, "batch-reports", {ip: 7}, [call], ip_endpoints={ip: {"": 7}}),
+        ],
+        # What IP-only attribution concluded: whichever ENI holds the address (here: dev).
+        {ip: IpAttribution(ip=ip, kind="ec2-instance", instance_id=dev)},
+    )
+    _, plan = commands.plan(settings, str(_book(tmp_path, "app-server", "batch-reports")))
+    actions = _step_actions(plan)
+    switch = next(a for a in actions if a.kind == "iam.switch_workloads" and a.target == app)
+    assert [w["instance_id"] for w in switch.details["workloads"]] == [sandbox.instance_id]
+    assert not any(a.target == batch and a.kind != "iam.review" for a in actions)
+    review = next(a for a in actions if a.target == batch)
+    assert dev in review.summary and sandbox.instance_id in review.summary
+    assert "dev-app" in review.summary
+
+
+def _instance_in(aws: Any, region: str, ip: str, name: str) -> tuple[str, str, str]:
+    """(instance id, VPC id, S3 gateway endpoint id) of a new instance at ``ip`` in ``region``."""
+    ec2 = aws("ec2", region)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    endpoint = ec2.create_vpc_endpoint(
+        VpcId=vpc, ServiceName=f"com.amazonaws.{region}.s3", VpcEndpointType="Gateway"
+    )["VpcEndpoint"]["VpcEndpointId"]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    instance = ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=subnet,
+        PrivateIpAddress=ip,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+    )["Instances"][0]["InstanceId"]
+    return str(instance), str(vpc), str(endpoint)
+
+
+def test_an_instance_outside_the_session_region_is_found_and_switched_there(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    instance, _, endpoint = _instance_in(aws, "eu-west-1", "10.0.1.77", "eu-app")
+    app = sandbox.access_key_id("app-server")
+    call = CallStat("s3.amazonaws.com", "ListBuckets", "s3:ListAllMyBuckets", 4)
+    _save(
+        settings,
+        [
+            _usage(
+                app,
+                "app-server",
+                {"10.0.1.77": 4},
+                [call],
+                ip_endpoints={"10.0.1.77": {endpoint: 4}},
+            )
+        ],
+        {"10.0.1.77": IpAttribution(ip="10.0.1.77", kind="ec2-instance", instance_id=instance)},
+    )
+    book = write_playbook(
+        tmp_path / "k.yaml",
+        BOOK.format(names='["app-server"]').replace(
+            "host_regions: [us-east-1]", "host_regions: [us-east-1, eu-west-1]"
+        ),
+    )
+    _, plan = commands.plan(settings, str(book))
+    switch = next(a for a in _step_actions(plan) if a.kind == "iam.switch_workloads")
+    assert [(w["instance_id"], w["region"]) for w in switch.details["workloads"]] == [
+        (instance, "eu-west-1")
+    ]
+    commands.run(settings, str(book), options=RunOptions(quiet=True, yes=True))
+    assoc = aws("ec2", "eu-west-1").describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance]}]
+    )["IamInstanceProfileAssociations"]
+    assert [a["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1] for a in assoc] == [
+        f"migrate-app-server-{app[-6:].lower()}"
+    ]
+
+
+def test_every_region_is_searched_by_default_so_a_twin_elsewhere_makes_it_ambiguous(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    twin, _, _ = _instance_in(aws, "ap-southeast-2", sandbox.instance_private_ip, "sydney-app")
+    app = sandbox.access_key_id("app-server")
+    ip = sandbox.instance_private_ip
+    call = CallStat("iam.amazonaws.com", "ListUsers", "iam:ListUsers", 2)
+    _save(
+        settings,
+        [_usage(app, "app-server", {ip: 2}, [call], ip_endpoints={ip: {"": 2}})],
+        _at_instance(sandbox),
+    )
+    book = write_playbook(
+        tmp_path / "k.yaml",
+        BOOK.format(names='["app-server"]').replace("      host_regions: [us-east-1]\n", ""),
+    )
+    _, plan = commands.plan(settings, str(book))
+    actions = _step_actions(plan)
+    assert [a.kind for a in actions] == ["iam.review"]
+    assert twin in actions[0].summary and "ap-southeast-2" in actions[0].summary
+
+
+def test_the_role_gets_the_actions_batch_copy_and_reencrypt_calls_really_need(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    app = sandbox.access_key_id("app-server")
+    ip = sandbox.instance_private_ip
+    queue = "arn:aws:sqs:us-east-1:123456789012:orders"
+    calls = [
+        # As a report stored before the correction has them: actions that do not exist.
+        CallStat("sqs.amazonaws.com", "SendMessageBatch", "sqs:SendMessageBatch", 9, {}, [queue]),
+        CallStat("sns.amazonaws.com", "PublishBatch", "sns:PublishBatch", 2),
+        CallStat("s3.amazonaws.com", "CopyObject", "s3:PutObject", 3),
+        CallStat("kms.amazonaws.com", "ReEncrypt", "kms:ReEncryptFrom", 1),
+        CallStat("lambda.amazonaws.com", "CreateFunction20150331", "lambda:CreateFunction", 1),
+    ]
+    _save(settings, [_usage(app, "app-server", {ip: 16}, calls)], _at_instance(sandbox))
+    _, plan = commands.plan(settings, str(_book(tmp_path, "app-server")))
+    create = next(a for a in _step_actions(plan) if a.kind == "iam.create_role")
+    granted = {
+        action: statement["Resource"]
+        for statement in create.details["policy"]["Statement"]
+        for action in statement["Action"]
+    }
+    assert granted["sqs:SendMessage"] == [queue]
+    assert {
+        "sns:Publish",
+        "s3:PutObject",
+        "s3:GetObject",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+        "lambda:CreateFunction",
+    } <= set(granted)
+    assert not {"sqs:SendMessageBatch", "sns:PublishBatch", "iam:PassRole"} & set(granted)
+    assert any("iam:PassRole" in r and "CreateFunction" in r for r in create.risks)
+    findings = analyze_policy_string(json.dumps(create.details["policy"])).findings
+    assert not [f for f in findings if f.issue == "UNKNOWN_ACTION"]

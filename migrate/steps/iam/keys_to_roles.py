@@ -18,8 +18,16 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from migrate.aws.errors import error_code, not_found
+from migrate.aws.errors import access_denied, error_code, not_found
 from migrate.aws.tags import tag_dict
+from migrate.cloudtrail.actions import iam_actions
+from migrate.cloudtrail.attribution import (
+    CONF_NONE,
+    SourceAttribution,
+    attribute_sources,
+    classify_ip,
+)
+from migrate.cloudtrail.model import ATTR_ENI, ATTR_SERVICE
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
@@ -72,6 +80,10 @@ class KeysToRolesParams(Selection):
     s3_object_scope: Literal["folder", "exact"] = "folder"
     locations: list[str] = Field(default_factory=lambda: list(LOCATIONS))
     regions: list[str] = Field(default_factory=list)
+    # Where hosts are looked for: every enabled region by default (calls to global services are
+    # logged in us-east-1 wherever the host runs, and a private IP is only unambiguous if no
+    # other region's VPC holds it too).
+    host_regions: list[str] = Field(default_factory=lambda: ["all"])
 
     @field_validator("watch_window", "retire_window")
     @classmethod
@@ -187,6 +199,7 @@ class KeysToRoles(Step):
     Params = KeysToRolesParams
     permissions = (
         "iam:ListUsers",
+        "iam:GetAccountSummary",
         "iam:ListUserTags",
         "iam:ListAccessKeys",
         "iam:GetAccessKeyLastUsed",
@@ -205,6 +218,9 @@ class KeysToRoles(Step):
         "iam:UpdateAccessKey",
         "iam:DeleteAccessKey",
         "ec2:DescribeInstances",
+        "ec2:DescribeRegions",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeVpcEndpoints",
         "ec2:DescribeInstanceAttribute",
         "ec2:DescribeIamInstanceProfileAssociations",
         "ec2:AssociateIamInstanceProfile",
@@ -281,6 +297,8 @@ class KeysToRoles(Step):
                         "usage": self._usage(report, key_id),
                         "workloads": [],
                         "outside": [],
+                        "doubtful": [],
+                        "attribution": [],
                         "locations": [],
                     }
         names = _role_names(self.params.role_name, {k: v["user"] for k, v in keys.items()})
@@ -290,10 +308,17 @@ class KeysToRoles(Step):
                 role: self._role_owner(iam, role)
                 for role in (names[key_id], _task_role_name(names[key_id]))
             }
-        for key in keys.values():
-            self._attribute(ctx, report, key)
+        self._attribute_all(ctx, keys)
         self._find_locations(ctx, keys)
+        try:
+            summary = iam.get_account_summary().get("SummaryMap", {})
+        except Exception as exc:
+            if not access_denied(exc):
+                raise
+            summary = {}
         return {
+            # The root user's keys are no IAM user's: list_users never shows them.
+            "root_access_keys": summary.get("AccountAccessKeysPresent"),
             "report_id": getattr(report, "id", None),
             "report_window": [getattr(report, "since", None), getattr(report, "until", None)],
             "keys": keys,
@@ -323,53 +348,133 @@ class KeysToRoles(Step):
             usage = report.key(key_id)
         except KeyError:
             return {"calls": 0, "first_seen": None, "last_seen": None, "actions": [], "ips": {}}
-        return {
-            "calls": usage.calls,
-            "first_seen": usage.first_seen,
-            "last_seen": usage.last_seen,
-            "actions": [
+        calls: list[dict[str, Any]] = []
+        pass_role: list[str] = []
+        for c in usage.actions:
+            event = f"{c.event_source}:{c.event_name}"
+            # Mapped again here, not taken from the report: a report stored before the table was
+            # corrected (sqs:SendMessageBatch, which is no action) still yields the right role.
+            needed = iam_actions(c.event_source, c.event_name) or (c.iam_action,)
+            calls.append(
                 {
-                    "action": c.iam_action,
-                    "event": f"{c.event_source}:{c.event_name}",
+                    "action": needed[0],
+                    "event": event,
                     "count": c.count,
                     "errors": dict(c.errors),
                     "resources": sorted(c.resources),
                 }
-                for c in usage.actions
-            ],
+            )
+            for extra in needed[1:]:
+                if extra == "iam:PassRole":
+                    # Never granted on "*" (that lets the host hand any role to anything):
+                    # the plan names the call so the operator grants it on the role passed.
+                    pass_role.append(event)
+                    continue
+                # What the call also needs (the copy source, ReEncryptTo): CloudTrail names no
+                # resource for it, so it is granted on "*" and flagged broad.
+                calls.append(
+                    {
+                        "action": extra,
+                        "event": f"{event} (also needs {extra})",
+                        "count": c.count,
+                        "errors": dict(c.errors),
+                        "resources": [],
+                    }
+                )
+        return {
+            "calls": usage.calls,
+            "first_seen": usage.first_seen,
+            "last_seen": usage.last_seen,
+            "actions": calls,
+            "pass_role": sorted(set(pass_role)),
             "ips": dict(sorted(usage.source_ips.items())),
+            "ip_endpoints": {ip: dict(v) for ip, v in sorted(usage.ip_endpoints.items())},
             "user_agents": sorted(usage.user_agents)[:5],
         }
 
-    def _attribute(self, ctx: StepContext, report: Any, key: dict[str, Any]) -> None:
-        usage = key["usage"]
-        if not usage:
+    def _search_regions(self, ctx: StepContext) -> list[str]:
+        """``host_regions``, where ``all`` means every enabled region (ENIs of all regions:
+        global-service calls are logged in us-east-1 wherever the host runs); the step's own
+        regions first."""
+        named = [r for r in self.params.host_regions if r != "all"]
+        if "all" not in self.params.host_regions:
+            return list(dict.fromkeys([*ctx.regions, *named]))
+        try:
+            listed = [
+                r["RegionName"] for r in ctx.client("ec2").describe_regions().get("Regions", [])
+            ]
+        except Exception as exc:
+            if not access_denied(exc):
+                raise
+            listed = []  # no ec2:DescribeRegions: the step's regions only
+        return list(dict.fromkeys([*ctx.regions, *named, *sorted(listed)]))
+
+    def _attribute_all(self, ctx: StepContext, keys: dict[str, Any]) -> None:
+        """Attribute every key's (source IP, VPC endpoint) pairs by VPC, IP and time, once for
+        all keys; only confident EC2 attributions become workloads to switch."""
+        pairs: dict[tuple[str, str], str | None] = {}
+        for key in keys.values():
+            usage = key["usage"]
+            for ip in (usage or {}).get("ips", {}):
+                if ip.endswith(".amazonaws.com") or classify_ip(ip) is None:
+                    continue  # an AWS service acting for the caller
+                for vpce in usage["ip_endpoints"].get(ip) or {"": 0}:
+                    first = pairs.get((ip, vpce))
+                    seen = usage.get("first_seen")
+                    pairs[(ip, vpce)] = (
+                        min(x for x in (first, seen) if x) if first or seen else None
+                    )
+        if not pairs:
             return
-        ec2 = ctx.client("ec2")
-        for ip in usage["ips"]:
-            attribution = report.ips.get(ip) if report is not None else None
-            kind = getattr(attribution, "kind", None)
-            if kind == "aws-service" or ip.endswith(".amazonaws.com"):
+        regions = self._search_regions(ctx)
+        found = attribute_sources(lambda r: ctx.client("ec2", r), regions, pairs, pairs)
+        for key in keys.values():
+            usage = key["usage"]
+            if not usage:
                 continue
-            instance_id = getattr(attribution, "instance_id", None)
-            if not instance_id:
-                key["outside"].append(ip)
-                continue
-            assoc = ec2.describe_iam_instance_profile_associations(
-                Filters=[{"Name": "instance-id", "Values": [instance_id]}]
-            ).get("IamInstanceProfileAssociations", [])
-            live = [a for a in assoc if a.get("State") in ("associated", "associating")]
-            key["workloads"].append(
-                {
-                    "kind": "ec2",
-                    "instance_id": instance_id,
-                    "name": getattr(attribution, "instance_name", None),
-                    "ip": ip,
-                    "profile_arn": live[0]["IamInstanceProfile"]["Arn"] if live else None,
-                }
+            for ip in usage["ips"]:
+                for vpce in usage["ip_endpoints"].get(ip) or {"": 0}:
+                    att = found.get((ip, vpce))
+                    if att is not None:
+                        self._place(ctx, key, att)
+            key["workloads"].sort(key=lambda w: w["instance_id"])
+            key["outside"].sort()
+
+    @staticmethod
+    def _place(ctx: StepContext, key: dict[str, Any], att: SourceAttribution) -> None:
+        """File one attribution under the key: a workload, an address outside, or a doubt."""
+        key.setdefault("attribution", []).append(att.to_dict())
+        if att.kind == ATTR_SERVICE:
+            return
+        if not att.confident:
+            if att.confidence in (CONF_NONE,) or att.kind == ATTR_ENI:
+                key["outside"].append(att.ip)
+            else:
+                key.setdefault("doubtful", []).append(f"{att.ip}: {att.reason}")
+            return
+        if any(w["instance_id"] == att.instance_id for w in key["workloads"]):
+            return
+        region = att.region or ctx.regions[0]
+        assoc = (
+            ctx.client("ec2", region)
+            .describe_iam_instance_profile_associations(
+                Filters=[{"Name": "instance-id", "Values": [att.instance_id]}]
             )
-        key["workloads"].sort(key=lambda w: w["instance_id"])
-        key["outside"].sort()
+            .get("IamInstanceProfileAssociations", [])
+        )
+        live = [a for a in assoc if a.get("State") in ("associated", "associating")]
+        key["workloads"].append(
+            {
+                "kind": "ec2",
+                "instance_id": att.instance_id,
+                "name": att.instance_name,
+                "ip": att.ip,
+                "region": region,
+                "vpc_id": att.vpc_id,
+                "confidence": att.confidence,
+                "profile_arn": live[0]["IamInstanceProfile"]["Arn"] if live else None,
+            }
+        )
 
     def _find_locations(self, ctx: StepContext, keys: dict[str, Any]) -> None:
         """Where legacy systems keep key ids: only the fact that a key id appears is kept."""
@@ -442,7 +547,32 @@ class KeysToRoles(Step):
         actions: list[Action] = []
         watch = _duration(self.params.watch_window)
         retire = _duration(self.params.retire_window)
+        if facts.get("root_access_keys"):
+            actions.append(
+                Action(
+                    kind="iam.review",
+                    target="root-access-keys",
+                    summary="FTR finding: the account's root user has access keys. No role can "
+                    "replace them and migrate never touches root credentials: sign in as root, "
+                    "check what uses them (IAM credential report: access_key_*_last_used), move "
+                    "that to a role, then delete them (Security credentials page)",
+                    gate="human-review",
+                    destructive=True,
+                    risks=("root access keys can do anything in the account, unrestricted",),
+                    details={"user": "root"},
+                )
+            )
         for key_id, key in sorted(facts["keys"].items()):
+            if key["status"] == "Inactive":
+                # Already off (nothing can use it): only the deletion is left, behind its gate,
+                # after the retire window (an FTR reviewer counts inactive keys too).
+                actions += self._retire(
+                    key_id,
+                    key["user"],
+                    retire,
+                    [f"{key_id} ({key['user']}) is inactive"],
+                )[1:]
+                continue
             if key["status"] != "Active":
                 continue
             user = key["user"]
@@ -486,6 +616,18 @@ class KeysToRoles(Step):
                     )
                 continue
             assert usage is not None  # calls > 0
+            if key.get("doubtful"):
+                # An address that may belong to another host (another VPC, a reused IP): a
+                # switch would hand this key's permissions to the wrong machine.
+                actions.append(
+                    self._review(
+                        key_id,
+                        user,
+                        "attribution is not certain, no automatic switch: "
+                        + " | ".join(key["doubtful"]),
+                    )
+                )
+                continue
             moves = [loc for loc in key["locations"] if loc["kind"] in ("lambda", "ecs")]
             # A Lambda or ECS hit is a workload we can move; its calls come from AWS addresses
             # no instance owns, so "outside" alone does not stop the switch then (the watch
@@ -602,6 +744,13 @@ class KeysToRoles(Step):
         if any(not fam["role"] for fam in _ecs_families(key["locations"])):
             self._check_owner(key_id, key, _task_role_name(role))
         notes = policy.notes()
+        if key["usage"].get("pass_role"):
+            notes.append(
+                "may be incomplete: "
+                + ", ".join(key["usage"]["pass_role"])
+                + " pass a role (iam:PassRole, which CloudTrail never logs as an event): it is "
+                "not granted on '*'; add iam:PassRole on that role's ARN to the role yourself"
+            )
         if self.params.kms_key and not kms:
             notes.append(f"kms:Decrypt on {self.params.kms_key} is added once the key exists")
         common = {"user": key["user"], "role_name": role}
@@ -865,12 +1014,14 @@ class KeysToRoles(Step):
     @handles("iam.switch_workloads")
     def _act_switch_workloads(self, ctx: StepContext, action: Action) -> None:
         iam = ctx.client("iam")
-        ec2 = ctx.client("ec2")
         role = action.details["role_name"]
         policy = json.dumps(action.details["policy"])
         own_profile = iam.get_instance_profile(InstanceProfileName=role)["InstanceProfile"]["Arn"]
         for workload in action.details["workloads"]:
             instance_id = workload["instance_id"]
+            # The instance's own region: attribution searched every region.
+            region = workload.get("region")
+            ec2 = ctx.client("ec2", region)
             assoc = [
                 a
                 for a in ec2.describe_iam_instance_profile_associations(
@@ -885,6 +1036,7 @@ class KeysToRoles(Step):
                     "ec2:instance-profile-association",
                     instance_id,
                     change="created",
+                    region=region,
                     details={"profile": role, "previous": None},
                 )
                 ec2.associate_iam_instance_profile(
@@ -1075,7 +1227,6 @@ class KeysToRoles(Step):
         removed from Lambda environments are not restored (the secret was never stored): the
         rollback says which, for the operator."""
         iam = ctx.client("iam")
-        ec2 = ctx.client("ec2")
         deleted = {r.identifier for r in ctx.resources("iam:access-key") if r.change == "deleted"}
         for res in ctx.resources("iam:access-key"):
             if res.change == "modified" and res.identifier not in deleted:
@@ -1083,6 +1234,7 @@ class KeysToRoles(Step):
                     UserName=res.details["user"], AccessKeyId=res.identifier, Status="Active"
                 )
         for res in ctx.resources("ec2:instance-profile-association"):
+            ec2 = ctx.client("ec2", res.region)
             for assoc in ec2.describe_iam_instance_profile_associations(
                 Filters=[{"Name": "instance-id", "Values": [res.identifier]}]
             ).get("IamInstanceProfileAssociations", []):
