@@ -354,3 +354,28 @@ def test_the_role_gets_the_actions_batch_copy_and_reencrypt_calls_really_need(
     assert any("iam:PassRole" in r and "CreateFunction" in r for r in create.risks)
     findings = analyze_policy_string(json.dumps(create.details["policy"])).findings
     assert not [f for f in findings if f.issue == "UNKNOWN_ACTION"]
+
+
+def test_a_key_whose_data_events_the_trail_does_not_log_is_reviewed_unless_accepted(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    # The trail logs management events only (CloudTrail's default): no S3 object calls.
+    aws("cloudtrail").put_event_selectors(
+        TrailName=aws("cloudtrail").describe_trails()["trailList"][0]["Name"],
+        EventSelectors=[{"ReadWriteType": "All", "IncludeManagementEvents": True}],
+    )
+    app = sandbox.access_key_id("app-server")
+    ip = sandbox.instance_private_ip
+    call = CallStat("s3.amazonaws.com", "ListBuckets", "s3:ListAllMyBuckets", 3)
+    _save(settings, [_usage(app, "app-server", {ip: 3}, [call])], _at_instance(sandbox))
+    _, plan = commands.plan(settings, str(_book(tmp_path, "app-server")))
+    actions = _step_actions(plan)
+    assert [a.kind for a in actions] == ["iam.review"]
+    assert "AWS::S3::Object" in actions[0].summary and "accept_unlogged" in actions[0].summary
+
+    accepted = write_playbook(
+        tmp_path / "a.yaml",
+        BOOK.format(names='["app-server"]') + "      accept_unlogged: [s3]\n",
+    )
+    _, plan = commands.plan(settings, str(accepted))
+    assert "iam.switch_workloads" in [a.kind for a in _step_actions(plan)]

@@ -33,6 +33,12 @@ from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.engine.selection import Selection
 from migrate.errors import BadInputError, StepFailed
+from migrate.steps.iam.coverage import (
+    DATA_EVENT_TYPES,
+    trail_coverage,
+    unlogged_services,
+    user_services,
+)
 from migrate.steps.iam.policy import EC2_TRUST, GeneratedPolicy, generate_policy
 from migrate.steps.iam.workloads import (
     ecs_notes,
@@ -84,6 +90,9 @@ class KeysToRolesParams(Selection):
     # logged in us-east-1 wherever the host runs, and a private IP is only unambiguous if no
     # other region's VPC holds it too).
     host_regions: list[str] = Field(default_factory=lambda: ["all"])
+    # Data-event services (s3, lambda, dynamodb, sqs, sns) the operator accepts as unlogged:
+    # their calls are missing from the evidence, and the role may lack them.
+    accept_unlogged: list[str] = Field(default_factory=list)
 
     @field_validator("watch_window", "retire_window")
     @classmethod
@@ -199,6 +208,17 @@ class KeysToRoles(Step):
     Params = KeysToRolesParams
     permissions = (
         "iam:ListUsers",
+        "iam:ListUserPolicies",
+        "iam:GetUserPolicy",
+        "iam:ListAttachedUserPolicies",
+        "iam:GetPolicy",
+        "iam:GetPolicyVersion",
+        "iam:ListGroupsForUser",
+        "iam:ListGroupPolicies",
+        "iam:GetGroupPolicy",
+        "iam:ListAttachedGroupPolicies",
+        "cloudtrail:DescribeTrails",
+        "cloudtrail:GetEventSelectors",
         "iam:GetAccountSummary",
         "iam:ListUserTags",
         "iam:ListAccessKeys",
@@ -309,6 +329,17 @@ class KeysToRoles(Step):
                 for role in (names[key_id], _task_role_name(names[key_id]))
             }
         self._attribute_all(ctx, keys)
+        try:
+            coverage: dict[str, Any] | None = trail_coverage(lambda r: ctx.client("cloudtrail", r))
+        except Exception as exc:
+            if not access_denied(exc):
+                raise
+            coverage = None  # the plan says coverage is unknown
+        services: dict[str, list[str]] = {}
+        for key in keys.values():
+            if key["user"] not in services:
+                services[key["user"]] = user_services(iam, key["user"])
+            key["policy_services"] = services[key["user"]]
         self._find_locations(ctx, keys)
         try:
             summary = iam.get_account_summary().get("SummaryMap", {})
@@ -319,6 +350,7 @@ class KeysToRoles(Step):
         return {
             # The root user's keys are no IAM user's: list_users never shows them.
             "root_access_keys": summary.get("AccountAccessKeysPresent"),
+            "coverage": coverage,
             "report_id": getattr(report, "id", None),
             "report_window": [getattr(report, "since", None), getattr(report, "until", None)],
             "keys": keys,
@@ -628,6 +660,10 @@ class KeysToRoles(Step):
                     )
                 )
                 continue
+            gap = self._coverage_gap(facts.get("coverage"), key)
+            if gap:
+                actions.append(self._review(key_id, user, gap))
+                continue
             moves = [loc for loc in key["locations"] if loc["kind"] in ("lambda", "ecs")]
             # A Lambda or ECS hit is a workload we can move; its calls come from AWS addresses
             # no instance owns, so "outside" alone does not stop the switch then (the watch
@@ -648,6 +684,38 @@ class KeysToRoles(Step):
                 continue
             actions += self._switch(ctx, key_id, key, watch, retire)
         return actions
+
+    def _coverage_gap(self, coverage: dict[str, Any] | None, key: dict[str, Any]) -> str | None:
+        """Why the evidence cannot show everything the key does, or None."""
+        if coverage is None:
+            return None
+        last = (key.get("last_used_service") or "").lower()
+        services = [*key.get("policy_services", []), *([last] if last else [])]
+        missing = unlogged_services(coverage, services, self.params.accept_unlogged)
+        problems = []
+        if missing:
+            why = ", ".join(
+                f"{s} ({DATA_EVENT_TYPES[s]}"
+                + (
+                    ": IAM last saw the key use it"
+                    if s == last
+                    else ": the user's policies allow it"
+                )
+                + ")"
+                for s in missing
+            )
+            trails = ", ".join(t["name"] for t in coverage["trails"]) or "no trail"
+            problems.append(
+                f"the trails ({trails}) log no data events for {why}: those calls are missing "
+                "from the evidence and the role would lack them. Add data-event selectors and "
+                "collect again, or accept with `accept_unlogged: " + json.dumps(missing) + "`"
+            )
+        if coverage["management"] not in ("All", None):
+            problems.append(
+                f"the trails log management events {coverage['management']} only: the "
+                "evidence misses the other kind of calls"
+            )
+        return "; ".join(problems) or None
 
     def _check_owner(self, key_id: str, key: dict[str, Any], role: str) -> None:
         """A role of our name that migrate did not make for this key is never adopted: its
