@@ -379,3 +379,83 @@ def test_a_key_whose_data_events_the_trail_does_not_log_is_reviewed_unless_accep
     )
     _, plan = commands.plan(settings, str(accepted))
     assert "iam.switch_workloads" in [a.kind for a in _step_actions(plan)]
+
+
+def test_session_chain_calls_join_the_key_and_a_role_trusting_the_user_trusts_the_new_role(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    iam = aws("iam")
+    user_arn = iam.get_user(UserName="app-server")["User"]["Arn"]
+    target = iam.create_role(
+        RoleName="reports-reader",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    app = sandbox.access_key_id("app-server")
+    ip = sandbox.instance_private_ip
+    calls = [
+        CallStat("sts.amazonaws.com", "AssumeRole", "sts:AssumeRole", 4, {}, [target]),
+        CallStat("sts.amazonaws.com", "GetSessionToken", "sts:GetSessionToken", 2),
+        CallStat("s3.amazonaws.com", "ListBuckets", "s3:ListAllMyBuckets", 3),
+    ]
+    session = PrincipalUsage(
+        principal=user_arn,
+        kind="temporary",
+        owner="app-server",
+        owner_arn=user_arn,
+        identity_type="IAMUser",
+        calls=5,
+        actions=[
+            CallStat(
+                "secretsmanager.amazonaws.com", "GetSecretValue", "secretsmanager:GetSecretValue", 5
+            )
+        ],
+    )
+    report = UsageReport(
+        dataset="chain",
+        source="dir",
+        since="2026-11-23",
+        until="2026-11-29",
+        generated_at="2026-11-30T00:00:00",
+        keys=[_usage(app, "app-server", {ip: 9}, calls)],
+        sessions=[session],
+        ips=_at_instance(sandbox),
+    )
+    save_report(settings.store(), report)
+    book = _book(tmp_path, "app-server")
+    _, plan = commands.plan(settings, str(book))
+    actions = _step_actions(plan)
+    kinds = [a.kind for a in actions]
+    assert (
+        kinds.index("iam.trust_role") < kinds.index("iam.watch") < kinds.index("iam.deactivate_key")
+    )
+    create = next(a for a in actions if a.kind == "iam.create_role")
+    granted = {
+        action: statement["Resource"]
+        for statement in create.details["policy"]["Statement"]
+        for action in statement["Action"]
+    }
+    assert granted["sts:AssumeRole"] == [target]
+    assert "secretsmanager:GetSecretValue" in granted  # made with a GetSessionToken session
+    assert "sts:GetSessionToken" not in granted
+
+    def trusted() -> str:
+        return json.dumps(iam.get_role(RoleName="reports-reader")["Role"], default=str)
+
+    role_arn = f"arn:aws:iam::123456789012:role/migrate-app-server-{app[-6:].lower()}"
+    result = commands.run(settings, str(book), options=RunOptions(quiet=True, yes=True))
+    assert result.status == "awaiting-approval"  # --yes never widens a trust policy
+    assert role_arn not in trusted()
+    commands.approve(settings, result.run_id, "keys", target=app)
+    commands.resume(settings, result.run_id, RunOptions(quiet=True, yes=True))
+    assert role_arn in trusted() and user_arn in trusted()
+    meta = iam.list_access_keys(UserName="app-server")["AccessKeyMetadata"]
+    assert next(m["Status"] for m in meta if m["AccessKeyId"] == app) == "Active"
+    commands.rollback(settings, result.run_id, "keys")
+    assert role_arn not in trusted() and user_arn in trusted()

@@ -15,6 +15,7 @@ import json
 import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import Field, field_validator
 
@@ -158,6 +159,50 @@ def _task_role_name(role: str) -> str:
     return head[: ROLE_NAME_LIMIT - len(suffix) - 6].rstrip("-") + "-" + suffix + "-task"
 
 
+def _trusted_principals(doc: dict[str, Any]) -> set[str]:
+    """The AWS principal ARNs an assume-role (trust) policy allows."""
+    out: set[str] = set()
+    statements = doc.get("Statement", [])
+    for st in [statements] if isinstance(statements, dict) else statements:
+        if st.get("Effect") != "Allow":
+            continue
+        aws = (
+            (st.get("Principal") or {}).get("AWS", [])
+            if isinstance(st.get("Principal"), dict)
+            else []
+        )
+        out.update([aws] if isinstance(aws, str) else aws)
+    return out
+
+
+def _with_principal(doc: dict[str, Any], user_arn: str, new_arn: str) -> dict[str, Any]:
+    """``doc`` with ``new_arn`` added next to ``user_arn`` in every statement naming the user
+    (same actions and conditions: the new role may do what the user could)."""
+    out = json.loads(json.dumps(doc))
+    statements = out.get("Statement", [])
+    for st in [statements] if isinstance(statements, dict) else statements:
+        principal = st.get("Principal")
+        if not isinstance(principal, dict):
+            continue
+        aws = principal.get("AWS", [])
+        listed = [aws] if isinstance(aws, str) else list(aws)
+        if user_arn in listed and new_arn not in listed:
+            principal["AWS"] = [*listed, new_arn]
+    return dict(out)
+
+
+def _without_principal(doc: dict[str, Any], arn: str) -> dict[str, Any]:
+    """``doc`` without ``arn`` among its AWS principals (what rollback undoes)."""
+    out = json.loads(json.dumps(doc))
+    statements = out.get("Statement", [])
+    for st in [statements] if isinstance(statements, dict) else statements:
+        principal = st.get("Principal")
+        if isinstance(principal, dict) and isinstance(principal.get("AWS"), list):
+            kept = [a for a in principal["AWS"] if a != arn]
+            principal["AWS"] = kept[0] if len(kept) == 1 else kept
+    return dict(out)
+
+
 def _merged_policy_name(key_id: str) -> str:
     return f"{POLICY_NAME}-{key_id[-6:].lower()}"
 
@@ -229,6 +274,7 @@ class KeysToRoles(Step):
         "iam:CreateRole",
         "iam:TagRole",
         "iam:PutRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
         "iam:DeleteRolePolicy",
         "iam:AttachRolePolicy",
         "iam:GetInstanceProfile",
@@ -266,6 +312,7 @@ class KeysToRoles(Step):
         "iam.switch_workloads",
         "iam.switch_lambda",
         "iam.switch_ecs_task",
+        "iam.trust_role",
         "iam.watch",
         "iam.deactivate_key",
         "iam.retire_window",
@@ -329,6 +376,7 @@ class KeysToRoles(Step):
                 for role in (names[key_id], _task_role_name(names[key_id]))
             }
         self._attribute_all(ctx, keys)
+        self._session_chain(ctx, report, keys)
         try:
             coverage: dict[str, Any] | None = trail_coverage(lambda r: ctx.client("cloudtrail", r))
         except Exception as exc:
@@ -357,6 +405,68 @@ class KeysToRoles(Step):
             "compliant": [],
         }
 
+    def _session_chain(self, ctx: StepContext, report: Any, keys: dict[str, Any]) -> None:
+        """Follow each key's temporary credentials: the calls made with its GetSessionToken
+        sessions join the key's evidence, and the roles it assumed are listed with their trust
+        (a role that trusts the *user* must trust the new role too, or the workload breaks the
+        day the key is deactivated)."""
+        iam = ctx.client("iam")
+        minting: dict[str, list[str]] = {}
+        for key_id, key in keys.items():
+            chain = (key["usage"] or {}).get("chain")
+            if chain and chain["session_tokens"] > 0:
+                minting.setdefault(key["user"], []).append(key_id)
+        for session in getattr(report, "sessions", None) or []:
+            if session.identity_type != "IAMUser" or session.owner not in minting:
+                continue
+            minted = minting[session.owner]
+            if len(minted) > 1:
+                # Which key minted which session needs responseElements.credentials.accessKeyId,
+                # which ingestion does not keep: a human decides.
+                for key_id in minted:
+                    keys[key_id]["doubtful"].append(
+                        f"sessions of {session.owner} ({session.calls} calls) were minted by "
+                        f"GetSessionToken with one of {', '.join(minted)}: which is unknown"
+                    )
+                continue
+            usage = keys[minted[0]]["usage"]
+            for c in session.actions:
+                needed = iam_actions(c.event_source, c.event_name) or (c.iam_action,)
+                usage["actions"].append(
+                    {
+                        "action": needed[0],
+                        "event": f"{c.event_source}:{c.event_name} (GetSessionToken session)",
+                        "count": c.count,
+                        "errors": dict(c.errors),
+                        "resources": [],
+                    }
+                )
+            usage["chain"]["session_calls"] = session.calls
+        for key in keys.values():
+            chain = (key["usage"] or {}).get("chain")
+            if not chain:
+                continue
+            user_arn = f"arn:aws:iam::{ctx.account_id}:user/{key['user']}"
+            listed = []
+            for arn in chain["targets"]:
+                entry: dict[str, Any] = {"arn": arn, "readable": False, "names_user": False}
+                if arn.split(":")[4:5] == [ctx.account_id]:
+                    try:
+                        doc = iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"][
+                            "AssumeRolePolicyDocument"
+                        ]
+                        doc = json.loads(unquote(doc)) if isinstance(doc, str) else doc
+                        entry.update(
+                            readable=True,
+                            names_user=user_arn in _trusted_principals(doc),
+                            trust=doc,
+                        )
+                    except Exception as exc:
+                        if not not_found(exc):
+                            raise
+                listed.append(entry)
+            chain["targets_trust"] = listed
+
     @staticmethod
     def _role_owner(iam: Any, role: str) -> dict[str, Any] | None:
         """None if no role of that name exists; else whose it is (the ``migrate:access-key``
@@ -382,8 +492,20 @@ class KeysToRoles(Step):
             return {"calls": 0, "first_seen": None, "last_seen": None, "actions": [], "ips": {}}
         calls: list[dict[str, Any]] = []
         pass_role: list[str] = []
+        chain: dict[str, Any] = {"session_tokens": 0, "assume_role": 0, "targets": []}
         for c in usage.actions:
             event = f"{c.event_source}:{c.event_name}"
+            if c.event_source == "sts.amazonaws.com" and c.event_name == "GetSessionToken":
+                # A role cannot call GetSessionToken: the key's sessions are followed instead.
+                chain["session_tokens"] += c.count - sum(c.errors.values())
+                continue
+            if c.event_source == "sts.amazonaws.com" and c.event_name == "AssumeRole":
+                chain["assume_role"] += c.count - sum(c.errors.values())
+                chain["targets"] = sorted(
+                    {*chain["targets"], *(r for r in c.resources if r != "*")}
+                )
+                if not chain["targets"]:
+                    continue  # no known target: sts:AssumeRole on "*" would be for nothing
             # Mapped again here, not taken from the report: a report stored before the table was
             # corrected (sqs:SendMessageBatch, which is no action) still yields the right role.
             needed = iam_actions(c.event_source, c.event_name) or (c.iam_action,)
@@ -419,6 +541,7 @@ class KeysToRoles(Step):
             "last_seen": usage.last_seen,
             "actions": calls,
             "pass_role": sorted(set(pass_role)),
+            "chain": chain,
             "ips": dict(sorted(usage.source_ips.items())),
             "ip_endpoints": {ip: dict(v) for ip, v in sorted(usage.ip_endpoints.items())},
             "user_agents": sorted(usage.user_agents)[:5],
@@ -660,6 +783,22 @@ class KeysToRoles(Step):
                     )
                 )
                 continue
+            chain = usage.get("chain") or {}
+            unresolved = [t["arn"] for t in chain.get("targets_trust", []) if not t["readable"]]
+            if chain.get("assume_role") and not chain.get("targets"):
+                unresolved.append("(CloudTrail named no role)")
+            if unresolved:
+                # The key must not go before we know the new role can take over the
+                # assumption: a trust we cannot read or change is a human's.
+                actions.append(
+                    self._review(
+                        key_id,
+                        user,
+                        "the key assumes role(s) whose trust policy migrate cannot read or "
+                        "extend: " + ", ".join(unresolved),
+                    )
+                )
+                continue
             gap = self._coverage_gap(facts.get("coverage"), key)
             if gap:
                 actions.append(self._review(key_id, user, gap))
@@ -835,6 +974,28 @@ class KeysToRoles(Step):
         families = _ecs_families(key["locations"])
         if families:
             actions.append(self._ecs_switch(key_id, families, policy, notes, common, key))
+        trusts = [
+            t for t in (key["usage"].get("chain") or {}).get("targets_trust", []) if t["names_user"]
+        ]
+        if trusts:
+            actions.append(
+                Action(
+                    kind="iam.trust_role",
+                    target=key_id,
+                    summary=f"add role {role} as a principal to the trust policy of "
+                    + ", ".join(t["arn"] for t in trusts)
+                    + f" (they trust {key['user']}, whose key goes)",
+                    gate="trust",
+                    destructive=True,  # widens who may assume those roles: never by --yes
+                    estimate=Estimate(duration_s=2 * len(trusts), api_requests=2 * len(trusts)),
+                    risks=(
+                        "without it the workload cannot assume these roles once the key is "
+                        "deactivated (the watch would pass: the key is quiet); rollback removes "
+                        "the added principal",
+                    ),
+                    details={**common, "targets": [t["arn"] for t in trusts]},
+                )
+            )
         watch_risks = [
             "the watch fails (and the key stays active) if the key is used after the "
             "switch: remove it from the host first",
@@ -1140,6 +1301,28 @@ class KeysToRoles(Step):
             ctx.checkpoint({"switched_at": utcnow().isoformat()}, done=1, name="switch")
         return None
 
+    @handles("iam.trust_role")
+    def _act_trust_role(self, ctx: StepContext, action: Action) -> None:
+        iam = ctx.client("iam")
+        new_arn = f"arn:aws:iam::{ctx.account_id}:role/{action.details['role_name']}"
+        user_arn = f"arn:aws:iam::{ctx.account_id}:user/{action.details['user']}"
+        for target in action.details["targets"]:
+            name = target.rsplit("/", 1)[-1]
+            doc = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+            doc = json.loads(unquote(doc)) if isinstance(doc, str) else doc
+            if new_arn in _trusted_principals(doc):
+                continue  # done before a crash
+            changed = _with_principal(doc, user_arn, new_arn)
+            # Intent first: rollback removes exactly the principal added here.
+            ctx.record_resource(
+                "iam:trust-policy",
+                name,
+                change="modified",
+                details={"added": new_arn, "key": action.target},
+            )
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(changed))
+        return None
+
     @handles("iam.switch_lambda")
     def _act_switch_lambda(self, ctx: StepContext, action: Action) -> Wait | None:
         return switch_lambda(
@@ -1308,6 +1491,18 @@ class KeysToRoles(Step):
             ).get("IamInstanceProfileAssociations", []):
                 if assoc["IamInstanceProfile"]["Arn"].endswith("/" + res.details["profile"]):
                     ec2.disassociate_iam_instance_profile(AssociationId=assoc["AssociationId"])
+        for res in ctx.resources("iam:trust-policy"):
+            try:
+                doc = iam.get_role(RoleName=res.identifier)["Role"]["AssumeRolePolicyDocument"]
+            except Exception as exc:
+                if not not_found(exc):
+                    raise
+                continue
+            doc = json.loads(unquote(doc)) if isinstance(doc, str) else doc
+            iam.update_assume_role_policy(
+                RoleName=res.identifier,
+                PolicyDocument=json.dumps(_without_principal(doc, res.details["added"])),
+            )
         for res in ctx.resources("iam:role-policy"):
             role, policy = res.identifier.split("/", 1)
             try:
