@@ -236,6 +236,15 @@ def test_two_vpcs_sharing_a_private_ip_never_pin_prod_usage_on_the_dev_instance(
     review = next(a for a in actions if a.target == batch)
     assert dev in review.summary and sandbox.instance_id in review.summary
     assert "dev-app" in review.summary
+    # The plan shows per key the evidence window, the trail's coverage and the attribution.
+    first = next(a for a in actions if a.target == app)
+    evidence = first.details["evidence"]
+    assert evidence["window"] == "2026-11-23 .. 2026-11-29"
+    assert "AWS::S3::Object" in evidence["coverage"]
+    assert evidence["attribution"] == [
+        f"{ip} via {sandbox.s3_vpc_endpoint_id} -> {sandbox.instance_id} (vpc-endpoint)"
+    ]
+    assert "(ambiguous)" in review.details["evidence"]["attribution"][0]
 
 
 def _instance_in(aws: Any, region: str, ip: str, name: str) -> tuple[str, str, str]:

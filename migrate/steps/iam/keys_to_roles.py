@@ -11,6 +11,7 @@ task definition) -> ``iam.watch`` (a wait) -> ``iam.deactivate_key`` (gate) -> `
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from datetime import datetime, timedelta
@@ -822,7 +823,78 @@ class KeysToRoles(Step):
                 )
                 continue
             actions += self._switch(ctx, key_id, key, watch, retire)
-        return actions
+        return self._with_evidence(facts, actions)
+
+    @staticmethod
+    def _with_evidence(facts: Facts, actions: list[Action]) -> list[Action]:
+        """The first action of each key carries the key's evidence in the operator's words:
+        window and coverage, attribution with its confidence, the session chain, and why."""
+        coverage = facts.get("coverage")
+        if coverage is None:
+            covered = "trail coverage unknown"
+        elif not coverage["trails"]:
+            covered = "no trail in the account"
+        else:
+            covered = (
+                f"trails {', '.join(t['name'] for t in coverage['trails'])}: management "
+                f"{coverage['management'] or 'none'}, data events "
+                f"{', '.join(coverage['data_types']) or 'none'}, "
+                + ("multi-region" if coverage["multi_region"] else "single-region")
+            )
+        window = facts.get("report_window") or [None, None]
+        seen: set[str] = set()
+        out: list[Action] = []
+        for action in actions:
+            key = facts["keys"].get(action.target)
+            if key is None or action.target in seen:
+                out.append(action)
+                continue
+            seen.add(action.target)
+            attribution = [
+                f"{a['ip']}"
+                + (f" via {a['vpc_endpoint_id']}" if a.get("vpc_endpoint_id") else "")
+                + f" -> {a.get('instance_id') or a['kind']} ({a['confidence']})"
+                for a in key.get("attribution", [])
+            ]
+            chain = ((key.get("usage") or {}).get("chain")) or {}
+            chain_text = []
+            if chain.get("session_tokens"):
+                chain_text.append(
+                    f"GetSessionToken x{chain['session_tokens']}"
+                    + (
+                        f", {chain['session_calls']} session calls joined"
+                        if chain.get("session_calls")
+                        else ""
+                    )
+                )
+            for t in chain.get("targets_trust", []):
+                chain_text.append(
+                    f"assumes {t['arn']}"
+                    + (" (trusts the user)" if t["names_user"] else "")
+                    + ("" if t["readable"] else " (trust unreadable)")
+                )
+            evidence = {
+                "window": f"{window[0] or '?'} .. {window[1] or '?'}",
+                "coverage": covered,
+                "attribution": attribution,
+                "session_chain": chain_text,
+                "decision": action.kind,
+                "why": action.summary,
+            }
+            line = (
+                f"evidence {evidence['window']}; {covered}; attribution: "
+                + ("; ".join(attribution) or "none")
+                + "; session chain: "
+                + ("; ".join(chain_text) or "none")
+            )
+            out.append(
+                dataclasses.replace(
+                    action,
+                    details={**action.details, "evidence": evidence},
+                    risks=(line, *action.risks),
+                )
+            )
+        return out
 
     def _coverage_gap(self, coverage: dict[str, Any] | None, key: dict[str, Any]) -> str | None:
         """Why the evidence cannot show everything the key does, or None."""
