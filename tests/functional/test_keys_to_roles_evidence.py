@@ -468,3 +468,25 @@ def test_session_chain_calls_join_the_key_and_a_role_trusting_the_user_trusts_th
     assert next(m["Status"] for m in meta if m["AccessKeyId"] == app) == "Active"
     commands.rollback(settings, result.run_id, "keys")
     assert role_arn not in trusted() and user_arn in trusted()
+
+
+def test_a_merge_into_a_profile_several_instances_share_is_shown_as_such(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    iam, ec2 = aws("iam"), aws("ec2")
+    iam.create_role(RoleName="fleet-role", AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
+    iam.create_instance_profile(InstanceProfileName="fleet-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="fleet-profile", RoleName="fleet-role")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    other = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    for instance in (sandbox.instance_id, other):
+        ec2.associate_iam_instance_profile(
+            IamInstanceProfile={"Name": "fleet-profile"}, InstanceId=instance
+        )
+    app = sandbox.access_key_id("app-server")
+    ip = sandbox.instance_private_ip
+    call = CallStat("s3.amazonaws.com", "ListBuckets", "s3:ListAllMyBuckets", 3)
+    _save(settings, [_usage(app, "app-server", {ip: 3}, [call])], _at_instance(sandbox))
+    _, plan = commands.plan(settings, str(_book(tmp_path, "app-server")))
+    switch = next(a for a in _step_actions(plan) if a.kind == "iam.switch_workloads")
+    assert any("shared profile" in r and other in r for r in switch.risks)

@@ -204,6 +204,14 @@ def _without_principal(doc: dict[str, Any], arn: str) -> dict[str, Any]:
     return dict(out)
 
 
+PROFILE_TRIES = 6
+
+
+def _profile_not_visible_yet(exc: Exception) -> bool:
+    """EC2's answer for an instance profile IAM has created but not yet propagated."""
+    return error_code(exc) == "InvalidParameterValue" and "instance profile" in str(exc).lower()
+
+
 def _merged_policy_name(key_id: str) -> str:
     return f"{POLICY_NAME}-{key_id[-6:].lower()}"
 
@@ -619,6 +627,23 @@ class KeysToRoles(Step):
             .get("IamInstanceProfileAssociations", [])
         )
         live = [a for a in assoc if a.get("State") in ("associated", "associating")]
+        shared: list[str] = []
+        if live:
+            # Who else runs with this profile: a merge reaches every one of them.
+            profile = live[0]["IamInstanceProfile"]["Arn"]
+            pages = (
+                ctx.client("ec2", region)
+                .get_paginator("describe_iam_instance_profile_associations")
+                .paginate()
+            )
+            shared = sorted(
+                a["InstanceId"]
+                for page in pages
+                for a in page.get("IamInstanceProfileAssociations", [])
+                if a["IamInstanceProfile"]["Arn"] == profile
+                and a.get("State") in ("associated", "associating")
+                and a["InstanceId"] != att.instance_id
+            )
         key["workloads"].append(
             {
                 "kind": "ec2",
@@ -629,6 +654,7 @@ class KeysToRoles(Step):
                 "vpc_id": att.vpc_id,
                 "confidence": att.confidence,
                 "profile_arn": live[0]["IamInstanceProfile"]["Arn"] if live else None,
+                "profile_shared_with": shared,
             }
         )
 
@@ -1119,6 +1145,13 @@ class KeysToRoles(Step):
                 "instances with a profile already get the policy merged into that profile's role: "
                 + ", ".join(f"{w['instance_id']} ({w['profile_arn']})" for w in merged)
             )
+        for w in merged:
+            if w.get("profile_shared_with"):
+                switch_risks.append(
+                    f"shared profile: {w['profile_arn']} of {w['instance_id']} is also used by "
+                    + ", ".join(w["profile_shared_with"])
+                    + ": the merged policy reaches those instances too"
+                )
         switch_risks += self._location_notes(key, "switch")
         return [
             Action(
@@ -1312,8 +1345,25 @@ class KeysToRoles(Step):
         ctx.record_result(role_arn=arn, instance_profile_arn=profile["Arn"])
         return None
 
+    @staticmethod
+    def _profile_wait(ctx: StepContext, role: str, exc: Exception) -> Wait:
+        """IAM is eventually consistent: EC2 may not see a fresh instance profile for a few
+        seconds. Wait with backoff (2, 4, 8, ... s), at most PROFILE_TRIES times, then fail."""
+        saved = ctx.load_checkpoint("profile-visible")
+        tries = int(saved["cursor"]["tries"]) if saved else 0
+        if tries >= PROFILE_TRIES:
+            raise StepFailed(
+                f"EC2 still does not see the instance profile {role} after {tries} tries "
+                f"({exc}); check it exists with its role, then `migrate resume`."
+            ) from exc
+        ctx.checkpoint({"tries": tries + 1}, done=0, name="profile-visible")
+        return Wait(
+            f"instance profile {role} is not visible to EC2 yet (IAM is eventually consistent)",
+            poll_s=min(60.0, 2.0 ** (tries + 1)),
+        )
+
     @handles("iam.switch_workloads")
-    def _act_switch_workloads(self, ctx: StepContext, action: Action) -> None:
+    def _act_switch_workloads(self, ctx: StepContext, action: Action) -> Wait | None:
         iam = ctx.client("iam")
         role = action.details["role_name"]
         policy = json.dumps(action.details["policy"])
@@ -1340,9 +1390,14 @@ class KeysToRoles(Step):
                     region=region,
                     details={"profile": role, "previous": None},
                 )
-                ec2.associate_iam_instance_profile(
-                    IamInstanceProfile={"Name": role}, InstanceId=instance_id
-                )
+                try:
+                    ec2.associate_iam_instance_profile(
+                        IamInstanceProfile={"Name": role}, InstanceId=instance_id
+                    )
+                except Exception as exc:
+                    if not _profile_not_visible_yet(exc):
+                        raise
+                    return self._profile_wait(ctx, role, exc)
                 continue
             current = assoc[0]["IamInstanceProfile"]["Arn"]
             if current == own_profile:
