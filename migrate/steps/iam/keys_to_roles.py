@@ -92,11 +92,12 @@ class KeysToRolesParams(Selection):
     # logged in us-east-1 wherever the host runs, and a private IP is only unambiguous if no
     # other region's VPC holds it too).
     host_regions: list[str] = Field(default_factory=lambda: ["all"])
+    last_used_grace: str = "4h"  # added to a non-zero watch window: IAM's last-used lag
     # Data-event services (s3, lambda, dynamodb, sqs, sns) the operator accepts as unlogged:
     # their calls are missing from the evidence, and the role may lack them.
     accept_unlogged: list[str] = Field(default_factory=list)
 
-    @field_validator("watch_window", "retire_window")
+    @field_validator("watch_window", "retire_window", "last_used_grace")
     @classmethod
     def _check_duration(cls, value: str) -> str:
         parse_duration(value)
@@ -1113,7 +1114,19 @@ class KeysToRoles(Step):
                 "the switch",
                 estimate=Estimate(duration_s=watch, api_requests=2),
                 risks=tuple(watch_risks),
-                details={**common, "seconds": watch, "checklist": list(HOST_CHECKLIST)},
+                details={
+                    **common,
+                    "seconds": watch,
+                    # IAM's last-used data lags (AWS: usually within 4 hours): a key used near
+                    # the window's end must still be seen before it is deactivated.
+                    "grace": _duration(self.params.last_used_grace) if watch > 0 else 0.0,
+                    # The role that must show use if the workload really moved to it (only
+                    # ours: a merged profile role is used by other software too).
+                    "health_role": role
+                    if any(not w["profile_arn"] for w in key["workloads"])
+                    else None,
+                    "checklist": list(HOST_CHECKLIST),
+                },
             )
         )
         return actions + self._retire(key_id, key["user"], retire, [])
@@ -1518,10 +1531,14 @@ class KeysToRoles(Step):
                 + "; ".join(HOST_CHECKLIST[:3])
                 + "), then `migrate resume`: the watch window starts again."
             )
-        deadline = start + timedelta(seconds=float(action.details["seconds"]))
+        seconds = float(action.details["seconds"]) + float(action.details.get("grace", 0.0))
+        deadline = start + timedelta(seconds=seconds)
         now = utcnow()
         if now >= deadline:
-            ctx.record_result(watched_from=start.isoformat(), watched_until=now.isoformat())
+            role_used = self._role_health(ctx, action, start)
+            ctx.record_result(
+                watched_from=start.isoformat(), watched_until=now.isoformat(), role_used=role_used
+            )
             return None
         remaining = (deadline - now).total_seconds()
         return Wait(
@@ -1529,6 +1546,26 @@ class KeysToRoles(Step):
             until=deadline,
             poll_s=min(3600.0, max(remaining, 1.0)),
         )
+
+    @staticmethod
+    def _role_health(ctx: StepContext, action: Action, start: datetime) -> str | None:
+        """A quiet key is not proof the workload works: after a real window the new role must
+        have been used since the switch (IAM ``RoleLastUsed``), or the host may simply be down
+        or failing. Returns when the role was last used."""
+        role = action.details.get("health_role")
+        if not role or float(action.details["seconds"]) <= 0:
+            return None
+        found = ctx.client("iam").get_role(RoleName=role)["Role"]
+        used = (found.get("RoleLastUsed") or {}).get("LastUsedDate")
+        if not isinstance(used, datetime) or used.replace(tzinfo=None) < start:
+            raise StepFailed(
+                f"access key {action.target} stayed quiet, but the role {role} shows no use since "
+                f"the switch at {start:%Y-%m-%d %H:%M:%S} UTC: the workload may be down or "
+                "failing rather than working on the role. Check the application on the host "
+                "(and CloudTrail for AccessDenied errors of the role), then `migrate resume`. "
+                "The key stays active."
+            )
+        return used.replace(tzinfo=None).isoformat(timespec="seconds")
 
     @handles("iam.deactivate_key")
     def _act_deactivate_key(self, ctx: StepContext, action: Action) -> None:
