@@ -490,3 +490,33 @@ def test_a_merge_into_a_profile_several_instances_share_is_shown_as_such(
     _, plan = commands.plan(settings, str(_book(tmp_path, "app-server")))
     switch = next(a for a in _step_actions(plan) if a.kind == "iam.switch_workloads")
     assert any("shared profile" in r and other in r for r in switch.risks)
+
+
+def test_secrets_moved_from_a_hosts_config_files_are_granted_in_its_role(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    app = sandbox.access_key_id("app-server")
+    ip = sandbox.instance_private_ip
+    call = CallStat("s3.amazonaws.com", "ListBuckets", "s3:ListAllMyBuckets", 3)
+    _save(settings, [_usage(app, "app-server", {ip: 3}, [call])], _at_instance(sandbox))
+    # Without a mapping, the plan says what the role will need.
+    _, plan = commands.plan(settings, str(_book(tmp_path, "app-server")))
+    create = next(a for a in _step_actions(plan) if a.kind == "iam.create_role")
+    assert any("host_secrets" in r and sandbox.instance_id in r for r in create.risks)
+    assert "secretsmanager:GetSecretValue" not in json.dumps(create.details["policy"])
+
+    mapped = write_playbook(
+        tmp_path / "m.yaml",
+        BOOK.format(names='["app-server"]')
+        + '      host_secrets: {legacy-app-1: ["legacy/app/db-password"]}\n',
+    )
+    _, plan = commands.plan(settings, str(mapped))
+    create = next(a for a in _step_actions(plan) if a.kind == "iam.create_role")
+    granted = {
+        action: statement["Resource"]
+        for statement in create.details["policy"]["Statement"]
+        for action in statement["Action"]
+    }
+    assert granted["secretsmanager:GetSecretValue"] == [
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:legacy/app/db-password-??????"
+    ]

@@ -93,6 +93,9 @@ class KeysToRolesParams(Selection):
     # other region's VPC holds it too).
     host_regions: list[str] = Field(default_factory=lambda: ["all"])
     last_used_grace: str = "4h"  # added to a non-zero watch window: IAM's last-used lag
+    # Host (instance id or Name tag) -> secrets (ARNs or names) its application reads after
+    # secrets.from_configs: granted GetSecretValue (+ kms:Decrypt on kms_key) in its role.
+    host_secrets: dict[str, list[str]] = Field(default_factory=dict)
     # Data-event services (s3, lambda, dynamodb, sqs, sns) the operator accepts as unlogged:
     # their calls are missing from the evidence, and the role may lack them.
     accept_unlogged: list[str] = Field(default_factory=list)
@@ -923,6 +926,60 @@ class KeysToRoles(Step):
             )
         return out
 
+    def _grant_secrets(
+        self, ctx: StepContext, key: dict[str, Any], policy: GeneratedPolicy, kms: str | None
+    ) -> None:
+        """Secrets the host reads once secrets.from_configs moved its credentials: past usage
+        never shows them, so the operator names them per host (``host_secrets``)."""
+        wanted: list[str] = []
+        for w in key["workloads"]:
+            for host in (w["instance_id"], w.get("name")):
+                wanted += self.params.host_secrets.get(host or "", [])
+        if not wanted:
+            if key["workloads"]:
+                policy.extra_notes.append(
+                    "secrets that secrets.from_configs moves out of config files on "
+                    + ", ".join(w["instance_id"] for w in key["workloads"])
+                    + " are not in this role: the application will need "
+                    "secretsmanager:GetSecretValue on them"
+                    + (f" and kms:Decrypt on {self.params.kms_key}" if self.params.kms_key else "")
+                    + "; name them under host_secrets (host -> secrets) to grant them"
+                )
+            return
+        if not all(ctx.is_known(s) for s in wanted):
+            policy.extra_notes.append(
+                "the secrets named in host_secrets are granted once the step creating them ran"
+            )
+            return
+        region = ctx.regions[0]
+        arns = sorted(
+            {
+                s
+                if s.startswith("arn:")
+                else f"arn:aws:secretsmanager:{region}:{ctx.account_id}:secret:{s}-??????"
+                for s in wanted
+            }
+        )
+        statements = policy.document["Statement"]
+        statements[:] = [st for st in statements if st.get("Effect") != "Deny"]
+        statements.append(
+            {
+                "Sid": "SecretsFromConfigs",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": arns,
+            }
+        )
+        if kms and not any(st.get("Sid") == "KeyForEncryptedData" for st in statements):
+            statements.append(
+                {
+                    "Sid": "KeyForSecrets",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt"],
+                    "Resource": kms,
+                }
+            )
+
     def _coverage_gap(self, coverage: dict[str, Any] | None, key: dict[str, Any]) -> str | None:
         """Why the evidence cannot show everything the key does, or None."""
         if coverage is None:
@@ -1044,12 +1101,13 @@ class KeysToRoles(Step):
         policy = generate_policy(
             key["usage"]["actions"], kms, exact_objects=self.params.s3_object_scope == "exact"
         )
+        self._grant_secrets(ctx, key, policy, kms)
         role = key.get("role_name") or _role_name(self.params.role_name, key["user"], key_id)
         if key["workloads"]:
             self._check_owner(key_id, key, role)
         if any(not fam["role"] for fam in _ecs_families(key["locations"])):
             self._check_owner(key_id, key, _task_role_name(role))
-        notes = policy.notes()
+        notes = policy.notes() + policy.extra_notes
         if key["usage"].get("pass_role"):
             notes.append(
                 "may be incomplete: "
