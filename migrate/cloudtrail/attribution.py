@@ -148,6 +148,7 @@ def _eni_ips(eni: dict[str, Any]) -> list[str]:
     ips.append((eni.get("Association") or {}).get("PublicIp"))
     for address in eni.get("PrivateIpAddresses", []):
         ips.append((address.get("Association") or {}).get("PublicIp"))
+    ips += [a.get("Ipv6Address") for a in eni.get("Ipv6Addresses", [])]
     return [ip for ip in ips if ip]
 
 
@@ -243,6 +244,8 @@ def _holders(
     by_kind: dict[str, list[str]] = {}
     for ip in sorted(ips):
         kind = classify_ip(ip)
+        if kind and ":" in ip:
+            kind = "ipv6"  # IPv6 addresses are the ENI's own, public or not
         if kind:
             by_kind.setdefault(kind, []).append(ip)
     holders: dict[str, list[dict[str, Any]]] = {}
@@ -250,7 +253,11 @@ def _holders(
         ec2 = ec2_for_region(region)
         enis: list[tuple[str, dict[str, Any]]] = []
         for kind, listed in by_kind.items():
-            name = "addresses.private-ip-address" if kind == "private" else "association.public-ip"
+            name = {
+                "private": "addresses.private-ip-address",
+                "public": "association.public-ip",
+                "ipv6": "ipv6-addresses.ipv6-address",
+            }[kind]
             for chunk in _batches(listed):
                 pages = ec2.get_paginator("describe_network_interfaces").paginate(
                     Filters=[{"Name": name, "Values": chunk}]
