@@ -9,7 +9,9 @@ below say so; every entry was checked against the list of real IAM actions that 
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 # eventSource host -> IAM service prefix, where the two differ.
 SOURCE_PREFIX: dict[str, str] = {
@@ -89,10 +91,91 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # Lambda: the invoke API is Invoke, the action InvokeFunction.
     ("lambda", "Invoke"): "InvokeFunction",
     ("lambda", "InvokeWithResponseStream"): "InvokeFunction",
-    # DynamoDB: a read transaction is authorised as GetItem on each item (writes vary by item).
+    # DynamoDB: a read transaction is authorised as GetItem on each item; a write transaction
+    # and PartiQL per item/statement (see iam_actions: the primary action here is the least).
     ("dynamodb", "TransactGetItems"): "GetItem",
-    # KMS: re-encryption is logged as ReEncrypt, authorised by ReEncryptFrom/ReEncryptTo.
+    ("dynamodb", "TransactWriteItems"): "ConditionCheckItem",
+    ("dynamodb", "ExecuteStatement"): "PartiQLSelect",
+    ("dynamodb", "BatchExecuteStatement"): "PartiQLSelect",
+    ("dynamodb", "ExecuteTransaction"): "PartiQLSelect",
+    # KMS: re-encryption is logged as ReEncrypt, authorised by ReEncryptFrom *and* ReEncryptTo.
     ("kms", "ReEncrypt"): "ReEncryptFrom",
+    # SQS: "you cannot set permissions for SendMessageBatch, DeleteMessageBatch or
+    # ChangeMessageVisibilityBatch; permissions for SendMessage, DeleteMessage or
+    # ChangeMessageVisibility cover the batch versions" (SQS Developer Guide, batch actions).
+    ("sqs", "SendMessageBatch"): "SendMessage",
+    ("sqs", "DeleteMessageBatch"): "DeleteMessage",
+    ("sqs", "ChangeMessageVisibilityBatch"): "ChangeMessageVisibility",
+    # SNS: PublishBatch is authorised by sns:Publish.
+    ("sns", "PublishBatch"): "Publish",
+}
+
+# Calls that need more than one action whatever their parameters say, beyond the primary one.
+ALSO_NEEDED: dict[tuple[str, str], tuple[str, ...]] = {
+    # The copy reads its source: s3:GetObject on the source object.
+    ("s3", "CopyObject"): ("s3:GetObject",),
+    ("s3", "UploadPartCopy"): ("s3:GetObject",),
+    ("kms", "ReEncrypt"): ("kms:ReEncryptTo",),
+    # The function's execution role is passed: never logged as an event of its own.
+    ("lambda", "CreateFunction"): ("iam:PassRole",),
+    # A write transaction may put, update, delete or check items: without the parameters
+    # (data events) every item action it may need.
+    ("dynamodb", "TransactWriteItems"): (
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ),
+    ("dynamodb", "ExecuteStatement"): (
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:PartiQLDelete",
+    ),
+    ("dynamodb", "BatchExecuteStatement"): (
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:PartiQLDelete",
+    ),
+    ("dynamodb", "ExecuteTransaction"): (
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:PartiQLDelete",
+    ),
+}
+# S3 calls on one object version (``versionId`` in the request) need the *Version action.
+S3_VERSIONED: dict[str, str] = {
+    "GetObject": "GetObjectVersion",
+    "HeadObject": "GetObjectVersion",
+    "DeleteObject": "DeleteObjectVersion",
+    "GetObjectAcl": "GetObjectVersionAcl",
+    "PutObjectAcl": "PutObjectVersionAcl",
+    "GetObjectTagging": "GetObjectVersionTagging",
+    "PutObjectTagging": "PutObjectVersionTagging",
+    "DeleteObjectTagging": "DeleteObjectVersionTagging",
+    "GetObjectAttributes": "GetObjectVersionAttributes",
+    "GetObjectTorrent": "GetObjectVersionTorrent",
+}
+# Request parameters (as CloudTrail logs them) that make an S3 write set an ACL or tags too.
+_S3_ACL_PARAMS = (
+    "x-amz-acl",
+    "x-amz-grant-read",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+    "accessControlList",
+)
+_S3_WRITES = ("PutObject", "CopyObject", "CreateMultipartUpload")
+_PARTIQL = {
+    "SELECT": "PartiQLSelect",
+    "INSERT": "PartiQLInsert",
+    "UPDATE": "PartiQLUpdate",
+    "DELETE": "PartiQLDelete",
+    "EXISTS": "PartiQLSelect",
+}
+_TRANSACT_ITEM = {
+    "put": "PutItem",
+    "update": "UpdateItem",
+    "delete": "DeleteItem",
+    "conditionCheck": "ConditionCheckItem",
 }
 
 # Lambda (and a few others) log API-version suffixes: CreateFunction20150331, GetFunction20150331v2.
@@ -127,3 +210,93 @@ def iam_action(event_source: str, event_name: str) -> str | None:
             return "apigateway:PUT"
         return None
     return f"{prefix}:{EXCEPTIONS.get((prefix, name), name)}"
+
+
+def _params_get(params: Any, name: str) -> Any:
+    return params.get(name) if isinstance(params, dict) else None
+
+
+def _partiql(statements: list[Any]) -> tuple[str, ...]:
+    """``dynamodb:PartiQL*`` actions of PartiQL statements by their verb (None if unreadable)."""
+    out: list[str] = []
+    for text in statements:
+        verb = text.lstrip().split(None, 1)[0].upper() if isinstance(text, str) and text else ""
+        if verb not in _PARTIQL:
+            return ()
+        out.append("dynamodb:" + _PARTIQL[verb])
+    return tuple(dict.fromkeys(out))
+
+
+def iam_actions(event_source: str, event_name: str, params: Any = None) -> tuple[str, ...]:
+    """Every IAM action a CloudTrail call needs, the primary (:func:`iam_action`) first.
+
+    ``params`` is the record's ``requestParameters`` where known: a version id makes S3 reads
+    and deletes ``*Version`` actions, an ACL header on a write adds ``s3:PutObjectAcl``, tags add
+    ``s3:PutObjectTagging``, an instance profile on ``RunInstances`` or a role on
+    ``RunTask``/``UpdateFunctionConfiguration`` adds ``iam:PassRole`` (CloudTrail never logs
+    PassRole itself), and DynamoDB transactions and PartiQL statements name exactly the item
+    actions they need. Without parameters the name alone decides, erring towards what the
+    call may need (:data:`ALSO_NEEDED`).
+    """
+    primary = iam_action(event_source, event_name)
+    if primary is None:
+        return ()
+    prefix = primary.split(":", 1)[0]
+    event = (
+        _VERSION_SUFFIX.sub("", event_name) if prefix in ("lambda", "cloudfront") else event_name
+    )
+    get = functools.partial(_params_get, params)
+    actions: list[str] = [primary]
+    if prefix == "s3":
+        if get("versionId") and event_name in S3_VERSIONED:
+            actions = ["s3:" + S3_VERSIONED[event_name]]
+        if event_name in ("CopyObject", "UploadPartCopy"):
+            source = get("x-amz-copy-source") or ""
+            versioned = isinstance(source, str) and "versionId=" in source
+            actions.append("s3:GetObjectVersion" if versioned else "s3:GetObject")
+        if event_name in _S3_WRITES and any(get(p) for p in _S3_ACL_PARAMS):
+            actions.append("s3:PutObjectAcl")
+        if event_name in _S3_WRITES and get("x-amz-tagging"):
+            actions.append("s3:PutObjectTagging")
+        return tuple(dict.fromkeys(actions))
+    if prefix == "dynamodb" and params is not None:
+        if event in ("TransactWriteItems",):
+            items = get("transactItems")
+            if isinstance(items, list) and items:
+                found = [
+                    "dynamodb:" + _TRANSACT_ITEM[k]
+                    for item in items
+                    if isinstance(item, dict)
+                    for k in item
+                    if k in _TRANSACT_ITEM
+                ]
+                if found:
+                    return tuple(dict.fromkeys(found))
+        if event in ("ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"):
+            texts: list[Any] = []
+            if event == "ExecuteStatement":
+                texts = [get("statement")]
+            else:
+                listed = get("statements") or get("transactStatements") or []
+                texts = [s.get("statement") for s in listed if isinstance(s, dict)]
+            found_partiql = _partiql(texts) if texts else ()
+            if found_partiql:
+                return found_partiql
+    if prefix == "ec2" and event == "RunInstances" and get("iamInstanceProfile"):
+        actions.append("iam:PassRole")
+    if prefix == "ecs" and event in ("RunTask", "StartTask"):
+        overrides = get("overrides") or {}
+        if isinstance(overrides, dict) and (
+            overrides.get("taskRoleArn") or overrides.get("executionRoleArn")
+        ):
+            actions.append("iam:PassRole")
+    if (
+        prefix == "ecs"
+        and event == "RegisterTaskDefinition"
+        and (get("taskRoleArn") or get("executionRoleArn"))
+    ):
+        actions.append("iam:PassRole")
+    if prefix == "lambda" and event == "UpdateFunctionConfiguration" and get("role"):
+        actions.append("iam:PassRole")
+    actions += ALSO_NEEDED.get((prefix, event), ())
+    return tuple(dict.fromkeys(actions))

@@ -114,6 +114,9 @@ class PrincipalUsage:
     regions: dict[str, int] = field(default_factory=dict)
     vpc_endpoints: dict[str, int] = field(default_factory=dict)
     invoked_by: dict[str, int] = field(default_factory=dict)
+    # source IP -> {VPC endpoint id ("" for none): calls}: which network each address was in,
+    # so attribution looks for the IP in the endpoint's VPC only (private IPs repeat across VPCs).
+    ip_endpoints: dict[str, dict[str, int]] = field(default_factory=dict)
     sessions: int = 0
     iam: KeyStatus | None = None
 
@@ -284,6 +287,11 @@ def fold(
         _bump(usage.regions, combo[_DIM["region"]], count)
         _bump(usage.vpc_endpoints, combo[_DIM["vpc_endpoint_id"]], count)
         _bump(usage.invoked_by, combo[_DIM["invoked_by"]], count)
+        if combo[_DIM["source_ip"]]:
+            per_ip = usage.ip_endpoints.setdefault(combo[_DIM["source_ip"]], {})
+            per_ip[combo[_DIM["vpc_endpoint_id"]]] = (
+                per_ip.get(combo[_DIM["vpc_endpoint_id"]], 0) + count
+            )
     for issuer, arns in session_arns.items():
         sessions[issuer].sessions = len(arns)
     if resources:

@@ -75,6 +75,8 @@ DIMENSIONS: tuple[str, ...] = (
     "vpc_endpoint_id",
 )
 TEMPORARY_KEY = "ASIA"
+# S3 calls on many objects of one bucket whose keys CloudTrail does not list: granted bucket-wide.
+MULTI_OBJECT_CALLS = frozenset({"DeleteObjects"})
 
 Combo = tuple[str, ...]
 """A value of every dimension, in :data:`DIMENSIONS` order ("" for absent)."""
@@ -319,7 +321,8 @@ def _aggregate_typed(
             if mode & s3_object:
                 obj = rp.key
                 if obj.__class__ is not str or not obj:
-                    seen.add(star)
+                    # DeleteObjects names its keys only in the body: its bucket, not "*".
+                    seen.add(f"{bucket}/*" if k[9] in MULTI_OBJECT_CALLS else star)
                     continue
                 seen.add(f"{bucket}/{obj}")
             if mode & s3_bucket:
@@ -477,7 +480,7 @@ def _add_record_arns(seen: ArnSet, record: dict[str, Any], rp: Any, source: str,
         if mode & MODE_S3_OBJECT:
             obj = params.get("key")
             if not isinstance(obj, str) or not obj:
-                seen.add(ANY)
+                seen.add(bucket + "/*" if name in MULTI_OBJECT_CALLS else ANY)
                 return
             seen.add(bucket + "/" + obj)
         if mode & MODE_S3_BUCKET:

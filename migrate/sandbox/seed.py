@@ -919,6 +919,18 @@ def _seed_cloudtrail(
             Name=TRAIL_NAME, S3BucketName=LOG_BUCKET, EnableLogFileValidation=True
         )
         cloudtrail.start_logging(Name=TRAIL_NAME)
+    # The sandbox's logs hold S3 data events (GetObject, PutObject): its trail says it logs them,
+    # as a real trail must for keys-to-roles to trust object-level evidence.
+    cloudtrail.put_event_selectors(
+        TrailName=TRAIL_NAME,
+        EventSelectors=[
+            {
+                "ReadWriteType": "All",
+                "IncludeManagementEvents": True,
+                "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3"]}],
+            }
+        ],
+    )
 
     writer = _TrailWriter(region, users, network)
     _build_records(writer)

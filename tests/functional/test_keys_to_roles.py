@@ -31,6 +31,7 @@ steps:
       names: ["app-server", "batch-reports", "old-deployer"]
       watch_window: "{{ params.watch_window }}"
       retire_window: 0s
+      host_regions: [us-east-1]
       unused_days: 0
       kms_key: "{{ steps.kms.key_arn }}"
 """
@@ -300,6 +301,7 @@ steps:
       usage_report: "{{ steps.usage.usage_id }}"
       watch_window: 0s
       retire_window: 0s
+      host_regions: [us-east-1]
       unused_days: 0
       kms_key: "{{ steps.kms.key_arn }}"
 """,
@@ -363,6 +365,7 @@ steps:
       usage_report: "{{ steps.usage.usage_id }}"
       watch_window: 0s
       retire_window: 0s
+      host_regions: [us-east-1]
       kms_key: "{{ steps.kms.key_arn }}"
 """,
     )

@@ -50,6 +50,7 @@ steps:
       names: ["reports-app"]
       watch_window: "{{ params.watch_window }}"
       retire_window: 0s
+      host_regions: [us-east-1]
       s3_object_scope: exact
 """
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from parliament import iam_definition
 
-from migrate.cloudtrail.actions import EXCEPTIONS, SOURCE_PREFIX, iam_action, service_prefix
+from migrate.cloudtrail.actions import (
+    EXCEPTIONS,
+    SOURCE_PREFIX,
+    iam_action,
+    iam_actions,
+    service_prefix,
+)
+from tests.unit.cloudtrail_action_cases import CASES
 
 REAL = {f"{s['prefix']}:{p['privilege']}" for s in iam_definition for p in s["privileges"]}
 PREFIXES = {s["prefix"] for s in iam_definition}
@@ -55,3 +64,31 @@ def test_calls_that_are_no_iam_action_map_to_none() -> None:
     assert iam_action("signin.amazonaws.com", "ConsoleLogin") is None
     assert iam_action("", "GetObject") is None
     assert service_prefix("example.com") is None
+
+
+def test_the_case_table_is_large_enough() -> None:
+    assert len(CASES) >= 150
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "params", "expected"),
+    CASES,
+    ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)],
+)
+def test_real_calls_need_the_actions_the_service_authorization_reference_names(
+    source: str, name: str, params: Any, expected: tuple[str, ...]
+) -> None:
+    got = iam_actions(source, name, params)
+    assert set(got) == set(expected)
+    assert got[0] == expected[0] or got[0] in expected  # the primary action comes first
+    assert set(got) <= REAL, f"not IAM actions: {set(got) - REAL}"
+
+
+def test_batch_calls_no_longer_map_to_actions_that_do_not_exist() -> None:
+    for source, name, action in (
+        ("sqs.amazonaws.com", "SendMessageBatch", "sqs:SendMessage"),
+        ("sqs.amazonaws.com", "DeleteMessageBatch", "sqs:DeleteMessage"),
+        ("sqs.amazonaws.com", "ChangeMessageVisibilityBatch", "sqs:ChangeMessageVisibility"),
+        ("sns.amazonaws.com", "PublishBatch", "sns:Publish"),
+    ):
+        assert iam_action(source, name) == action

@@ -11,20 +11,36 @@ task definition) -> ``iam.watch`` (a wait) -> ``iam.deactivate_key`` (gate) -> `
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import Field, field_validator
 
-from migrate.aws.errors import error_code
+from migrate.aws.errors import access_denied, error_code, not_found
 from migrate.aws.tags import tag_dict
+from migrate.cloudtrail.actions import iam_actions
+from migrate.cloudtrail.attribution import (
+    CONF_NONE,
+    SourceAttribution,
+    attribute_sources,
+    classify_ip,
+)
+from migrate.cloudtrail.model import ATTR_ENI, ATTR_SERVICE
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.engine.selection import Selection
-from migrate.errors import StepFailed
+from migrate.errors import BadInputError, StepFailed
+from migrate.steps.iam.coverage import (
+    DATA_EVENT_TYPES,
+    trail_coverage,
+    unlogged_services,
+    user_services,
+)
 from migrate.steps.iam.policy import EC2_TRUST, GeneratedPolicy, generate_policy
 from migrate.steps.iam.workloads import (
     ecs_notes,
@@ -72,8 +88,19 @@ class KeysToRolesParams(Selection):
     s3_object_scope: Literal["folder", "exact"] = "folder"
     locations: list[str] = Field(default_factory=lambda: list(LOCATIONS))
     regions: list[str] = Field(default_factory=list)
+    # Where hosts are looked for: every enabled region by default (calls to global services are
+    # logged in us-east-1 wherever the host runs, and a private IP is only unambiguous if no
+    # other region's VPC holds it too).
+    host_regions: list[str] = Field(default_factory=lambda: ["all"])
+    last_used_grace: str = "4h"  # added to a non-zero watch window: IAM's last-used lag
+    # Host (instance id or Name tag) -> secrets (ARNs or names) its application reads after
+    # secrets.from_configs: granted GetSecretValue (+ kms:Decrypt on kms_key) in its role.
+    host_secrets: dict[str, list[str]] = Field(default_factory=dict)
+    # Data-event services (s3, lambda, dynamodb, sqs, sns) the operator accepts as unlogged:
+    # their calls are missing from the evidence, and the role may lack them.
+    accept_unlogged: list[str] = Field(default_factory=list)
 
-    @field_validator("watch_window", "retire_window")
+    @field_validator("watch_window", "retire_window", "last_used_grace")
     @classmethod
     def _check_duration(cls, value: str) -> str:
         parse_duration(value)
@@ -96,13 +123,97 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
-def _role_name(template: str, user: str, key_id: str) -> str:
-    name = template.format(user=user, key_id=key_id, key_suffix=key_id[-6:].lower())
-    return re.sub(r"[^\w+=,.@-]", "-", name)[:64]
+ROLE_NAME_LIMIT = 64  # IAM role and instance profile names stop at 64 characters
+OWNER_TAG = "migrate:access-key"
+
+
+def _role_name(template: str, user: str, key_id: str, *, suffix_len: int = 6) -> str:
+    """The role name for ``key_id``: the template rendered, always ending in the key's suffix.
+
+    Truncation cuts the user part, never the suffix: two keys of one long-named user must not
+    share a role (the second's policy would overwrite the first's). A template without the key
+    (``app-{user}``) gets the suffix appended for the same reason.
+    """
+    suffix = key_id[-suffix_len:].lower()
+    # The key goes at the end whatever the template says, so it is rendered without it first.
+    name = template.format(user=user, key_id="", key_suffix="")
+    name = re.sub(r"[^\w+=,.@-]", "-", name)
+    name = re.sub(r"-{2,}", "-", name).strip("-") or "migrate"
+    return name[: ROLE_NAME_LIMIT - len(suffix) - 1].rstrip("-") + "-" + suffix
+
+
+def _role_names(template: str, keys: dict[str, str]) -> dict[str, str]:
+    """``{key_id: role name}`` for ``{key_id: user}``, unique: keys whose names collide (the same
+    six-character suffix) get the whole key id as suffix."""
+    names = {k: _role_name(template, user, k) for k, user in keys.items()}
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    for key_id, name in names.items():
+        if counts[name] > 1:
+            names[key_id] = _role_name(template, keys[key_id], key_id, suffix_len=len(key_id))
+    return names
 
 
 def _task_role_name(role: str) -> str:
-    return role[:59] + "-task"  # IAM role names stop at 64 characters
+    """The ECS task role next to ``role`` (``<role>-task``), cut in the user part, never in the
+    key suffix."""
+    if len(role) + 5 <= ROLE_NAME_LIMIT:
+        return role + "-task"
+    head, _, suffix = role.rpartition("-")
+    return head[: ROLE_NAME_LIMIT - len(suffix) - 6].rstrip("-") + "-" + suffix + "-task"
+
+
+def _trusted_principals(doc: dict[str, Any]) -> set[str]:
+    """The AWS principal ARNs an assume-role (trust) policy allows."""
+    out: set[str] = set()
+    statements = doc.get("Statement", [])
+    for st in [statements] if isinstance(statements, dict) else statements:
+        if st.get("Effect") != "Allow":
+            continue
+        aws = (
+            (st.get("Principal") or {}).get("AWS", [])
+            if isinstance(st.get("Principal"), dict)
+            else []
+        )
+        out.update([aws] if isinstance(aws, str) else aws)
+    return out
+
+
+def _with_principal(doc: dict[str, Any], user_arn: str, new_arn: str) -> dict[str, Any]:
+    """``doc`` with ``new_arn`` added next to ``user_arn`` in every statement naming the user
+    (same actions and conditions: the new role may do what the user could)."""
+    out = json.loads(json.dumps(doc))
+    statements = out.get("Statement", [])
+    for st in [statements] if isinstance(statements, dict) else statements:
+        principal = st.get("Principal")
+        if not isinstance(principal, dict):
+            continue
+        aws = principal.get("AWS", [])
+        listed = [aws] if isinstance(aws, str) else list(aws)
+        if user_arn in listed and new_arn not in listed:
+            principal["AWS"] = [*listed, new_arn]
+    return dict(out)
+
+
+def _without_principal(doc: dict[str, Any], arn: str) -> dict[str, Any]:
+    """``doc`` without ``arn`` among its AWS principals (what rollback undoes)."""
+    out = json.loads(json.dumps(doc))
+    statements = out.get("Statement", [])
+    for st in [statements] if isinstance(statements, dict) else statements:
+        principal = st.get("Principal")
+        if isinstance(principal, dict) and isinstance(principal.get("AWS"), list):
+            kept = [a for a in principal["AWS"] if a != arn]
+            principal["AWS"] = kept[0] if len(kept) == 1 else kept
+    return dict(out)
+
+
+PROFILE_TRIES = 6
+
+
+def _profile_not_visible_yet(exc: Exception) -> bool:
+    """EC2's answer for an instance profile IAM has created but not yet propagated."""
+    return error_code(exc) == "InvalidParameterValue" and "instance profile" in str(exc).lower()
 
 
 def _merged_policy_name(key_id: str) -> str:
@@ -155,14 +266,28 @@ class KeysToRoles(Step):
     Params = KeysToRolesParams
     permissions = (
         "iam:ListUsers",
+        "iam:ListUserPolicies",
+        "iam:GetUserPolicy",
+        "iam:ListAttachedUserPolicies",
+        "iam:GetPolicy",
+        "iam:GetPolicyVersion",
+        "iam:ListGroupsForUser",
+        "iam:ListGroupPolicies",
+        "iam:GetGroupPolicy",
+        "iam:ListAttachedGroupPolicies",
+        "cloudtrail:DescribeTrails",
+        "cloudtrail:GetEventSelectors",
+        "iam:GetAccountSummary",
         "iam:ListUserTags",
         "iam:ListAccessKeys",
         "iam:GetAccessKeyLastUsed",
         "iam:GetRole",
+        "iam:ListRoleTags",
         "iam:ListRolePolicies",
         "iam:CreateRole",
         "iam:TagRole",
         "iam:PutRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
         "iam:DeleteRolePolicy",
         "iam:AttachRolePolicy",
         "iam:GetInstanceProfile",
@@ -172,6 +297,9 @@ class KeysToRoles(Step):
         "iam:UpdateAccessKey",
         "iam:DeleteAccessKey",
         "ec2:DescribeInstances",
+        "ec2:DescribeRegions",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeVpcEndpoints",
         "ec2:DescribeInstanceAttribute",
         "ec2:DescribeIamInstanceProfileAssociations",
         "ec2:AssociateIamInstanceProfile",
@@ -197,6 +325,7 @@ class KeysToRoles(Step):
         "iam.switch_workloads",
         "iam.switch_lambda",
         "iam.switch_ecs_task",
+        "iam.trust_role",
         "iam.watch",
         "iam.deactivate_key",
         "iam.retire_window",
@@ -248,17 +377,123 @@ class KeysToRoles(Step):
                         "usage": self._usage(report, key_id),
                         "workloads": [],
                         "outside": [],
+                        "doubtful": [],
+                        "attribution": [],
                         "locations": [],
                     }
+        names = _role_names(self.params.role_name, {k: v["user"] for k, v in keys.items()})
+        for key_id, key in keys.items():
+            key["role_name"] = names[key_id]
+            key["role_owners"] = {
+                role: self._role_owner(iam, role)
+                for role in (names[key_id], _task_role_name(names[key_id]))
+            }
+        self._attribute_all(ctx, keys)
+        self._session_chain(ctx, report, keys)
+        try:
+            coverage: dict[str, Any] | None = trail_coverage(lambda r: ctx.client("cloudtrail", r))
+        except Exception as exc:
+            if not access_denied(exc):
+                raise
+            coverage = None  # the plan says coverage is unknown
+        services: dict[str, list[str]] = {}
         for key in keys.values():
-            self._attribute(ctx, report, key)
+            if key["user"] not in services:
+                services[key["user"]] = user_services(iam, key["user"])
+            key["policy_services"] = services[key["user"]]
         self._find_locations(ctx, keys)
+        try:
+            summary = iam.get_account_summary().get("SummaryMap", {})
+        except Exception as exc:
+            if not access_denied(exc):
+                raise
+            summary = {}
         return {
+            # The root user's keys are no IAM user's: list_users never shows them.
+            "root_access_keys": summary.get("AccountAccessKeysPresent"),
+            "coverage": coverage,
             "report_id": getattr(report, "id", None),
             "report_window": [getattr(report, "since", None), getattr(report, "until", None)],
             "keys": keys,
             "compliant": [],
         }
+
+    def _session_chain(self, ctx: StepContext, report: Any, keys: dict[str, Any]) -> None:
+        """Follow each key's temporary credentials: the calls made with its GetSessionToken
+        sessions join the key's evidence, and the roles it assumed are listed with their trust
+        (a role that trusts the *user* must trust the new role too, or the workload breaks the
+        day the key is deactivated)."""
+        iam = ctx.client("iam")
+        minting: dict[str, list[str]] = {}
+        for key_id, key in keys.items():
+            chain = (key["usage"] or {}).get("chain")
+            if chain and chain["session_tokens"] > 0:
+                minting.setdefault(key["user"], []).append(key_id)
+        for session in getattr(report, "sessions", None) or []:
+            if session.identity_type != "IAMUser" or session.owner not in minting:
+                continue
+            minted = minting[session.owner]
+            if len(minted) > 1:
+                # Which key minted which session needs responseElements.credentials.accessKeyId,
+                # which ingestion does not keep: a human decides.
+                for key_id in minted:
+                    keys[key_id]["doubtful"].append(
+                        f"sessions of {session.owner} ({session.calls} calls) were minted by "
+                        f"GetSessionToken with one of {', '.join(minted)}: which is unknown"
+                    )
+                continue
+            usage = keys[minted[0]]["usage"]
+            for c in session.actions:
+                needed = iam_actions(c.event_source, c.event_name) or (c.iam_action,)
+                usage["actions"].append(
+                    {
+                        "action": needed[0],
+                        "event": f"{c.event_source}:{c.event_name} (GetSessionToken session)",
+                        "count": c.count,
+                        "errors": dict(c.errors),
+                        "resources": [],
+                    }
+                )
+            usage["chain"]["session_calls"] = session.calls
+        for key in keys.values():
+            chain = (key["usage"] or {}).get("chain")
+            if not chain:
+                continue
+            user_arn = f"arn:aws:iam::{ctx.account_id}:user/{key['user']}"
+            listed = []
+            for arn in chain["targets"]:
+                entry: dict[str, Any] = {"arn": arn, "readable": False, "names_user": False}
+                if arn.split(":")[4:5] == [ctx.account_id]:
+                    try:
+                        doc = iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"][
+                            "AssumeRolePolicyDocument"
+                        ]
+                        doc = json.loads(unquote(doc)) if isinstance(doc, str) else doc
+                        entry.update(
+                            readable=True,
+                            names_user=user_arn in _trusted_principals(doc),
+                            trust=doc,
+                        )
+                    except Exception as exc:
+                        if not not_found(exc):
+                            raise
+                listed.append(entry)
+            chain["targets_trust"] = listed
+
+    @staticmethod
+    def _role_owner(iam: Any, role: str) -> dict[str, Any] | None:
+        """None if no role of that name exists; else whose it is (the ``migrate:access-key``
+        tag, None when untagged), so the plan never adopts a role migrate did not make."""
+        try:
+            found = iam.get_role(RoleName=role)["Role"]
+        except Exception as exc:
+            if not not_found(exc):
+                raise
+            return None
+        tags = found.get("Tags")
+        if tags is None:  # get_role returns tags on AWS; list them where it did not
+            tags = iam.list_role_tags(RoleName=role).get("Tags", [])
+        return {"arn": found.get("Arn"), "owner": tag_dict(tags).get(OWNER_TAG)}
 
     @staticmethod
     def _usage(report: Any, key_id: str) -> dict[str, Any] | None:
@@ -268,53 +503,164 @@ class KeysToRoles(Step):
             usage = report.key(key_id)
         except KeyError:
             return {"calls": 0, "first_seen": None, "last_seen": None, "actions": [], "ips": {}}
-        return {
-            "calls": usage.calls,
-            "first_seen": usage.first_seen,
-            "last_seen": usage.last_seen,
-            "actions": [
+        calls: list[dict[str, Any]] = []
+        pass_role: list[str] = []
+        chain: dict[str, Any] = {"session_tokens": 0, "assume_role": 0, "targets": []}
+        for c in usage.actions:
+            event = f"{c.event_source}:{c.event_name}"
+            if c.event_source == "sts.amazonaws.com" and c.event_name == "GetSessionToken":
+                # A role cannot call GetSessionToken: the key's sessions are followed instead.
+                chain["session_tokens"] += c.count - sum(c.errors.values())
+                continue
+            if c.event_source == "sts.amazonaws.com" and c.event_name == "AssumeRole":
+                chain["assume_role"] += c.count - sum(c.errors.values())
+                chain["targets"] = sorted(
+                    {*chain["targets"], *(r for r in c.resources if r != "*")}
+                )
+                if not chain["targets"]:
+                    continue  # no known target: sts:AssumeRole on "*" would be for nothing
+            # Mapped again here, not taken from the report: a report stored before the table was
+            # corrected (sqs:SendMessageBatch, which is no action) still yields the right role.
+            needed = iam_actions(c.event_source, c.event_name) or (c.iam_action,)
+            calls.append(
                 {
-                    "action": c.iam_action,
-                    "event": f"{c.event_source}:{c.event_name}",
+                    "action": needed[0],
+                    "event": event,
                     "count": c.count,
                     "errors": dict(c.errors),
                     "resources": sorted(c.resources),
                 }
-                for c in usage.actions
-            ],
+            )
+            for extra in needed[1:]:
+                if extra == "iam:PassRole":
+                    # Never granted on "*" (that lets the host hand any role to anything):
+                    # the plan names the call so the operator grants it on the role passed.
+                    pass_role.append(event)
+                    continue
+                # What the call also needs (the copy source, ReEncryptTo): CloudTrail names no
+                # resource for it, so it is granted on "*" and flagged broad.
+                calls.append(
+                    {
+                        "action": extra,
+                        "event": f"{event} (also needs {extra})",
+                        "count": c.count,
+                        "errors": dict(c.errors),
+                        "resources": [],
+                    }
+                )
+        return {
+            "calls": usage.calls,
+            "first_seen": usage.first_seen,
+            "last_seen": usage.last_seen,
+            "actions": calls,
+            "pass_role": sorted(set(pass_role)),
+            "chain": chain,
             "ips": dict(sorted(usage.source_ips.items())),
+            "ip_endpoints": {ip: dict(v) for ip, v in sorted(usage.ip_endpoints.items())},
             "user_agents": sorted(usage.user_agents)[:5],
         }
 
-    def _attribute(self, ctx: StepContext, report: Any, key: dict[str, Any]) -> None:
-        usage = key["usage"]
-        if not usage:
+    def _search_regions(self, ctx: StepContext) -> list[str]:
+        """``host_regions``, where ``all`` means every enabled region (ENIs of all regions:
+        global-service calls are logged in us-east-1 wherever the host runs); the step's own
+        regions first."""
+        named = [r for r in self.params.host_regions if r != "all"]
+        if "all" not in self.params.host_regions:
+            return list(dict.fromkeys([*ctx.regions, *named]))
+        try:
+            listed = [
+                r["RegionName"] for r in ctx.client("ec2").describe_regions().get("Regions", [])
+            ]
+        except Exception as exc:
+            if not access_denied(exc):
+                raise
+            listed = []  # no ec2:DescribeRegions: the step's regions only
+        return list(dict.fromkeys([*ctx.regions, *named, *sorted(listed)]))
+
+    def _attribute_all(self, ctx: StepContext, keys: dict[str, Any]) -> None:
+        """Attribute every key's (source IP, VPC endpoint) pairs by VPC, IP and time, once for
+        all keys; only confident EC2 attributions become workloads to switch."""
+        pairs: dict[tuple[str, str], str | None] = {}
+        for key in keys.values():
+            usage = key["usage"]
+            for ip in (usage or {}).get("ips", {}):
+                if ip.endswith(".amazonaws.com") or classify_ip(ip) is None:
+                    continue  # an AWS service acting for the caller
+                for vpce in usage["ip_endpoints"].get(ip) or {"": 0}:
+                    first = pairs.get((ip, vpce))
+                    seen = usage.get("first_seen")
+                    pairs[(ip, vpce)] = (
+                        min(x for x in (first, seen) if x) if first or seen else None
+                    )
+        if not pairs:
             return
-        ec2 = ctx.client("ec2")
-        for ip in usage["ips"]:
-            attribution = report.ips.get(ip) if report is not None else None
-            kind = getattr(attribution, "kind", None)
-            if kind == "aws-service" or ip.endswith(".amazonaws.com"):
+        regions = self._search_regions(ctx)
+        found = attribute_sources(lambda r: ctx.client("ec2", r), regions, pairs, pairs)
+        for key in keys.values():
+            usage = key["usage"]
+            if not usage:
                 continue
-            instance_id = getattr(attribution, "instance_id", None)
-            if not instance_id:
-                key["outside"].append(ip)
-                continue
-            assoc = ec2.describe_iam_instance_profile_associations(
-                Filters=[{"Name": "instance-id", "Values": [instance_id]}]
-            ).get("IamInstanceProfileAssociations", [])
-            live = [a for a in assoc if a.get("State") in ("associated", "associating")]
-            key["workloads"].append(
-                {
-                    "kind": "ec2",
-                    "instance_id": instance_id,
-                    "name": getattr(attribution, "instance_name", None),
-                    "ip": ip,
-                    "profile_arn": live[0]["IamInstanceProfile"]["Arn"] if live else None,
-                }
+            for ip in usage["ips"]:
+                for vpce in usage["ip_endpoints"].get(ip) or {"": 0}:
+                    att = found.get((ip, vpce))
+                    if att is not None:
+                        self._place(ctx, key, att)
+            key["workloads"].sort(key=lambda w: w["instance_id"])
+            key["outside"].sort()
+
+    @staticmethod
+    def _place(ctx: StepContext, key: dict[str, Any], att: SourceAttribution) -> None:
+        """File one attribution under the key: a workload, an address outside, or a doubt."""
+        key.setdefault("attribution", []).append(att.to_dict())
+        if att.kind == ATTR_SERVICE:
+            return
+        if not att.confident:
+            if att.confidence in (CONF_NONE,) or att.kind == ATTR_ENI:
+                key["outside"].append(att.ip)
+            else:
+                key.setdefault("doubtful", []).append(f"{att.ip}: {att.reason}")
+            return
+        if any(w["instance_id"] == att.instance_id for w in key["workloads"]):
+            return
+        region = att.region or ctx.regions[0]
+        assoc = (
+            ctx.client("ec2", region)
+            .describe_iam_instance_profile_associations(
+                Filters=[{"Name": "instance-id", "Values": [att.instance_id]}]
             )
-        key["workloads"].sort(key=lambda w: w["instance_id"])
-        key["outside"].sort()
+            .get("IamInstanceProfileAssociations", [])
+        )
+        live = [a for a in assoc if a.get("State") in ("associated", "associating")]
+        shared: list[str] = []
+        if live:
+            # Who else runs with this profile: a merge reaches every one of them.
+            profile = live[0]["IamInstanceProfile"]["Arn"]
+            pages = (
+                ctx.client("ec2", region)
+                .get_paginator("describe_iam_instance_profile_associations")
+                .paginate()
+            )
+            shared = sorted(
+                a["InstanceId"]
+                for page in pages
+                for a in page.get("IamInstanceProfileAssociations", [])
+                if a["IamInstanceProfile"]["Arn"] == profile
+                and a.get("State") in ("associated", "associating")
+                and a["InstanceId"] != att.instance_id
+            )
+        key["workloads"].append(
+            {
+                "kind": "ec2",
+                "instance_id": att.instance_id,
+                "name": att.instance_name,
+                "ip": att.ip,
+                "region": region,
+                "vpc_id": att.vpc_id,
+                "confidence": att.confidence,
+                "profile_arn": live[0]["IamInstanceProfile"]["Arn"] if live else None,
+                "profile_shared_with": shared,
+            }
+        )
 
     def _find_locations(self, ctx: StepContext, keys: dict[str, Any]) -> None:
         """Where legacy systems keep key ids: only the fact that a key id appears is kept."""
@@ -387,7 +733,32 @@ class KeysToRoles(Step):
         actions: list[Action] = []
         watch = _duration(self.params.watch_window)
         retire = _duration(self.params.retire_window)
+        if facts.get("root_access_keys"):
+            actions.append(
+                Action(
+                    kind="iam.review",
+                    target="root-access-keys",
+                    summary="FTR finding: the account's root user has access keys. No role can "
+                    "replace them and migrate never touches root credentials: sign in as root, "
+                    "check what uses them (IAM credential report: access_key_*_last_used), move "
+                    "that to a role, then delete them (Security credentials page)",
+                    gate="human-review",
+                    destructive=True,
+                    risks=("root access keys can do anything in the account, unrestricted",),
+                    details={"user": "root"},
+                )
+            )
         for key_id, key in sorted(facts["keys"].items()):
+            if key["status"] == "Inactive":
+                # Already off (nothing can use it): only the deletion is left, behind its gate,
+                # after the retire window (an FTR reviewer counts inactive keys too).
+                actions += self._retire(
+                    key_id,
+                    key["user"],
+                    retire,
+                    [f"{key_id} ({key['user']}) is inactive"],
+                )[1:]
+                continue
             if key["status"] != "Active":
                 continue
             user = key["user"]
@@ -431,6 +802,38 @@ class KeysToRoles(Step):
                     )
                 continue
             assert usage is not None  # calls > 0
+            if key.get("doubtful"):
+                # An address that may belong to another host (another VPC, a reused IP): a
+                # switch would hand this key's permissions to the wrong machine.
+                actions.append(
+                    self._review(
+                        key_id,
+                        user,
+                        "attribution is not certain, no automatic switch: "
+                        + " | ".join(key["doubtful"]),
+                    )
+                )
+                continue
+            chain = usage.get("chain") or {}
+            unresolved = [t["arn"] for t in chain.get("targets_trust", []) if not t["readable"]]
+            if chain.get("assume_role") and not chain.get("targets"):
+                unresolved.append("(CloudTrail named no role)")
+            if unresolved:
+                # The key must not go before we know the new role can take over the
+                # assumption: a trust we cannot read or change is a human's.
+                actions.append(
+                    self._review(
+                        key_id,
+                        user,
+                        "the key assumes role(s) whose trust policy migrate cannot read or "
+                        "extend: " + ", ".join(unresolved),
+                    )
+                )
+                continue
+            gap = self._coverage_gap(facts.get("coverage"), key)
+            if gap:
+                actions.append(self._review(key_id, user, gap))
+                continue
             moves = [loc for loc in key["locations"] if loc["kind"] in ("lambda", "ecs")]
             # A Lambda or ECS hit is a workload we can move; its calls come from AWS addresses
             # no instance owns, so "outside" alone does not stop the switch then (the watch
@@ -450,7 +853,184 @@ class KeysToRoles(Step):
                 )
                 continue
             actions += self._switch(ctx, key_id, key, watch, retire)
-        return actions
+        return self._with_evidence(facts, actions)
+
+    @staticmethod
+    def _with_evidence(facts: Facts, actions: list[Action]) -> list[Action]:
+        """The first action of each key carries the key's evidence in the operator's words:
+        window and coverage, attribution with its confidence, the session chain, and why."""
+        coverage = facts.get("coverage")
+        if coverage is None:
+            covered = "trail coverage unknown"
+        elif not coverage["trails"]:
+            covered = "no trail in the account"
+        else:
+            covered = (
+                f"trails {', '.join(t['name'] for t in coverage['trails'])}: management "
+                f"{coverage['management'] or 'none'}, data events "
+                f"{', '.join(coverage['data_types']) or 'none'}, "
+                + ("multi-region" if coverage["multi_region"] else "single-region")
+            )
+        window = facts.get("report_window") or [None, None]
+        seen: set[str] = set()
+        out: list[Action] = []
+        for action in actions:
+            key = facts["keys"].get(action.target)
+            if key is None or action.target in seen:
+                out.append(action)
+                continue
+            seen.add(action.target)
+            attribution = [
+                f"{a['ip']}"
+                + (f" via {a['vpc_endpoint_id']}" if a.get("vpc_endpoint_id") else "")
+                + f" -> {a.get('instance_id') or a['kind']} ({a['confidence']})"
+                for a in key.get("attribution", [])
+            ]
+            chain = ((key.get("usage") or {}).get("chain")) or {}
+            chain_text = []
+            if chain.get("session_tokens"):
+                chain_text.append(
+                    f"GetSessionToken x{chain['session_tokens']}"
+                    + (
+                        f", {chain['session_calls']} session calls joined"
+                        if chain.get("session_calls")
+                        else ""
+                    )
+                )
+            for t in chain.get("targets_trust", []):
+                chain_text.append(
+                    f"assumes {t['arn']}"
+                    + (" (trusts the user)" if t["names_user"] else "")
+                    + ("" if t["readable"] else " (trust unreadable)")
+                )
+            evidence = {
+                "window": f"{window[0] or '?'} .. {window[1] or '?'}",
+                "coverage": covered,
+                "attribution": attribution,
+                "session_chain": chain_text,
+                "decision": action.kind,
+                "why": action.summary,
+            }
+            line = (
+                f"evidence {evidence['window']}; {covered}; attribution: "
+                + ("; ".join(attribution) or "none")
+                + "; session chain: "
+                + ("; ".join(chain_text) or "none")
+            )
+            out.append(
+                dataclasses.replace(
+                    action,
+                    details={**action.details, "evidence": evidence},
+                    risks=(line, *action.risks),
+                )
+            )
+        return out
+
+    def _grant_secrets(
+        self, ctx: StepContext, key: dict[str, Any], policy: GeneratedPolicy, kms: str | None
+    ) -> None:
+        """Secrets the host reads once secrets.from_configs moved its credentials: past usage
+        never shows them, so the operator names them per host (``host_secrets``)."""
+        wanted: list[str] = []
+        for w in key["workloads"]:
+            for host in (w["instance_id"], w.get("name")):
+                wanted += self.params.host_secrets.get(host or "", [])
+        if not wanted:
+            if key["workloads"]:
+                policy.extra_notes.append(
+                    "secrets that secrets.from_configs moves out of config files on "
+                    + ", ".join(w["instance_id"] for w in key["workloads"])
+                    + " are not in this role: the application will need "
+                    "secretsmanager:GetSecretValue on them"
+                    + (f" and kms:Decrypt on {self.params.kms_key}" if self.params.kms_key else "")
+                    + "; name them under host_secrets (host -> secrets) to grant them"
+                )
+            return
+        if not all(ctx.is_known(s) for s in wanted):
+            policy.extra_notes.append(
+                "the secrets named in host_secrets are granted once the step creating them ran"
+            )
+            return
+        region = ctx.regions[0]
+        arns = sorted(
+            {
+                s
+                if s.startswith("arn:")
+                else f"arn:aws:secretsmanager:{region}:{ctx.account_id}:secret:{s}-??????"
+                for s in wanted
+            }
+        )
+        statements = policy.document["Statement"]
+        statements[:] = [st for st in statements if st.get("Effect") != "Deny"]
+        statements.append(
+            {
+                "Sid": "SecretsFromConfigs",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": arns,
+            }
+        )
+        if kms and not any(st.get("Sid") == "KeyForEncryptedData" for st in statements):
+            statements.append(
+                {
+                    "Sid": "KeyForSecrets",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt"],
+                    "Resource": kms,
+                }
+            )
+
+    def _coverage_gap(self, coverage: dict[str, Any] | None, key: dict[str, Any]) -> str | None:
+        """Why the evidence cannot show everything the key does, or None."""
+        if coverage is None:
+            return None
+        last = (key.get("last_used_service") or "").lower()
+        services = [*key.get("policy_services", []), *([last] if last else [])]
+        missing = unlogged_services(coverage, services, self.params.accept_unlogged)
+        problems = []
+        if missing:
+            why = ", ".join(
+                f"{s} ({DATA_EVENT_TYPES[s]}"
+                + (
+                    ": IAM last saw the key use it"
+                    if s == last
+                    else ": the user's policies allow it"
+                )
+                + ")"
+                for s in missing
+            )
+            trails = ", ".join(t["name"] for t in coverage["trails"]) or "no trail"
+            problems.append(
+                f"the trails ({trails}) log no data events for {why}: those calls are missing "
+                "from the evidence and the role would lack them. Add data-event selectors and "
+                "collect again, or accept with `accept_unlogged: " + json.dumps(missing) + "`"
+            )
+        if coverage["management"] not in ("All", None):
+            problems.append(
+                f"the trails log management events {coverage['management']} only: the "
+                "evidence misses the other kind of calls"
+            )
+        return "; ".join(problems) or None
+
+    def _check_owner(self, key_id: str, key: dict[str, Any], role: str) -> None:
+        """A role of our name that migrate did not make for this key is never adopted: its
+        policy would be overwritten and its trust may let other principals in."""
+        found = (key.get("role_owners") or {}).get(role)
+        if found is None or found.get("owner") == key_id:
+            return
+        owner = found.get("owner")
+        whose = (
+            f"its {OWNER_TAG} tag names another key ({owner})"
+            if owner
+            else f"it has no {OWNER_TAG} tag (migrate did not create it)"
+        )
+        raise BadInputError(
+            f"iam.keys_to_roles: the role {role} for access key {key_id} ({key['user']}) already "
+            f"exists and is not migrate's for this key: {whose}. Migrate never adopts or "
+            "overwrites such a role. Choose another naming scheme with the step's `role_name` "
+            "parameter (placeholders {user}, {key_suffix}), or rename or delete that role, then "
+            "plan again."
+        )
 
     @staticmethod
     def _location_notes(key: dict[str, Any], why: str) -> list[str]:
@@ -521,8 +1101,20 @@ class KeysToRoles(Step):
         policy = generate_policy(
             key["usage"]["actions"], kms, exact_objects=self.params.s3_object_scope == "exact"
         )
-        role = _role_name(self.params.role_name, key["user"], key_id)
-        notes = policy.notes()
+        self._grant_secrets(ctx, key, policy, kms)
+        role = key.get("role_name") or _role_name(self.params.role_name, key["user"], key_id)
+        if key["workloads"]:
+            self._check_owner(key_id, key, role)
+        if any(not fam["role"] for fam in _ecs_families(key["locations"])):
+            self._check_owner(key_id, key, _task_role_name(role))
+        notes = policy.notes() + policy.extra_notes
+        if key["usage"].get("pass_role"):
+            notes.append(
+                "may be incomplete: "
+                + ", ".join(key["usage"]["pass_role"])
+                + " pass a role (iam:PassRole, which CloudTrail never logs as an event): it is "
+                "not granted on '*'; add iam:PassRole on that role's ARN to the role yourself"
+            )
         if self.params.kms_key and not kms:
             notes.append(f"kms:Decrypt on {self.params.kms_key} is added once the key exists")
         common = {"user": key["user"], "role_name": role}
@@ -539,6 +1131,28 @@ class KeysToRoles(Step):
         families = _ecs_families(key["locations"])
         if families:
             actions.append(self._ecs_switch(key_id, families, policy, notes, common, key))
+        trusts = [
+            t for t in (key["usage"].get("chain") or {}).get("targets_trust", []) if t["names_user"]
+        ]
+        if trusts:
+            actions.append(
+                Action(
+                    kind="iam.trust_role",
+                    target=key_id,
+                    summary=f"add role {role} as a principal to the trust policy of "
+                    + ", ".join(t["arn"] for t in trusts)
+                    + f" (they trust {key['user']}, whose key goes)",
+                    gate="trust",
+                    destructive=True,  # widens who may assume those roles: never by --yes
+                    estimate=Estimate(duration_s=2 * len(trusts), api_requests=2 * len(trusts)),
+                    risks=(
+                        "without it the workload cannot assume these roles once the key is "
+                        "deactivated (the watch would pass: the key is quiet); rollback removes "
+                        "the added principal",
+                    ),
+                    details={**common, "targets": [t["arn"] for t in trusts]},
+                )
+            )
         watch_risks = [
             "the watch fails (and the key stays active) if the key is used after the "
             "switch: remove it from the host first",
@@ -558,7 +1172,19 @@ class KeysToRoles(Step):
                 "the switch",
                 estimate=Estimate(duration_s=watch, api_requests=2),
                 risks=tuple(watch_risks),
-                details={**common, "seconds": watch, "checklist": list(HOST_CHECKLIST)},
+                details={
+                    **common,
+                    "seconds": watch,
+                    # IAM's last-used data lags (AWS: usually within 4 hours): a key used near
+                    # the window's end must still be seen before it is deactivated.
+                    "grace": _duration(self.params.last_used_grace) if watch > 0 else 0.0,
+                    # The role that must show use if the workload really moved to it (only
+                    # ours: a merged profile role is used by other software too).
+                    "health_role": role
+                    if any(not w["profile_arn"] for w in key["workloads"])
+                    else None,
+                    "checklist": list(HOST_CHECKLIST),
+                },
             )
         )
         return actions + self._retire(key_id, key["user"], retire, [])
@@ -578,11 +1204,25 @@ class KeysToRoles(Step):
             "remove the key from the hosts (credential files and environment variables win over "
             "the instance profile): " + "; ".join(HOST_CHECKLIST[:2]),
         ]
-        if merged:
+        if merged and not mergeable(policy.document):
+            switch_risks.append(
+                "no usable evidence of what the key did: nothing is merged into the existing "
+                "profile role(s) of "
+                + ", ".join(f"{w['instance_id']} ({w['profile_arn']})" for w in merged)
+                + "; give them what the workload needs before the watch ends"
+            )
+        elif merged:
             switch_risks.append(
                 "instances with a profile already get the policy merged into that profile's role: "
                 + ", ".join(f"{w['instance_id']} ({w['profile_arn']})" for w in merged)
             )
+        for w in merged:
+            if w.get("profile_shared_with"):
+                switch_risks.append(
+                    f"shared profile: {w['profile_arn']} of {w['instance_id']} is also used by "
+                    + ", ".join(w["profile_shared_with"])
+                    + ": the merged policy reaches those instances too"
+                )
         switch_risks += self._location_notes(key, "switch")
         return [
             Action(
@@ -732,7 +1372,15 @@ class KeysToRoles(Step):
             found = iam.get_role(RoleName=role)["Role"]
             arn = found["Arn"]
             # Ours if a crashed attempt created it (tagged with this key): record it this time.
-            ours = tag_dict(found.get("Tags")).get("migrate:access-key") == action.target
+            owner = tag_dict(found.get("Tags")).get(OWNER_TAG)
+            if owner != action.target:
+                # Created by someone else since the plan: never adopt or overwrite it.
+                raise StepFailed(
+                    f"role {role} appeared since the plan and is not migrate's for "
+                    f"{action.target} ({OWNER_TAG}: {owner or 'untagged'}); nothing was changed. "
+                    "Choose another `role_name` and plan again."
+                )
+            ours = True
         except Exception as exc:
             if error_code(exc) != "NoSuchEntity":
                 raise
@@ -768,15 +1416,34 @@ class KeysToRoles(Step):
         ctx.record_result(role_arn=arn, instance_profile_arn=profile["Arn"])
         return None
 
+    @staticmethod
+    def _profile_wait(ctx: StepContext, role: str, exc: Exception) -> Wait:
+        """IAM is eventually consistent: EC2 may not see a fresh instance profile for a few
+        seconds. Wait with backoff (2, 4, 8, ... s), at most PROFILE_TRIES times, then fail."""
+        saved = ctx.load_checkpoint("profile-visible")
+        tries = int(saved["cursor"]["tries"]) if saved else 0
+        if tries >= PROFILE_TRIES:
+            raise StepFailed(
+                f"EC2 still does not see the instance profile {role} after {tries} tries "
+                f"({exc}); check it exists with its role, then `migrate resume`."
+            ) from exc
+        ctx.checkpoint({"tries": tries + 1}, done=0, name="profile-visible")
+        return Wait(
+            f"instance profile {role} is not visible to EC2 yet (IAM is eventually consistent)",
+            poll_s=min(60.0, 2.0 ** (tries + 1)),
+        )
+
     @handles("iam.switch_workloads")
-    def _act_switch_workloads(self, ctx: StepContext, action: Action) -> None:
+    def _act_switch_workloads(self, ctx: StepContext, action: Action) -> Wait | None:
         iam = ctx.client("iam")
-        ec2 = ctx.client("ec2")
         role = action.details["role_name"]
         policy = json.dumps(action.details["policy"])
         own_profile = iam.get_instance_profile(InstanceProfileName=role)["InstanceProfile"]["Arn"]
         for workload in action.details["workloads"]:
             instance_id = workload["instance_id"]
+            # The instance's own region: attribution searched every region.
+            region = workload.get("region")
+            ec2 = ctx.client("ec2", region)
             assoc = [
                 a
                 for a in ec2.describe_iam_instance_profile_associations(
@@ -791,16 +1458,26 @@ class KeysToRoles(Step):
                     "ec2:instance-profile-association",
                     instance_id,
                     change="created",
+                    region=region,
                     details={"profile": role, "previous": None},
                 )
-                ec2.associate_iam_instance_profile(
-                    IamInstanceProfile={"Name": role}, InstanceId=instance_id
-                )
+                try:
+                    ec2.associate_iam_instance_profile(
+                        IamInstanceProfile={"Name": role}, InstanceId=instance_id
+                    )
+                except Exception as exc:
+                    if not _profile_not_visible_yet(exc):
+                        raise
+                    return self._profile_wait(ctx, role, exc)
                 continue
             current = assoc[0]["IamInstanceProfile"]["Arn"]
             if current == own_profile:
                 continue  # done before a crash
             # The instance already has a profile: merge, never replace (other apps may use it).
+            if not mergeable(action.details["policy"]):
+                # The deny-all placeholder of a key without usable evidence would break every
+                # other application on the host: never merged (the plan said so).
+                continue
             profile_name = current.rsplit("/", 1)[-1]
             roles = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"][
                 "Roles"
@@ -820,6 +1497,28 @@ class KeysToRoles(Step):
         saved = ctx.load_checkpoint("switch")
         if saved is None:
             ctx.checkpoint({"switched_at": utcnow().isoformat()}, done=1, name="switch")
+        return None
+
+    @handles("iam.trust_role")
+    def _act_trust_role(self, ctx: StepContext, action: Action) -> None:
+        iam = ctx.client("iam")
+        new_arn = f"arn:aws:iam::{ctx.account_id}:role/{action.details['role_name']}"
+        user_arn = f"arn:aws:iam::{ctx.account_id}:user/{action.details['user']}"
+        for target in action.details["targets"]:
+            name = target.rsplit("/", 1)[-1]
+            doc = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+            doc = json.loads(unquote(doc)) if isinstance(doc, str) else doc
+            if new_arn in _trusted_principals(doc):
+                continue  # done before a crash
+            changed = _with_principal(doc, user_arn, new_arn)
+            # Intent first: rollback removes exactly the principal added here.
+            ctx.record_resource(
+                "iam:trust-policy",
+                name,
+                change="modified",
+                details={"added": new_arn, "key": action.target},
+            )
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(changed))
         return None
 
     @handles("iam.switch_lambda")
@@ -890,10 +1589,14 @@ class KeysToRoles(Step):
                 + "; ".join(HOST_CHECKLIST[:3])
                 + "), then `migrate resume`: the watch window starts again."
             )
-        deadline = start + timedelta(seconds=float(action.details["seconds"]))
+        seconds = float(action.details["seconds"]) + float(action.details.get("grace", 0.0))
+        deadline = start + timedelta(seconds=seconds)
         now = utcnow()
         if now >= deadline:
-            ctx.record_result(watched_from=start.isoformat(), watched_until=now.isoformat())
+            role_used = self._role_health(ctx, action, start)
+            ctx.record_result(
+                watched_from=start.isoformat(), watched_until=now.isoformat(), role_used=role_used
+            )
             return None
         remaining = (deadline - now).total_seconds()
         return Wait(
@@ -901,6 +1604,26 @@ class KeysToRoles(Step):
             until=deadline,
             poll_s=min(3600.0, max(remaining, 1.0)),
         )
+
+    @staticmethod
+    def _role_health(ctx: StepContext, action: Action, start: datetime) -> str | None:
+        """A quiet key is not proof the workload works: after a real window the new role must
+        have been used since the switch (IAM ``RoleLastUsed``), or the host may simply be down
+        or failing. Returns when the role was last used."""
+        role = action.details.get("health_role")
+        if not role or float(action.details["seconds"]) <= 0:
+            return None
+        found = ctx.client("iam").get_role(RoleName=role)["Role"]
+        used = (found.get("RoleLastUsed") or {}).get("LastUsedDate")
+        if not isinstance(used, datetime) or used.replace(tzinfo=None) < start:
+            raise StepFailed(
+                f"access key {action.target} stayed quiet, but the role {role} shows no use since "
+                f"the switch at {start:%Y-%m-%d %H:%M:%S} UTC: the workload may be down or "
+                "failing rather than working on the role. Check the application on the host "
+                "(and CloudTrail for AccessDenied errors of the role), then `migrate resume`. "
+                "The key stays active."
+            )
+        return used.replace(tzinfo=None).isoformat(timespec="seconds")
 
     @handles("iam.deactivate_key")
     def _act_deactivate_key(self, ctx: StepContext, action: Action) -> None:
@@ -977,7 +1700,6 @@ class KeysToRoles(Step):
         removed from Lambda environments are not restored (the secret was never stored): the
         rollback says which, for the operator."""
         iam = ctx.client("iam")
-        ec2 = ctx.client("ec2")
         deleted = {r.identifier for r in ctx.resources("iam:access-key") if r.change == "deleted"}
         for res in ctx.resources("iam:access-key"):
             if res.change == "modified" and res.identifier not in deleted:
@@ -985,11 +1707,24 @@ class KeysToRoles(Step):
                     UserName=res.details["user"], AccessKeyId=res.identifier, Status="Active"
                 )
         for res in ctx.resources("ec2:instance-profile-association"):
+            ec2 = ctx.client("ec2", res.region)
             for assoc in ec2.describe_iam_instance_profile_associations(
                 Filters=[{"Name": "instance-id", "Values": [res.identifier]}]
             ).get("IamInstanceProfileAssociations", []):
                 if assoc["IamInstanceProfile"]["Arn"].endswith("/" + res.details["profile"]):
                     ec2.disassociate_iam_instance_profile(AssociationId=assoc["AssociationId"])
+        for res in ctx.resources("iam:trust-policy"):
+            try:
+                doc = iam.get_role(RoleName=res.identifier)["Role"]["AssumeRolePolicyDocument"]
+            except Exception as exc:
+                if not not_found(exc):
+                    raise
+                continue
+            doc = json.loads(unquote(doc)) if isinstance(doc, str) else doc
+            iam.update_assume_role_policy(
+                RoleName=res.identifier,
+                PolicyDocument=json.dumps(_without_principal(doc, res.details["added"])),
+            )
         for res in ctx.resources("iam:role-policy"):
             role, policy = res.identifier.split("/", 1)
             try:

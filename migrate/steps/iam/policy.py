@@ -68,6 +68,8 @@ class GeneratedPolicy:
     unknown: list[str] = field(default_factory=list)
     broad: list[str] = field(default_factory=list)
     narrowed: dict[str, list[str]] = field(default_factory=dict)
+    # Notes the step adds (grants past usage cannot show, such as secrets moved later).
+    extra_notes: list[str] = field(default_factory=list)
 
     @property
     def wildcard_resources(self) -> bool:

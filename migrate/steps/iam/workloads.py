@@ -282,7 +282,21 @@ def ensure_task_role(
     """The task role for ``key_id`` (look before create) with its inline policy; its ARN."""
     iam = ctx.client("iam")
     try:
-        arn = str(iam.get_role(RoleName=role)["Role"]["Arn"])
+        found = iam.get_role(RoleName=role)["Role"]
+        arn = str(found["Arn"])
+        owner = {t["Key"]: t.get("Value") for t in found.get("Tags") or []}.get(
+            "migrate:access-key"
+        )
+        if owner != key_id:
+            # Never adopt a task role migrate did not create for this key (the plan checked;
+            # this catches one created since).
+            raise StepFailed(
+                f"task role {role} exists and is not migrate's for {key_id} "
+                f"(migrate:access-key: {owner or 'untagged'}); nothing was changed. Choose "
+                "another `role_name` and plan again."
+            )
+    except StepFailed:
+        raise
     except Exception as exc:
         if error_code(exc) != "NoSuchEntity":
             raise

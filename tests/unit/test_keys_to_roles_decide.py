@@ -1,0 +1,48 @@
+"""iam.keys_to_roles decisions from observed facts: inactive keys and root access keys.
+
+These paths make no AWS call in decide, so the facts are given directly (moto cannot create
+root access keys: ``AccountAccessKeysPresent`` is always 0 there).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrate.steps.iam.keys_to_roles import KeysToRoles, KeysToRolesParams
+
+
+def _key(status: str) -> dict[str, Any]:
+    return {
+        "user": "old-deployer",
+        "status": status,
+        "created": "2020-01-01T00:00:00",
+        "last_used": None,
+        "last_used_service": None,
+        "usage": None,
+        "workloads": [],
+        "outside": [],
+        "doubtful": [],
+        "locations": [],
+    }
+
+
+def _decide(facts: dict[str, Any]) -> list[Any]:
+    step = KeysToRoles(KeysToRolesParams(retire_window="0s"))
+    return step.decide(None, {"keys": {}, **facts})  # type: ignore[arg-type]
+
+
+def test_an_inactive_key_is_retired_behind_the_delete_gate() -> None:
+    actions = _decide({"keys": {"AKIAINACTIVE00000001": _key("Inactive")}})
+    assert [(a.kind, a.gate) for a in actions] == [
+        ("iam.retire_window", None),
+        ("iam.delete_key", "delete"),
+    ]
+
+
+def test_root_access_keys_are_an_ftr_finding_for_a_human() -> None:
+    actions = _decide({"root_access_keys": 1})
+    assert [(a.kind, a.target, a.gate) for a in actions] == [
+        ("iam.review", "root-access-keys", "human-review")
+    ]
+    assert "FTR finding" in actions[0].summary and actions[0].destructive
+    assert _decide({"root_access_keys": 0}) == []
