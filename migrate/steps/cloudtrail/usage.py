@@ -233,6 +233,23 @@ class CloudTrailUsage(Step):
             accounts=self.params.accounts or None,
             workers=self.params.workers,
         )
+        report_id, report = self._store_report(ctx, source, dataset, start, stats)
+        return (
+            f"read {stats.files_read} log files of {dataset} while "
+            f"planning: usage report {report_id}, {len(report.keys)} access keys"
+        )
+
+    def _store_report(
+        self,
+        ctx: StepContext,
+        source: Source,
+        dataset: str,
+        start: date,
+        stats: IngestStats | None,
+    ) -> tuple[str, Any]:
+        """Fold the dataset into a usage report and store it (for this run, or for no run while
+        planning); return its id and the report."""
+        assert ctx.store is not None
         report = api.build_report(
             ctx.store,
             ctx.aws,
@@ -242,11 +259,7 @@ class CloudTrailUsage(Step):
             ingest_stats=stats,
             attribute=self.params.attribute_ips,
         )
-        report_id = persist.save_report(ctx.store, report, None, ctx.step_id)
-        return (
-            f"read {stats.files_read} log files of {dataset} while "
-            f"planning: usage report {report_id}, {len(report.keys)} access keys"
-        )
+        return persist.save_report(ctx.store, report, ctx.run_id, ctx.step_id), report
 
     @handles("cloudtrail.ingest")
     def _ingest(self, ctx: StepContext, action: Action) -> Wait | None:
@@ -288,16 +301,7 @@ class CloudTrailUsage(Step):
                 )
             finally:
                 bar.close()
-        report = api.build_report(
-            ctx.store,
-            ctx.aws,
-            source,
-            dataset,
-            start,
-            ingest_stats=stats,
-            attribute=self.params.attribute_ips,
-        )
-        report_id = persist.save_report(ctx.store, report, ctx.run_id, ctx.step_id)
+        report_id, report = self._store_report(ctx, source, dataset, start, stats)
         ctx.record_resource(
             "migrate:usage-report",
             report_id,
