@@ -343,7 +343,7 @@ steps:
 """
 
 
-def test_step_ingests_during_act_and_publishes_the_report_id(
+def test_step_gathers_evidence_while_planning_and_publishes_the_report_id(
     settings: Settings, aws: Any, tmp_path: Path
 ) -> None:
     s3 = aws("s3")
@@ -352,10 +352,14 @@ def test_step_ingests_during_act_and_publishes_the_report_id(
     _put(s3, log_key(ACCOUNT, "us-east-1", NOW - timedelta(days=3), 1), log_file(records))
     book = write_playbook(tmp_path / "usage.yaml", PLAYBOOK)
 
-    _, plan = commands.plan(settings, str(book))  # read-only: listing only
+    # The plan gathers the evidence (AWS read-only): the file is read now, so later steps plan
+    # from the report the run will publish, and nothing is left to ingest.
+    _, plan = commands.plan(settings, str(book))
     facts = plan.steps[0].facts
-    assert (facts["files"], facts["source"]) == (1, "s3")
-    assert [a.kind for a in plan.steps[0].actions] == ["cloudtrail.ingest"]
+    assert (facts["files"], facts["source"], facts["new_files"]) == (1, "s3", 0)
+    assert plan.steps[0].evidence and "1 log files" in plan.steps[0].evidence
+    assert plan.steps[0].actions == []
+    planned_report = plan.steps[0].planned_outputs["usage_id"]
 
     result = commands.run(settings, str(book), options=RunOptions(quiet=True))
     assert (result.status, result.exit_code) == ("done", 0)
@@ -366,6 +370,7 @@ def test_step_ingests_during_act_and_publishes_the_report_id(
     finally:
         store.close()
     assert report is not None and outputs["dataset"] == f"s3://{BUCKET}"
+    assert outputs["usage_id"] == planned_report  # the plan named the report the run publishes
     assert {k.principal: (k.calls, k.errors) for k in report.keys if k.calls} == _expected(records)
     assert set(outputs["key_ids"]) == {k.principal for k in report.keys}
 
