@@ -391,19 +391,20 @@ def run(
     if plan_id is None:
         if playbook is None:
             raise BadInputError("`migrate run` needs a PLAYBOOK or --plan PLAN_ID.")
+        if not yes and not _interactive():
+            # Refused before planning: nothing is read or saved that nobody will confirm.
+            raise BadInputError(
+                f"`migrate run {playbook}` changes the account and asks first, but there is no "
+                f"terminal to ask on. Make and review the plan with `migrate plan {playbook}`, "
+                "then apply it with `migrate run --plan PLAN_ID`, or pass --yes to apply "
+                "without asking."
+            )
         plan_id, planned = commands.plan(settings, playbook, params, params_file)
         body = planned.body()
         body["plan_id"] = plan_id
         if not settings.quiet:
             click.echo(render_plan(body), err=True)
         if not yes:
-            if not _interactive():
-                raise BadInputError(
-                    f"`migrate run {playbook}` changes the account and asks first, but there is "
-                    f"no terminal to ask on. Review the plan above (saved as {plan_id}), then run "
-                    f"`migrate run --plan {plan_id}` on a terminal, or pass --yes to apply "
-                    "without asking."
-                )
             if not click.confirm("apply?", default=False, err=True):
                 click.echo(f"Nothing changed. The plan is saved as {plan_id}.", err=True)
                 sys.exit(0)
