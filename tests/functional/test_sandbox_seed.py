@@ -270,7 +270,9 @@ def test_cloudtrail_files_are_gzip_json_in_the_cloudtrail_layout(
         body = s3.get_object(Bucket=summary.log_bucket, Key=key)["Body"].read()
         assert body[:2] == b"\x1f\x8b"
         assert json.loads(gzip.decompress(body))["Records"]
-    assert days == {f"202611{d}" for d in range(23, 30)}
+    assert days == {
+        f"{TRAIL_FIRST_DAY + timedelta(days=offset):%Y%m%d}" for offset in range(TRAIL_DAYS)
+    }
 
     digests = [k for k in keys if "/CloudTrail-Digest/" in k]
     assert digests == [summary.cloudtrail_digest_key]
