@@ -404,10 +404,9 @@ def run(
         body["plan_id"] = plan_id
         if not settings.quiet:
             click.echo(render_plan(body), err=True)
-        if not yes:
-            if not click.confirm("apply?", default=False, err=True):
-                click.echo(f"Nothing changed. The plan is saved as {plan_id}.", err=True)
-                sys.exit(0)
+        if not yes and not click.confirm("apply?", default=False, err=True):
+            click.echo(f"Nothing changed. The plan is saved as {plan_id}.", err=True)
+            sys.exit(0)
         playbook = None
     options = _run_options(settings, yes, only, until, step_mode, max_wait)
     result = commands.run(settings, playbook, (), None, plan_id, options)

@@ -507,7 +507,9 @@ class SessionManager(Step):
             actions.append(
                 Action(
                     kind="ssm.grant_key",
-                    target=f"key:{facts['key']['arn'] or self.params.kms_key}",
+                    # A stable name: the key's ARN may be "(known after kms)" in the plan, and a
+                    # target must be the same in the plan and the run.
+                    target="key-policy",
                     summary="let the instance roles use the key for sessions (key policy "
                     f"statement {KEY_SID})",
                     estimate=Estimate(duration_s=1, api_requests=2),
