@@ -3,7 +3,7 @@
 A shape says how varied the resources are, which is what the per-key resource recording has to
 cope with (the usage combos themselves barely change between shapes):
 
-* ``low``: the project's own bench shape (``migrate/cloudtrail/synth.py``): 3 IAM users, a role
+* ``low``: the project's own bench shape (``tests/support/cloudtrail_synth.py``): 3 IAM users, a role
   and an AWS service; every record an S3-style call on 4 buckets whose keys all sit under
   ``data/`` (so they generalise to one folder each);
 * ``high``: S3 data events whose object keys are almost all different, under almost as many

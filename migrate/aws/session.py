@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ProfileNotFound
+from botocore.exceptions import NoCredentialsError, ProfileNotFound
 
 from migrate.errors import AwsConfigError, DryRunViolation
 
@@ -168,12 +168,6 @@ class AwsSession:
         # The awscli order: --region, then AWS_REGION (the SDKs' variable, which botocore does
         # not read), then AWS_DEFAULT_REGION or the profile (botocore's own resolution).
         self.region = self.region or os.environ.get("AWS_REGION") or self._session.region_name
-        if not self.region:
-            raise AwsConfigError(
-                "no AWS region is set. Pass --region REGION, or set AWS_REGION (or "
-                "AWS_DEFAULT_REGION), or give the profile a region with `aws configure set "
-                "region REGION`. migrate never guesses one: a plan is for the region it names."
-            )
 
     @contextlib.contextmanager
     def read_only(self) -> Iterator[None]:
@@ -192,7 +186,16 @@ class AwsSession:
     def client(self, service: str, region: str | None = None) -> Any:
         """A botocore client for ``service`` in ``region`` (default: the session's)."""
         region = region or self.region
-        assert region, "__post_init__ resolves the region or refuses"
+        if not region:
+            # Refused when AWS is actually needed (a folder of logs is analysed without it);
+            # with no credentials either, that is what to fix first.
+            if self._session.get_credentials() is None:
+                raise NoCredentialsError()
+            raise AwsConfigError(
+                "no AWS region is set. Pass --region REGION, or set AWS_REGION (or "
+                "AWS_DEFAULT_REGION), or give the profile a region with `aws configure set "
+                "region REGION`. migrate never guesses one: a plan is for the region it names."
+            )
         key = (service, region)
         with self._lock:
             if key not in self._clients:

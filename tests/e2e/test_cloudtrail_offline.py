@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from migrate.cloudtrail.synth import ACCOUNT, RecordFactory, SynthUser, log_file, log_key
 
+from migrate import commands
 from migrate.cloudtrail import api, persist
 from migrate.commands import Settings
 from migrate.store import open_store
+from tests.support.cloudtrail_synth import ACCOUNT, RecordFactory, SynthUser, log_file, log_key
 
 pytestmark = pytest.mark.e2e
 
@@ -155,7 +156,7 @@ def test_credentials_of_another_account_do_not_enrich(
     path = logs / log_key(other, "us-east-1", start, 1)
     path.parent.mkdir(parents=True)
     path.write_bytes(log_file(records))
-    report = api.usage(settings, str(logs), since="30d", attribute=True)
+    report = commands.trail_usage(settings, str(logs), since="30d", attribute=True)
     assert report.enriched is False
     assert report.not_enriched_reason == (
         f"the AWS credentials are account {ACCOUNT}'s, the logs' keys belong to {other}"
