@@ -69,14 +69,15 @@ def _kill_before_action(book: Path, db: Path, endpoint: str, n: int) -> None:
     raise AssertionError(f"saw {seen} prompts, wanted {n}:\n{buffer[-2000:]}")
 
 
-@pytest.mark.parametrize("kill_at", [2, 3, 4])
+@pytest.mark.parametrize("kill_at", [1, 2, 3])
 def test_sigkill_between_actions_then_resume_has_no_duplicates(
     moto_server: SandboxServer, endpoint: str, aws: Any, tmp_path: Path, kill_at: int
 ) -> None:
     summary = seed(endpoint, tmp_path / "sandbox")
     book = write_playbook(tmp_path / "k.yaml", BOOK)
     db = tmp_path / "k.db"
-    # Prompts: 1 usage ingest, 2 create role, 3 switch workloads, 4 watch, ...
+    # Prompts: 1 create role, 2 switch workloads, 3 watch, ... (the trail's evidence was read
+    # while planning: no ingest action is left to ask about)
     _kill_before_action(book, db, endpoint, kill_at)
     status = run_cli("status", "--json", state=db)
     run_id = __import__("json").loads(status.stdout)["runs"][0]["id"]
