@@ -473,7 +473,8 @@ def residuals_of(data: dict[str, Any]) -> list[dict[str, Any]]:
     for step in data["steps"]:
         for a in step["actions"]:
             for r in (a.get("result") or {}).get("residuals", []):
-                out.append({"step": step["id"], "target": a["target"], **r})
+                if isinstance(r, dict) and "what" in r:
+                    out.append({"step": step["id"], "target": a["target"], **r})
             if a["status"] == ActionStatus.AWAITING_APPROVAL:
                 out.append(
                     {

@@ -178,7 +178,12 @@ def test_killed_holder_on_another_machine_is_taken_over_after_its_lease(
     # comes well before that, even on a loaded machine (where one `migrate` start can take 15 s).
     lease = {"MIGRATE_LEASE_SECONDS": "30"}
     first = _start(
-        "laptop-a", "secops", ["-q", "run", book, "--max-wait", "300"], state_url, endpoint, **lease
+        "laptop-a",
+        "secops",
+        ["-q", "run", book, "--yes", "--max-wait", "300"],
+        state_url,
+        endpoint,
+        **lease,
     )
     try:
         lock = _wait_for(

@@ -63,8 +63,12 @@ def test_suspended_bucket_keeps_its_noncurrent_null_version(
     assert _sse(s3, "suspended-bucket", "plain.txt") == "aws:kms"
     got = commands.status(settings, result.run_id)["steps"][1]["actions"][0]["result"]
     assert got["skipped_null_version"] == 1
-    residual = got["residuals"]["skipped_null_version"]
-    assert residual["first"] == ["ledger.csv"] and "enable versioning" in residual["how"]
+    (residual,) = [r for r in got["residuals"] if r["label"] == "skipped_null_version"]
+    assert residual["first"] == ["ledger.csv"] and "enable versioning" in residual["fix"]
+    assert "1 object(s)" in residual["what"]
+    # The run report lists it under what remains for the FTR.
+    remains = commands.report(settings, result.run_id)["residuals"]
+    assert any(r["target"] == "suspended-bucket" and "null" in r["why"] for r in remains), remains
     report = commands.status(settings, result.run_id)["steps"][1]
     assert report["outputs"]["objects_skipped"] == 1
 

@@ -191,15 +191,24 @@ class BucketRun:
         summary.update({k: int(v) for k, v in (self.cursor.get("previous") or {}).items()})
         summary = Counter(dict(sorted(summary.items())))
         summary["throttled"] = self.limiter.throttles
-        residuals = {
-            label: {
-                "count": int(self.tally.counts[label]),
-                "first": list(self.tally.samples.get(label, [])),
-                "how": how,
-            }
-            for label, how in RESIDUAL_FIXES.items()
-            if self.tally.counts.get(label)
-        }
+        # The run report's residual shape (what / why / fix), plus the label, the count and the
+        # first keys so an operator can find the objects.
+        residuals = []
+        for label, how in RESIDUAL_FIXES.items():
+            count = int(summary.get(label, 0))
+            if not count:
+                continue
+            why, _, fix = how.partition(": ")
+            residuals.append(
+                {
+                    "what": f"s3://{self.bucket}: {count} object(s) left as they were ({label})",
+                    "why": why,
+                    "fix": fix or None,
+                    "label": label,
+                    "count": count,
+                    "first": list(self.tally.samples.get(label, [])),
+                }
+            )
         self.ctx.record_result(**dict(summary), residuals=residuals)
 
     def _fail_if_failed(self, lane: str) -> None:
