@@ -21,17 +21,22 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Three workers, a test file per worker (module fixtures are set up once); TEST_WORKERS=0 runs
+# the suite in one process (easier to read a failure).
+TEST_WORKERS ?= 3
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: lint
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 functional: $(STAMP)
-	$(BIN)/pytest -q tests/functional
+	$(PYTEST) tests/functional
 
 e2e: $(STAMP)
-	$(BIN)/pytest -q tests/e2e
+	$(PYTEST) tests/e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -19,7 +19,7 @@ from migrate.sandbox.server import SandboxServer, is_mutating_request
 from tests.conftest import PLAYBOOKS, query_state, run_cli, write_playbook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.both_stores]
-BUCKETS = [f"crash-bucket-{i:03d}" for i in range(150)]
+BUCKETS = [f"crash-bucket-{i:03d}" for i in range(80)]
 _query = query_state
 
 

@@ -1,4 +1,4 @@
-"""s3.reencrypt through the CLI, killed with SIGKILL at random points of a 3,000-object bucket.
+"""s3.reencrypt through the CLI, killed with SIGKILL at random points of a 1,500-object bucket.
 
 After the last `migrate resume` every object is under the target key, and the server received
 exactly one copy per object: the checkpoint plus a HEAD per object (encryption state, not just the
@@ -24,7 +24,7 @@ from migrate.sandbox.server import SandboxServer
 from tests.conftest import run_cli, write_playbook
 
 pytestmark = pytest.mark.e2e
-OBJECTS = 3000
+OBJECTS = 1500
 BUCKET = "crash-objects"
 BOOK = f"""\
 name: reencrypt crash test
@@ -98,7 +98,7 @@ def test_sigkill_at_random_points_then_resume_copies_each_object_once(
     db = tmp_path / "state" / "migrate.db"
 
     moto_server.start_recording()
-    kills = sorted(rng.sample(range(100, OBJECTS - 400), 3))
+    kills = sorted(rng.sample(range(100, OBJECTS - 300), 3))
     proc = _popen(["-q", "run", str(book), "--yes"], db, endpoint)
     progress = [_kill_when(proc, db, kills[0], rng.uniform(0, 0.3))]
     conn = sqlite3.connect(db)
