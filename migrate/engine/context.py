@@ -89,6 +89,19 @@ class StepContext:
         """A client of the run's session (guarded while planning, journaled while running)."""
         return self.aws.client(service, region)
 
+    def earlier_outputs(self, name: str) -> dict[str, Any]:
+        """Output ``name`` of every earlier step that has it, merged (later steps win), without
+        making this step depend on them: while planning, the outputs those steps planned (e.g.
+        the instance roles keys-to-roles is about to give); while running, those of the steps
+        done. A step that reads it must also hold on what it observes."""
+        merged: dict[str, Any] = {}
+        for outputs in self.outputs.values():
+            known = getattr(outputs, "known", outputs)  # PendingOutputs: only what is planned
+            value = known.get(name) if isinstance(known, Mapping) else None
+            if isinstance(value, Mapping):
+                merged.update(value)
+        return merged
+
     @staticmethod
     def is_known(value: Any) -> bool:
         """False when ``value`` is (or contains) ``(known after STEP)``."""
@@ -118,6 +131,18 @@ class StepContext:
                 .where(StepRun.run_id == self.run_id, StepRun.step_id == self.step_id)
             ).all()
         return [dict(row or {}) for row in rows]
+
+    def action_targets(self) -> set[str]:
+        """The targets of this step's actions in this run (what it set out to change)."""
+        if self.store is None or self.run_id is None:
+            return set()
+        with self.store.read() as session:
+            rows = session.scalars(
+                select(ActionRow.target)
+                .join(StepRun, StepRun.id == ActionRow.step_run_id)
+                .where(StepRun.run_id == self.run_id, StepRun.step_id == self.step_id)
+            ).all()
+        return {str(row) for row in rows}
 
     def earlier_results(self, kind: str, limit: int = 50) -> list[dict[str, Any]]:
         """Results of done actions of ``kind`` in other runs, newest first (measured rates of

@@ -45,7 +45,9 @@ READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search")
 # HTTP methods that do not change state on REST protocols (S3 and friends).
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-_HTTP_TIMEOUT_S = 10.0
+# Control calls (reset, recording) of our own server: generous, since a reset of a full account
+# on a loaded CI machine (3 test workers on 2 cores) took over 10 s.
+_HTTP_TIMEOUT_S = 60.0
 # SigV4 credential scope: <key id>/<yyyymmdd>/<region>/<service>/aws4_request.
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 _REST_READ_PATH = re.compile(r"^/(get|list|describe)[A-Z][A-Za-z]*$")

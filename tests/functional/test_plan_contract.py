@@ -76,12 +76,10 @@ def _run_to_the_end(settings: Settings, plan_id: str) -> Any:
     return result
 
 
-KNOWN_MISMATCH = {
-    # Open (issue 12): keys-to-roles gives the app server an instance profile during the run;
-    # ssm.session_manager planned its own role for that instance, and at run time configures
-    # the keys-to-roles role instead. Its plan must say "(known after keys-to-roles)".
-    "ftr-baseline": "ssm.session_manager plans a role keys-to-roles replaces at run time",
-}
+# Playbooks whose run is known to differ from their plan (strict xfail: fixing one fails here
+# until it is removed). None now: ssm.session_manager plans for the role keys-to-roles gives an
+# instance (its planned output ``instance_roles``) instead of a role of its own.
+KNOWN_MISMATCH: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ where a run must not end "done" (or stay failed) for the wrong reason (issue 13)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,41 @@ def test_public_grants_blocked_and_ignored_are_dropped_with_a_note(
     assert _grants(s3, "bpa-bucket", "legacy.html") == {(owner, "FULL_CONTROL")}
     got = commands.status(settings, result.run_id)["steps"][1]["actions"][0]["result"]
     assert got["public_grants_dropped"] == 1
+
+
+def test_a_bucket_the_migrator_may_not_read_is_a_warning_not_a_failed_plan(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """A bucket whose policy refuses the migrator (on AWS: only through a VPC endpoint, only from
+    a network, an SCP) answers 403 to its listing or HEADs. The plan names it and goes on with
+    the others; the run neither touches nor "verifies" it. The 403 comes from moto treating a
+    conditional deny for Principal "*" as matching every request (../shared/MOTO.md), which is
+    what AWS answers a migrator outside the allowed VPC endpoint."""
+    s3 = aws("s3")
+    for name in ("open-bucket", "vpce-only-bucket"):
+        s3.create_bucket(Bucket=name)
+        s3.put_object(Bucket=name, Key="a.txt", Body=b"a")
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OnlyThroughTheEndpoint",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::vpce-only-bucket", "arn:aws:s3:::vpce-only-bucket/*"],
+                "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-0123456789abcdef0"}},
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket="vpce-only-bucket", Policy=json.dumps(deny))
+
+    _, plan = commands.plan(settings, _book(tmp_path))
+    step = plan.steps[1]
+    assert [a.target for a in step.actions] == ["open-bucket"]
+    (warning,) = step.facts["warnings"]
+    assert "s3://vpce-only-bucket" in warning and "may not read it" in warning
+
+    result = commands.run(settings, _book(tmp_path), options=QUIET)
+    assert result.status == "done", commands.status(settings, result.run_id)
+    assert _sse(s3, "open-bucket", "a.txt") == "aws:kms"

@@ -318,7 +318,7 @@ class KeysToRoles(Step):
         "ssm:DescribeParameters",
         "ssm:GetParameters",
     )
-    outputs = ("role_arns", "retired_keys")
+    outputs = ("role_arns", "retired_keys", "instance_roles")
     action_kinds = (
         "iam.review",
         "iam.create_role",
@@ -1687,12 +1687,36 @@ class KeysToRoles(Step):
                 raise StepFailed(f"role {res.identifier} lost its policy {POLICY_NAME}; resume")
 
     def published(self, ctx: StepContext) -> dict[str, Any]:
-        """Role ARNs by key, and the keys retired."""
+        """Role ARNs by key, the keys retired, and the instances given a profile."""
         roles = {r.identifier: (r.details or {}).get("arn") for r in ctx.resources("iam:role")}
         retired = sorted(
             r.identifier for r in ctx.resources("iam:access-key") if r.change == "deleted"
         )
-        return {"role_arns": roles, "retired_keys": retired}
+        given = {
+            r.identifier: {
+                "role": (r.details or {}).get("profile"),
+                "ssm_core": self.params.attach_ssm_core,
+            }
+            for r in ctx.resources("ec2:instance-profile-association")
+            if r.change == "created"
+        }
+        return {"role_arns": roles, "retired_keys": retired, "instance_roles": given}
+
+    def planned_outputs(self, ctx: StepContext, facts: Facts) -> dict[str, Any]:
+        """``instance_roles``: the instances without a profile this step gives its role (and
+        profile of the same name), so a later step (Session Manager) plans for that role
+        instead of one of its own."""
+        given: dict[str, dict[str, Any]] = {}
+        for action in self.decide(ctx, facts):
+            if action.kind != "iam.switch_workloads":
+                continue
+            for workload in action.details.get("workloads", []):
+                if not workload.get("profile_arn"):
+                    given[workload["instance_id"]] = {
+                        "role": action.details["role_name"],
+                        "ssm_core": self.params.attach_ssm_core,
+                    }
+        return {"instance_roles": given}
 
     def rollback(self, ctx: StepContext) -> None:
         """Reactivate keys (unless deleted), restore instance profiles, remove merged policies;

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from migrate.aws.arns import arn_region, parse_arn
-from migrate.aws.errors import access_denied, not_found, or_default
+from migrate.aws.errors import access_denied, error_code, not_found, or_default
 from migrate.aws.kms import KeyResolver
 from migrate.aws.s3 import bucket_region
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
@@ -128,13 +130,24 @@ class S3Reencrypt(Step):
             region: rd.key_policy(ctx, arn, region) for region, arn in target_arns.items()
         }
         seen_readers = rd.cloudtrail_readers(ctx)
+        denied: dict[str, str] = {}
         for name in ctx.progress(sorted(buckets), desc="buckets", unit="bucket"):
             region = buckets[name]["region"]
             arn = target_arns.get(region)
             client = ctx.client("s3", region)
-            buckets[name].update(
-                observe_settings(client, name, partial(self._objects, ctx, client, name, arn))
-            )
+            try:
+                settings = observe_settings(
+                    client, name, partial(self._objects, ctx, client, name, arn)
+                )
+            except ClientError as exc:
+                if not access_denied(exc):
+                    raise
+                # A bucket policy (VPC endpoint only, TLS only from another client, ...), an
+                # SCP or the migrator's own policy refuses it: one bucket, not the whole plan.
+                operation = exc.operation_name or "a read"
+                denied[name] = f"{operation}: {error_code(exc)}"
+                continue
+            buckets[name].update(settings)
             buckets[name]["readers"] = rd.bucket_readers(
                 buckets[name].pop("_policy"),
                 seen_readers.get(name, []),
@@ -142,11 +155,20 @@ class S3Reencrypt(Step):
                 _account(arn),
                 region,
             )
+        for name in denied:
+            buckets.pop(name)
         compliant = [n for n, b in buckets.items() if self._settled(b)]
         facts_batch = self._observe_batch_bucket(ctx, s3)
         return {
             **facts_batch,
             "buckets": buckets,
+            "denied_buckets": denied,
+            "warnings": [
+                f"s3://{name}: not re-encrypted, the migrator may not read it (AWS refused "
+                f"{why}): its bucket policy, an SCP or the migrator's policy denies it. Allow "
+                "the migrator what `migrate permissions PLAYBOOK` lists on it, then plan again"
+                for name, why in sorted(denied.items())
+            ],
             "target_key": self.params.kms_key,
             "target_key_arns": target_arns,
             "key_policy_known": {r: p is not None for r, p in key_policies.items()},
@@ -381,26 +403,13 @@ class S3Reencrypt(Step):
             if arn is None or arn_region(arn) != region:
                 continue
             client = ctx.client("s3", region)
-            # Left and listed by the run with their reason (an older null version at stake,
-            # public grants in force, AccessDenied, ...): residuals, not verification failures.
-            exempt = residual_keys(report_path(ctx, name))
-            if versioning_status(client, name) == "Suspended":
-                exempt |= noncurrent_versions(client, name)[1]
-            with ThreadPoolExecutor(max_workers=min(self.params.concurrency, 32)) as pool:
-                for page in list_pages(client, name, "", self.params.batch_size):
-                    sample = [
-                        o
-                        for o in page
-                        if so.in_sample(o["Key"], self.params.verify_sample)
-                        and o["Key"] not in exempt
-                    ]
-                    states = pool.map(
-                        lambda o, c=client, n=name, a=arn: head_state(c, n, o, a), sample
-                    )
-                    for obj, state in zip(sample, states, strict=True):
-                        checked += 1
-                        if so.needs_work(state, self.params.rekey):
-                            bad.append(f"s3://{name}/{obj['Key']} ({state})")
+            try:
+                checked += self._verify_bucket(ctx, client, name, arn, bad)
+            except ClientError as exc:
+                if not access_denied(exc) or name in ctx.action_targets():
+                    raise
+                # Refused to the migrator and so left out of the plan (its warning named it):
+                # nothing was done here, there is nothing to verify.
         if bad:
             raise StepFailed(
                 f"{len(bad)} of {checked} sampled objects are not encrypted with the target key: "
@@ -408,6 +417,31 @@ class S3Reencrypt(Step):
                 + ". They were written or changed during the run, or failed; `migrate resume` "
                 "re-encrypts them."
             )
+
+    def _verify_bucket(
+        self, ctx: StepContext, client: Any, name: str, arn: str, bad: list[str]
+    ) -> int:
+        """HEAD the verification sample of one bucket; append what is not under the key to
+        ``bad``; the number of objects checked."""
+        checked = 0
+        # Left and listed by the run with their reason (an older null version at stake,
+        # public grants in force, AccessDenied, ...): residuals, not verification failures.
+        exempt = residual_keys(report_path(ctx, name))
+        if versioning_status(client, name) == "Suspended":
+            exempt |= noncurrent_versions(client, name)[1]
+        with ThreadPoolExecutor(max_workers=min(self.params.concurrency, 32)) as pool:
+            for page in list_pages(client, name, "", self.params.batch_size):
+                sample = [
+                    o
+                    for o in page
+                    if so.in_sample(o["Key"], self.params.verify_sample) and o["Key"] not in exempt
+                ]
+                states = pool.map(lambda o, c=client, n=name, a=arn: head_state(c, n, o, a), sample)
+                for obj, state in zip(sample, states, strict=True):
+                    checked += 1
+                    if so.needs_work(state, self.params.rekey):
+                        bad.append(f"s3://{name}/{obj['Key']} ({state})")
+        return checked
 
     def published(self, ctx: StepContext) -> dict[str, Any]:
         """Counts over the actions of this run (from their recorded results)."""

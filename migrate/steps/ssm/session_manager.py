@@ -151,6 +151,32 @@ class SessionManager(Step):
             inst["role"] = role
             if role and role not in roles:
                 roles[role] = self._role_facts(iam, role)
+        # Instances an earlier step of this run gives a role (keys-to-roles, which comes first so
+        # that each workload keeps a role of its own): plan for that role, not for ours. While
+        # running, the association is observed once that step switched them.
+        for inst_id, given in ctx.earlier_outputs("instance_roles").items():
+            planned_for = instances.get(inst_id)
+            if (
+                planned_for is None
+                or planned_for["role"]
+                or planned_for.get("profile_arn")
+                or not given.get("role")
+            ):
+                continue
+            role = str(given["role"])
+            planned_for["role"] = role
+            planned_for["role_planned"] = True
+            if role not in roles:
+                roles[role] = (
+                    self._role_facts(iam, role)
+                    if self._role_exists(iam, role)
+                    else {
+                        "core": bool(given.get("ssm_core")),
+                        "logging_policy": None,
+                        "logging_ok": not self._logging_policy(),
+                        "planned": True,
+                    }
+                )
         registered = self._registered(ctx, region)
         for inst_id, inst in instances.items():
             inst["registered"] = registered.get(inst_id)
@@ -393,6 +419,9 @@ class SessionManager(Step):
                     f"instance {inst['name']} ({inst_id})",
                     f"role {role} can use Session Manager"
                     if ok
+                    else f"no instance profile yet: an earlier step of this run gives it role "
+                    f"{role}, which then gets AmazonSSMManagedInstanceCore and session logging"
+                    if inst.get("role_planned")
                     else f"role {role} lacks AmazonSSMManagedInstanceCore or session logging"
                     if role
                     else "no instance profile: Session Manager cannot reach it",
@@ -451,6 +480,7 @@ class SessionManager(Step):
                 roles_to_fix.setdefault(role, []).append(inst_id)
         for role, inst_ids in sorted(roles_to_fix.items()):
             create = role == self.params.role_name and facts["migrate_role"] is None
+            planned = bool(facts["roles"].get(role, {}).get("planned"))
             actions.append(
                 Action(
                     kind="ssm.instance_role",
@@ -458,13 +488,19 @@ class SessionManager(Step):
                     summary=f"{'create role and instance profile' if create else 'update role'} "
                     f"{role}: AmazonSSMManagedInstanceCore"
                     + (", session logging and key use" if wanted_logging else "")
-                    + f" (for {', '.join(inst_ids)})",
+                    + f" (for {', '.join(inst_ids)})"
+                    + (" once an earlier step of this run has created it" if planned else ""),
                     estimate=Estimate(duration_s=3, api_requests=5),
                     risks=(
                         "every instance using this role can be reached by principals allowed "
                         "ssm:StartSession",
                     ),
-                    details={"role": role, "create": create},
+                    details={
+                        "role": role,
+                        "create": create,
+                        "planned": planned,
+                        "instances": inst_ids,
+                    },
                 )
             )
         for inst_id, inst in facts["instances"].items():
@@ -548,6 +584,15 @@ class SessionManager(Step):
         role = str(action.details["role"])
         if role == self.params.role_name:
             self._ensure_migrate_role(ctx, iam)
+        elif not self._role_exists(iam, role):
+            # Planned for a role an earlier step creates (keys-to-roles): not there yet, e.g.
+            # while that step awaits a review. Never replaced by a role of ours.
+            return Wait(
+                f"role {role} does not exist yet: the earlier step that gives "
+                f"{', '.join(action.details.get('instances', []))} that role has not created it "
+                "(see `migrate status`)",
+                poll_s=60,
+            )
         self._configure_role(ctx, iam, role)
         return None
 
