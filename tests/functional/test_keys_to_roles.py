@@ -8,13 +8,16 @@ from typing import Any
 
 import boto3
 import pytest
+from click.testing import CliRunner
 from parliament import analyze_policy_string
 
 from migrate import commands
+from migrate.cli import cli
 from migrate.cloudtrail.model import CallStat, IpAttribution, PrincipalUsage, UsageReport
 from migrate.cloudtrail.persist import save_report
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
+from migrate.errors import BadInputError
 from migrate.sandbox.seed import SeedSummary, seed
 from tests.conftest import write_playbook
 
@@ -430,3 +433,38 @@ def test_a_role_left_by_a_crashed_attempt_is_adopted_and_recorded(
     assert [r["RoleName"] for r in aws("iam").list_roles()["Roles"] if r["RoleName"] == role] == [
         role
     ]
+
+
+def test_a_report_without_iams_view_is_refused_before_anything_is_planned(
+    settings: Settings, endpoint: str, tmp_path: Path
+) -> None:
+    """A report read from a log folder without credentials (``migrate trail usage --source DIR``)
+    lacks IAM's last-used dates and the keys that made no call: retiring keys from it is unsafe,
+    so keys-to-roles refuses it, naming the report and how to make a usable one."""
+    summary = seed(endpoint, tmp_path / "sandbox")
+    offline = UsageReport(
+        dataset="offline",
+        source="dir",
+        since="2026-11-23",
+        until="2026-11-29",
+        generated_at="2026-11-30T00:00:00",
+        keys=[_usage(summary.access_key_id("app-server"), "app-server", "10.0.0.5", [])],
+        enriched=False,
+        not_enriched_reason="no AWS credentials were found",
+    )
+    report_id = save_report(settings.store(), offline)
+    book = write_playbook(
+        tmp_path / "k.yaml",
+        BOOK.replace("      names:", f"      usage_report: {report_id}\n      names:"),
+    )
+    with pytest.raises(BadInputError) as refused:
+        commands.plan(settings, str(book))
+    message = refused.value.message
+    assert report_id in message and "not enriched" in message and "`migrate trail usage`" in message
+    assert "usage_report" in message
+
+    out = CliRunner().invoke(cli, ["--state", str(settings.state), "plan", str(book)])
+    assert out.exit_code == 2, out.output
+    assert report_id in out.output and "Traceback" not in out.output
+    roles = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1").list_roles()
+    assert not [r for r in roles["Roles"] if r["RoleName"].startswith("migrate-")]

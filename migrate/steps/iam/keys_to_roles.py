@@ -353,6 +353,19 @@ class KeysToRoles(Step):
         """Keys of the selected users, their usage, workloads and where the key id is stored."""
         iam = ctx.client("iam")
         report = self._report(ctx)
+        refused = report.refuse_switching_reason() if report is not None else None
+        if refused:
+            # Without IAM's view a key that made no call is absent from the report and one of
+            # another account looks like ours: switching or retiring keys from it is unsafe.
+            raise BadInputError(
+                f"step {ctx.step_id!r} (iam.keys_to_roles): {refused} "
+                + (
+                    "(the step's `usage_report` names it)"
+                    if self.params.usage_report
+                    else "(it is the newest report in the state store, used because the "
+                    "step names no `usage_report`)"
+                )
+            )
         keys: dict[str, Any] = {}
         for page in iam.get_paginator("list_users").paginate():
             for user in page.get("Users", []):
