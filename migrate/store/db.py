@@ -29,7 +29,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -201,6 +201,8 @@ class Store:
             raise StoreError(self._cannot_open(exc)) from None
         if current == head:
             return
+        if current is None:
+            self._refuse_foreign_tables()
         known = {rev.revision for rev in script.walk_revisions()}
         if current is not None and current not in known:
             raise StoreError(
@@ -214,6 +216,25 @@ class Store:
                 command.upgrade(cfg, "head")
         except DBAPIError as exc:
             raise StoreError(self._cannot_open(exc)) from None
+
+    def _refuse_foreign_tables(self) -> None:
+        """A database without migrate's schema version but with tables is someone else's (an
+        application's SQLite file, a shared PostgreSQL database): never add tables to it."""
+        try:
+            with self.engine.connect() as conn:
+                tables = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
+        except DBAPIError as exc:
+            raise StoreError(self._cannot_open(exc)) from None
+        if tables:
+            shown = ", ".join(tables[:5]) + (
+                f" and {len(tables) - 5} more" if len(tables) > 5 else ""
+            )
+            raise StoreError(
+                f"--state {self.display_url} is not a migrate state store: it has no migrate "
+                f"schema version but holds other tables ({shown}), and migrate never writes "
+                "into another program's database. Point --state (or MIGRATE_STATE) at a new "
+                "file such as state/migrate.db, or at an empty PostgreSQL database of its own."
+            )
 
     def _cannot_open(self, exc: DBAPIError) -> str:
         """One paragraph: what failed, where, and what to check (never the password)."""

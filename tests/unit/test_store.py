@@ -58,6 +58,38 @@ def test_store_newer_than_code_is_refused(state_url: str) -> None:
     assert PASSWORD not in result.output
 
 
+def test_another_programs_database_is_refused_and_left_untouched(state_url: str) -> None:
+    """A --state that points at an application's database (a SQLite file, a shared PostgreSQL
+    database) is refused: migrate adds no table to it."""
+    from sqlalchemy import create_engine, make_url
+
+    url = resolve_url(state_url)
+    if url.startswith("sqlite"):
+        Path(str(make_url(url).database)).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE customers (id integer, email text)"))
+    with pytest.raises(StoreError, match="is not a migrate state store") as refused:
+        open_store(state_url)
+    assert "customers" in refused.value.message and "new" in refused.value.message
+    result = CliRunner().invoke(cli, ["--state", state_url, "status"])
+    assert result.exit_code == 2, result.output
+    assert "not a migrate state store" in result.output and "Traceback" not in result.output
+    with engine.connect() as conn:
+        assert inspect(conn).get_table_names() == ["customers"]
+    engine.dispose()
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    garbage = tmp_path / "notes.db"
+    garbage.write_bytes(b"meeting notes, not a database\n" * 200)
+    before = garbage.read_bytes()
+    result = CliRunner().invoke(cli, ["--state", str(garbage), "status"])
+    assert result.exit_code == 2, result.output
+    assert "Cannot open the state store" in result.output and "Traceback" not in result.output
+    assert garbage.read_bytes() == before
+
+
 def test_sqlite_writers_take_an_immediate_lock(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     store = open_store(str(path))
