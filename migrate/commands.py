@@ -24,7 +24,7 @@ from migrate.cloudtrail import api as cloudtrail_api
 from migrate.cloudtrail.model import UsageReport
 from migrate.configs.references import files_under, references
 from migrate.engine.context import StepContext, operator_name
-from migrate.engine.lock import break_lock, live_lock, live_locks, locks_for_playbook
+from migrate.engine.lock import break_lock, claim_new_run, live_lock, live_locks
 from migrate.engine.planner import PlanResult, diff_facts, make_plan
 from migrate.engine.playbook import Playbook, load_params_file, load_playbook, parse_cli_params
 from migrate.engine.registry import get_step_type, registered_steps
@@ -240,6 +240,7 @@ def _create_run(
 ) -> str:
     run_id = _new_id("r")
     now = utcnow()
+    caller = _caller_arn(aws)  # an AWS call: not while holding the store's write lock
     with store.write() as session:
         run = Run(
             id=run_id,
@@ -249,7 +250,7 @@ def _create_run(
             status=RunStatus.PENDING,
             plan_id=plan_id,
             created_by=operator_name(),
-            caller_arn=_caller_arn(aws),
+            caller_arn=caller,
             region=aws.region,
             options={
                 "yes": options.yes,
@@ -276,6 +277,9 @@ def _create_run(
                     outputs={},
                 )
             )
+        session.flush()
+        # The "already being run" check and the new run's lease in one write transaction.
+        claim_new_run(session, run_id, playbook.name)
     return run_id
 
 
@@ -325,14 +329,6 @@ def run(
         playbook = _load(playbook_path, params, params_file)
         given = _given(params, params_file)
     _check_selection([s.id for s in playbook.steps], options)
-    holders = locks_for_playbook(store, playbook.name)
-    if holders:
-        raise LockedError(
-            f"playbook {playbook.name!r} is already being run as {holders[0].run_id} by "
-            f"{holders[0].describe()}. Wait for it, or `migrate resume {holders[0].run_id}` "
-            "later; if its process died on another machine, `migrate unlock "
-            f"{holders[0].run_id} --lock-id {holders[0].lock_id}`."
-        )
     run_id = _create_run(store, playbook, aws, plan_id, options, given)
     return _execute(store, aws, run_id, options)
 

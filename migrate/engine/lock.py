@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from migrate.errors import LockedError, NotFoundError
 from migrate.store import Store, store_clock
@@ -232,14 +233,39 @@ def break_lock(store: Store, run_id: str, lock_id: str) -> LockInfo:
         return info
 
 
-def locks_for_playbook(store: Store, playbook_name: str) -> list[LockInfo]:
-    """Live leases on runs of the same playbook (a second `run` must not race the first)."""
-    with store.read() as session:
-        now = store_clock(session)
-        rows = session.execute(
-            select(Lock).join(Run, Run.id == Lock.run_id).where(Run.playbook_name == playbook_name)
-        ).scalars()
-        return [_info(r, now) for r in rows if holder_is_live(r, now)]
+def claim_new_run(session: Session, run_id: str, playbook_name: str) -> None:
+    """Inside the write transaction that creates run ``run_id``: refuse (LockedError naming the
+    holder) if another run of the same playbook holds a live lease, else take the new run's
+    lease for this process. Writers are serialised, so of two ``migrate run`` started together
+    exactly one gets past this; the runner's :class:`RunLock` then takes the lease over as its
+    own (same host and pid)."""
+    now = store_clock(session)
+    rows = session.execute(
+        select(Lock).join(Run, Run.id == Lock.run_id).where(Run.playbook_name == playbook_name)
+    ).scalars()
+    me = (socket.gethostname(), os.getpid())
+    for row in rows:
+        # A lease this very process left behind (a run it created but never started) is no rival.
+        if holder_is_live(row, now) and (row.holder_host, row.holder_pid) != me:
+            info = _info(row, now)
+            raise LockedError(
+                f"playbook {playbook_name!r} is already being run as {info.run_id} by "
+                f"{info.describe()}. Wait for it, or `migrate resume {info.run_id}` later; if "
+                f"its process died on another machine, `migrate unlock {info.run_id} --lock-id "
+                f"{info.lock_id}`."
+            )
+    session.add(
+        Lock(
+            run_id=run_id,
+            lock_id=uuid.uuid4().hex[:12],
+            holder_host=socket.gethostname(),
+            holder_pid=os.getpid(),
+            holder_user=_user(),
+            acquired_at=now,
+            heartbeat_at=now,
+            expires_at=now + timedelta(seconds=lease_seconds()),
+        )
+    )
 
 
 def live_locks(store: Store) -> list[LockInfo]:

@@ -172,3 +172,65 @@ def test_second_operator_is_locked_out_until_unlock(
         if first.poll() is None:
             first.kill()
             first.wait()
+
+
+KEY_THEN_WAIT = """\
+name: key then wait
+steps:
+  - id: kms
+    uses: kms.ensure_key
+    with: {alias: alias/race-test}
+  - id: soak
+    uses: core.wait
+    with: {seconds: 600}
+"""
+
+
+def test_runs_of_one_playbook_started_together_only_one_proceeds(
+    endpoint: str, aws: Any, tmp_path: Path, state_url: str
+) -> None:
+    """Four operators start the same playbook at the same moment: the "already being run" check
+    and the lease are one write transaction, so exactly one run exists and acts (one key for
+    the alias); the others exit 5 naming it, having changed nothing."""
+    book = write_playbook(tmp_path / "race.yaml", KEY_THEN_WAIT)
+    procs = [_popen(["-q", "run", str(book), "--yes"], state_url, endpoint) for _ in range(4)]
+    try:
+        losers: list[str] = []
+        deadline = time.monotonic() + 240
+        while len(losers) < 3 and time.monotonic() < deadline:
+            for proc in procs:
+                if proc.poll() is not None and proc.stderr and not proc.stderr.closed:
+                    losers.append(proc.stderr.read())
+                    proc.stderr.close()
+            time.sleep(0.2)
+        assert len(losers) == 3, f"{len(losers)} of 4 processes were refused"
+        assert sorted(p.returncode for p in procs if p.poll() is not None) == [5, 5, 5]
+        runs = _query(state_url, "SELECT id FROM runs")
+        assert len(runs) == 1, runs
+        for text in losers:
+            assert "already being run" in text and runs[0][0] in text, text
+            assert "Traceback" not in text
+        holder = next(p for p in procs if p.poll() is None)
+        # The winner creates the one key, then waits in its soak step.
+        _wait_for_step(state_url, "kms", "done", 120)
+        assert holder.poll() is None
+        assert len(aws("kms").list_keys()["Keys"]) == 1
+        aliases = aws("kms").list_aliases()["Aliases"]
+        assert [a["AliasName"] for a in aliases if a["AliasName"] == "alias/race-test"] == [
+            "alias/race-test"
+        ]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_for_step(state: str, step_id: str, status: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        rows = _query(state, f"SELECT status FROM step_runs WHERE step_id = '{step_id}'")
+        if rows and rows[0][0] == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"step {step_id} never reached {status}")
