@@ -24,7 +24,14 @@ from migrate.cloudtrail import api as cloudtrail_api
 from migrate.cloudtrail.model import UsageReport
 from migrate.configs.references import files_under, references
 from migrate.engine.context import StepContext, operator_name
-from migrate.engine.lock import break_lock, claim_new_run, live_lock, live_locks
+from migrate.engine.lock import (
+    already_running,
+    break_lock,
+    claim_new_run,
+    live_lock,
+    live_locks,
+    playbook_holder,
+)
 from migrate.engine.planner import PlanResult, diff_facts, make_plan
 from migrate.engine.playbook import Playbook, load_params_file, load_playbook, parse_cli_params
 from migrate.engine.registry import get_step_type, registered_steps
@@ -314,6 +321,11 @@ def run(
         given = dict(saved.params)
         fresh = make_plan(playbook, aws, options.state_dir, quiet=True, store=store)
         if fresh.fingerprint != saved.fingerprint:
+            # Planned while another run of this playbook was acting: that run is the change,
+            # and the answer the operator needs is that it is running, not "plan again".
+            holder = playbook_holder(store, playbook.name)
+            if holder is not None:
+                raise already_running(playbook.name, holder)
             changes = diff_facts(saved.facts, fresh.facts())
             shown = "; ".join(changes[:15]) + (
                 f"; and {len(changes) - 15} more" if len(changes) > 15 else ""

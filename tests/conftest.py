@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +36,12 @@ STORE_ENGINES = ("sqlite", "postgresql")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background of a non-interactive shell (`make test &`, some CI
+    # runners) inherits SIGINT *ignored*, and so would every migrate process the tests start:
+    # the Ctrl-C tests would then see a run that never stops. A Python handler is reset to the
+    # default at exec, so installing one here gives the children a normal Ctrl-C.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         "both_stores(*engines): run each test on a SQLite and on a PostgreSQL state store "

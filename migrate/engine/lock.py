@@ -233,27 +233,46 @@ def break_lock(store: Store, run_id: str, lock_id: str) -> LockInfo:
         return info
 
 
+def already_running(playbook_name: str, info: LockInfo) -> LockedError:
+    """The refusal of a second run of a playbook that ``info``'s holder is running."""
+    return LockedError(
+        f"playbook {playbook_name!r} is already being run as {info.run_id} by "
+        f"{info.describe()}. Wait for it, or `migrate resume {info.run_id}` later; if its "
+        f"process died on another machine, `migrate unlock {info.run_id} --lock-id "
+        f"{info.lock_id}`."
+    )
+
+
+def _rival(session: Session, playbook_name: str) -> LockInfo | None:
+    now = store_clock(session)
+    me = (socket.gethostname(), os.getpid())
+    rows = session.execute(
+        select(Lock).join(Run, Run.id == Lock.run_id).where(Run.playbook_name == playbook_name)
+    ).scalars()
+    for row in rows:
+        # A lease this very process left behind (a run it created but never started) is no rival.
+        if holder_is_live(row, now) and (row.holder_host, row.holder_pid) != me:
+            return _info(row, now)
+    return None
+
+
+def playbook_holder(store: Store, playbook_name: str) -> LockInfo | None:
+    """The live lease of another process on a run of this playbook, if any (a read: advisory;
+    :func:`claim_new_run` is the atomic check)."""
+    with store.read() as session:
+        return _rival(session, playbook_name)
+
+
 def claim_new_run(session: Session, run_id: str, playbook_name: str) -> None:
     """Inside the write transaction that creates run ``run_id``: refuse (LockedError naming the
     holder) if another run of the same playbook holds a live lease, else take the new run's
     lease for this process. Writers are serialised, so of two ``migrate run`` started together
     exactly one gets past this; the runner's :class:`RunLock` then takes the lease over as its
     own (same host and pid)."""
+    rival = _rival(session, playbook_name)
+    if rival is not None:
+        raise already_running(playbook_name, rival)
     now = store_clock(session)
-    rows = session.execute(
-        select(Lock).join(Run, Run.id == Lock.run_id).where(Run.playbook_name == playbook_name)
-    ).scalars()
-    me = (socket.gethostname(), os.getpid())
-    for row in rows:
-        # A lease this very process left behind (a run it created but never started) is no rival.
-        if holder_is_live(row, now) and (row.holder_host, row.holder_pid) != me:
-            info = _info(row, now)
-            raise LockedError(
-                f"playbook {playbook_name!r} is already being run as {info.run_id} by "
-                f"{info.describe()}. Wait for it, or `migrate resume {info.run_id}` later; if "
-                f"its process died on another machine, `migrate unlock {info.run_id} --lock-id "
-                f"{info.lock_id}`."
-            )
     session.add(
         Lock(
             run_id=run_id,

@@ -204,7 +204,7 @@ def test_runs_of_one_playbook_started_together_only_one_proceeds(
                     proc.stderr.close()
             time.sleep(0.2)
         assert len(losers) == 3, f"{len(losers)} of 4 processes were refused"
-        assert sorted(p.returncode for p in procs if p.poll() is not None) == [5, 5, 5]
+        assert sorted(p.returncode for p in procs if p.poll() is not None) == [5, 5, 5], losers
         runs = _query(state_url, "SELECT id FROM runs")
         assert len(runs) == 1, runs
         for text in losers:
