@@ -292,6 +292,21 @@ def _format_flags(choices: tuple[str, ...], default: str = "table") -> Callable[
     return decorate
 
 
+def _check_output(output: str, option: str) -> None:
+    """Refuse an output file that cannot be written before any work is done (and so before a
+    plan is saved or a report rendered)."""
+    path = Path(output)
+    if path.is_dir():
+        raise BadInputError(
+            f"{option} {output} is a directory; give a file name, e.g. {path / 'report.md'}."
+        )
+    if not path.parent.is_dir():
+        raise BadInputError(
+            f"{option} {output}: the directory {path.parent} does not exist. Create it, or "
+            "write the file somewhere that exists."
+        )
+
+
 @cli.command()
 @click.argument("playbook", type=click.Path(dir_okay=False))
 @click.argument("plan_ref", required=False, metavar="[PLAN_ID]")
@@ -330,6 +345,13 @@ def plan(
     """
     fmt = "json" if as_json else fmt
     report_path = report_path or report_alias
+    if report_path:
+        _check_output(report_path, "-o")
+        if Path(report_path).suffix.lower() not in (".md", ".html", ".htm"):
+            raise BadInputError(
+                f"-o {report_path}: the format comes from the extension; use FILE.md or "
+                "FILE.html (--format json prints JSON to the terminal)."
+            )
     if playbook == "show" and not Path(playbook).exists():
         if not plan_ref:
             raise BadInputError("`migrate plan show` needs the PLAN_ID of a saved plan.")
@@ -560,15 +582,12 @@ def rollback(settings: Settings, run_id: str, step_id: str | None, yes: bool) ->
     show_default=True,
     help="Output format.",
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file.")
+@click.option("-o", "--output", type=click.Path(), help="Write to a file.")
 @pass_settings
 def report(settings: Settings, run_id: str, fmt: str, output: str | None) -> None:
     """What happened in RUN_ID: actions, durations, approvals, resources, the journal."""
-    if output and not Path(output).parent.is_dir():
-        raise BadInputError(
-            f"-o {output}: the directory {Path(output).parent} does not exist. Create it, or "
-            "write the report somewhere that exists."
-        )
+    if output:
+        _check_output(output, "-o")
     data = commands.report(settings, run_id)
     from migrate.reports.render import render_run_report
 

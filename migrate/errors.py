@@ -36,6 +36,16 @@ class BadInputError(MigrateError):
     exit_code = EXIT_BAD_INPUT
 
 
+class ParamError(BadInputError):
+    """A step parameter names something the account does not have or cannot use (a bucket, a
+    user, a KMS key). Raised while observing; the planner turns it into a :class:`PlaybookError`
+    at the ``with.<param>`` line of the step."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 class PlaybookError(BadInputError):
     """A playbook is malformed; the message names ``file:line``."""
 

@@ -154,21 +154,28 @@ class RunLock:
             )
             if row is not None and holder_is_live(row, now) and not ours:
                 raise LockedError(_info(row, now).refusal())
-            if row is not None:
-                session.delete(row)
-                session.flush()
-            session.add(
-                Lock(
-                    run_id=self.run_id,
-                    lock_id=self.lock_id,
-                    holder_host=socket.gethostname(),
-                    holder_pid=os.getpid(),
-                    holder_user=_user(),
-                    acquired_at=now,
-                    heartbeat_at=now,
-                    expires_at=now + self.lease,
+            if row is not None and ours:
+                # The lease claim_new_run took for this process: keep its id (it may already
+                # have been shown to a second operator) and renew it.
+                self.lock_id = row.lock_id
+                row.heartbeat_at = now
+                row.expires_at = now + self.lease
+            else:
+                if row is not None:
+                    session.delete(row)
+                    session.flush()
+                session.add(
+                    Lock(
+                        run_id=self.run_id,
+                        lock_id=self.lock_id,
+                        holder_host=socket.gethostname(),
+                        holder_pid=os.getpid(),
+                        holder_user=_user(),
+                        acquired_at=now,
+                        heartbeat_at=now,
+                        expires_at=now + self.lease,
+                    )
                 )
-            )
         self._thread = threading.Thread(target=self._beat, name="migrate-lease", daemon=True)
         self._thread.start()
 

@@ -21,9 +21,9 @@ from migrate.aws.session import AwsSession
 from migrate.engine.base import Action, Step
 from migrate.engine.context import StepContext
 from migrate.engine.outputs import PendingOutputs, unknown_steps
-from migrate.engine.playbook import Playbook, render_step, validate_with
+from migrate.engine.playbook import Playbook, PlaybookStep, render_step, validate_with
 from migrate.engine.runner import step_regions
-from migrate.errors import AwsError
+from migrate.errors import AwsError, ParamError, PlaybookError
 from migrate.store import Store
 
 
@@ -132,6 +132,8 @@ def make_plan(
             except (ClientError, BotoCoreError) as exc:
                 # Name the step: "AWS refused X" alone does not say which part of the plan asked.
                 raise _in_step(pstep.id, exc) from exc
+            except ParamError as exc:
+                raise _at_param(playbook, pstep, exc) from None
             waits_for = sorted(unknown_steps(rendered))
             if waits_for:
                 actions = [
@@ -167,6 +169,15 @@ def _in_step(step_id: str, exc: BaseException) -> AwsError:
     return type(error)(f"step {step_id!r}: {error.message}")
 
 
+def _at_param(playbook: Playbook, pstep: PlaybookStep, exc: ParamError) -> PlaybookError:
+    """A parameter the account cannot satisfy, at its ``file:line`` in the playbook."""
+    return PlaybookError(
+        f"step {pstep.id!r} ({pstep.uses}), with.{exc.param}: {exc.message}",
+        playbook.path,
+        pstep.param_line(exc.param),
+    )
+
+
 def _gather_evidence(
     playbook: Playbook, aws: AwsSession, state_dir: Path, store: Store
 ) -> dict[str, str]:
@@ -196,6 +207,8 @@ def _gather_evidence(
             line = step.gather_evidence(ctx, step.observe(ctx))
         except (ClientError, BotoCoreError) as exc:
             raise _in_step(pstep.id, exc) from exc
+        except ParamError as exc:
+            raise _at_param(playbook, pstep, exc) from None
         if line is not None:
             gathered[pstep.id] = line
     return gathered

@@ -161,6 +161,11 @@ class PlaybookStep:
     step_type: type[Step]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
+    def param_line(self, param: str) -> int | None:
+        """The line of ``with.<param>`` (or of ``with:``, or of the step) in the playbook."""
+        body = self.raw.get("with") if isinstance(self.raw, dict) else None
+        return _line(body, param) if body is not None else self.line
+
     def definition(self) -> dict[str, Any]:
         """The step as stored with a run (templates unrendered)."""
         return {

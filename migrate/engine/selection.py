@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from pydantic import Field
 
 from migrate.engine.base import StepParams
+from migrate.errors import ParamError
+
+# A name with one of these is a pattern; without, it names exactly one resource.
+GLOB_CHARS = frozenset("*?[")
 
 
 class Selection(StepParams):
@@ -29,3 +33,26 @@ class Selection(StepParams):
             k in tags and (v == "*" or fnmatch.fnmatchcase(tags[k], v))
             for k, v in self.tags.items()
         )
+
+    def unmatched(self, seen: Iterable[str], what: str, where: str) -> list[str]:
+        """Check ``names`` against every name the account has (``seen``, before exclusions and
+        tags): an explicit name that matches nothing is a typo or the wrong account/region, so
+        it raises :class:`ParamError` (``names``); a glob that matches nothing is returned as a
+        warning for the plan (the default ``*`` on an empty account is not worth one)."""
+        have = set(seen)
+        missing = [n for n in self.names if not GLOB_CHARS & set(n) and n not in have]
+        if missing:
+            listed = ", ".join(repr(n) for n in missing)
+            raise ParamError(
+                f"no {what} named {listed} in {where}. Check the spelling, the account and the "
+                "region (--region or with.regions), or use a glob (e.g. 'app-*'): a glob that "
+                "matches nothing is only a warning.",
+                "names",
+            )
+        return [
+            f"names: {pattern!r} matches no {what} in {where}"
+            for pattern in self.names
+            if pattern != "*"
+            and GLOB_CHARS & set(pattern)
+            and not any(fnmatch.fnmatchcase(n, pattern) for n in have)
+        ]

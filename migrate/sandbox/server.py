@@ -29,11 +29,14 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import urllib.parse
 import urllib.request
 from types import TracebackType
 from typing import Any, Literal, TypedDict
+
+from migrate.errors import BadInputError
 
 DEFAULT_REGION = "us-east-1"
 # Fake operator credentials: moto never checks them, and they must not look like a real secret.
@@ -98,6 +101,23 @@ def sandbox_env(endpoint_url: str) -> dict[str, str]:
     }
 
 
+def _check_port_free(port: int) -> None:
+    """Refuse a busy port at once: moto binds in its own thread, and a failed bind there would
+    leave ``start`` waiting for a server that never comes up."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # As werkzeug binds: a port in TIME_WAIT is reusable, one with a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+    except OSError as exc:
+        raise BadInputError(
+            f"--port {port}: 127.0.0.1:{port} is in use ({exc.strerror}); another sandbox or "
+            "program listens there. Stop it, pass another --port, or --port 0 for any free port."
+        ) from None
+    finally:
+        probe.close()
+
+
 class SandboxServer:
     """moto in server mode on ``127.0.0.1:<free port>``, running in a thread of this process.
 
@@ -133,6 +153,8 @@ class SandboxServer:
         # Imported here: moto's import is slow and only the sandbox commands need it.
         from moto.server import ThreadedMotoServer
 
+        if self.port:
+            _check_port_free(self.port)
         # werkzeug logs one line per request at INFO, which would drown the CLI's output.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -174,7 +175,15 @@ class Store:
         if self.backend == "sqlite":
             db = parsed.database
             if db and db != ":memory:":
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
+                self._refuse_foreign_file(Path(db))
+                try:
+                    Path(db).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(
+                        f"Cannot create the state store {self.display_url}: its directory "
+                        f"{Path(db).parent} cannot be made ({exc.strerror}). Pass a --state "
+                        "path whose parent is a directory you can write."
+                    ) from None
             self.engine = _sqlite_engine(url)
         elif self.backend == "postgresql":
             self.engine = _postgres_engine(parsed, self.display_url)
@@ -217,6 +226,35 @@ class Store:
         except DBAPIError as exc:
             raise StoreError(self._cannot_open(exc)) from None
 
+    def _refuse_foreign_file(self, path: Path) -> None:
+        """Look at an existing SQLite file read-only before the engine opens it: opening turns
+        on WAL, which rewrites the header of a file that may be another program's."""
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+        try:
+            conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return  # the engine's own open names the failure
+        try:
+            names = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.Error:
+            return
+        finally:
+            conn.close()
+        if names and "alembic_version" not in names:
+            self._refuse(sorted(names))
+
+    def _refuse(self, tables: list[str]) -> None:
+        shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        raise StoreError(
+            f"--state {self.display_url} is not a migrate state store: it has no migrate "
+            f"schema version but holds other tables ({shown}), and migrate never writes "
+            "into another program's database. Point --state (or MIGRATE_STATE) at a new "
+            "file such as state/migrate.db, or at an empty PostgreSQL database of its own."
+        )
+
     def _refuse_foreign_tables(self) -> None:
         """A database without migrate's schema version but with tables is someone else's (an
         application's SQLite file, a shared PostgreSQL database): never add tables to it."""
@@ -226,15 +264,7 @@ class Store:
         except DBAPIError as exc:
             raise StoreError(self._cannot_open(exc)) from None
         if tables:
-            shown = ", ".join(tables[:5]) + (
-                f" and {len(tables) - 5} more" if len(tables) > 5 else ""
-            )
-            raise StoreError(
-                f"--state {self.display_url} is not a migrate state store: it has no migrate "
-                f"schema version but holds other tables ({shown}), and migrate never writes "
-                "into another program's database. Point --state (or MIGRATE_STATE) at a new "
-                "file such as state/migrate.db, or at an empty PostgreSQL database of its own."
-            )
+            self._refuse(tables)
 
     def _cannot_open(self, exc: DBAPIError) -> str:
         """One paragraph: what failed, where, and what to check (never the password)."""

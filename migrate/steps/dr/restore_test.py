@@ -21,8 +21,8 @@ from migrate.aws.rds import (
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext, operator_name
 from migrate.engine.registry import step
-from migrate.engine.selection import Selection
-from migrate.errors import BadInputError, StepFailed
+from migrate.engine.selection import GLOB_CHARS, Selection
+from migrate.errors import BadInputError, ParamError, StepFailed
 from migrate.steps.dr import estimates as est
 from migrate.steps.dr.bucket import BucketDrill, observe_bucket, readiness_findings
 from migrate.steps.dr.drill import DatabaseDrill, DrillSettings
@@ -30,7 +30,6 @@ from migrate.steps.dr.network import TAG_DR_TEST, IsolatedNetwork, network_name
 from migrate.steps.dr.reach import resolves
 from migrate.util import format_duration, parse_duration, utcnow
 
-GLOB_CHARS = set("*?[")
 RESTORE = "dr.restore"
 CHECK = "dr.check"
 TEARDOWN = "dr.teardown"
@@ -333,9 +332,10 @@ class DrRestoreTest(Step):
 
     def _check_input(self, facts: Facts) -> None:
         if facts["missing"]:
-            raise BadInputError(
+            raise ParamError(
                 f"no RDS instance or DB cluster named {', '.join(facts['missing'])} in "
-                "the selected region(s). Check with.names (globs are fine) and --region."
+                "the selected region(s). Check with.names (globs are fine) and --region.",
+                "names",
             )
         net = facts["target_network"]
         if self.params.target_region and not self.params.subnet_group:
@@ -361,22 +361,25 @@ class DrRestoreTest(Step):
                 and self.params.subnet_group == settings.get("db_subnet_group")
                 and not self.params.target_region
             ):
-                raise BadInputError(
+                raise ParamError(
                     f"with.subnet_group {self.params.subnet_group} is the production subnet "
-                    f"group of {db_id}; a drill restores into an isolated one. Give another."
+                    f"group of {db_id}; a drill restores into an isolated one. Give another.",
+                    "subnet_group",
                 )
             shared = set(self.params.security_group_ids) & set(
                 settings.get("vpc_security_group_ids") or ()
             )
             if shared and not self.params.target_region:
-                raise BadInputError(
+                raise ParamError(
                     f"with.security_group_ids includes {', '.join(sorted(shared))}, a production "
-                    f"security group of {db_id}; a drill uses isolated ones only."
+                    f"security group of {db_id}; a drill uses isolated ones only.",
+                    "security_group_ids",
                 )
             if self.params.target_region and db["encrypted"] and not self.params.target_kms_key:
-                raise BadInputError(
+                raise ParamError(
                     f"{db_id} is encrypted: a cross-Region copy needs a KMS key of "
-                    f"{self.params.target_region} (with.target_kms_key)."
+                    f"{self.params.target_region} (with.target_kms_key).",
+                    "target_kms_key",
                 )
 
     def _db_actions(

@@ -367,9 +367,11 @@ class KeysToRoles(Step):
                 )
             )
         keys: dict[str, Any] = {}
+        every_user: list[str] = []
         for page in iam.get_paginator("list_users").paginate():
             for user in page.get("Users", []):
                 name = user["UserName"]
+                every_user.append(name)
                 if not self.params.name_matches(name):
                     continue
                 if self.params.tags:
@@ -394,6 +396,7 @@ class KeysToRoles(Step):
                         "attribution": [],
                         "locations": [],
                     }
+        empty_globs = self.params.unmatched(every_user, "IAM user", f"account {ctx.account_id}")
         names = _role_names(self.params.role_name, {k: v["user"] for k, v in keys.items()})
         for key_id, key in keys.items():
             key["role_name"] = names[key_id]
@@ -429,6 +432,7 @@ class KeysToRoles(Step):
             "report_window": [getattr(report, "since", None), getattr(report, "until", None)],
             "keys": keys,
             "compliant": [],
+            "warnings": empty_globs,
         }
 
     def _session_chain(self, ctx: StepContext, report: Any, keys: dict[str, Any]) -> None:

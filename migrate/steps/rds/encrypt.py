@@ -4,7 +4,6 @@ copy, restore, cut-over. The instance phases are here; the cluster ones are in `
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -16,12 +15,15 @@ from botocore.exceptions import ClientError
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
 from migrate.aws.arns import arn_region
-from migrate.aws.errors import access_denied, already_exists, has_code, not_found
+from migrate.aws.errors import already_exists, has_code, not_found
+from migrate.aws.kms import key_policy_document
+from migrate.aws.kms import via_services as kms_via_services
 from migrate.aws.rds import describe_instance, tag_value
 from migrate.engine.base import Action, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
-from migrate.errors import BadInputError, StepFailed
+from migrate.engine.selection import GLOB_CHARS
+from migrate.errors import BadInputError, ParamError, StepFailed
 from migrate.steps.rds import cluster as rc
 from migrate.steps.rds import phases as ph
 from migrate.steps.rds.cluster_flow import ClusterFlow
@@ -32,7 +34,6 @@ from migrate.util import utcnow
 
 __all__ = ["RdsEncrypt", "RdsEncryptParams", "via_services"]
 
-GLOB_CHARS = set("*?[")
 KEPT_ORIGINAL = re.compile(r"-unencrypted-\d{8}$")
 
 # Action kinds, in the order they run for one database.
@@ -352,10 +353,11 @@ class RdsEncrypt(Step):
             meta = ctx.client("kms", region).describe_key(KeyId=key)["KeyMetadata"]
         except ClientError as exc:
             if not_found(exc) or has_code(exc, "InvalidArnException"):
-                raise BadInputError(
+                raise ParamError(
                     f"the KMS key {key!r} does not exist in {region}. Pass an existing key "
                     "(id, ARN or alias/NAME) in with.kms_key, or put a kms.ensure_key step first "
-                    "and use {{ steps.kms.key_arn }}."
+                    "and use {{ steps.kms.key_arn }}.",
+                    "kms_key",
                 ) from None
             raise
         return {
@@ -369,25 +371,28 @@ class RdsEncrypt(Step):
     def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
         """Eight actions per unencrypted instance, with phase estimates and the downtime window."""
         if facts["missing"]:
-            raise BadInputError(
+            raise ParamError(
                 f"no RDS instance named {', '.join(facts['missing'])} in "
                 f"{', '.join(self._regions(ctx))}, and no DB cluster of that name either. Check "
-                "with.names (globs are fine) and the region (--region or with.regions)."
+                "with.names (globs are fine) and the region (--region or with.regions).",
+                "names",
             )
         key = facts["target_key"]
         if key.get("known") and key.get("state") != "Enabled":
-            raise BadInputError(
+            raise ParamError(
                 f"the KMS key {self.params.kms_key} is {key.get('state')}; RDS cannot encrypt "
                 "with it. Enable it (or cancel its deletion) or choose another key, then plan "
-                "again."
+                "again.",
+                "kms_key",
             )
         vias = key.get("via_services")
         if vias and not any(v.startswith("rds.") for v in vias):
-            raise BadInputError(
+            raise ParamError(
                 f"the key policy of {self.params.kms_key} lets principals use it only through "
                 f"{', '.join(vias)}, not RDS: the encrypted copy would fail. Add rds to the "
                 "kms.ensure_key step's services (services: [rds, s3, secretsmanager]) and run it, "
-                "or use another key."
+                "or use another key.",
+                "kms_key",
             )
         actions: list[Action] = []
         for db_id, db in facts["instances"].items():
@@ -991,16 +996,5 @@ class RdsEncrypt(Step):
 
 def via_services(kms: Any, key_id: str) -> list[str] | None:
     """The ``kms:ViaService`` values the key policy limits use to, or None when it does not."""
-    try:
-        policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
-    except ClientError as exc:
-        if access_denied(exc) or not_found(exc):
-            return None
-        raise
-    found: set[str] = set()
-    for statement in policy.get("Statement", []):
-        for condition in (statement.get("Condition") or {}).values():
-            value = condition.get("kms:ViaService") if isinstance(condition, dict) else None
-            if value:
-                found.update([value] if isinstance(value, str) else value)
-    return sorted(found) or None
+    policy = key_policy_document(kms, key_id)
+    return kms_via_services(policy) if policy is not None else None

@@ -7,12 +7,19 @@ from migrate.engine.context import StepContext
 from migrate.engine.selection import Selection
 
 
-def select_buckets(ctx: StepContext, selection: Selection) -> dict[str, str]:
-    """The buckets a step's ``names``/``exclude``/``tags`` select, with their regions, sorted."""
+def select_buckets(
+    ctx: StepContext, selection: Selection, warnings: list[str] | None = None
+) -> dict[str, str]:
+    """The buckets a step's ``names``/``exclude``/``tags`` select, with their regions, sorted.
+
+    A bucket named exactly that does not exist is refused (``ParamError``); a glob that matches
+    no bucket is appended to ``warnings``."""
     s3 = ctx.client("s3")
-    names = sorted(
-        b["Name"] for b in s3.list_buckets().get("Buckets", []) if selection.name_matches(b["Name"])
-    )
+    every = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
+    empty = selection.unmatched(every, "bucket", f"account {ctx.account_id}")
+    if warnings is not None:
+        warnings.extend(empty)
+    names = sorted(name for name in every if selection.name_matches(name))
     selected: dict[str, str] = {}
     for name in ctx.progress(names, desc="buckets", unit="bucket"):
         if selection.tags and not selection.tags_match(bucket_tags(s3, name)):

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from migrate.aws.arns import arn_region
 from migrate.aws.errors import error_code
-from migrate.aws.kms import KeyResolver
+from migrate.aws.kms import KeyResolver, check_usable_key
 from migrate.aws.s3 import bucket_encryption
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
@@ -66,7 +66,11 @@ class S3DefaultEncryption(Step):
         s3 = ctx.client("s3")
         resolver = KeyResolver(ctx, ctx.is_known)
         buckets: dict[str, Any] = {}
-        for name, region in select_buckets(ctx, self.params).items():
+        warnings: list[str] = []
+        selected = select_buckets(ctx, self.params, warnings)
+        if ctx.is_known(self.params.kms_key) and not self.params.kms_key.startswith("alias/aws/"):
+            check_usable_key(ctx, self.params.kms_key, set(selected.values()), "s3")
+        for name, region in selected.items():
             enc = bucket_encryption(ctx.client("s3", region), name)
             enc["kms_key_arn"] = resolver.arn(enc["kms_key"], region)
             buckets[name] = {"region": region, "encryption": enc}
@@ -81,7 +85,7 @@ class S3DefaultEncryption(Step):
             for name, b in buckets.items()
             if self._compliant(b["encryption"], target_arns.get(b["region"]))
         ]
-        warnings = [
+        warnings += [
             f"s3://{name} left on its current default encryption: {b['log_bucket']} "
             "(include_log_buckets: true overrides)"
             for name, b in buckets.items()

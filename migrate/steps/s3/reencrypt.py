@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from migrate.aws.arns import arn_region, parse_arn
 from migrate.aws.errors import access_denied, error_code, not_found, or_default
-from migrate.aws.kms import KeyResolver
+from migrate.aws.kms import KeyResolver, check_usable_key
 from migrate.aws.s3 import bucket_region
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
@@ -120,8 +120,13 @@ class S3Reencrypt(Step):
         s3 = ctx.client("s3")
         resolver = KeyResolver(ctx, ctx.is_known)
         buckets: dict[str, Any] = {}
-        for name, region in select_buckets(ctx, self.params).items():
+        selection_warnings: list[str] = []
+        for name, region in select_buckets(ctx, self.params, selection_warnings).items():
             buckets[name] = {"region": region}
+        if ctx.is_known(self.params.kms_key) and not self.params.kms_key.startswith("alias/aws/"):
+            check_usable_key(
+                ctx, self.params.kms_key, {b["region"] for b in buckets.values()}, "s3"
+            )
         target_arns = {
             region: resolver.arn(self.params.kms_key, region)
             for region in sorted({b["region"] for b in buckets.values()})
@@ -163,7 +168,8 @@ class S3Reencrypt(Step):
             **facts_batch,
             "buckets": buckets,
             "denied_buckets": denied,
-            "warnings": [
+            "warnings": selection_warnings
+            + [
                 f"s3://{name}: not re-encrypted, the migrator may not read it (AWS refused "
                 f"{why}): its bucket policy, an SCP or the migrator's policy denies it. Allow "
                 "the migrator what `migrate permissions PLAYBOOK` lists on it, then plan again"

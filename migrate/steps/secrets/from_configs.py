@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from migrate.aws.errors import has_code, not_found
-from migrate.aws.kms import KeyResolver
+from migrate.aws.kms import KeyResolver, check_usable_key
 from migrate.configs import detect_format, detectors
 from migrate.configs.scan import (
     FileScan,
@@ -34,7 +34,7 @@ from migrate.configs.textio import (
 from migrate.engine.base import Action, Estimate, Facts, Step, StepParams, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
-from migrate.errors import StepFailed
+from migrate.errors import ParamError, StepFailed
 from migrate.steps.secrets.ownership import (
     TAG_MANAGED,
     TAG_SOURCE,
@@ -262,8 +262,16 @@ class ConfigSecrets(Step):
         files: dict[str, Any] = {}
         owners: dict[str, list[tuple[str, str]]] = {}
         found, missing = discover(self.params.paths, self.params.exclude)
+        named = [spec for spec in missing if not glob.has_magic(os.path.expanduser(spec))]
+        if named:
+            raise ParamError(
+                f"{', '.join(named)}: no such file or directory (relative paths start at the "
+                f"working directory, {Path.cwd()}). Fix the path, run migrate on the host that "
+                "has the file, or use a glob: a glob that matches nothing is only a warning.",
+                "paths",
+            )
         for spec in missing:
-            log.warning("secrets.from_configs: the path %s matches nothing", spec)
+            log.warning("secrets.from_configs: the glob %s matches nothing", spec)
         for path in ctx.progress(list(found), desc="configs"):
             source = self._source(path, *found[path])
             scan = self._scan(path, source)
@@ -278,13 +286,16 @@ class ConfigSecrets(Step):
                 log.warning("%s: %s", path, scan.error)
             for secret in facts["secrets"]:
                 owners.setdefault(secret["name"], []).append((str(path), secret["fp"]))
+        if ctx.is_known(self.params.kms_key) and not self.params.kms_key.startswith("alias/aws/"):
+            check_usable_key(ctx, self.params.kms_key, [self._region(ctx)], "secretsmanager")
         sm = ctx.client("secretsmanager", self._region(ctx))
         secrets = {name: self._describe(sm, name) for name in sorted(owners)}
         for name, places in owners.items():
             secrets[name]["files"] = sorted({p for p, _ in places})
             secrets[name]["conflict"] = len({f for _, f in places}) > 1
         warnings = [
-            f"{spec}: matches nothing; check `paths` (relative paths start at the working directory)"
+            f"{spec}: the glob matches nothing; check `paths` (relative paths start at the "
+            "working directory)"
             for spec in missing
         ]
         ds_version = detectors.version()

@@ -144,7 +144,9 @@ class SessionManager(Step):
         """Instances and their roles, agent registration, preferences, open admin ports."""
         region = ctx.regions[0]
         ec2, iam = ctx.client("ec2", region), ctx.client("iam")
-        instances = self._instances(ec2)
+        seen: set[str] = set()
+        instances = self._instances(ec2, seen)
+        empty_globs = self.params.unmatched(seen, "running or stopped instance", region)
         roles: dict[str, dict[str, Any]] = {}
         for inst in instances.values():
             role = self._role_of(iam, inst.get("profile_arn"))
@@ -202,7 +204,7 @@ class SessionManager(Step):
         facts["compliant"] = sorted(
             f"{f['requirement']} {f['subject']}" for f in facts["findings"] if f["status"] == "pass"
         )
-        facts["warnings"] = [
+        facts["warnings"] = empty_globs + [
             f"{f['requirement']} ({f['title']}): {f['subject']}: {f['detail']}"
             for f in facts["findings"]
             if f["status"] == "manual"
@@ -218,7 +220,8 @@ class SessionManager(Step):
             )
         return facts
 
-    def _instances(self, ec2: Any) -> dict[str, dict[str, Any]]:
+    def _instances(self, ec2: Any, seen: set[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The selected live instances; ``seen`` collects every live instance's name and id."""
         found: dict[str, dict[str, Any]] = {}
         pages = ec2.get_paginator("describe_instances").paginate(
             Filters=[{"Name": "instance-state-name", "Values": LIVE_STATES}]
@@ -229,6 +232,8 @@ class SessionManager(Step):
                     tags = tag_dict(inst.get("Tags"))
                     inst_id = inst["InstanceId"]
                     name = tags.get("Name", inst_id)
+                    if seen is not None:
+                        seen.update((name, inst_id))
                     if not (self.params.name_matches(name) or self.params.name_matches(inst_id)):
                         continue
                     if self.params.tags and not self.params.tags_match(tags):
