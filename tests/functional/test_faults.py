@@ -21,9 +21,8 @@ from migrate.engine.runner import RunOptions
 from migrate.errors import EXIT_AWAITING_APPROVAL, EXIT_OK, MigrateError
 from migrate.sandbox.seed import seed
 from migrate.sandbox.server import SandboxServer
-from migrate.store.status import ActionStatus, StepStatus
 from tests.conftest import PLAYBOOKS, client
-from tests.functional.test_plan_contract import _sandbox_params
+from tests.functional.test_plan_contract import _sandbox_params, approve_waiting
 from tests.support.faults import FaultProxy
 
 BASELINE = PLAYBOOKS / "ftr-baseline.yaml"
@@ -31,18 +30,6 @@ SEED = int(os.environ.get("MIGRATE_FAULT_SEED", "18"))
 # The share of requests throttled. 20% works too (MIGRATE_FAULT_THROTTLE=0.2) but takes minutes:
 # botocore's adaptive mode lowers its client-side rate after every throttle, towards 0.5 req/s.
 THROTTLE = float(os.environ.get("MIGRATE_FAULT_THROTTLE", "0.05"))
-
-
-def _approve_waiting(settings: Settings, run_id: str) -> None:
-    for step in commands.status(settings, run_id)["steps"]:
-        if step["status"] == StepStatus.AWAITING_APPROVAL:
-            gates = {
-                a["gate"] or "approve"
-                for a in step["actions"]
-                if a["status"] == ActionStatus.AWAITING_APPROVAL
-            }
-            for gate in sorted(gates):
-                commands.approve(settings, run_id, step["id"], gate=gate, all_targets=True)
 
 
 def _drive(settings: Settings, plan_id: str, attempts: int = 15) -> tuple[Any, list[str]]:
@@ -54,7 +41,7 @@ def _drive(settings: Settings, plan_id: str, attempts: int = 15) -> tuple[Any, l
         if result.exit_code == EXIT_OK:
             break
         if result.exit_code == EXIT_AWAITING_APPROVAL:
-            _approve_waiting(settings, result.run_id)
+            approve_waiting(settings, result.run_id)
         else:
             data = commands.status(settings, result.run_id)
             failures += [f"{s['id']}: {s.get('error')}" for s in data["steps"] if s.get("error")]

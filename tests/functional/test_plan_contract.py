@@ -54,6 +54,20 @@ def _ran(settings: Settings, run_id: str) -> set[tuple[str, str, str, str | None
     }
 
 
+def approve_waiting(settings: Settings, run_id: str) -> None:
+    """Approve every gate that waits, one gate kind per step at a time (as `migrate approve`
+    asks an operator to)."""
+    for step in commands.status(settings, run_id)["steps"]:
+        if step["status"] == StepStatus.AWAITING_APPROVAL:
+            waiting = {
+                a["gate"] or "approve"
+                for a in step["actions"]
+                if a["status"] == ActionStatus.AWAITING_APPROVAL
+            }
+            for gate in sorted(waiting):
+                commands.approve(settings, run_id, step["id"], gate=gate)
+
+
 def _run_to_the_end(settings: Settings, plan_id: str) -> Any:
     """Apply a saved plan as the demo's operator does: --yes, then approve what waits."""
     options = RunOptions(yes=True, quiet=True, max_wait_s=60)
@@ -61,15 +75,7 @@ def _run_to_the_end(settings: Settings, plan_id: str) -> Any:
     for _ in range(10):
         if result.exit_code != EXIT_AWAITING_APPROVAL:
             break
-        for step in commands.status(settings, result.run_id)["steps"]:
-            if step["status"] == StepStatus.AWAITING_APPROVAL:
-                waiting = {
-                    a["gate"] or "approve"
-                    for a in step["actions"]
-                    if a["status"] == ActionStatus.AWAITING_APPROVAL
-                }
-                for gate in sorted(waiting):
-                    commands.approve(settings, result.run_id, step["id"], gate=gate)
+        approve_waiting(settings, result.run_id)
         result = commands.resume(
             settings, result.run_id, RunOptions(yes=True, quiet=True, max_wait_s=60)
         )
