@@ -204,23 +204,30 @@ class Store:
         script = ScriptDirectory.from_config(cfg)
         head = script.get_current_head()
         try:
-            with self.engine.connect() as conn:
-                current = MigrationContext.configure(conn).get_current_revision()
-        except DBAPIError as exc:
-            raise StoreError(self._cannot_open(exc)) from None
-        if current == head:
-            return
-        if current is None:
-            self._refuse_foreign_tables()
-        known = {rev.revision for rev in script.walk_revisions()}
-        if current is not None and current not in known:
-            raise StoreError(
-                f"The state store {self.display_url} has schema version {current}, which is newer than "
-                f"this migrate (newest known: {head}). It was written by a newer release: upgrade "
-                "migrate (pip install -U migrate), or point --state at another store."
-            )
-        try:
+            # The common case, read without taking the writer lock: already up to date.
+            with self.engine.execution_options(immediate=False).connect() as conn:
+                if MigrationContext.configure(conn).get_current_revision() == head:
+                    return
+            # Otherwise check and upgrade in one writer transaction: the writer lock (BEGIN
+            # IMMEDIATE, or the advisory lock on PostgreSQL) makes processes that open a new store
+            # at the same moment take turns, and the one that comes second sees the schema the
+            # first committed, not "tables without a version" (someone else's database).
             with self.engine.begin() as conn:
+                current = MigrationContext.configure(conn).get_current_revision()
+                if current == head:
+                    return
+                if current is None:
+                    tables = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
+                    if tables:
+                        self._refuse(tables)
+                known = {rev.revision for rev in script.walk_revisions()}
+                if current is not None and current not in known:
+                    raise StoreError(
+                        f"The state store {self.display_url} has schema version {current}, which "
+                        f"is newer than this migrate (newest known: {head}). It was written by a "
+                        "newer release: upgrade migrate (pip install -U migrate), or point "
+                        "--state at another store."
+                    )
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except DBAPIError as exc:
@@ -254,17 +261,6 @@ class Store:
             "into another program's database. Point --state (or MIGRATE_STATE) at a new "
             "file such as state/migrate.db, or at an empty PostgreSQL database of its own."
         )
-
-    def _refuse_foreign_tables(self) -> None:
-        """A database without migrate's schema version but with tables is someone else's (an
-        application's SQLite file, a shared PostgreSQL database): never add tables to it."""
-        try:
-            with self.engine.connect() as conn:
-                tables = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
-        except DBAPIError as exc:
-            raise StoreError(self._cannot_open(exc)) from None
-        if tables:
-            self._refuse(tables)
 
     def _cannot_open(self, exc: DBAPIError) -> str:
         """One paragraph: what failed, where, and what to check (never the password)."""

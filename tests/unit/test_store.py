@@ -58,6 +58,34 @@ def test_store_newer_than_code_is_refused(state_url: str) -> None:
     assert PASSWORD not in result.output
 
 
+def test_processes_opening_a_new_store_together_all_get_it(state_url: str) -> None:
+    """Operators who start migrate at the same moment on a new store (CI failed on this once, on
+    PostgreSQL): one creates the schema, the others wait for it and open it. None is told that
+    the store is "not a migrate state store" because it saw the tables before their version."""
+    import threading
+
+    barrier = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def open_it() -> None:
+        barrier.wait()
+        try:
+            store = open_store(state_url)
+        except StoreError as exc:
+            outcomes.append(exc.message)
+            return
+        outcomes.append(str(store.schema_version))
+        store.close()
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    head = open_store(state_url).schema_version
+    assert outcomes == [str(head)] * 6, outcomes
+
+
 def test_another_programs_database_is_refused_and_left_untouched(state_url: str) -> None:
     """A --state that points at an application's database (a SQLite file, a shared PostgreSQL
     database) is refused: migrate adds no table to it."""
