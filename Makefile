@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit functional e2e clean
+.PHONY: demo test lint unit functional e2e crash-sweep clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ functional: $(STAMP)
 
 e2e: $(STAMP)
 	$(PYTEST) tests/e2e
+
+# Every kill point of the baseline, before and after each mutating call (hours; the suite samples
+# two). MIGRATE_CRASH_POINTS=N samples N instead; MIGRATE_CRASH_SEED=S replays a sample.
+crash-sweep: $(STAMP)
+	MIGRATE_CRASH_POINTS=$${MIGRATE_CRASH_POINTS:-all} $(BIN)/pytest -q -s tests/e2e/test_crash_sweep.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

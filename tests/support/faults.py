@@ -11,13 +11,21 @@ Each request, drawn from a seeded random stream, is one of:
 * otherwise forwarded and answered as moto answered.
 
 ``counts`` says how many of each happened, so a test can prove the faults were really injected.
+
+A **kill point** (``kill_at=N``) makes the proxy SIGKILL the process ``target_pid`` at the N-th
+mutating request it sees: ``kill_when="before"`` kills it before the request is forwarded (the
+intent was journaled, AWS never saw the call), ``"after"`` once the server has acted and before
+the answer goes back (AWS acted, the process never learnt it). Requests other threads of the
+killed process had already sent are still forwarded, as AWS would receive them.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import random
+import signal
 import threading
 import urllib.parse
 from collections import Counter
@@ -109,7 +117,10 @@ class FaultProxy:
         throttle: float = 0.0,
         lost: float = 0.0,
         reset: float = 0.0,
+        kill_at: int | None = None,
+        kill_when: str = "after",
     ) -> None:
+        assert kill_when in ("before", "after")
         parsed = urllib.parse.urlsplit(upstream)
         assert parsed.hostname == "127.0.0.1", "the proxy forwards to loopback only"
         self.upstream = (parsed.hostname, parsed.port or 80)
@@ -118,6 +129,11 @@ class FaultProxy:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.enabled = True
+        self.kill_at = kill_at
+        self.kill_when = kill_when
+        self.target_pid: int | None = None
+        self.mutating_seen = 0
+        self.killed: str | None = None  # the operation at which the process was killed
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -133,6 +149,8 @@ class FaultProxy:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        # A client that died mid-request (the kill point) or gave up is not the proxy's error.
+        self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -164,7 +182,12 @@ class FaultProxy:
         body = handler.rfile.read(length) if length else b""
         protocol, operation = _operation(handler, body)
         service = _service(handler.headers)
-        fault = self._draw(_mutating(handler, protocol, operation))
+        mutating = _mutating(handler, protocol, operation)
+        kill = self._kill_point(mutating)
+        if kill == "before":
+            self._kill(handler, operation)
+            return
+        fault = self._draw(mutating)
         with self._lock:
             self.counts[fault] += 1
             if fault == "lost":
@@ -183,6 +206,9 @@ class FaultProxy:
             conn.request(handler.command, handler.path, body=body, headers=headers)
             answer = conn.getresponse()
             data = answer.read()
+            if kill == "after":
+                self._kill(handler, operation)
+                return
             if fault == "lost":
                 code = (
                     "InternalFailure" if protocol != "rest" or service != "s3" else "InternalError"
@@ -199,6 +225,23 @@ class FaultProxy:
                 handler.wfile.write(data)
         finally:
             conn.close()
+
+    def _kill_point(self, mutating: bool) -> str | None:
+        """``"before"``/``"after"`` when this request is the kill point, else None."""
+        if not mutating:
+            return None
+        with self._lock:
+            self.mutating_seen += 1
+            if self.mutating_seen == self.kill_at and self.target_pid is not None:
+                return self.kill_when
+        return None
+
+    def _kill(self, handler: BaseHTTPRequestHandler, operation: str) -> None:
+        assert self.target_pid is not None
+        os.kill(self.target_pid, signal.SIGKILL)
+        self.killed = operation
+        handler.close_connection = True
+        handler.connection.close()
 
     @staticmethod
     def _answer(handler: BaseHTTPRequestHandler, status: int, ctype: str, body: bytes) -> None:
