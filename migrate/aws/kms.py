@@ -102,6 +102,10 @@ def key_policy_document(kms: Any, key_id: str) -> dict[str, Any] | None:
         raise
 
 
+# How the refusals name a service (the ViaService prefix is the lowercase one).
+SERVICE_LABELS = {"rds": "RDS", "s3": "S3", "secretsmanager": "Secrets Manager"}
+
+
 def check_usable_key(
     clients: ClientSource,
     key: str,
@@ -116,6 +120,7 @@ def check_usable_key(
     PUT then fails), so the plan checks them. A key given by ARN is checked in its own region
     only (buckets of other regions are the step's business); a caller that may not describe
     the key is not refused here (the run's own call will say so)."""
+    label = SERVICE_LABELS.get(service, service)
     wanted = sorted(set(regions))
     if is_kms_key_arn(key):
         wanted = [r for r in [arn_region(key)] if r]
@@ -134,10 +139,11 @@ def check_usable_key(
         if meta is None:
             raise ParamError(f"the KMS key {key!r} does not exist in {region}. {fix}", param)
         arn = meta.get("Arn", key)
+        named = repr(key) if arn == key else f"{key!r} ({arn})"
         state = meta.get("KeyState")
         if state != "Enabled":
             raise ParamError(
-                f"the KMS key {key!r} ({arn}) is {state}: {service} cannot encrypt with it. "
+                f"the KMS key {named} is {state}: {label} cannot encrypt with it. "
                 "Enable it (or cancel its deletion), or choose another key, then plan again.",
                 param,
             )
@@ -145,7 +151,7 @@ def check_usable_key(
         usage = meta.get("KeyUsage") or "ENCRYPT_DECRYPT"
         if spec != "SYMMETRIC_DEFAULT" or usage != "ENCRYPT_DECRYPT":
             raise ParamError(
-                f"the KMS key {key!r} ({arn}) is a {spec} key for {usage}; {service} encrypts "
+                f"the KMS key {named} is a {spec} key for {usage}; {label} encrypts "
                 "only with symmetric encryption keys (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT). "
                 "Choose another key, then plan again.",
                 param,
@@ -154,8 +160,8 @@ def check_usable_key(
         vias = via_services(policy) if policy is not None else None
         if vias and not any(v.startswith(f"{service}.") for v in vias):
             raise ParamError(
-                f"the key policy of {key!r} ({arn}) lets principals use it only through "
-                f"{', '.join(vias)}, not {service}: every encryption would be refused. Add "
+                f"the key policy of {named} lets principals use it only through "
+                f"{', '.join(vias)}, not {label}: every encryption would be refused. Add "
                 f"{service} to the kms.ensure_key step's services and run it, or use another "
                 "key, then plan again.",
                 param,

@@ -32,9 +32,9 @@ from migrate.commands import Settings
 from migrate.sandbox.seed import SeedSummary, seed
 from migrate.sandbox.server import SandboxServer, is_mutating_request
 from migrate.store.status import RunStatus
-from tests.conftest import PLAYBOOKS, query_state
+from tests.conftest import PLAYBOOKS
 from tests.functional.test_plan_contract import _sandbox_params
-from tests.support.crash import account_state, finish, run_until_killed
+from tests.support.crash import account_state, finish, journal_outcomes, run_until_killed
 from tests.support.faults import FaultProxy
 
 pytestmark = pytest.mark.e2e
@@ -84,9 +84,7 @@ def _apply(
         failures = []
     moto_server.stop_recording()
     recorded = [r for r in moto_server.recorded_requests() if is_mutating_request(r)]
-    journal = query_state(
-        trial.settings.state, f"SELECT outcome FROM journal WHERE run_id = '{run_id}'"
-    )
+    journal = journal_outcomes(str(trial.settings.state), run_id)
     assert commands.status(trial.settings, run_id)["status"] == RunStatus.DONE
     return {
         "killed_at": proxy.killed,
@@ -95,7 +93,7 @@ def _apply(
         "failures": failures,
         "recorded": len(recorded),
         "journal": len(journal),
-        "still_sent": sum(1 for (outcome,) in journal if outcome == "sent"),
+        "still_sent": journal.count("sent"),
         "account": account_state(moto_server.endpoint_url, trial.summary, run_id),
     }
 

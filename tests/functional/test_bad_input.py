@@ -305,7 +305,7 @@ CASES: dict[str, Case] = {
     ),
     "s3-default-key-only-for-rds": Case(
         ("plan", "{case}/b.yaml"),
-        ("alias/rds-only", "rds.us-east-1.amazonaws.com", "not s3"),
+        ("alias/rds-only", "rds.us-east-1.amazonaws.com", "not S3"),
         setup="rds_only_key",
         files={"b.yaml": _s3_book("s3.default_encryption", "[app-data]", "alias/rds-only")},
     ),
@@ -335,7 +335,7 @@ CASES: dict[str, Case] = {
     ),
     "secrets-key-only-for-rds": Case(
         ("plan", "{case}/b.yaml"),
-        ("alias/rds-only", "not secretsmanager"),
+        ("alias/rds-only", "not Secrets Manager"),
         setup="rds_only_key",
         files={
             "b.yaml": SECRETS_BOOK.replace("@paths@", "'/nonexistent/*.env'").replace(
@@ -346,7 +346,7 @@ CASES: dict[str, Case] = {
     "rds-missing-database": Case(
         ("plan", "{case}/b.yaml"),
         ("with.names", "orders-db"),
-        setup="disabled_key",
+        setup="rds_only_key",
         files={
             "b.yaml": "name: r\nsteps:\n  - id: rds\n    uses: rds.encrypt\n    with:\n"
             "      names: [orders-db]\n      kms_key: '@key@'\n"

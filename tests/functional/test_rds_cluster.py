@@ -481,6 +481,8 @@ def test_cluster_bad_input_and_already_encrypted(settings: Settings, aws: Any) -
     assert plan.steps[1].actions == []
     assert plan.steps[1].facts["compliant"] == ["done-aurora"]
 
-    with pytest.raises(BadInputError, match="no RDS instance named no-such-cluster"):
+    with pytest.raises(
+        BadInputError, match="no RDS instance or DB cluster named 'no-such-cluster'"
+    ):
         commands.plan(settings, PLAYBOOK, params=["databases=[no-such-cluster]"])
     assert _cluster_snapshots(aws) == {}

@@ -395,7 +395,7 @@ def test_bad_input_is_refused_before_anything_changes(
     settings: Settings, aws: Any, tmp_path: Path
 ) -> None:
     _mysql(aws, replica=False)
-    with pytest.raises(BadInputError, match="no RDS instance named no-such-db"):
+    with pytest.raises(BadInputError, match="no RDS instance or DB cluster named 'no-such-db'"):
         commands.plan(settings, PLAYBOOK, params=["databases=[no-such-db]"])
 
     kms = aws("kms")

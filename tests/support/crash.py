@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+from sqlalchemy import select
 
 from migrate import commands
 from migrate.aws.rds_settings import run_hash
@@ -28,7 +29,9 @@ from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.errors import EXIT_AWAITING_APPROVAL, EXIT_OK, EXIT_WAITING
 from migrate.sandbox.seed import SeedSummary
-from tests.conftest import client, query_state
+from migrate.store import open_store
+from migrate.store.models import JournalEntry, Run
+from tests.conftest import client
 from tests.functional.test_plan_contract import approve_waiting
 from tests.support.faults import FaultProxy
 
@@ -42,8 +45,30 @@ MIGRATE = Path(sys.executable).parent / "migrate"
 
 
 def run_id_of(state: str) -> str | None:
-    rows = query_state(state, "SELECT id FROM runs ORDER BY created_at")
-    return str(rows[-1][0]) if rows else None
+    """The newest run in ``state``, read as migrate reads it (a killed writer leaves a WAL that a
+    read-only connection could not replay)."""
+    if "://" not in state and not Path(state).exists():
+        return None
+    store = open_store(state)
+    try:
+        with store.read() as session:
+            newest = session.scalars(select(Run.id).order_by(Run.created_at.desc())).first()
+    finally:
+        store.close()
+    return str(newest) if newest else None
+
+
+def journal_outcomes(state: str, run_id: str) -> list[str]:
+    """The outcome of every journal entry of ``run_id``."""
+    store = open_store(state)
+    try:
+        with store.read() as session:
+            rows = session.scalars(
+                select(JournalEntry.outcome).where(JournalEntry.run_id == run_id)
+            ).all()
+    finally:
+        store.close()
+    return [str(r) for r in rows]
 
 
 def run_until_killed(

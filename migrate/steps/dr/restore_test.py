@@ -194,13 +194,13 @@ class DrRestoreTest(Step):
                     databases[cid] = self._database(
                         rds, region, cluster, settings, cluster=True, instances=by_id
                     )
-        missing = sorted(
-            n for n in self.params.names if not (GLOB_CHARS & set(n)) and n not in seen
+        warnings = self.params.unmatched(
+            seen, "RDS instance or DB cluster", ", ".join(self._regions(ctx))
         )
         return {
             "databases": databases,
             "skipped": skipped,
-            "missing": missing,
+            "warnings": warnings,
             "buckets": self._observe_buckets(ctx),
             "target_network": self._observe_target_network(ctx),
         }
@@ -331,12 +331,6 @@ class DrRestoreTest(Step):
         return actions
 
     def _check_input(self, facts: Facts) -> None:
-        if facts["missing"]:
-            raise ParamError(
-                f"no RDS instance or DB cluster named {', '.join(facts['missing'])} in "
-                "the selected region(s). Check with.names (globs are fine) and --region.",
-                "names",
-            )
         net = facts["target_network"]
         if self.params.target_region and not self.params.subnet_group:
             raise BadInputError(

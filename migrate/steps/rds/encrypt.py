@@ -14,15 +14,13 @@ from botocore.exceptions import ClientError
 
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
-from migrate.aws.arns import arn_region
-from migrate.aws.errors import already_exists, has_code, not_found
-from migrate.aws.kms import key_policy_document
-from migrate.aws.kms import via_services as kms_via_services
+from migrate.aws.arns import arn_region, is_kms_key_arn
+from migrate.aws.errors import already_exists
+from migrate.aws.kms import check_usable_key, describe_key
 from migrate.aws.rds import describe_instance, tag_value
 from migrate.engine.base import Action, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
-from migrate.engine.selection import GLOB_CHARS
 from migrate.errors import BadInputError, ParamError, StepFailed
 from migrate.steps.rds import cluster as rc
 from migrate.steps.rds import phases as ph
@@ -32,7 +30,7 @@ from migrate.steps.rds.phases import INSTANCE
 from migrate.steps.rds.run import PhaseRun, iso, parse, poll_until, seconds
 from migrate.util import utcnow
 
-__all__ = ["RdsEncrypt", "RdsEncryptParams", "via_services"]
+__all__ = ["RdsEncrypt", "RdsEncryptParams"]
 
 KEPT_ORIGINAL = re.compile(r"-unencrypted-\d{8}$")
 
@@ -111,9 +109,10 @@ def _only_once(found: dict[str, Any], ident: str, what: str) -> None:
 def _key_in_region(arn: str | None, region: str, where: str, what: str) -> None:
     """Refuse a key of another region: RDS encrypts only with a key of the database's region."""
     if arn and arn_region(arn) not in (None, region):
-        raise BadInputError(
+        raise ParamError(
             f"the KMS key {arn} is not in {region}, where {where} is; RDS needs a key in the "
-            f"{what}'s region. Use a key of that region."
+            f"{what}'s region. Use a key of that region (an alias is looked up in each).",
+            "kms_key",
         )
 
 
@@ -251,8 +250,8 @@ class RdsEncrypt(Step):
                 for cluster in page.get("DBClusters", []):
                     self._observe_cluster(cluster, region, by_id, clusters, not_handled, kept, seen)
                     existing_clusters.append(str(cluster["DBClusterIdentifier"]))
-        missing = sorted(
-            n for n in self.params.names if not (GLOB_CHARS & set(n)) and n not in seen
+        warnings = self.params.unmatched(
+            seen, "RDS instance or DB cluster", ", ".join(self._regions(ctx))
         )
         databases = [*instances.items(), *clusters.items()]
         compliant = sorted(
@@ -275,11 +274,13 @@ class RdsEncrypt(Step):
             "clusters_not_handled": not_handled,
             "instances_not_handled": instances_not_handled,
             "warnings": [
-                f"{i}: {why}; not changed"
-                for i, why in sorted({**instances_not_handled, **not_handled}.items())
+                *warnings,
+                *(
+                    f"{i}: {why}; not changed"
+                    for i, why in sorted({**instances_not_handled, **not_handled}.items())
+                ),
             ],
             "kept_originals": sorted(kept),
-            "missing": missing,
             "related_identifiers": sorted(e for e in existing if e.startswith(prefixes)),
             "related_cluster_identifiers": sorted(
                 c for c in existing_clusters if c.startswith(cluster_prefixes)
@@ -345,55 +346,22 @@ class RdsEncrypt(Step):
         }
 
     def _observe_key(self, ctx: StepContext) -> dict[str, Any]:
+        """The target key; refused (ParamError) when RDS could not encrypt with it in one of the
+        step's regions: missing, not Enabled, not symmetric, or its policy allows other
+        services only."""
         key = self.params.kms_key
         if not ctx.is_known(key):
             return {"arn": None, "state": None, "known": False}
-        region = self._regions(ctx)[0]
-        try:
-            meta = ctx.client("kms", region).describe_key(KeyId=key)["KeyMetadata"]
-        except ClientError as exc:
-            if not_found(exc) or has_code(exc, "InvalidArnException"):
-                raise ParamError(
-                    f"the KMS key {key!r} does not exist in {region}. Pass an existing key "
-                    "(id, ARN or alias/NAME) in with.kms_key, or put a kms.ensure_key step first "
-                    "and use {{ steps.kms.key_arn }}.",
-                    "kms_key",
-                ) from None
-            raise
-        return {
-            "arn": meta["Arn"],
-            "state": meta.get("KeyState"),
-            "known": True,
-            "via_services": via_services(ctx.client("kms", region), str(meta["KeyId"])),
-        }
+        regions = self._regions(ctx)
+        check_usable_key(ctx, key, regions, "rds")
+        region = arn_region(key) if is_kms_key_arn(key) else regions[0]
+        meta = describe_key(ctx.client("kms", region), key) or {}
+        return {"arn": meta.get("Arn"), "state": meta.get("KeyState"), "known": True}
 
     # --- decide ------------------------------------------------------------------------------------
     def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
         """Eight actions per unencrypted instance, with phase estimates and the downtime window."""
-        if facts["missing"]:
-            raise ParamError(
-                f"no RDS instance named {', '.join(facts['missing'])} in "
-                f"{', '.join(self._regions(ctx))}, and no DB cluster of that name either. Check "
-                "with.names (globs are fine) and the region (--region or with.regions).",
-                "names",
-            )
         key = facts["target_key"]
-        if key.get("known") and key.get("state") != "Enabled":
-            raise ParamError(
-                f"the KMS key {self.params.kms_key} is {key.get('state')}; RDS cannot encrypt "
-                "with it. Enable it (or cancel its deletion) or choose another key, then plan "
-                "again.",
-                "kms_key",
-            )
-        vias = key.get("via_services")
-        if vias and not any(v.startswith("rds.") for v in vias):
-            raise ParamError(
-                f"the key policy of {self.params.kms_key} lets principals use it only through "
-                f"{', '.join(vias)}, not RDS: the encrypted copy would fail. Add rds to the "
-                "kms.ensure_key step's services (services: [rds, s3, secretsmanager]) and run it, "
-                "or use another key.",
-                "kms_key",
-            )
         actions: list[Action] = []
         for db_id, db in facts["instances"].items():
             if db["encrypted"]:
@@ -992,9 +960,3 @@ class RdsEncrypt(Step):
                     f"{aside} to be renamed",
                     partial(_present, rds, rid),
                 )
-
-
-def via_services(kms: Any, key_id: str) -> list[str] | None:
-    """The ``kms:ViaService`` values the key policy limits use to, or None when it does not."""
-    policy = key_policy_document(kms, key_id)
-    return kms_via_services(policy) if policy is not None else None
