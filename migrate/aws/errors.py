@@ -89,6 +89,21 @@ THROTTLE_CODES = frozenset(
         "LimitExceededException",
     }
 )
+# Server-side failures botocore retries; still failing after its retries, AWS is unavailable
+# (not refusing): the operator should resume later, not look at permissions.
+SERVER_ERROR_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServiceError",
+        "InternalServiceErrorException",
+        "ServiceFailure",
+        "ServiceUnavailableException",
+        "KMSInternalException",
+        "DependencyTimeoutException",
+    }
+)
 ALREADY_EXISTS_CODES = frozenset(
     {
         "EntityAlreadyExists",  # IAM
@@ -140,6 +155,14 @@ def already_exists(exc: BaseException) -> bool:
     return error_code(exc) in ALREADY_EXISTS_CODES
 
 
+def unavailable(exc: BaseException) -> bool:
+    """True if AWS failed on its side (a 5xx answer or a server-error code), not refused."""
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return error_code(exc) in SERVER_ERROR_CODES or int(status) >= 500
+
+
 def precondition_failed(exc: BaseException) -> bool:
     """True if a conditional request (If-Match, CopySourceIfMatch, ...) did not hold."""
     return error_code(exc) in PRECONDITION_CODES
@@ -168,11 +191,14 @@ def describe_aws_failure(exc: BaseException) -> AwsError:
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         op = getattr(exc, "operation_name", "an AWS call")
-        if throttled(exc):
+        if throttled(exc) or unavailable(exc):
+            attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts")
+            tries = f"{attempts + 1} attempts" if isinstance(attempts, int) else "its retries"
             return AwsError(
                 f"AWS kept throttling or was unavailable for {op} ({err.get('Code')}) after "
-                "botocore's retries. Nothing was lost: `migrate resume RUN_ID` continues where the "
-                "run stopped; if it keeps happening, lower the step's concurrency or rate limit."
+                f"{tries}; this is not a permissions problem. Nothing was lost: `migrate resume "
+                "RUN_ID` continues where the run stopped; if it keeps happening, lower the "
+                "step's concurrency or rate limit, or check the AWS Health Dashboard."
             )
         if not_found(exc):
             return AwsError(

@@ -13,9 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from migrate import commands
+from migrate.aws.errors import describe_aws_failure
+from migrate.aws.session import AwsSession
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.errors import EXIT_AWAITING_APPROVAL, EXIT_OK, MigrateError
@@ -128,3 +131,30 @@ def test_the_baseline_finishes_through_throttling_resets_and_lost_answers(
     assert not unencrypted, unencrypted
     data = commands.status(settings, result.run_id)
     assert data["status"] == "done", data["status"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "service", "call"),
+    [
+        ("throttle", "kms", lambda c: c.create_key()),
+        ("throttle", "iam", lambda c: c.create_role(RoleName="r", AssumeRolePolicyDocument="{}")),
+        ("throttle", "s3", lambda c: c.create_bucket(Bucket="exhausted-retries")),
+        ("throttle", "ec2", lambda c: c.create_vpc(CidrBlock="10.9.0.0/16")),
+        ("lost", "secretsmanager", lambda c: c.create_secret(Name="s", SecretString="v")),
+        ("lost", "s3", lambda c: c.create_bucket(Bucket="exhausted-500s")),
+    ],
+)
+def test_exhausted_retries_say_throttling_or_unavailable_not_permissions(
+    endpoint: str, fault: str, service: str, call: Any
+) -> None:
+    """AWS that keeps throttling (each protocol's own error) or answering 500 past botocore's
+    retries is reported as that, with how to resume, never as a permissions problem."""
+    with FaultProxy(endpoint, seed=SEED, **{fault: 1.0}) as proxy:
+        session = AwsSession(region="us-east-1", endpoint_url=proxy.url, max_attempts=2)
+        with pytest.raises(ClientError) as raised:
+            call(session.client(service))
+    message = describe_aws_failure(raised.value).message
+    assert "kept throttling or was unavailable" in message, message
+    # botocore's retries.max_attempts counts retries: the first try and 2 more.
+    assert "after 3 attempts" in message and "not a permissions problem" in message, message
+    assert "migrate resume" in message and "permissions `migrate" not in message, message

@@ -32,7 +32,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from migrate.sandbox.server import READ_ONLY_METHODS, READ_ONLY_PREFIXES
+from migrate.sandbox.server import is_mutating_request
 
 _SCOPE_MARK = "Credential="
 
@@ -61,11 +61,15 @@ def _operation(handler: BaseHTTPRequestHandler, body: bytes) -> tuple[str, str]:
 
 
 def _mutating(handler: BaseHTTPRequestHandler, protocol: str, operation: str) -> bool:
-    if handler.path.startswith("/moto-api"):
-        return False
-    if protocol == "rest":
-        return handler.command.upper() not in READ_ONLY_METHODS
-    return not operation.startswith(READ_ONLY_PREFIXES)
+    """As the sandbox's recorder counts them (the Account API's POST reads are reads)."""
+    return is_mutating_request(
+        {
+            "protocol": protocol,
+            "path": handler.path,
+            "method": handler.command,
+            "operation": operation,
+        }
+    )
 
 
 def _error(protocol: str, service: str, code: str, status: int) -> tuple[int, str, bytes]:
