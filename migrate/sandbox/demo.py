@@ -99,6 +99,7 @@ def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
         params = [
             "watch_window=0s",
             "retire_window=0s",
+            "cleanup_soak=0s",
             "unused_days=0",
             f"config_paths={summary.config_dir}",
             # Company-owned contacts, as the operator would give them (ACOM-001).

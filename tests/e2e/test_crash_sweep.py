@@ -123,6 +123,8 @@ def _diff(left: Any, right: Any, path: str = "") -> list[str]:
     return [] if left == right else [f"{path}: {left!r} != {right!r}"]
 
 
+# A trial takes about a minute on a loaded 2-core machine (a fresh sandbox, the run, the resume).
+@pytest.mark.timeout(300 + 150 * (270 if POINTS == "all" else int(POINTS)))
 def test_sigkill_at_sampled_mutating_calls_then_resume_ends_as_an_uninterrupted_run(
     moto_server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,6 +33,7 @@ def _sandbox_params(book: Path, config_dir: Path) -> list[str]:
     wanted = {
         "watch_window": "0s",
         "retire_window": "0s",
+        "cleanup_soak": "0s",
         "unused_days": "0",
         "config_paths": str(config_dir),
     }

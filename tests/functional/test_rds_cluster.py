@@ -158,7 +158,10 @@ def _key_arn(settings: Settings, run_id: str) -> str:
 
 def _to_cut_over(settings: Settings, *extra: str) -> str:
     first = commands.run(
-        settings, PLAYBOOK, params=[f"databases=[{CLUSTER}]", *extra], options=OPTS
+        settings,
+        PLAYBOOK,
+        params=[f"databases=[{CLUSTER}]", "cleanup_soak=0s", *extra],
+        options=OPTS,
     )
     assert first.status == "awaiting-approval", commands.status(settings, first.run_id)
     acts = _actions(settings, first.run_id)
@@ -187,7 +190,9 @@ def test_plan_shows_cluster_phases_members_and_downtime(settings: Settings, aws:
     _, plan = commands.plan(settings, PLAYBOOK)
     step = plan.steps[1]
     actions = [a for a in step.actions if a.target == CLUSTER]
-    assert [a.kind for a in actions] == list(rc.KINDS)
+    # The renamed original is kept a day (the default soak) before its cleanup.
+    assert [a.kind for a in actions] == [*rc.KINDS[:-1], "rds.soak", rc.CLUSTER_CLEANUP]
+    assert actions[7].estimate.duration_s == 24 * 3600 and actions[7].gate is None
     gates = {a.kind: (a.gate, a.destructive) for a in actions if a.gate}
     assert gates == {
         rc.CLUSTER_STOP_WRITES: ("stop-writes", True),
@@ -200,7 +205,7 @@ def test_plan_shows_cluster_phases_members_and_downtime(settings: Settings, aws:
     assert "downtime window" in stop.summary and "members" in stop.summary
     assert any("cluster_volume_gib" in r for r in stop.risks)
     assert any("DNS" in r for r in actions[6].risks)
-    assert any("deletion protection" in r for r in actions[7].risks)
+    assert any("deletion protection" in r for r in actions[8].risks)
 
     facts = step.facts["clusters"][CLUSTER]
     assert facts["encrypted"] is False

@@ -8,7 +8,7 @@ silently (AWS refuses); the collision test checks that the step refuses before r
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from migrate import commands
 from migrate.aws import rds_settings as rs
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
-from migrate.errors import BadInputError
+from migrate.errors import EXIT_WAITING, BadInputError
+from migrate.steps.rds.run import parse
 from migrate.store.models import JournalEntry, Resource
 from tests.conftest import PLAYBOOKS, write_playbook
 
@@ -155,7 +156,8 @@ def _snapshots(aws: Any) -> dict[str, dict[str, Any]]:
 
 def _to_cut_over(settings: Settings, *extra: str) -> str:
     """Run until the cut-over gate: warm-up, approve stop-writes, snapshot, restore, verify."""
-    first = commands.run(settings, PLAYBOOK, params=list(extra), options=OPTS)
+    # No soak between cut-over and cleanup (test_cleanup_waits_out_the_soak has one).
+    first = commands.run(settings, PLAYBOOK, params=["cleanup_soak=0s", *extra], options=OPTS)
     assert first.status == "awaiting-approval" and first.exit_code == 3
     acts = _actions(settings, first.run_id)
     assert acts[f"rds.stop_writes:{DB}"]["status"] == "awaiting-approval"
@@ -240,6 +242,34 @@ def test_full_flow_encrypts_under_the_same_identifier_with_every_setting(
     text = render_run_report(report, "md")
     assert "## Measured timings" in text and f"**{DB}**" in text and "stop_writes" in text
     assert "Not-A-Real-Secret-42" not in text
+
+
+def test_cleanup_waits_out_the_soak_after_the_cut_over(settings: Settings, aws: Any) -> None:
+    """A standing cleanup approval does not delete the original seconds after its cut-over:
+    the run waits (exit 4) while the soak lasts, with the original kept under its new name,
+    and a resume after the soak deletes it."""
+    _mysql(aws, replica=False)
+    run_id = _to_cut_over(settings, "cleanup_soak=4s")
+    commands.approve(settings, run_id, STEP, target=DB, gate="cut-over")
+    commands.approve(settings, run_id, STEP, target=DB, gate="cleanup")
+    short = RunOptions(quiet=True, max_wait_s=1)
+    waited = commands.resume(settings, run_id, options=short)
+    renamed = rs.renamed_id(DB, f"{datetime.now(UTC):%Y%m%d}")
+    assert waited.exit_code == EXIT_WAITING, waited
+    acts = _actions(settings, run_id)
+    assert acts[f"rds.cut_over:{DB}"]["status"] == "done"
+    assert acts[f"rds.soak:{DB}"]["status"] == "waiting"
+    assert acts[f"rds.cleanup:{DB}"]["status"] == "pending"
+    assert _exists(aws, renamed) and _describe(aws, DB)["StorageEncrypted"] is True
+    aws("rds").modify_db_instance(  # the test database is protected; cleanup would refuse
+        DBInstanceIdentifier=renamed, DeletionProtection=False, ApplyImmediately=True
+    )
+    done = commands.resume(settings, run_id, options=RunOptions(quiet=True, max_wait_s=60))
+    errors = [a.get("error") for a in _actions(settings, run_id).values() if a.get("error")]
+    assert done.exit_code == 0, errors
+    assert not _exists(aws, renamed)
+    cut = parse(_timing(settings, run_id)["cut_over"]["finished_at"])  # UTC, naive
+    assert datetime.now(UTC).replace(tzinfo=None) - cut >= timedelta(seconds=4)
 
 
 def test_cleanup_respects_deletion_protection_and_keeps_a_final_snapshot(
@@ -349,8 +379,13 @@ def test_plan_shows_phases_and_downtime_window(settings: Settings, aws: Any) -> 
         "rds.verify",
         "rds.cut_over",
         "rds.recreate_replicas",
+        "rds.soak",
         "rds.cleanup",
     ]
+    # The default keeps the renamed original a day after the cut-over, and the plan says so.
+    soak = actions[7]
+    assert soak.estimate.duration_s == 24 * 3600 and soak.gate is None
+    assert "for 1d" in soak.summary or "for 24h" in soak.summary, soak.summary
     gates = {a.kind: (a.gate, a.destructive) for a in actions if a.gate}
     assert gates == {
         "rds.stop_writes": ("stop-writes", True),

@@ -23,7 +23,13 @@ from migrate.engine.base import Action
 from migrate.engine.context import StepContext
 from migrate.errors import BadInputError
 from migrate.steps.rds.params import RdsEncryptParams
-from migrate.steps.rds.phases import CLUSTER, STOP_WRITES_MODE, action_adder, cleanup_risks
+from migrate.steps.rds.phases import (
+    CLUSTER,
+    STOP_WRITES_MODE,
+    action_adder,
+    add_soak,
+    cleanup_risks,
+)
 
 # Action kinds, in the order they run for one cluster (the target is the cluster identifier).
 CLUSTER_WARM_UP = "rds.cluster_warm_up"
@@ -556,6 +562,7 @@ def cluster_actions(
         ),
     )
     if params.cleanup:
+        add_soak(add, CLUSTER, cid, params.soak_s)
         add(
             CLUSTER_CLEANUP,
             f"delete the original cluster {cid} (renamed): its member instances, then the "

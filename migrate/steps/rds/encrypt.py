@@ -174,6 +174,7 @@ class RdsEncrypt(Step):
         VERIFY,
         CUT_OVER,
         REPLICAS,
+        ph.SOAK,
         CLEANUP,
         *rc.KINDS,
     )
@@ -504,6 +505,7 @@ class RdsEncrypt(Step):
                 est["replicas"],
             )
         if self.params.cleanup:
+            ph.add_soak(add, INSTANCE, db_id, self.params.soak_s)
             add(
                 CLEANUP,
                 f"delete the original {db_id} (renamed) with a final snapshot, and the "
@@ -553,6 +555,10 @@ class RdsEncrypt(Step):
     @handles(REPLICAS)
     def _replicas_phase(self, ctx: StepContext, action: Action) -> Wait | None:
         return self._replicas(self._run(ctx, action), ctx.client("rds", action.region))
+
+    @handles(ph.SOAK)
+    def _soak_phase(self, ctx: StepContext, action: Action) -> Wait | None:
+        return ph.soak(self._run(ctx, action))
 
     @handles(CLEANUP)
     def _cleanup_phase(self, ctx: StepContext, action: Action) -> Wait | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from migrate.engine.selection import Selection
+from migrate.util import parse_duration
 
 
 class RdsEncryptParams(Selection):
@@ -13,9 +14,23 @@ class RdsEncryptParams(Selection):
     kms_key: str = Field(min_length=1)
     warm_up: bool = True
     cleanup: bool = True
+    # How long the renamed original is kept after the cut-over before the cleanup may delete it:
+    # the way back while the encrypted database proves itself under real traffic.
+    cleanup_soak: str = "24h"
     disable_deletion_protection_on_cleanup: bool = False
     keep_encrypted_snapshots: bool = True
     wait_timeout_hours: float = Field(default=12.0, gt=0)
     poll_seconds: float = Field(default=60.0, ge=0)
     regions: list[str] = Field(default_factory=list)
     cluster_volume_gib: float = Field(default=100.0, ge=0)
+
+    @field_validator("cleanup_soak")
+    @classmethod
+    def _check_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def soak_s(self) -> float:
+        """``cleanup_soak`` in seconds."""
+        return parse_duration(self.cleanup_soak)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -27,6 +28,7 @@ from migrate.engine.base import Action, Estimate, Wait
 from migrate.engine.context import RecordedResource, StepContext
 from migrate.errors import StepFailed
 from migrate.steps.rds.run import PhaseRun, iso, parse, seconds
+from migrate.util import format_duration
 
 SNAPSHOT_FAILED = ("failed", "error", "incompatible-restore", "incompatible-parameters")
 CLUSTER_FAILED = (
@@ -38,6 +40,8 @@ CLUSTER_FAILED = (
 )
 INSTANCE_FAILED = (*CLUSTER_FAILED, "storage-full")
 MAX_MODIFY_ATTEMPTS = 3
+# Between the cut-over and the cleanup of a database (instance or cluster): the original is kept.
+SOAK = "rds.soak"
 # The plan names how writes are stopped (issue 14 asks for enforced modes; none is built yet).
 STOP_WRITES_MODE = (
     "stop-writes mode: the operator's word. Nothing checks or enforces that writes stopped "
@@ -455,6 +459,39 @@ def action_adder(
         )
 
     return add
+
+
+def add_soak(add: Callable[..., None], kind: Kind, target: str, soak_s: float) -> None:
+    """The soak between cut-over and cleanup (none when ``cleanup_soak`` is 0)."""
+    if soak_s <= 0:
+        return
+    add(
+        SOAK,
+        f"keep the original {kind.label}{target} (renamed aside) for {format_duration(soak_s)} "
+        "after the cut-over: the way back while the encrypted copy runs under real traffic; "
+        "the cleanup cannot delete it before",
+        soak_s,
+        requests=1,
+    )
+
+
+def soak(run: PhaseRun) -> Wait | None:
+    """Wait until ``cleanup_soak`` has passed since the database's cut-over finished."""
+    cut = run.timing().get("cut_over", {}).get("finished_at")
+    if not cut:
+        raise StepFailed(
+            f"{run.target}: no cut-over is recorded in this run, so there is nothing to soak; "
+            "resume the cut-over first."
+        )
+    until = parse(str(cut)) + timedelta(seconds=run.params.soak_s)
+    if run.now() >= until:
+        return None
+    return Wait(
+        f"{run.target}: kept {format_duration(run.params.soak_s)} after the cut-over "
+        f"(until {iso(until)}) before the cleanup may delete the original",
+        until=until,
+        poll_s=max(1.0, min(run.params.poll_seconds, (until - run.now()).total_seconds())),
+    )
 
 
 def cleanup_risks(kind: Kind, target: str, deletion_protection: bool) -> tuple[str, ...]:

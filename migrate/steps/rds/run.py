@@ -118,12 +118,17 @@ class PhaseRun:
             kind, ident, change=change, region=self.action.region, details=details
         )
 
-    def record_timing(self, phase: str, **values: Any) -> None:
-        """Merge one phase's measurements into the database's ``rds:timing`` resource."""
+    def timing(self) -> dict[str, Any]:
+        """The database's ``rds:timing`` record so far (phase -> its measurements)."""
         details: dict[str, Any] = {}
         for res in self.ctx.resources(TIMING):
             if res.identifier == self.target:
                 details = dict(res.details or {})
+        return details
+
+    def record_timing(self, phase: str, **values: Any) -> None:
+        """Merge one phase's measurements into the database's ``rds:timing`` resource."""
+        details = self.timing()
         details[phase] = values
         stop = details.get("stop_writes", {}).get("at")
         cut = details.get("cut_over", {}).get("finished_at")
