@@ -12,8 +12,8 @@ Each trial also checks the journal (issue 18.3): every mutating request the serv
 a journal entry (entries >= recorded requests), and none is left "sent" once the run resumed.
 
 The suite samples ``MIGRATE_CRASH_POINTS`` points (default 2) with a seed printed in the output
-(``MIGRATE_CRASH_SEED`` replays one); ``make crash-sweep`` tries every point, both ways (about
-four hours on a 2-core machine).
+(``MIGRATE_CRASH_SEED`` replays one); ``MIGRATE_CRASH_POINTS=A-B`` tries calls A to B both ways;
+``make crash-sweep`` tries every point, both ways (about four hours on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -104,9 +104,13 @@ def _apply(
 
 
 def _points(total: int) -> list[tuple[int, str]]:
+    """``all``, a range ``A-B`` (every call from A to B, both ways), or N sampled by the seed."""
     every = [(n, when) for n in range(1, total + 1) for when in ("after", "before")]
     if POINTS == "all":
         return every
+    if "-" in POINTS:
+        low, high = (int(x) for x in POINTS.split("-", 1))
+        return [(n, when) for n, when in every if low <= n <= high]
     return sorted(random.Random(SEED).sample(every, min(int(POINTS), len(every))))
 
 
@@ -124,7 +128,7 @@ def _diff(left: Any, right: Any, path: str = "") -> list[str]:
 
 
 # A trial takes about a minute on a loaded 2-core machine (a fresh sandbox, the run, the resume).
-@pytest.mark.timeout(300 + 150 * (270 if POINTS == "all" else int(POINTS)))
+@pytest.mark.timeout(300 + 150 * (270 if not POINTS.isdigit() else int(POINTS)))
 def test_sigkill_at_sampled_mutating_calls_then_resume_ends_as_an_uninterrupted_run(
     moto_server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
