@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
-from migrate.aws.errors import already_exists
+from migrate.aws.errors import already_exists, not_found
 from migrate.aws.rds import tag_value
 from migrate.engine.base import Action, Estimate, Wait
 from migrate.engine.context import RecordedResource, StepContext
@@ -127,8 +127,17 @@ __all__ = ["iso", "parse", "seconds"]  # re-exported for the step modules
 
 
 def rename(rds: Any, kind: Kind, old: str, new: str) -> None:
-    """Rename an instance or cluster now (AWS refuses a rename onto an existing name)."""
-    kind.rename(rds, old, new)
+    """Rename an instance or cluster now (AWS refuses a rename onto an existing name).
+
+    A rename whose answer was lost (a 5xx after AWS acted) is retried by botocore, and the retry
+    finds no ``old``: that is the rename done, when ``new`` is there and ``old`` is not (callers
+    never rename onto an existing name, so ``new`` is the renamed database)."""
+    try:
+        kind.rename(rds, old, new)
+    except ClientError as exc:
+        if not_found(exc) and kind.describe(rds, old) is None and kind.describe(rds, new):
+            return
+        raise
 
 
 def unprotect(rds: Any, kind: Kind, ident: str) -> None:
