@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
 from migrate.aws.arns import arn_region, is_kms_key_arn
-from migrate.aws.errors import already_exists
+from migrate.aws.errors import access_denied, already_exists
 from migrate.aws.kms import check_usable_key, describe_key
 from migrate.aws.rds import describe_instance, tag_value
 from migrate.engine.base import Action, Facts, Step, Wait, handles
@@ -356,7 +356,13 @@ class RdsEncrypt(Step):
         regions = self._regions(ctx)
         check_usable_key(ctx, key, regions, "rds")
         region = arn_region(key) if is_kms_key_arn(key) else regions[0]
-        meta = describe_key(ctx.client("kms", region), key) or {}
+        try:
+            meta = describe_key(ctx.client("kms", region), key) or {}
+        except ClientError as exc:
+            if not access_denied(exc):
+                raise
+            # A migrator that may not describe the key: the restore's own call will say so.
+            meta = {"Arn": key} if is_kms_key_arn(key) else {}
         return {"arn": meta.get("Arn"), "state": meta.get("KeyState"), "known": True}
 
     # --- decide ------------------------------------------------------------------------------------
