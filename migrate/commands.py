@@ -1124,7 +1124,7 @@ def permissions(
 ) -> dict[str, Any]:
     """The IAM policy document the migrator needs to run ``playbook_path``."""
     playbook = _load(playbook_path, params, params_file)
-    statements = [
+    statements: list[dict[str, Any]] = [
         {
             "Sid": "MigrateEngine",
             "Effect": "Allow",
@@ -1133,11 +1133,28 @@ def permissions(
         }
     ]
     for pstep in playbook.steps:
-        actions = sorted(set(pstep.step_type.permissions))
+        step_type = pstep.step_type
+        actions = sorted(set(step_type.permissions) - {"iam:PassRole"})
+        sid = "".join(part.capitalize() for part in pstep.id.replace("_", "-").split("-"))
         if actions:
-            sid = "".join(part.capitalize() for part in pstep.id.replace("_", "-").split("-"))
             statements.append(
                 {"Sid": f"Step{sid}"[:100], "Effect": "Allow", "Action": actions, "Resource": "*"}
+            )
+        if "iam:PassRole" in step_type.permissions:
+            # Passing a role is how an identity gives a service more than it has itself: only
+            # to the services the step hands roles to.
+            statements.append(
+                {
+                    "Sid": f"Step{sid}PassRole"[:100],
+                    "Effect": "Allow",
+                    "Action": "iam:PassRole",
+                    # Roles only (the roles passed are the database's own, or those migrate
+                    # makes for a workload, whatever their names).
+                    "Resource": "arn:aws:iam::*:role/*",
+                    "Condition": {
+                        "StringEquals": {"iam:PassedToService": sorted(step_type.passes_roles_to)}
+                    },
+                }
             )
     return {"Version": "2012-10-17", "Statement": statements}
 

@@ -124,6 +124,8 @@ class Step:
 
     - ``Params``: its ``with`` schema (a :class:`StepParams` subclass);
     - ``permissions``: the IAM actions it needs (checked to be real IAM actions);
+    - ``passes_roles_to``: the services it passes roles to (``iam:PassRole`` is granted for
+      those only, with ``iam:PassedToService``);
     - ``outputs``: names of the outputs later steps can reference (``{{ steps.ID.NAME }}``);
     - ``example``: a YAML snippet of a playbook step using it (validated by the test suite);
     - ``action_kinds``: every ``Action.kind`` its ``decide`` can return; each has a method marked
@@ -133,6 +135,7 @@ class Step:
     type_name: ClassVar[str] = ""
     Params: ClassVar[type[StepParams]] = StepParams
     permissions: ClassVar[tuple[str, ...]] = ()
+    passes_roles_to: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
     example: ClassVar[str] = ""
     action_kinds: ClassVar[tuple[str, ...]] = ()

@@ -318,6 +318,10 @@ class KeysToRoles(Step):
         "ssm:DescribeParameters",
         "ssm:GetParameters",
     )
+    passes_roles_to = (
+        "ec2.amazonaws.com",
+        "ecs-tasks.amazonaws.com",
+    )
     outputs = ("role_arns", "retired_keys", "instance_roles")
     action_kinds = (
         "iam.review",

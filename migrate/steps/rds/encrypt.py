@@ -165,6 +165,10 @@ class RdsEncrypt(Step):
         "kms:CreateGrant",
         "iam:PassRole",
     )
+    passes_roles_to = (
+        "monitoring.rds.amazonaws.com",
+        "rds.amazonaws.com",
+    )
     outputs = ("encrypted",)
     action_kinds = (
         WARM_UP,

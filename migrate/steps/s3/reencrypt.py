@@ -103,6 +103,7 @@ class S3Reencrypt(Step):
         "kms:ReEncryptFrom",
         "kms:ReEncryptTo",
     )
+    passes_roles_to = ("batchoperations.s3.amazonaws.com",)
     outputs = ("objects_reencrypted", "objects_skipped")
     example = """\
 - id: s3-reencrypt

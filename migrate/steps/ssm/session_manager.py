@@ -129,6 +129,7 @@ class SessionManager(Step):
         "kms:GetKeyPolicy",
         "kms:PutKeyPolicy",
     )
+    passes_roles_to = ("ec2.amazonaws.com",)
     example = """\
 - id: session-manager
   uses: ssm.session_manager
