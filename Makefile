@@ -24,7 +24,8 @@ lint: $(STAMP)
 # Three workers, a test file per worker (module fixtures are set up once); TEST_WORKERS=0 runs
 # the suite in one process (easier to read a failure).
 TEST_WORKERS ?= 3
-PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+# --durations: the slowest tests are named at the end, to keep the suite under ten minutes.
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test: lint
 	$(PYTEST)
@@ -39,7 +40,7 @@ e2e: $(STAMP)
 	$(PYTEST) tests/e2e
 
 # Every kill point of the baseline, before and after each mutating call (hours; the suite samples
-# two). MIGRATE_CRASH_POINTS=N samples N instead; MIGRATE_CRASH_SEED=S replays a sample.
+# one). MIGRATE_CRASH_POINTS=N samples N instead; MIGRATE_CRASH_SEED=S replays a sample.
 crash-sweep: $(STAMP)
 	MIGRATE_CRASH_POINTS=$${MIGRATE_CRASH_POINTS:-all} $(BIN)/pytest -q -s tests/e2e/test_crash_sweep.py
 

@@ -11,7 +11,7 @@ profile, secret or object version, nothing left unencrypted, every config file a
 Each trial also checks the journal (issue 18.3): every mutating request the server recorded has
 a journal entry (entries >= recorded requests), and none is left "sent" once the run resumed.
 
-The suite samples ``MIGRATE_CRASH_POINTS`` points (default 2) with a seed printed in the output
+The suite samples ``MIGRATE_CRASH_POINTS`` points (default 1) with a seed printed in the output
 (``MIGRATE_CRASH_SEED`` replays one); ``MIGRATE_CRASH_POINTS=A-B`` tries calls A to B both ways;
 ``make crash-sweep`` tries every point, both ways (about four hours on a 2-core machine).
 """
@@ -40,7 +40,9 @@ from tests.support.faults import FaultProxy
 
 pytestmark = pytest.mark.e2e
 BASELINE = PLAYBOOKS / "ftr-baseline.yaml"
-POINTS = os.environ.get("MIGRATE_CRASH_POINTS", "2")
+# One point per suite run keeps `make test` under ten minutes on the 2-core CI machine; each run
+# draws another (the seed is printed).
+POINTS = os.environ.get("MIGRATE_CRASH_POINTS", "1")
 SEED = int(os.environ.get("MIGRATE_CRASH_SEED") or random.SystemRandom().randrange(10**6))
 
 
