@@ -413,8 +413,8 @@ def cluster_actions(
     cid: str,
     cluster: Any,
 ) -> list[Action]:
-    """The eight actions of one unencrypted Aurora cluster, with estimates and the downtime;
-    ``date`` (``YYYYMMDD``, today) names the renamed originals."""
+    """The actions of one unencrypted Aurora cluster (eight, and the soak before its cleanup),
+    with estimates and the downtime; ``date`` (``YYYYMMDD``, today) names the renamed originals."""
     settings = cluster["settings"]
     members: dict[str, Any] = cluster["members"]
     region = cluster["region"]

@@ -127,7 +127,8 @@ class RdsEncrypt(Step):
     identifier with every observed setting passed explicitly, then a modify for what a restore cannot
     set; a verification that every setting equals the original's and the storage is encrypted with
     the key; the **cut-over** gate, which renames the original to ``<id>-unencrypted-<yyyymmdd>``
-    and the copy to ``<id>`` (the endpoint name stays); re-created read replicas; and the
+    and the copy to ``<id>`` (the endpoint name stays); re-created read replicas; a soak that
+    keeps the renamed original for ``cleanup_soak`` (a day by default); and the
     **cleanup** gate, which deletes the original with a final snapshot. Each gate is approved on
     its own (``migrate approve RUN STEP --target DB`` opens the gate the database waits at).
     Aurora clusters go the same way with cluster snapshots: the copy is restored as a temporary
@@ -371,7 +372,8 @@ class RdsEncrypt(Step):
 
     # --- decide ------------------------------------------------------------------------------------
     def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
-        """Eight actions per unencrypted instance, with phase estimates and the downtime window."""
+        """Up to nine actions per unencrypted instance (the soak and the cleanup are optional),
+        with phase estimates and the downtime window."""
         key = facts["target_key"]
         actions: list[Action] = []
         for db_id, db in facts["instances"].items():
