@@ -192,11 +192,14 @@ def describe_aws_failure(exc: BaseException) -> AwsError:
         err = exc.response.get("Error", {})
         op = getattr(exc, "operation_name", "an AWS call")
         if throttled(exc) or unavailable(exc):
-            attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts")
-            tries = f"{attempts + 1} attempts" if isinstance(attempts, int) else "its retries"
+            retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts")
+            if isinstance(retries, int) and retries > 0:
+                what = f"AWS kept throttling or was unavailable for {op}"
+                after = f" after {retries + 1} attempts"
+            else:  # not retried (botocore's retry quota was spent, or the error is not retried)
+                what, after = f"AWS throttled or was unavailable for {op}", ""
             return AwsError(
-                f"AWS kept throttling or was unavailable for {op} ({err.get('Code')}) after "
-                f"{tries}; this is not a permissions problem. Nothing was lost: `migrate resume "
+                f"{what} ({err.get('Code')}){after}; this is not a permissions problem. Nothing was lost: `migrate resume "
                 "RUN_ID` continues where the run stopped; if it keeps happening, lower the "
                 "step's concurrency or rate limit, or check the AWS Health Dashboard."
             )

@@ -495,3 +495,34 @@ def test_phases_repeated_after_a_crash_create_nothing_twice(
         d["DBInstanceIdentifier"] for d in aws("rds").describe_db_instances()["DBInstances"]
     )
     assert ids == sorted([DB, rs.temp_id(DB, "r-crash-1")])
+
+
+def test_an_alias_names_each_regions_own_key(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """with.kms_key: alias/NAME in a two-region step: each region's databases are encrypted with
+    that region's key of the alias (RDS needs a key of the database's region), not refused."""
+    arns = {}
+    for region in ("us-east-1", "eu-west-1"):
+        kms = aws("kms", region)
+        key = kms.create_key(Description=f"orders key {region}")["KeyMetadata"]
+        kms.create_alias(AliasName="alias/orders", TargetKeyId=key["KeyId"])
+        arns[region] = key["Arn"]
+        aws("rds", region).create_db_instance(
+            DBInstanceIdentifier=f"orders-{region}",
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            AllocatedStorage=20,
+            MasterUsername="app",
+            MasterUserPassword="Not-A-Real-Secret-77",
+        )
+    book = write_playbook(
+        tmp_path / "two-regions.yaml",
+        "name: two regions\nsteps:\n  - id: rds\n    uses: rds.encrypt\n    with:\n"
+        "      names: ['orders-*']\n      kms_key: alias/orders\n"
+        "      regions: [us-east-1, eu-west-1]\n",
+    )
+    _, plan = commands.plan(settings, str(book))
+    regions = {a.target: a.region for a in plan.steps[0].actions}
+    assert regions == {"orders-us-east-1": "us-east-1", "orders-eu-west-1": "eu-west-1"}
+    assert plan.steps[0].facts["target_key"]["arns"] == arns

@@ -118,3 +118,12 @@ def test_the_migrator_may_pass_roles_only_to_the_services_its_steps_hand_them_to
 
 def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in STEP_TYPES if "iam:PassRole" in STEP_TYPES[n].permissions]
+)
+def test_a_step_that_passes_roles_names_the_services(name: str) -> None:
+    """iam:PassedToService with no value matches nothing: the migrator could pass no role."""
+    services = STEP_TYPES[name].passes_roles_to
+    assert services and all(s.endswith(".amazonaws.com") for s in services), name

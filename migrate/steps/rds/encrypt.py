@@ -106,12 +106,18 @@ def _only_once(found: dict[str, Any], ident: str, what: str) -> None:
         )
 
 
+def _key_for(key: dict[str, Any], region: str) -> str | None:
+    """The target key's ARN for ``region``: an alias's key there, else the one key given."""
+    arns = key.get("arns") or {}
+    return arns.get(region) or key.get("arn")
+
+
 def _key_in_region(arn: str | None, region: str, where: str, what: str) -> None:
     """Refuse a key of another region: RDS encrypts only with a key of the database's region."""
     if arn and arn_region(arn) not in (None, region):
         raise ParamError(
             f"the KMS key {arn} is not in {region}, where {where} is; RDS needs a key in the "
-            f"{what}'s region. Use a key of that region (an alias is looked up in each).",
+            f"{what}'s region. Use a key of that region, or an alias that each region has.",
             "kms_key",
         )
 
@@ -166,8 +172,10 @@ class RdsEncrypt(Step):
         "kms:CreateGrant",
         "iam:PassRole",
     )
+    # Enhanced monitoring's role, the directory (Kerberos) role, Aurora's associated roles.
     passes_roles_to = (
         "monitoring.rds.amazonaws.com",
+        "directoryservice.rds.amazonaws.com",
         "rds.amazonaws.com",
     )
     outputs = ("encrypted",)
@@ -264,7 +272,8 @@ class RdsEncrypt(Step):
             {
                 i
                 for i, d in databases
-                if d["encrypted"] and (key.get("arn") is None or d["kms_key_id"] == key.get("arn"))
+                if d["encrypted"]
+                and (not key.get("arns") or d["kms_key_id"] == _key_for(key, d["region"]))
             }
         )
         other_key = sorted({i for i, d in databases if d["encrypted"] and i not in compliant})
@@ -360,15 +369,23 @@ class RdsEncrypt(Step):
             return {"arn": None, "state": None, "known": False}
         regions = self._regions(ctx)
         check_usable_key(ctx, key, regions, "rds")
-        region = arn_region(key) if is_kms_key_arn(key) else regions[0]
-        try:
-            meta = describe_key(ctx.client("kms", region), key) or {}
-        except ClientError as exc:
-            if not access_denied(exc):
-                raise
-            # A migrator that may not describe the key: the restore's own call will say so.
-            meta = {"Arn": key} if is_kms_key_arn(key) else {}
-        return {"arn": meta.get("Arn"), "state": meta.get("KeyState"), "known": True}
+        # An alias names one key per region: each region's databases use that region's key.
+        wanted = [arn_region(key) or regions[0]] if is_kms_key_arn(key) else regions
+        arns: dict[str, str] = {}
+        state = None
+        for region in wanted:
+            try:
+                meta = describe_key(ctx.client("kms", region), key) or {}
+            except ClientError as exc:
+                if not access_denied(exc):
+                    raise
+                # A migrator that may not describe the key: the restore's own call will say so.
+                meta = {"Arn": key} if is_kms_key_arn(key) else {}
+            if meta.get("Arn"):
+                arns[region] = str(meta["Arn"])
+            state = state or meta.get("KeyState")
+        first = arns.get(wanted[0])
+        return {"arn": first, "arns": arns, "state": state, "known": True}
 
     # --- decide ------------------------------------------------------------------------------------
     def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
@@ -379,12 +396,14 @@ class RdsEncrypt(Step):
         for db_id, db in facts["instances"].items():
             if db["encrypted"]:
                 continue
-            _key_in_region(key.get("arn"), db["region"], db_id, "instance")
+            _key_in_region(_key_for(key, db["region"]), db["region"], db_id, "instance")
             actions.extend(self._db_actions(ctx, facts, db_id, db))
         for cid, cluster in facts.get("clusters", {}).items():
             if cluster["encrypted"]:
                 continue
-            _key_in_region(key.get("arn"), cluster["region"], f"cluster {cid}", "cluster")
+            _key_in_region(
+                _key_for(key, cluster["region"]), cluster["region"], f"cluster {cid}", "cluster"
+            )
             twin = facts["instances"].get(cid)
             if twin is not None and not twin["encrypted"]:
                 raise BadInputError(

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
-from migrate.aws.errors import already_exists, not_found
+from migrate.aws.errors import already_exists, has_code, not_found
 from migrate.aws.rds import tag_value
 from migrate.engine.base import Action, Estimate, Wait
 from migrate.engine.context import RecordedResource, StepContext
@@ -40,6 +40,12 @@ CLUSTER_FAILED = (
 )
 INSTANCE_FAILED = (*CLUSTER_FAILED, "storage-full")
 MAX_MODIFY_ATTEMPTS = 3
+# What AWS answers a modification of a database that is being modified (e.g. renamed) already.
+RENAME_BUSY = (
+    "InvalidDBInstanceState",
+    "InvalidDBInstanceStateFault",
+    "InvalidDBClusterStateFault",
+)
 # Between the cut-over and the cleanup of a database (instance or cluster): the original is kept.
 SOAK = "rds.soak"
 # The plan names how writes are stopped (issue 14 asks for enforced modes; none is built yet).
@@ -129,13 +135,23 @@ __all__ = ["iso", "parse", "seconds"]  # re-exported for the step modules
 def rename(rds: Any, kind: Kind, old: str, new: str) -> None:
     """Rename an instance or cluster now (AWS refuses a rename onto an existing name).
 
-    A rename whose answer was lost (a 5xx after AWS acted) is retried by botocore, and the retry
-    finds no ``old``: that is the rename done, when ``new`` is there and ``old`` is not (callers
-    never rename onto an existing name, so ``new`` is the renamed database)."""
+    A rename whose answer was lost (a 5xx after AWS acted) is retried by botocore. The retry
+    finds ``old`` gone (the rename is through) or still there but ``renaming`` towards ``new``
+    (AWS renames asynchronously, and refuses a second modification meanwhile): both are the
+    rename done. Callers never rename onto an existing name and wait for ``new`` themselves."""
     try:
         kind.rename(rds, old, new)
     except ClientError as exc:
-        if not_found(exc) and kind.describe(rds, old) is None and kind.describe(rds, new):
+        if not (not_found(exc) or has_code(exc, *RENAME_BUSY)):
+            raise
+        current = kind.describe(rds, old)
+        if current is None and kind.describe(rds, new):
+            return
+        pending = (current or {}).get("PendingModifiedValues") or {}
+        if current is not None and (
+            current.get(kind.status_key) == "renaming"
+            or new in (pending.get("DBInstanceIdentifier"), pending.get("DBClusterIdentifier"))
+        ):
             return
         raise
 
