@@ -497,9 +497,7 @@ def test_phases_repeated_after_a_crash_create_nothing_twice(
     assert ids == sorted([DB, rs.temp_id(DB, "r-crash-1")])
 
 
-def test_an_alias_names_each_regions_own_key(
-    settings: Settings, aws: Any, tmp_path: Path
-) -> None:
+def test_an_alias_names_each_regions_own_key(settings: Settings, aws: Any, tmp_path: Path) -> None:
     """with.kms_key: alias/NAME in a two-region step: each region's databases are encrypted with
     that region's key of the alias (RDS needs a key of the database's region), not refused."""
     arns = {}
