@@ -112,15 +112,17 @@ def check_usable_key(
     regions: Iterable[str],
     service: str,
     param: str = "kms_key",
-) -> None:
+) -> dict[str, dict[str, Any]]:
     """Refuse (``ParamError`` on ``param``) a key ``service`` could not encrypt with in one of
     ``regions``: it does not exist there, is not Enabled, is not a symmetric encryption key, or
     its key policy allows use only through other services. AWS itself accepts some of these
     silently (a bucket's default encryption naming a missing key is stored, and every later
     PUT then fails), so the plan checks them. A key given by ARN is checked in its own region
     only (buckets of other regions are the step's business); a caller that may not describe
-    the key is not refused here (the run's own call will say so)."""
+    the key is not refused here (the run's own call will say so). Returns the key's metadata
+    per region checked (regions it may not describe are left out)."""
     label = SERVICE_LABELS.get(service, service)
+    checked: dict[str, dict[str, Any]] = {}
     wanted = sorted(set(regions))
     if is_kms_key_arn(key):
         wanted = [r for r in [arn_region(key)] if r]
@@ -166,3 +168,5 @@ def check_usable_key(
                 "key, then plan again.",
                 param,
             )
+        checked[region] = meta
+    return checked

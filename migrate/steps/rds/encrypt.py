@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
 from migrate.aws.arns import arn_region, is_kms_key_arn
-from migrate.aws.errors import access_denied, already_exists
-from migrate.aws.kms import check_usable_key, describe_key
+from migrate.aws.errors import already_exists
+from migrate.aws.kms import check_usable_key
 from migrate.aws.rds import describe_instance, tag_value
 from migrate.engine.base import Action, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
@@ -368,24 +368,15 @@ class RdsEncrypt(Step):
         if not ctx.is_known(key):
             return {"arn": None, "state": None, "known": False}
         regions = self._regions(ctx)
-        check_usable_key(ctx, key, regions, "rds")
-        # An alias names one key per region: each region's databases use that region's key.
-        wanted = [arn_region(key) or regions[0]] if is_kms_key_arn(key) else regions
-        arns: dict[str, str] = {}
-        state = None
-        for region in wanted:
-            try:
-                meta = describe_key(ctx.client("kms", region), key) or {}
-            except ClientError as exc:
-                if not access_denied(exc):
-                    raise
-                # A migrator that may not describe the key: the restore's own call will say so.
-                meta = {"Arn": key} if is_kms_key_arn(key) else {}
-            if meta.get("Arn"):
-                arns[region] = str(meta["Arn"])
-            state = state or meta.get("KeyState")
-        first = arns.get(wanted[0])
-        return {"arn": first, "arns": arns, "state": state, "known": True}
+        checked = check_usable_key(ctx, key, regions, "rds")
+        # An alias names one key per region: each region's databases use that region's key. A
+        # region whose key the migrator may not describe is left to the restore's own call.
+        arns = {region: str(meta["Arn"]) for region, meta in checked.items() if meta.get("Arn")}
+        if is_kms_key_arn(key):
+            arns = {arn_region(key) or regions[0]: key}
+        states = [meta.get("KeyState") for meta in checked.values()]
+        first = arns.get(regions[0]) or next(iter(arns.values()), None)
+        return {"arn": first, "arns": arns, "state": states[0] if states else None, "known": True}
 
     # --- decide ------------------------------------------------------------------------------------
     def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
