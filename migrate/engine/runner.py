@@ -526,13 +526,10 @@ class Runner:
                 row.destructive = int(action.destructive)
                 wanted.append(row)
             for row in existing.values():
-                # A waiting action the new plan no longer has is superseded too: left waiting,
-                # the runner would keep polling an action that never runs again.
                 if row.status in (
                     ActionStatus.PENDING,
                     ActionStatus.AWAITING_APPROVAL,
                     ActionStatus.FAILED,
-                    ActionStatus.WAITING,
                 ):
                     row.status = ActionStatus.SUPERSEDED
             fresh = session.get(StepRun, sr.id)
