@@ -86,3 +86,21 @@ def test_a_call_that_never_got_an_answer_is_journaled(monkeypatch: pytest.Monkey
         ("kms", "CreateAlias", "error:EndpointConnectionError")
     ]
     assert seen[0].target == "alias/x"
+
+
+def test_a_server_error_botocore_did_not_retry_claims_no_attempts() -> None:
+    """RetryAttempts 0 (botocore's retry quota spent): no "kept" and no attempt count."""
+    from botocore.exceptions import ClientError
+
+    from migrate.aws.errors import describe_aws_failure
+
+    exc = ClientError(
+        {
+            "Error": {"Code": "InternalFailure", "Message": "boom"},
+            "ResponseMetadata": {"HTTPStatusCode": 500, "RetryAttempts": 0},
+        },
+        "CreateKey",
+    )
+    message = describe_aws_failure(exc).message
+    assert message.startswith("AWS throttled or was unavailable for CreateKey (InternalFailure);")
+    assert "attempts" not in message and "not a permissions problem" in message
