@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from migrate import __version__, commands
 from migrate.aws.errors import describe_aws_failure
+from migrate.aws.iam_scope import MANAGED_POLICY_LIMIT, policy_size
 from migrate.commands import RunResult, Settings
 from migrate.engine.base import Action
 from migrate.engine.runner import (
@@ -650,7 +651,17 @@ def steps_cmd(name: str | None, fmt: str, as_json: bool, playbook_schema: bool) 
 @_param_flags
 def permissions(playbook: str, params: tuple[str, ...], params_file: str | None) -> None:
     """Print the IAM policy document the migrator itself needs to run PLAYBOOK."""
-    click.echo(json.dumps(commands.permissions(playbook, params, params_file), indent=2))
+    document = commands.permissions(playbook, params, params_file)
+    click.echo(json.dumps(document, indent=2))
+    size = policy_size(document)
+    if size > MANAGED_POLICY_LIMIT:
+        click.echo(
+            f"Note: this document is {size:,} characters without whitespace, more than a "
+            f"customer managed policy holds ({MANAGED_POLICY_LIMIT:,}). Attach it as an inline "
+            "policy of the migrator's role (up to 10,240), or run `migrate permissions` per "
+            "playbook of the baseline and attach one managed policy each.",
+            err=True,
+        )
 
 
 @cli.group()

@@ -10,7 +10,7 @@ import hashlib
 import inspect
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from migrate import __version__
 from migrate.aws.errors import access_denied, error_code, not_found
+from migrate.aws.iam_scope import PolicyBuilder, Scope
 from migrate.aws.session import AwsSession
 from migrate.cloudtrail import api as cloudtrail_api
 from migrate.cloudtrail.model import UsageReport
@@ -33,7 +34,15 @@ from migrate.engine.lock import (
     playbook_holder,
 )
 from migrate.engine.planner import PlanResult, diff_facts, make_plan
-from migrate.engine.playbook import Playbook, load_params_file, load_playbook, parse_cli_params
+from migrate.engine.playbook import (
+    Playbook,
+    PlaybookStep,
+    load_params_file,
+    load_playbook,
+    parse_cli_params,
+    render_step,
+    validate_with,
+)
 from migrate.engine.registry import get_step_type, registered_steps
 from migrate.engine.runner import Runner, RunOptions, instantiate, step_regions
 from migrate.errors import (
@@ -44,6 +53,7 @@ from migrate.errors import (
     AwsConfigError,
     BadInputError,
     LockedError,
+    MigrateError,
     NotFoundError,
     StalePlanError,
 )
@@ -1119,43 +1129,43 @@ def secrets_check(settings: Settings, paths: list[str]) -> dict[str, Any]:
     }
 
 
+def _permission_scopes(
+    playbook: Playbook, pstep: PlaybookStep, earlier: list[str]
+) -> Sequence[Scope]:
+    """The step's own narrowing (its buckets, roles, tags), from its parameters as far as they
+    are known without AWS; a parameter that waits for an earlier step's output narrows nothing."""
+    rendered = render_step(pstep.definition(), playbook.params, {}, earlier, playbook.path)
+    try:
+        return pstep.step_type(validate_with(pstep, rendered, playbook.path)).permission_scopes()
+    except MigrateError:
+        return ()
+
+
 def permissions(
     playbook_path: str, params: tuple[str, ...] | list[str] = (), params_file: str | None = None
 ) -> dict[str, Any]:
     """The IAM policy document the migrator needs to run ``playbook_path``."""
     playbook = _load(playbook_path, params, params_file)
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "MigrateEngine",
-            "Effect": "Allow",
-            "Action": sorted(ENGINE_PERMISSIONS),
-            "Resource": "*",
-        }
-    ]
+    policy = PolicyBuilder()
+    policy.add(sorted(ENGINE_PERMISSIONS))
+    earlier: list[str] = []
     for pstep in playbook.steps:
         step_type = pstep.step_type
-        actions = sorted(set(step_type.permissions) - {"iam:PassRole"})
-        sid = "".join(part.capitalize() for part in pstep.id.replace("_", "-").split("-"))
-        if actions:
-            statements.append(
-                {"Sid": f"Step{sid}"[:100], "Effect": "Allow", "Action": actions, "Resource": "*"}
-            )
+        scopes = _permission_scopes(playbook, pstep, earlier)
+        earlier.append(pstep.id)
+        policy.add(sorted(set(step_type.permissions) - {"iam:PassRole"}), scopes)
         if "iam:PassRole" in step_type.permissions:
             # Passing a role is how an identity gives a service more than it has itself: only
-            # to the services the step hands roles to.
-            statements.append(
-                {
-                    "Sid": f"Step{sid}PassRole"[:100],
-                    "Effect": "Allow",
-                    "Action": "iam:PassRole",
-                    # Roles only (the roles passed are the database's own, or those migrate
-                    # makes for a workload, whatever their names).
-                    "Resource": "arn:aws:iam::*:role/*",
-                    "Condition": {
-                        "StringEquals": {"iam:PassedToService": sorted(step_type.passes_roles_to)}
-                    },
-                }
+            # roles (the database's own, or those migrate makes for a workload, whatever their
+            # names), only to the services the step hands roles to.
+            policy.add(
+                ["iam:PassRole"],
+                resources=["arn:aws:iam::*:role/*"],
+                condition={
+                    "StringEquals": {"iam:PassedToService": sorted(step_type.passes_roles_to)}
+                },
             )
+    statements = policy.statements()
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -8,13 +8,14 @@ planner runs ``observe`` and ``decide`` under a session that refuses mutating ca
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from migrate.aws.iam_scope import Scope
 from migrate.errors import StepFailed
 
 if TYPE_CHECKING:
@@ -189,6 +190,13 @@ class Step:
 
     def verify(self, ctx: StepContext) -> None:
         """Raise :class:`migrate.errors.StepFailed` if the post-condition does not hold."""
+
+    def permission_scopes(self) -> Sequence[Scope]:
+        """What this step's parameters limit some of its ``permissions`` to (the buckets the
+        playbook names, the roles it creates, a tag on the secrets it writes), for
+        ``migrate permissions``. The default: nothing narrower than the resource types AWS's
+        authorization reference gives each action."""
+        return ()
 
     def published(self, ctx: StepContext) -> dict[str, Any]:
         """Outputs after the step is done (read-only calls allowed)."""

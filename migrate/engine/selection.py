@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import Field
 
+from migrate.aws.iam_scope import iam_pattern
 from migrate.engine.base import StepParams
 from migrate.errors import ParamError
 
@@ -26,6 +27,14 @@ class Selection(StepParams):
         return any(fnmatch.fnmatchcase(name, p) for p in self.names) and not any(
             fnmatch.fnmatchcase(name, p) for p in self.exclude
         )
+
+    def iam_patterns(self) -> tuple[str, ...] | None:
+        """``names`` as IAM resource-name patterns for ``migrate permissions``; None when they
+        select everything (``*``). Exclusions and tags cannot be said in a resource ARN: the
+        patterns are wider than the selection, never narrower."""
+        if any(n.strip("*") == "" for n in self.names):
+            return None
+        return tuple(iam_pattern(n) for n in self.names)
 
     def tags_match(self, tags: Mapping[str, str]) -> bool:
         """True when every wanted tag is present (value ``*`` matches any value)."""

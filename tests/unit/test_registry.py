@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from parliament import analyze_policy_string, iam_definition
 
 from migrate import commands
+from migrate.aws.iam_scope import policy_size
 from migrate.engine.playbook import load_playbook
 from migrate.engine.registry import registered_steps
 from tests.conftest import PLAYBOOKS
@@ -127,3 +129,77 @@ def test_a_step_that_passes_roles_names_the_services(name: str) -> None:
     """iam:PassedToService with no value matches nothing: the migrator could pass no role."""
     services = STEP_TYPES[name].passes_roles_to
     assert services and all(s.endswith(".amazonaws.com") for s in services), name
+
+
+def _statements_with(policy: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in policy["Statement"] if action in _as_list(s["Action"])]
+
+
+@pytest.mark.parametrize("book", sorted(p.name for p in PLAYBOOKS.glob("*.yaml")))
+def test_no_action_is_granted_on_star_when_it_takes_a_resource(book: str) -> None:
+    """`migrate permissions` gives every action that takes a resource type (AWS's
+    authorization reference) those types, never "*": parliament reports no RESOURCE_STAR. The
+    document also fits an inline role policy (10,240 characters)."""
+    policy = commands.permissions(str(PLAYBOOKS / book))
+    findings = analyze_policy_string(json.dumps(policy)).findings
+    assert not [f for f in findings if f.issue == "RESOURCE_STAR"], findings
+    assert policy_size(policy) <= 10_240
+    everything = {a for s in policy["Statement"] for a in _as_list(s["Action"])}
+    declared = {
+        p for n in load_playbook(str(PLAYBOOKS / book)).steps for p in n.step_type.permissions
+    }
+    assert declared <= everything  # narrowed, nothing dropped
+    wide = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+    }
+    assert any(  # the check above can fail
+        f.issue == "RESOURCE_STAR" for f in analyze_policy_string(json.dumps(wide)).findings
+    )
+
+
+def test_object_writes_only_in_the_buckets_the_playbook_names() -> None:
+    policy = commands.permissions(str(PLAYBOOKS / "s3-reencrypt.yaml"), ["buckets=app-data"])
+    for action in ("s3:PutObject", "s3:PutObjectAcl", "s3:DeleteObjectVersion"):
+        (statement,) = _statements_with(policy, action)
+        assert statement["Resource"] == "arn:aws:s3:::app-data/*", statement
+    # Every bucket (the default) cannot be narrowed by name, only by resource type.
+    policy = commands.permissions(str(PLAYBOOKS / "s3-reencrypt.yaml"))
+    (statement,) = _statements_with(policy, "s3:PutObject")
+    assert "arn:aws:s3:::*" in _as_list(statement["Resource"]), statement
+
+
+def test_roles_and_profiles_are_created_only_under_the_role_name_prefix() -> None:
+    policy = commands.permissions(str(PLAYBOOKS / "keys-to-roles.yaml"))
+    (create,) = _statements_with(policy, "iam:CreateRole")
+    assert create["Resource"] == "arn:aws:iam::*:role/migrate-*"
+    (profile,) = _statements_with(policy, "iam:CreateInstanceProfile")
+    assert profile["Resource"] == "arn:aws:iam::*:instance-profile/migrate-*"
+    # Policies are merged into roles workloads already have: those stay on every role.
+    (merge,) = _statements_with(policy, "iam:PutRolePolicy")
+    assert "arn:aws:iam::*:role/*" in _as_list(merge["Resource"])
+
+
+def test_secrets_are_written_only_when_they_carry_migrates_tag() -> None:
+    policy = commands.permissions(str(PLAYBOOKS / "config-secrets.yaml"))
+    tag = "migrate:managed-by"
+    (create,) = _statements_with(policy, "secretsmanager:CreateSecret")
+    assert create["Condition"] == {"StringEquals": {f"aws:RequestTag/{tag}": "migrate"}}
+    for action in ("PutSecretValue", "GetSecretValue", "DeleteSecret", "UpdateSecretVersionStage"):
+        (statement,) = _statements_with(policy, f"secretsmanager:{action}")
+        assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{tag}": "migrate"}}
+    # Finding out who owns a same-named secret needs DescribeSecret on any secret.
+    (describe,) = _statements_with(policy, "secretsmanager:DescribeSecret")
+    assert "Condition" not in describe
+
+
+def test_rds_snapshots_are_made_and_deleted_only_under_migrates_names() -> None:
+    policy = commands.permissions(str(PLAYBOOKS / "rds-encrypt.yaml"))
+    (delete,) = _statements_with(policy, "rds:DeleteDBSnapshot")
+    assert delete["Resource"] == "arn:aws:rds:*:*:snapshot:migrate-*"
+    (create,) = _statements_with(policy, "rds:CreateDBSnapshot")
+    # Taking a snapshot is authorised on the database too.
+    assert set(_as_list(create["Resource"])) == {
+        "arn:aws:rds:*:*:db:*",
+        "arn:aws:rds:*:*:snapshot:migrate-*",
+    }

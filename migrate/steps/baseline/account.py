@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from migrate.aws.errors import access_denied, or_default
 from migrate.aws.ftr import Status, finding
+from migrate.aws.iam_scope import Scope, iam_pattern
 from migrate.aws.kms import KeyResolver
 from migrate.aws.policies import (
     bucket_policy,
@@ -225,6 +226,12 @@ class AccountBaseline(Step):
     tls_exclude: ["*-public-assets"]
 """
     params: AccountBaselineParams
+
+    def permission_scopes(self) -> list[Scope]:
+        buckets = tuple(iam_pattern(b) for b in self.params.tls_buckets)
+        if any(b.strip("*") == "" for b in buckets):
+            return []
+        return [Scope(("s3:PutBucketPolicy", "s3:DeleteBucketPolicy"), {"BucketName": buckets})]
 
     # -- observe -------------------------------------------------------------------------------
     def observe(self, ctx: StepContext) -> Facts:

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from migrate.aws.errors import already_exists, has_code, or_default
 from migrate.aws.ftr import finding
+from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import KeyResolver
 from migrate.aws.policies import (
     bucket_policy,
@@ -157,6 +158,14 @@ class CloudTrailArchive(Step):
     data_events: []
 """
     params: ArchiveParams
+
+    def permission_scopes(self) -> list[Scope]:
+        if not self.params.bucket:
+            return []  # the name is made from the account id while planning
+        writes = tuple(
+            p for p in self.permissions if p.startswith(("s3:Put", "s3:Delete", "s3:Create"))
+        )
+        return [Scope(writes, {"BucketName": (self.params.bucket,)})]
 
     # -- observe -------------------------------------------------------------------------------
     def _region(self, ctx: StepContext) -> str:

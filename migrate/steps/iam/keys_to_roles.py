@@ -21,6 +21,7 @@ from urllib.parse import unquote
 from pydantic import Field, field_validator
 
 from migrate.aws.errors import access_denied, error_code, not_found
+from migrate.aws.iam_scope import Scope
 from migrate.aws.tags import tag_dict
 from migrate.cloudtrail.actions import iam_actions
 from migrate.cloudtrail.attribution import (
@@ -345,6 +346,21 @@ class KeysToRoles(Step):
     kms_key: "{{ steps.kms.key_arn }}"
 """
     params: KeysToRolesParams
+
+    def permission_scopes(self) -> list[Scope]:
+        """Roles and instance profiles are created only under the fixed start of ``role_name``
+        (``migrate-`` by default); policies are also merged into roles workloads already have,
+        so those actions stay on every role."""
+        prefix = self.params.role_name.split("{", 1)[0]
+        if not prefix:
+            return []
+        made = (prefix + "*",)
+        return [
+            Scope(
+                ("iam:CreateRole", "iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile"),
+                {"RoleNameWithPath": made, "InstanceProfileNameWithPath": made},
+            )
+        ]
 
     # -- observe ---------------------------------------------------------------------------------
     def _report(self, ctx: StepContext) -> Any:

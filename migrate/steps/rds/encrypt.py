@@ -16,6 +16,7 @@ from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
 from migrate.aws.arns import arn_region, is_kms_key_arn
 from migrate.aws.errors import already_exists
+from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import check_usable_key
 from migrate.aws.rds import describe_instance, tag_value
 from migrate.engine.base import Action, Facts, Step, Wait, handles
@@ -200,6 +201,24 @@ class RdsEncrypt(Step):
     warm_up: true
 """
     params: RdsEncryptParams
+
+    def permission_scopes(self) -> list[Scope]:
+        """The snapshots it takes, copies and deletes are all named ``migrate-<run>-...``."""
+        ours = ("migrate-*",)
+        return [
+            Scope(
+                (
+                    "rds:CreateDBSnapshot",
+                    "rds:CopyDBSnapshot",
+                    "rds:DeleteDBSnapshot",
+                    "rds:CreateDBClusterSnapshot",
+                    "rds:CopyDBClusterSnapshot",
+                    "rds:DeleteDBClusterSnapshot",
+                ),
+                {"SnapshotName": ours, "ClusterSnapshotName": ours},
+            )
+        ]
+
     # The clock of waits and measurements; a test replaces it to step past a deadline.
     clock: Callable[[], datetime] = staticmethod(utcnow)
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from migrate.aws.arns import arn_region
 from migrate.aws.errors import error_code
+from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import KeyResolver, check_usable_key
 from migrate.aws.s3 import bucket_encryption
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
@@ -60,6 +61,12 @@ class S3DefaultEncryption(Step):
     kms_key: "{{ steps.kms.key_arn }}"
 """
     params: DefaultEncryptionParams
+
+    def permission_scopes(self) -> list[Scope]:
+        buckets = self.params.iam_patterns()
+        if buckets is None:
+            return []
+        return [Scope(("s3:PutEncryptionConfiguration",), {"BucketName": buckets})]
 
     def observe(self, ctx: StepContext) -> Facts:
         """Region, tags and default encryption of every selected bucket."""

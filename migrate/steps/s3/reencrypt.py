@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from migrate.aws.arns import arn_region, parse_arn
 from migrate.aws.errors import access_denied, error_code, not_found, or_default
+from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import KeyResolver, check_usable_key
 from migrate.aws.s3 import bucket_region
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
@@ -114,6 +115,21 @@ class S3Reencrypt(Step):
     max_rps: 300
 """
     params: ReencryptParams
+
+    def permission_scopes(self) -> list[Scope]:
+        """Object writes only in the buckets the playbook names (and the batch bucket, where
+        a job's manifest and report go); reads stay wide (Inventory reports live elsewhere)."""
+        buckets = self.params.iam_patterns()
+        if buckets is None:
+            return []
+        if self.params.batch_bucket:
+            buckets = (*buckets, self.params.batch_bucket)
+        writes = tuple(
+            p
+            for p in self.permissions
+            if p.startswith(("s3:Put", "s3:Delete", "s3:Abort", "s3:UpdateObject"))
+        )
+        return [Scope(writes, {"BucketName": buckets})]
 
     # -- observe ---------------------------------------------------------------------------------
     def observe(self, ctx: StepContext) -> Facts:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from migrate.aws.errors import has_code, not_found
+from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import KeyResolver, check_usable_key
 from migrate.configs import detect_format, detectors
 from migrate.configs.scan import (
@@ -207,6 +208,29 @@ class ConfigSecrets(Step):
       properties: spring-import
 """
     params: ConfigSecretsParams
+
+    def permission_scopes(self) -> list[Scope]:
+        """Secrets are created only with migrate's tag, and written, read, restored or deleted
+        only when they carry it (a same-named secret of anyone else is refused while planning;
+        IAM refuses it too)."""
+        tag = f"aws:ResourceTag/{TAG_MANAGED}"
+        return [
+            Scope(
+                ("secretsmanager:CreateSecret", "secretsmanager:TagResource"),
+                condition={"StringEquals": {f"aws:RequestTag/{TAG_MANAGED}": "migrate"}},
+            ),
+            Scope(
+                (
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecret",
+                    "secretsmanager:RestoreSecret",
+                    "secretsmanager:UpdateSecretVersionStage",
+                    "secretsmanager:DeleteSecret",
+                ),
+                condition={"StringEquals": {tag: "migrate"}},
+            ),
+        ]
 
     # -- helpers -----------------------------------------------------------------------------------
     def _region(self, ctx: StepContext) -> str:
@@ -651,6 +675,10 @@ class ConfigSecrets(Step):
         wanted = {TAG_MANAGED: "migrate", **owner.tags(), **self.params.tags}
         missing = [{"Key": k, "Value": v} for k, v in sorted(wanted.items()) if tags.get(k) != v]
         if missing:
+            # The managed-by tag always goes with the others: `migrate permissions` lets the
+            # migrator tag a secret only in a request that carries it.
+            if all(t["Key"] != TAG_MANAGED for t in missing):
+                missing.append({"Key": TAG_MANAGED, "Value": "migrate"})
             sm.tag_resource(SecretId=arn, Tags=missing)
         ctx.record_resource(
             "secretsmanager:secret",

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from migrate.aws.errors import has_code, not_found, or_default
 from migrate.aws.ftr import Status, finding
+from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import KeyResolver
 from migrate.aws.policies import (
     dump_policy,
@@ -139,6 +140,21 @@ class SessionManager(Step):
     vpn_cidrs: ["10.8.0.0/16"]
 """
     params: SessionManagerParams
+
+    def permission_scopes(self) -> list[Scope]:
+        """The role and profile it makes for instances without one carry ``role_name``."""
+        made = (self.params.role_name,)
+        return [
+            Scope(
+                (
+                    "iam:CreateRole",
+                    "iam:DeleteRole",
+                    "iam:CreateInstanceProfile",
+                    "iam:DeleteInstanceProfile",
+                ),
+                {"RoleNameWithPath": made, "InstanceProfileNameWithPath": made},
+            )
+        ]
 
     # -- observe -------------------------------------------------------------------------------
     def observe(self, ctx: StepContext) -> Facts:
