@@ -479,3 +479,37 @@ def test_noncurrent_versions_delete_removes_the_sources_a_job_copied(
         assert head["SSEKMSKeyId"] == target
         body = s3.get_object(Bucket=SRC, Key=f"doc-{i}")["Body"].read()
         assert body == f"d{i}".encode()
+
+
+def test_a_job_never_copies_a_key_whose_older_null_version_a_copy_would_replace(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """Unversioned, then Enabled, then Suspended: a Batch Operations copy in the Suspended
+    bucket becomes the new `null` version, as ours would, and destroys the oldest data. Such a
+    key stays out of the job's manifest and is listed; the job copies the others."""
+    s3 = aws("s3")
+    s3.create_bucket(Bucket=SRC)
+    s3.create_bucket(Bucket=OPS)
+    s3.put_object(Bucket=SRC, Key="ledger.csv", Body=b"oldest")  # version null
+    s3.put_bucket_versioning(Bucket=SRC, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=SRC, Key="ledger.csv", Body=b"newer")
+    s3.put_object(Bucket=SRC, Key="plain.txt", Body=b"plain")
+    s3.put_bucket_versioning(Bucket=SRC, VersioningConfiguration={"Status": "Suspended"})
+    batch = _settings(settings)
+    batch.responses = [
+        ("create_job", {"JobId": "job-suspended-0001"}),
+        ("describe_job", _job("job-suspended-0001", "Active")),
+    ]
+    book = _book(tmp_path)
+    first = commands.run(batch, book, options=RunOptions(quiet=True, yes=True, max_wait_s=0))
+    assert first.status == "waiting", commands.status(batch, first.run_id)
+    create = next(p for name, p in batch.calls if name == "CreateJob")
+    keys, _ = _play_job(s3, create, "job-suspended-0001", set())
+    assert keys == ["plain.txt"]
+    batch.responses = [("describe_job", _job("job-suspended-0001", "Complete", succeeded=1))]
+    done = commands.resume(batch, first.run_id, options=RunOptions(quiet=True, yes=True))
+    assert done.status == "done", commands.status(batch, first.run_id)
+    oldest = s3.get_object(Bucket=SRC, Key="ledger.csv", VersionId="null")
+    assert oldest["Body"].read() == b"oldest"
+    got = commands.status(batch, first.run_id)["steps"][1]["actions"][0]["result"]
+    assert got["skipped_null_version"] == 1, got

@@ -281,6 +281,11 @@ class BatchLane:
             # UpdateObjectEncryption needs no copy at all: better than any batch job.
             self.worker({"Key": key, "ETag": head.get("ETag")})
             return None
+        if key in self.worker.null_version_keys:
+            # A job's copy on a Suspended bucket replaces the older `null` version just as
+            # ours would: the worker leaves the object and lists it.
+            self.worker({"Key": key, "ETag": head.get("ETag")})
+            return None
         reason = copy_lane_reason(
             head, self.worker.acl_grants(key), self.params.multipart_threshold
         )
