@@ -250,3 +250,61 @@ def test_a_bucket_the_migrator_may_not_read_is_a_warning_not_a_failed_plan(
     result = commands.run(settings, _book(tmp_path), options=QUIET)
     assert result.status == "done", commands.status(settings, result.run_id)
     assert _sse(s3, "open-bucket", "a.txt") == "aws:kms"
+
+
+class _DeniedResponse:
+    """What botocore needs of an HTTP answer to raise the ClientError AWS's 403 makes."""
+
+    status_code = 403
+    headers: dict[str, str] = {}
+    content = b""
+
+
+class _DenyingSession(AwsSession):
+    """The operator's session, where S3 refuses the migrator's HEAD of objects under
+    ``theirs/`` (a bucket policy denying that prefix, or objects another account owns). moto
+    never denies, so a botocore ``before-call`` handler answers those HEADs as AWS does (403,
+    no body); every other request goes to the moto server."""
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        client = super().client(service, region)
+        if service == "s3" and not getattr(client, "_deny_hooked", False):
+            client.meta.events.register("before-call.s3.HeadObject", _deny_theirs)
+            client._deny_hooked = True
+        return client
+
+
+def _deny_theirs(params: dict[str, Any], **kwargs: Any) -> Any:
+    if "/theirs/" not in str(params.get("url_path", "")):
+        return None
+    return _DeniedResponse(), {"Error": {"Code": "403", "Message": "Forbidden"}}
+
+
+class _DenyingSettings(Settings):
+    def aws(self) -> AwsSession:
+        return _DenyingSession(region=self.region, endpoint_url=self.endpoint_url)
+
+
+def test_objects_that_refuse_the_plans_head_keep_their_bucket_in_the_plan(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """One object the migrator may not read used to drop the whole bucket from the plan (its
+    AccessDenied read as the bucket's), so none of its objects were re-encrypted. Now the
+    refused object is counted as unknown, the plan says so, and the run re-encrypts the rest
+    and lists the refused one with the fix."""
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="mixed-bucket")
+    s3.put_object(Bucket="mixed-bucket", Key="ours/a.txt", Body=b"a")
+    s3.put_object(Bucket="mixed-bucket", Key="theirs/b.txt", Body=b"b")
+    denying = _DenyingSettings(state=settings.state, endpoint_url=settings.endpoint_url)
+    denying.quiet = True
+    _, plan = commands.plan(denying, _book(tmp_path))
+    (action,) = [a for a in plan.steps[1].actions if a.target == "mixed-bucket"]
+    assert any("refused the migrator's HEAD" in r for r in action.risks), action.risks
+    result = commands.run(denying, _book(tmp_path), options=QUIET)
+    assert result.status == "done", commands.status(denying, result.run_id)
+    assert _sse(s3, "mixed-bucket", "ours/a.txt") == "aws:kms"
+    assert _sse(s3, "mixed-bucket", "theirs/b.txt") is None  # left as it was
+    got = commands.status(denying, result.run_id)["steps"][1]["actions"][0]["result"]
+    (residual,) = [r for r in got["residuals"] if r["label"] == "skipped_access_denied"]
+    assert residual["first"] == ["theirs/b.txt"], residual

@@ -30,7 +30,10 @@ ARCHIVED = "archived"  # Glacier Flexible Retrieval / Deep Archive / Intelligent
 # SSE-KMS under a key nobody named: an S3 Inventory report says "SSE-KMS" but not which key, so
 # plan counts from a report use this state (the target key or another one; HEAD tells them apart).
 KMS_ANY = "kms-key-unknown"
-STATES = (TARGET, UNENCRYPTED, SSE_S3, OTHER_KMS, SSE_C, ARCHIVED, KMS_ANY)
+# HEAD refused (a bucket policy or the object's ACL denies the migrator): its encryption is
+# unknown, so the bucket is not compliant; the run lists it with the fix (skipped_access_denied).
+DENIED = "access-denied"
+STATES = (TARGET, UNENCRYPTED, SSE_S3, OTHER_KMS, SSE_C, ARCHIVED, KMS_ANY, DENIED)
 
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"

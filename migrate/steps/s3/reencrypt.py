@@ -259,6 +259,8 @@ class S3Reencrypt(Step):
         of each, or an S3 Inventory report of all) and none needs it. A sample, however clean,
         never settles a bucket: the objects it did not see may be unencrypted."""
         objects = bucket["objects"]
+        if objects["by_state"].get(so.DENIED):
+            return False  # their encryption is unknown: the run lists them with the fix
         return int(objects["scanned"]) >= int(objects["count"]) and self._to_do(bucket) == 0
 
     # -- decide ----------------------------------------------------------------------------------

@@ -71,6 +71,13 @@ def reencrypt_risks(
             f"{by_state[so.ARCHIVED]} archived objects (Glacier/Deep Archive) are skipped "
             "and listed: restore them first to re-encrypt them"
         )
+    if by_state.get(so.DENIED):
+        risks.append(
+            f"about {by_state[so.DENIED]} objects refused the migrator's HEAD in the plan's sample "
+            "(AccessDenied: a bucket policy or the object's ACL): they are left and listed with "
+            "the fix (grant s3:GetObject/s3:PutObject on them, then `migrate resume`); the "
+            "rest of the bucket is re-encrypted."
+        )
     if by_state.get(so.SSE_C):
         risks.append(
             f"{by_state[so.SSE_C]} SSE-C objects cannot be copied without their key: skipped "

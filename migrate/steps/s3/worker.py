@@ -75,6 +75,8 @@ def head_state(s3: Any, bucket: str, obj: dict[str, Any], target_arn: str | None
             return so.SSE_C
         if not_found(exc):
             return so.TARGET  # gone since the listing: nothing to re-encrypt
+        if access_denied(exc):
+            return so.DENIED  # one object refused is not the bucket refused
         raise
     return so.classify(head, target_arn)
 
