@@ -286,6 +286,45 @@ def render_name(
     return re.sub(r"/{2,}", "/", name)
 
 
+# File names Spring Boot reads by itself (config/ and classpath, profile variants included).
+SPRING_FILE = re.compile(r"^(application|bootstrap)([-.][\w.-]*)?\.(properties|ya?ml)$")
+
+_NOTHING_EXPANDS = {
+    "ini": "an INI file has no standard way to refer to a secret: nothing would expand a "
+    "${NAME} written into it and the application would read the placeholder as its password. "
+    "Set rewrite.ini: placeholder if the application or its deploy tooling expands ${...} in "
+    "this file, or move the credential by hand",
+    "json": "a JSON file has no standard way to refer to a secret: nothing would expand a "
+    "${NAME} written into it and the application would read the placeholder as its password. "
+    "Set rewrite.json: placeholder if the application or its deploy tooling expands ${...} in "
+    "this file, or move the credential by hand",
+}
+
+
+def resolve_style(fmt: str, style: str, path: Path, entries: list[Entry]) -> tuple[str, str | None]:
+    """(style, why it is refused or None). ``auto`` for ``.properties`` and YAML is
+    ``spring-import`` for a file Spring Boot reads (``application*``/``bootstrap*``, or one with
+    ``spring.*`` keys) and refused for any other: ``java.util.Properties`` or a YAML loader
+    ignore ``spring.config.import`` and the application would lose its password. ``refuse``
+    says why nothing would expand a reference in the file."""
+    if style == "auto":
+        spring = SPRING_FILE.match(path.name) or any(e.key.startswith("spring.") for e in entries)
+        if spring:
+            return "spring-import", None
+        return "refuse", (
+            f"nothing shows that Spring Boot reads this {fmt} file (its name is not "
+            "application*/bootstrap* and it has no spring.* key): a spring.config.import "
+            "written into it would be ignored and the application would lose its password. "
+            f"Set rewrite.{fmt}: spring-import if Spring Boot reads it (spring.config.location), "
+            f"or rewrite.{fmt}: placeholder if something expands ${{...}} in it"
+        )
+    if style == "refuse" and fmt in _NOTHING_EXPANDS:
+        return style, _NOTHING_EXPANDS[fmt]
+    if style == "refuse" and fmt in ("properties", "yaml"):
+        return style, f"rewrite.{fmt}: refuse (the playbook's choice)"
+    return style, None
+
+
 def scan_bytes(
     path: Path,
     data: bytes,
@@ -311,6 +350,12 @@ def scan_bytes(
         scan.error = f"cannot be parsed as {fmt}: {exc}"
         return scan
     scan.findings, scan.near_misses = classify(entries)
+    style, refused = resolve_style(fmt, style, path, entries)
+    scan.style = style
+    if refused:
+        if scan.findings:  # a file without credentials needs no rewrite: it stays compliant
+            scan.error = f"not rewritten: {refused}"
+        return scan
     if fmt == "xml":
         for element in sorted({f.entry.group for f in scan.findings}):
             factory = tomcat.custom_factory(entries, element)

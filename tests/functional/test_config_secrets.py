@@ -75,6 +75,9 @@ steps:
       paths: ["{configs}"]
       kms_key: "{{{{ steps.kms.key_arn }}}}"
       name_template: "{template}"
+      # Every shape of the corpus rewritten (the defaults refuse files nothing would expand a
+      # reference in: see test_files_no_framework_reads_are_refused_by_default).
+      rewrite: {{properties: spring-import, yaml: spring-import, json: placeholder, ini: placeholder}}
 {extra}""",
     )
 
@@ -497,3 +500,58 @@ def test_xml_text_tomcat_users_import_merge_and_detect_secrets_shapes_end_to_end
     assert commands.rollback(settings, run_id, STEP) == [f"{STEP}: rolled back"]
     for rel in chosen:
         assert (configs / rel).read_bytes() == CORPUS[rel], rel
+
+
+def test_files_no_framework_reads_are_refused_by_default(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """A plain db.properties that no Spring Boot reads, an INI and a JSON file: a reference
+    written into them would be expanded by nothing, and the application would lose its
+    password. By default they are refused with the reason and left as they are (not compliant);
+    a Spring Boot application.properties is rewritten with spring.config.import."""
+    configs = tmp_path / "configs"
+    files = {
+        "app/db.properties": b"db.url=jdbc:mysql://db.internal:3306/app\n"
+        b"db.user=app\ndb.password=Plain-Props-Pw-81\n",
+        "etc/app.ini": b"[database]\nhost = db.internal\nuser = app\npassword = Ini-Pw-Seven-77\n",
+        "conf/settings.json": b'{"db": {"user": "app", "password": "Json-Pw-Nine-99"}}\n',
+        "app/application.properties": b"spring.datasource.url=jdbc:mysql://db.internal/app\n"
+        b"spring.datasource.username=app\nspring.datasource.password=Spring-Pw-Four-44\n",
+        "app/.env": b"DB_USER=app\nDB_PASSWORD=Env-Pw-Three-33\n",
+    }
+    for rel, data in files.items():
+        (configs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (configs / rel).write_bytes(data)
+    book = write_playbook(
+        tmp_path / "book.yaml",
+        f"""\
+name: defaults
+steps:
+  - id: kms
+    uses: kms.ensure_key
+  - id: {STEP}
+    uses: secrets.from_configs
+    with:
+      paths: ["{configs}"]
+      kms_key: "{{{{ steps.kms.key_arn }}}}"
+""",
+    )
+    _, plan = commands.plan(settings, str(book))
+    step = plan.steps[1]
+    rewritten = {Path(a.target).name for a in step.actions if a.kind == "config.rewrite"}
+    assert rewritten == {"application.properties", ".env"}, rewritten
+    # The .env's variables are removed: the plan says what the start-up must run instead.
+    (env,) = [a for a in step.actions if a.kind == "config.rewrite" and a.target.endswith(".env")]
+    assert any('eval "$(aws secretsmanager get-secret-value --secret-id' in r for r in env.risks)
+    warnings = " ".join(step.facts["warnings"])
+    assert "db.properties" in warnings and "nothing shows that Spring Boot reads" in warnings
+    assert "app.ini" in warnings and "rewrite.ini: placeholder" in warnings
+    assert "settings.json" in warnings and "rewrite.json: placeholder" in warnings
+    facts = step.facts["files"]
+    refused = [f for f in facts if not f.endswith(("application.properties", ".env"))]
+    assert refused and all(not facts[f]["compliant"] for f in refused), facts
+    run_id = _run_and_approve(settings, book)
+    for rel in ("app/db.properties", "etc/app.ini", "conf/settings.json"):
+        assert (configs / rel).read_bytes() == files[rel]  # left exactly as they were
+    assert b"spring.config.import" in (configs / "app/application.properties").read_bytes()
+    assert commands.status(settings, run_id)["status"] == "done"

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field
 from migrate.aws.errors import has_code, not_found
 from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import KeyResolver, check_usable_key
-from migrate.configs import detect_format, detectors
+from migrate.configs import detect_format, detectors, envfile
 from migrate.configs.scan import (
     FileScan,
     SecretGroup,
@@ -73,14 +73,18 @@ class RewriteStyles(StepParams):
     """How each format is rewritten (see docs/steps/secrets.from_configs.md)."""
 
     xml: Literal["jdbc-wrapper", "placeholder"] = "jdbc-wrapper"
-    properties: Literal["spring-import", "placeholder"] = "spring-import"
-    yaml: Literal["spring-import", "placeholder"] = "spring-import"
+    # auto: spring-import for files Spring Boot reads (application*, bootstrap*, spring.* keys),
+    # refused for any other (nothing would read the import: the app would lose its password).
+    properties: Literal["auto", "spring-import", "placeholder", "refuse"] = "auto"
+    yaml: Literal["auto", "spring-import", "placeholder", "refuse"] = "auto"
     env: Literal["remove", "placeholder"] = "remove"
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     # ``json`` would shadow BaseModel.json; the playbook still writes ``json:``.
-    json_files: Literal["placeholder"] = Field(default="placeholder", alias="json")
-    ini: Literal["placeholder"] = "placeholder"
+    # Nothing expands a reference in an INI or JSON file by itself: refused unless the playbook
+    # says the application (or its deploy tooling) expands ${...} placeholders there.
+    json_files: Literal["refuse", "placeholder"] = Field(default="refuse", alias="json")
+    ini: Literal["refuse", "placeholder"] = "refuse"
     # Read literally by libpq / curl: no reference would be expanded, so their rewrite is refused.
     pgpass: Literal["refuse"] = "refuse"
     netrc: Literal["refuse"] = "refuse"
@@ -491,6 +495,7 @@ class ConfigSecrets(Step):
                     estimate=Estimate(duration_s=0.1),
                     risks=(
                         NEEDS.get(style, NEEDS["placeholder"]),
+                        *_loader_lines(style, names),
                         *_file_risks(path),
                         # Feeds iam.keys_to_roles: the app's role, not migrate's, reads these.
                         "the role the application runs as needs secretsmanager:GetSecretValue on "
@@ -867,6 +872,19 @@ class ConfigSecrets(Step):
         )
         log.info("moved AWSCURRENT of %s back to version %s", d.get("name"), previous)
         return []
+
+
+def _loader_lines(style: str, names: list[str]) -> tuple[str, ...]:
+    """For an .env file whose variables are removed: the command the service's start-up runs
+    to put them back into its environment, from the secret (the same line the file's comment
+    shows), so the plan says what to change in the unit file or entrypoint."""
+    if style != "remove":
+        return ()
+    return tuple(
+        f'start-up must load {name}: eval "$({envfile.loader_hint(name)})" (needs the AWS CLI '
+        "and jq on the host)"
+        for name in names
+    )
 
 
 def _file_risks(path: str) -> tuple[str, ...]:
