@@ -194,3 +194,49 @@ def test_secrets_check_resolves_every_reference_of_rewritten_files(
     assert HOST_A_PW not in proc.stdout + proc.stderr
     bad = run_cli("secrets", "check", str(tmp_path / "nothing-here"), endpoint=endpoint)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("book", ["config-secrets.yaml", "ftr-baseline.yaml"])
+def test_the_shipped_playbooks_give_two_hosts_tomcats_their_own_secrets(
+    book: str, settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """The shipped playbooks' names carry <host>/<path>: host B's run never takes over the
+    secret host A's application reads (it used to get a plan error, or worse, a new version)."""
+    host_param = "host" if book == "config-secrets.yaml" else "config_host"
+    names = {}
+    for host, password in (("web-1", HOST_A_PW), ("web-2", HOST_B_PW)):
+        root = _tomcat(tmp_path / host, password)
+        params = [f"config_paths={root}", f"{host_param}={host}"]
+        _, plan = commands.plan(settings, str(PLAYBOOKS / book), params)
+        step = next(s for s in plan.steps if s.uses == "secrets.from_configs")
+        (store,) = [a for a in step.actions if a.kind == "secrets.store"]
+        (names[host],) = [s["name"] for s in store.details["secrets"]]
+        # Only the secrets step: the rest of the baseline is not what this test is about.
+        args = [*params, "watch_window=0s"] if book == "ftr-baseline.yaml" else params
+        plan_id, _ = commands.plan(settings, str(PLAYBOOKS / book), args)
+        options = RunOptions(quiet=True, yes=True, only=[step.id, "kms"])
+        result = commands.run(settings, None, plan_id=plan_id, options=options)
+        # The secrets are stored; each file rewrite waits at its gate (exit 3).
+        assert result.exit_code in (0, 3), commands.status(settings, result.run_id)
+    assert names["web-1"] != names["web-2"], names
+    assert "web-1" in names["web-1"] and "conf/context.xml" in names["web-1"], names
+    sm = aws("secretsmanager")
+    for host, password in (("web-1", HOST_A_PW), ("web-2", HOST_B_PW)):
+        value = json.loads(sm.get_secret_value(SecretId=names[host])["SecretString"])
+        assert value["password"] == password
+
+
+def test_two_copies_under_one_path_in_one_run_are_told_apart_with_hosts(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """Two hosts' Tomcats copied to /mnt/web-1 and /mnt/web-2 and scanned in one run: the
+    default template has <host> and <path> already, so the refusal names the fix that works
+    (`hosts:`), and with it both are migrated, each to its own secret."""
+    roots = [_tomcat(tmp_path / "web-1", HOST_A_PW), _tomcat(tmp_path / "web-2", HOST_B_PW)]
+    with pytest.raises(MigrateError, match=r"hosts:") as err:
+        commands.plan(settings, str(_book(tmp_path, roots)))
+    assert "Add <" not in str(err.value)
+    hosts = f'      hosts: {{"{roots[0]}": web-1, "{roots[1]}": web-2}}\n'
+    _run(settings, _book(tmp_path, roots, hosts, "hosts.yaml"))
+    assert _value(aws, "web-1/conf/context.xml/jdbc-app")["password"] == HOST_A_PW
+    assert _value(aws, "web-2/conf/context.xml/jdbc-app")["password"] == HOST_B_PW

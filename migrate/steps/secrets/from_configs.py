@@ -206,7 +206,7 @@ class ConfigSecrets(Step):
     paths: ["configs/"]
     exclude: ["*.bak"]
     kms_key: "{{ steps.kms.key_arn }}"
-    name_template: "legacy/prod/<resource>"
+    name_template: "legacy/prod/<host>/<path>/<resource>"
     rewrite:
       xml: jdbc-wrapper
       properties: spring-import
@@ -407,6 +407,18 @@ class ConfigSecrets(Step):
                 )
         return problems
 
+    def _tell_apart_hint(self) -> str:
+        """How to give two files' credentials different names, for what the template lacks."""
+        template = self.params.name_template
+        missing = [p for p in ("<host>", "<path>") if p not in template]
+        if missing:
+            return f"Add {' and '.join(missing)} to name_template, then plan again."
+        return (
+            "name_template has <host> and <path> already: the files are copies of different "
+            "hosts' files under one path. Name each `paths` entry's host in `hosts:` (e.g. "
+            "hosts: {/mnt/web-1: web-1}), then plan again."
+        )
+
     def decide(self, ctx: StepContext, facts: Facts) -> list[Action]:
         """Per file with credentials: store its secrets, then (gated cut-over) rewrite it."""
         conflicts = [n for n, s in facts["secrets"].items() if s.get("conflict")]
@@ -414,8 +426,8 @@ class ConfigSecrets(Step):
             name = conflicts[0]
             raise StepFailed(
                 f"secrets.from_configs: the secret name {name!r} is produced for different "
-                f"credentials in {', '.join(facts['secrets'][name]['files'])}. Make "
-                "name_template tell them apart (add <path> or <host>), then plan again."
+                f"credentials in {', '.join(facts['secrets'][name]['files'])}. "
+                + self._tell_apart_hint()
             )
         problems = self._ownership_errors(facts)
         if problems:
