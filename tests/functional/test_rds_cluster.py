@@ -491,3 +491,31 @@ def test_cluster_bad_input_and_already_encrypted(settings: Settings, aws: Any) -
     ):
         commands.plan(settings, PLAYBOOK, params=["databases=[no-such-cluster]"])
     assert _cluster_snapshots(aws) == {}
+
+
+def test_a_selected_cluster_the_step_cannot_migrate_keeps_it_from_done(
+    settings: Settings, aws: Any
+) -> None:
+    """An unencrypted Multi-AZ DB cluster is reported, never changed, and the step does not end
+    "done" while it is selected (it used to: the plan's warning was all that said so)."""
+    aws("rds").create_db_cluster(
+        DBClusterIdentifier="maz-postgres",
+        Engine="postgres",
+        DBClusterInstanceClass="db.m6gd.large",
+        StorageType="io1",
+        Iops=1000,
+        AllocatedStorage=100,
+        MasterUsername="pg",
+        MasterUserPassword="Not-A-Real-Secret-52",
+    )
+    options = RunOptions(quiet=True, yes=True)
+    result = commands.run(settings, PLAYBOOK, options=options)
+    assert result.status == "failed", commands.status(settings, result.run_id)
+    step = commands.status(settings, result.run_id)["steps"][1]
+    assert "maz-postgres (" in step["error"] and "Multi-AZ DB cluster" in step["error"]
+    assert "exclude:" in step["error"]
+    cluster = aws("rds").describe_db_clusters(DBClusterIdentifier="maz-postgres")["DBClusters"][0]
+    assert cluster["StorageEncrypted"] is False  # never touched
+    # Left out on purpose, the rest of the step is done.
+    excluded = commands.run(settings, PLAYBOOK, ["exclude_databases=maz-postgres"], options=options)
+    assert excluded.status == "done", commands.status(settings, excluded.run_id)

@@ -924,12 +924,21 @@ class RdsEncrypt(Step):
         facts = self.observe(ctx)
         left = [i for i in [*facts["instances"], *facts["clusters"]] if i not in facts["compliant"]]
         left = [i for i in left if i not in facts["encrypted_with_other_key"]]
-        left += [f"{i} ({why})" for i, why in sorted(facts["instances_not_handled"].items())]
+        # Selected and unencrypted, but of a kind this step cannot migrate (a Multi-AZ DB
+        # cluster, a replica without its primary, ...): the step is not done while they are.
+        unhandled = {**facts["instances_not_handled"], **facts["clusters_not_handled"]}
+        left += [f"{i} ({why})" for i, why in sorted(unhandled.items())]
         if left:
             raise StepFailed(
                 "still unencrypted or not on the target key after the step: "
                 + ", ".join(left)
-                + ". Resume to retry, or look at `migrate status` for the failed phase."
+                + ". Resume to retry, or look at `migrate status` for the failed phase"
+                + (
+                    "; a database this step cannot migrate needs its own migration, or leave it "
+                    "out of the step with `exclude:` to accept it as it is."
+                    if unhandled
+                    else "."
+                )
             )
 
     def published(self, ctx: StepContext) -> dict[str, Any]:
