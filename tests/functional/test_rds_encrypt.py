@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from migrate import commands
 from migrate.aws import rds_settings as rs
+from migrate.aws.session import AwsSession
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.errors import EXIT_WAITING, BadInputError
@@ -524,3 +525,62 @@ def test_an_alias_names_each_regions_own_key(settings: Settings, aws: Any, tmp_p
     regions = {a.target: a.region for a in plan.steps[0].actions}
     assert regions == {"orders-us-east-1": "us-east-1", "orders-eu-west-1": "eu-west-1"}
     assert plan.steps[0].facts["target_key"]["arns"] == arns
+
+
+def test_a_stopped_instance_is_reported_with_how_to_start_it_not_waited_on(
+    settings: Settings, aws: Any
+) -> None:
+    """A stopped instance cannot be renamed at the cut-over (RDS wants it available): it used
+    to be waited on for wait_timeout_hours (12 h) and then fail. Now the plan names it with the
+    command that starts it, and the step is not done while it is selected."""
+    _mysql(aws, replica=False)
+    aws("rds").stop_db_instance(DBInstanceIdentifier=DB)
+    assert _describe(aws, DB)["DBInstanceStatus"] == "stopped"
+    _, plan = commands.plan(settings, PLAYBOOK)
+    step = plan.steps[1]
+    assert not [a for a in step.actions if a.target == DB]
+    (why,) = [w for w in step.facts["warnings"] if w.startswith(f"{DB}:")]
+    assert "start-db-instance" in why and DB in why
+    result = commands.run(settings, PLAYBOOK, options=RunOptions(quiet=True, yes=True))
+    assert result.status == "failed"
+    assert "start-db-instance" in commands.status(settings, result.run_id)["steps"][1]["error"]
+    assert not _describe(aws, DB)["StorageEncrypted"]
+
+
+class _PendingSession(AwsSession):
+    """The operator's session; DescribeDBInstances answers carry a pending class change, as
+    RDS's do after a modify without --apply-immediately (moto applies every change at once, so
+    an ``after-call`` handler adds it to moto's real answer)."""
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        client = super().client(service, region)
+        if service == "rds" and not getattr(client, "_pending_hooked", False):
+            client.meta.events.register("after-call.rds.DescribeDBInstances", _add_pending)
+            client._pending_hooked = True
+        return client
+
+
+def _add_pending(parsed: dict[str, Any], **kwargs: Any) -> None:
+    for db in parsed.get("DBInstances", []):
+        if db["DBInstanceIdentifier"] == DB:
+            db["PendingModifiedValues"] = {"DBInstanceClass": "db.r6g.large"}
+
+
+class _PendingSettings(Settings):
+    def aws(self) -> AwsSession:
+        return _PendingSession(region=self.region, endpoint_url=self.endpoint_url)
+
+
+def test_pending_modifications_are_named_in_the_plan(settings: Settings, aws: Any) -> None:
+    """Settings RDS will change at the next maintenance window are not carried by a restore
+    (it takes the current ones): the plan names them and what to do."""
+    _mysql(aws, replica=False)
+    pending = _PendingSettings(state=settings.state, endpoint_url=settings.endpoint_url)
+    pending.quiet = True
+    _, plan = commands.plan(pending, PLAYBOOK)
+    stop = next(a for a in plan.steps[1].actions if a.target == DB and a.gate == "stop-writes")
+    (risk,) = [r for r in stop.risks if "pending" in r]
+    assert "DBInstanceClass" in risk and "--apply-immediately" in risk
+    _, plain = commands.plan(settings, PLAYBOOK)
+    stop = next(a for a in plain.steps[1].actions if a.target == DB and a.gate == "stop-writes")
+    assert not [r for r in stop.risks if "pending" in r]

@@ -64,6 +64,26 @@ def _rename_pending(desc: dict[str, Any] | None) -> bool:
     return bool(pending.get("DBInstanceIdentifier"))
 
 
+def _stopped(db: dict[str, Any]) -> str | None:
+    """Why a stopped instance is not migrated: its rename at the cut-over needs it running, and
+    RDS starts a stopped instance by itself after 7 days anyway."""
+    status = db.get("DBInstanceStatus")
+    if status not in ("stopped", "stopping"):
+        return None
+    return (
+        f"{status}: the cut-over renames it, which RDS refuses unless it is available. Start it "
+        f"(aws rds start-db-instance --db-instance-identifier {db['DBInstanceIdentifier']}) "
+        "and plan again, or exclude it"
+    )
+
+
+def _pending(db: dict[str, Any]) -> list[str]:
+    """Settings RDS will change at the next maintenance window (not the rename, which the
+    cut-over itself leaves pending for a moment)."""
+    pending = db.get("PendingModifiedValues") or {}
+    return sorted(k for k in pending if k != "DBInstanceIdentifier")
+
+
 def _never_renamed(rds: Any, db_id: str, old_id: str) -> bool:
     """True if the unencrypted original still answers under its name, with no rename pending,
     and nothing answers under the name it would be renamed to."""
@@ -262,7 +282,7 @@ class RdsEncrypt(Step):
                     continue
                 if self.params.tags and not self.params.tags_match(settings["tags"]):
                     continue
-                blocker = _replica_blocker(db, by_id)
+                blocker = _replica_blocker(db, by_id) or _stopped(db)
                 if blocker and not db.get("StorageEncrypted"):
                     instances_not_handled[db_id] = blocker
                     continue
@@ -270,6 +290,7 @@ class RdsEncrypt(Step):
                 instances[db_id] = {
                     "region": region,
                     "status": db.get("DBInstanceStatus"),
+                    "pending_modifications": _pending(db),
                     "encrypted": bool(db.get("StorageEncrypted")),
                     "kms_key_id": db.get("KmsKeyId"),
                     "settings": settings,
@@ -443,6 +464,13 @@ class RdsEncrypt(Step):
             )
         today = rs.renamed_id(db_id, f"{self.clock():%Y%m%d}")
         risks_common: list[str] = []
+        if db.get("pending_modifications"):
+            risks_common.append(
+                f"{db_id} has modifications pending for its next maintenance window "
+                f"({', '.join(db['pending_modifications'])}): the encrypted copy is restored "
+                "with the current settings, so they are lost at the cut-over. Apply them first "
+                "(modify-db-instance --apply-immediately) or again after the cut-over"
+            )
         if today in related:
             risks_common.append(
                 f"an instance named {today} exists: a cut-over today would need that name for "
