@@ -228,6 +228,18 @@ class StepContext:
             if row is not None:
                 row.result = {**(row.result or {}), **values}
 
+    def approved_at(self) -> datetime | None:
+        """When `migrate approve` released the current action's gate (naive UTC), or None
+        (no gate, a standing approval or --yes: the action runs as it is approved). A gate
+        whose moment matters (stop-writes starts the downtime clock) reads it from here, not
+        from when a later resume happened to carry the action out."""
+        if self.planning or self.store is None or self.action_id is None:
+            return None
+        with self.store.read() as session:
+            row = session.get(ActionRow, self.action_id)
+            at = ((row.result or {}).get("approved") or {}).get("at") if row else None
+        return datetime.fromisoformat(at).replace(tzinfo=None) if at else None
+
     def record_residual(self, what: str, why: str, fix: str | None = None) -> None:
         """Something the step leaves not compliant or not finished on purpose (a key still
         active after a human review, an original kept, objects skipped): the run report and

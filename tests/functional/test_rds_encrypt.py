@@ -22,7 +22,7 @@ from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.errors import EXIT_WAITING, BadInputError
 from migrate.steps.rds.run import parse
-from migrate.store.models import JournalEntry, Resource
+from migrate.store.models import ActionRow, JournalEntry, Resource
 from tests.conftest import PLAYBOOKS, write_playbook
 
 PLAYBOOK = str(PLAYBOOKS / "rds-encrypt.yaml")
@@ -584,3 +584,27 @@ def test_pending_modifications_are_named_in_the_plan(settings: Settings, aws: An
     _, plain = commands.plan(settings, PLAYBOOK)
     stop = next(a for a in plain.steps[1].actions if a.target == DB and a.gate == "stop-writes")
     assert not [r for r in stop.risks if "pending" in r]
+
+
+def test_downtime_is_measured_from_the_stop_writes_approval(settings: Settings, aws: Any) -> None:
+    """The operator approves stop-writes when the application stopped; the resume that carries
+    the phase out may come later (another operator's run, a cron). The downtime counts from
+    the approval, not from that resume."""
+    _mysql(aws, replica=False)
+    first = commands.run(settings, PLAYBOOK, params=["cleanup_soak=0s"], options=OPTS)
+    commands.approve(settings, first.run_id, STEP, target=DB)
+    earlier = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(minutes=20)
+    with settings.store().write() as session:  # the approval was given 20 minutes ago
+        row = session.scalars(
+            select(ActionRow).where(ActionRow.kind == "rds.stop_writes", ActionRow.target == DB)
+        ).one()
+        row.result = {
+            **row.result,
+            "approved": {**row.result["approved"], "at": earlier.isoformat()},
+        }
+    commands.resume(settings, first.run_id, options=OPTS)
+    commands.approve(settings, first.run_id, STEP, target=DB, gate="cut-over")
+    commands.resume(settings, first.run_id, options=OPTS)
+    timing = _timing(settings, first.run_id)
+    assert timing["stop_writes"]["at"] == earlier.isoformat()
+    assert timing["downtime_s"] >= 20 * 60

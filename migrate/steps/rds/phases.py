@@ -253,8 +253,11 @@ def refuse_unequal(problems: list[str], what: str, advice: str) -> None:
 
 
 def stop_writes(run: PhaseRun) -> Wait | None:
-    """The approval is the operator's word that writes stopped: the downtime clock starts here."""
-    run.record_timing("stop_writes", at=run.now_iso())
+    """The approval is the operator's word that writes stopped: the downtime clock starts at
+    the approval (a resume carried out later does not shorten the measured downtime)."""
+    approved = run.ctx.approved_at()
+    at = min(approved, run.clock()) if approved else run.clock()
+    run.record_timing("stop_writes", at=iso(at), approved_at=iso(approved) if approved else None)
     return None
 
 
