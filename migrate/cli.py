@@ -411,6 +411,7 @@ def run(
             "-p/--params cannot be used with --plan: the saved plan fixed its parameters when it "
             "was made. Make a new plan with them (`migrate plan PLAYBOOK -p ...`) and run that."
         )
+    just_planned = False
     if plan_id is None:
         if playbook is None:
             raise BadInputError("`migrate run` needs a PLAYBOOK or --plan PLAN_ID.")
@@ -431,8 +432,12 @@ def run(
             click.echo(f"Nothing changed. The plan is saved as {plan_id}.", err=True)
             sys.exit(0)
         playbook = None
+        # With --yes the plan was made a moment ago and is applied at once: planning it again
+        # to find it stale would only read every bucket twice. After a prompt (minutes may have
+        # passed) it is checked like any saved plan.
+        just_planned = yes
     options = _run_options(settings, yes, only, until, step_mode, max_wait)
-    result = commands.run(settings, playbook, (), None, plan_id, options)
+    result = commands.run(settings, playbook, (), None, plan_id, options, just_planned=just_planned)
     _finish_run(result, settings)
 
 

@@ -316,8 +316,15 @@ def run(
     params_file: str | None = None,
     plan_id: str | None = None,
     options: RunOptions | None = None,
+    *,
+    just_planned: bool = False,
 ) -> RunResult:
-    """Start a new run of a playbook (or of a saved plan, refused if it is stale)."""
+    """Start a new run of a playbook (or of a saved plan, refused if it is stale).
+
+    ``just_planned``: the caller made ``plan_id`` a moment ago in this process and showed it
+    (``migrate run PLAYBOOK``): it is not planned a second time to find it stale (for S3 that
+    is a second listing and HEAD sample of every bucket). A saved plan of a meeting is always
+    checked."""
     store, aws, options = _open(settings, options)
     if plan_id is not None:
         with store.read() as session:
@@ -329,8 +336,12 @@ def run(
             )
         playbook = _load(playbook_path or saved.playbook_path, (), None, saved.params)
         given = dict(saved.params)
-        fresh = make_plan(playbook, aws, options.state_dir, quiet=True, store=store)
-        if fresh.fingerprint != saved.fingerprint:
+        fresh = (
+            None
+            if just_planned
+            else make_plan(playbook, aws, options.state_dir, quiet=True, store=store)
+        )
+        if fresh is not None and fresh.fingerprint != saved.fingerprint:
             # Planned while another run of this playbook was acting: that run is the change,
             # and the answer the operator needs is that it is running, not "plan again".
             holder = playbook_holder(store, playbook.name)

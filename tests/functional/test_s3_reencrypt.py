@@ -19,7 +19,7 @@ from migrate.aws.session import AwsSession
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.sandbox.server import SandboxServer, is_mutating_request
-from tests.conftest import PLAYBOOKS, write_playbook
+from tests.conftest import PLAYBOOKS, run_cli, write_playbook
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 MiB = 1024**2
@@ -449,3 +449,40 @@ def test_resume_after_a_failure_does_not_copy_again(
     assert sorted(k for k, n in copies.items() if n == 2) == [
         f"/resume-bucket/k{i:02d}" for i in range(5)
     ]
+
+
+def test_run_with_yes_plans_once_before_it_acts(
+    moto_server: SandboxServer, settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """`migrate run PLAYBOOK --yes` (the shipped playbook, default settings, the whole CLI
+    process): the plan it shows is not made a second time to check it is not stale, so the plan
+    sample of each bucket is HEADed twice (plan, then the run's own look), not three times."""
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="big-bucket")
+    objects = 300
+    for i in range(objects):
+        s3.put_object(Bucket="big-bucket", Key=f"o{i:04d}", Body=b"x")
+    moto_server.start_recording()
+    out = run_cli(
+        "run",
+        str(PLAYBOOKS / "s3-reencrypt.yaml"),
+        "-p",
+        "buckets=big-bucket",
+        "--yes",
+        state=tmp_path / "m.db",
+        endpoint=moto_server.endpoint_url,
+    )
+    moto_server.stop_recording()
+    assert out.returncode == 0, out.stderr
+    heads = sum(
+        1
+        for r in moto_server.recorded_requests()
+        if r["method"] == "HEAD" and r["path"].startswith("/big-bucket/o")
+    )
+    sample = 200  # plan_head_limit's default
+    # One HEAD per object before its copy, the plan's and the run's samples, 5% verified.
+    assert heads <= objects + 2 * sample + 0.06 * objects, heads
+    assert all(
+        s3.head_object(Bucket="big-bucket", Key=f"o{i:04d}")["ServerSideEncryption"] == "aws:kms"
+        for i in (0, 299)
+    )
