@@ -46,3 +46,16 @@ def test_root_access_keys_are_an_ftr_finding_for_a_human() -> None:
     ]
     assert "FTR finding" in actions[0].summary and actions[0].destructive
     assert _decide({"root_access_keys": 0}) == []
+
+
+def test_unreadable_trails_send_a_data_event_key_to_review() -> None:
+    """DescribeTrails refused: whether the trails log S3 object calls is unknown, so a key IAM
+    last saw using S3 is not switched on evidence that may lack those calls (it used to be:
+    unknown coverage counted as no gap). A key of a service without data events still is."""
+    step = KeysToRoles(KeysToRolesParams())
+    s3_key = {**_key("Active"), "last_used_service": "s3"}
+    gap = step._coverage_gap(None, s3_key)
+    assert gap and "could not be read" in gap and "accept_unlogged" in gap
+    assert step._coverage_gap(None, {**_key("Active"), "last_used_service": "ec2"}) is None
+    accepting = KeysToRoles(KeysToRolesParams(accept_unlogged=["s3"]))
+    assert accepting._coverage_gap(None, s3_key) is None

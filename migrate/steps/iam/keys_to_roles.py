@@ -1019,10 +1019,21 @@ class KeysToRoles(Step):
 
     def _coverage_gap(self, coverage: dict[str, Any] | None, key: dict[str, Any]) -> str | None:
         """Why the evidence cannot show everything the key does, or None."""
-        if coverage is None:
-            return None
         last = (key.get("last_used_service") or "").lower()
         services = [*key.get("policy_services", []), *([last] if last else [])]
+        if coverage is None:
+            # The trails could not be read: which data events they log is unknown, so a key
+            # that may use a data-event service is not switched on evidence that may lack it.
+            unknown = unlogged_services({"data_types": []}, services, self.params.accept_unlogged)
+            if not unknown:
+                return None
+            return (
+                "the trails could not be read (cloudtrail:DescribeTrails refused), so whether "
+                f"they log data events for {', '.join(unknown)} is unknown: those calls may be "
+                "missing from the evidence and the role would lack them. Grant the migrator "
+                "cloudtrail:DescribeTrails and cloudtrail:GetEventSelectors and plan again, or "
+                "accept with `accept_unlogged: " + json.dumps(unknown) + "`"
+            )
         missing = unlogged_services(coverage, services, self.params.accept_unlogged)
         problems = []
         if missing:
