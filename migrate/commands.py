@@ -1016,6 +1016,11 @@ def playbook_schema() -> dict[str, Any]:
                 },
             },
             "steps": {"type": "array", "items": step_schema},
+            "approvers": {
+                "type": "object",
+                "description": "Who approves each gate kind, shown in the plan's gates table.",
+                "additionalProperties": {"type": "string", "minLength": 1},
+            },
         },
     }
 

@@ -39,7 +39,8 @@ class Estimate:
     downtime_s: float = 0.0
     api_requests: int = 0
     bytes: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # one-off (requests, copies, restores while they last)
+    monthly_usd: float = 0.0  # what stays on the bill every month (a key, a secret)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ class PlanResult:
             "playbook": self.playbook.path,
             "name": self.playbook.name,
             "params": self.playbook.params,
+            "approvers": self.playbook.approvers,
             "fingerprint": self.fingerprint,
             "steps": [
                 {

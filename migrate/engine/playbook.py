@@ -25,7 +25,7 @@ from migrate.engine.outputs import PendingOutputs
 from migrate.engine.registry import registered_steps
 from migrate.errors import BadInputError, PlaybookError
 
-TOP_KEYS = {"name", "description", "params", "steps"}
+TOP_KEYS = {"name", "description", "params", "steps", "approvers"}
 STEP_KEYS = {"id", "uses", "with", "approve", "depends_on", "description", "yes_approves"}
 PARAM_KEYS = {"type", "default", "description"}
 PARAM_TYPES: dict[str, tuple[type, ...]] = {
@@ -198,6 +198,9 @@ class Playbook:
     params: dict[str, Any]
     param_specs: dict[str, ParamSpec]
     steps: list[PlaybookStep]
+    # Who approves each gate kind (``cut-over: DBA on call``), shown in the plan's gates table
+    # over the defaults of :data:`migrate.reports.render.APPROVERS`.
+    approvers: dict[str, str] = field(default_factory=dict)
 
 
 def _plain(value: Any) -> Any:
@@ -662,6 +665,16 @@ def load_playbook(
         rendered = render_value(with_, context, path, raw, "with")
         validate_with(pstep, rendered, path)
         steps.append(pstep)
+    approvers = doc.get("approvers") or {}
+    if not isinstance(approvers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in approvers.items()
+    ):
+        raise PlaybookError(
+            "`approvers:` maps a gate name to who approves it, e.g. `approvers: {cut-over: "
+            '"DBA on call", deactivate: "IAM owner"}`.',
+            path,
+            _line(doc, "approvers"),
+        )
     return Playbook(
         path=str(path),
         name=name.strip(),
@@ -669,6 +682,7 @@ def load_playbook(
         params=params,
         param_specs=specs,
         steps=steps,
+        approvers={str(k): str(v).strip() for k, v in approvers.items()},
     )
 
 

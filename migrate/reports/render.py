@@ -9,7 +9,7 @@ import jinja2
 from markupsafe import Markup
 
 from migrate.errors import BadInputError
-from migrate.reports.timeline import render_svg, text_timeline
+from migrate.reports.timeline import render_run_svg, render_svg, text_timeline
 from migrate.util import format_duration
 
 _ENV = jinja2.Environment(
@@ -46,17 +46,128 @@ def _is_gated(step: dict[str, Any], action: dict[str, Any]) -> bool:
     return bool(action["gate"] or step.get("gated"))
 
 
+# Who approves each gate kind unless the playbook's `approvers:` says otherwise: the person who
+# can vouch for what the gate asks (writes stopped, the new database serves, the key is unused).
+APPROVERS = {
+    "stop-writes": "application owner (writes stopped)",
+    "cut-over": "DBA / change manager",
+    "cleanup": "data owner",
+    "delete-versions": "data owner",
+    "config-cutover": "application owner",
+    "deactivate": "IAM owner / security",
+    "delete": "IAM owner / security",
+    "switch": "application owner",
+    "revoke-open-admin-ports": "network / security engineer",
+    "trust": "owner of the assumed role",
+    "human-review": "security engineer",
+    "block-public-access": "security engineer",
+    "approve": "change manager",
+}
+
+# What each action kind does to the account, for the Terraform-like summary line (a kind not
+# listed changes something in place).
+CREATES = frozenset(
+    {
+        "kms.create_key",
+        "cloudtrail.prepare_archive_bucket",
+        "cloudtrail.create_trail",
+        "iam.create_role",
+        "secrets.store",
+        "rds.warm_up",
+        "rds.final_snapshot",
+        "rds.restore",
+        "rds.recreate_replicas",
+        "rds.cluster_warm_up",
+        "rds.cluster_final_snapshot",
+        "rds.cluster_restore",
+        "rds.cluster_members",
+        "ssm.instance_role",
+        "dr.restore",
+        "dr.s3_restore",
+    }
+)
+DELETES = frozenset(
+    {
+        "iam.deactivate_key",
+        "iam.delete_key",
+        "rds.cut_over",
+        "rds.cluster_cut_over",
+        "rds.cleanup",
+        "rds.cluster_cleanup",
+        "s3.delete_superseded_versions",
+        "ssm.revoke_open_rule",
+        "dr.teardown",
+        "dr.network_teardown",
+        "dr.s3_teardown",
+    }
+)
+CHECKS = frozenset(
+    {
+        "core.wait",
+        "iam.watch",
+        "iam.retire_window",
+        "iam.review",
+        "rds.stop_writes",
+        "rds.cluster_stop_writes",
+        "rds.verify",
+        "rds.cluster_verify",
+        "rds.soak",
+        "cloudtrail.ingest",
+        "dr.check",
+    }
+)
+
+
+def change_counts(actions: list[dict[str, Any]]) -> dict[str, int]:
+    """``{"create", "change", "delete", "check"}`` counts (a cut-over replaces a database)."""
+    counts = {"create": 0, "change": 0, "delete": 0, "check": 0}
+    for a in actions:
+        kind = a["kind"]
+        key = (
+            "create"
+            if kind in CREATES
+            else "delete"
+            if kind in DELETES
+            else "check"
+            if kind in CHECKS
+            else "change"
+        )
+        counts[key] += 1
+    return counts
+
+
+def change_line(counts: dict[str, int]) -> str:
+    """``Plan: 5 to create, 12 to change, 3 to delete/replace (4 checks and waits).``"""
+    return (
+        f"Plan: {counts['create']} to create, {counts['change']} to change, "
+        f"{counts['delete']} to delete/replace ({counts['check']} checks, waits and reviews)."
+    )
+
+
+def _target_label(action: dict[str, Any]) -> str:
+    """The target, with the IAM user for an access key (``AKIA... (app-server)``)."""
+    user = (action.get("details") or {}).get("user")
+    target = str(action["target"])
+    if user and target.startswith(("AKIA", "ASIA")) and str(user) not in target:
+        return f"{target} ({user})"
+    return target
+
+
 def plan_summary(body: dict[str, Any]) -> dict[str, Any]:
     """Everything the planning meeting looks at, computed from a plan body."""
     actions = [a for s in body["steps"] for a in s["actions"]]
+    approvers = {**APPROVERS, **(body.get("approvers") or {})}
     gates = [
         {
             "step": s["id"],
             "target": a["target"],
+            "label": _target_label(a),
             "gate": a["gate"] or "approve",
             "destructive": a["destructive"],
             "summary": a["summary"],
-            "command": f"migrate approve RUN {s['id']} --target {a['target']}",
+            "approver": approvers.get(a["gate"] or "approve", approvers["approve"]),
+            "command": f"migrate approve RUN {s['id']} --target {a['target']}"
+            + (f" --gate {a['gate']}" if a["gate"] else ""),
         }
         for s in body["steps"]
         for a in s["actions"]
@@ -107,6 +218,8 @@ def plan_summary(body: dict[str, Any]) -> dict[str, Any]:
         "kms_requests": sum(int(a["details"].get("kms_requests", 0) or 0) for a in actions),
         "bytes": sum(a["estimate"]["bytes"] for a in actions),
         "cost_usd": sum(a["estimate"]["cost_usd"] for a in actions),
+        "monthly_usd": sum(a["estimate"].get("monthly_usd", 0.0) for a in actions),
+        "changes": change_counts(actions),
         "compliant": [(s["id"], c) for s in body["steps"] for c in s.get("compliant", [])],
         "ftr": ftr_view(body),
         "timeline": text_timeline(body),
@@ -190,10 +303,12 @@ def render_plan(body: dict[str, Any]) -> str:
                 where = targets[0] if len(targets) == 1 else f"{len(targets)} targets"
                 lines.append(f"  ! {step_id} ({where}): {text}")
             lines.append("")
+    lines.append(change_line(summary["changes"]))
     lines.append(
         f"{summary['actions']} action(s), {len(summary['gates'])} gate(s), est. "
         f"{format_duration(summary['duration_s'])}, downtime "
         f"{format_duration(summary['downtime_s'])}, ~{summary['api_requests']} API requests, "
+        f"about ${summary['cost_usd']:.2f} once and ${summary['monthly_usd']:.2f} a month, "
         f"{len(summary['compliant'])} resource(s) already compliant."
     )
     if body.get("plan_id"):
@@ -206,9 +321,15 @@ def render_plan_report(body: dict[str, Any], fmt: str) -> str:
     summary = plan_summary(body)
     if fmt == "html":
         return _ENV.get_template("plan.html.j2").render(
-            plan=body, summary=summary, timeline=Markup(render_svg(body))
+            plan=body,
+            summary=summary,
+            timeline=Markup(render_svg(body)),
+            night=Markup(render_svg(body, night=True)),
+            change_line=change_line(summary["changes"]),
         )
-    return _ENV.get_template("plan.md.j2").render(plan=body, summary=summary)
+    return _ENV.get_template("plan.md.j2").render(
+        plan=body, summary=summary, change_line=change_line(summary["changes"])
+    )
 
 
 def write_plan_report(body: dict[str, Any], path: Path) -> None:
@@ -221,10 +342,29 @@ def write_plan_report(body: dict[str, Any], path: Path) -> None:
     _write(path, render_plan_report(body, fmt))
 
 
+def run_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """The run report's cards: how far it got, what waits for a person, what remains."""
+    actions = [a for s in data.get("steps", []) for a in s.get("actions", [])]
+    pending = data.get("pending", [])
+    planned_down = sum(float(a["estimate"].get("downtime_s", 0.0)) for a in actions)
+    return {
+        "actions": len(actions),
+        "done": sum(1 for a in actions if a["status"] == "done"),
+        "failed": sum(1 for a in actions if a["status"] == "failed"),
+        "awaiting": [p for p in pending if p["status"] == "awaiting-approval"],
+        "waiting": [p for p in pending if p["status"] == "waiting"],
+        "residuals": len(data.get("residuals", [])),
+        "downtime_planned_s": planned_down,
+    }
+
+
 def render_run_report(data: dict[str, Any], fmt: str) -> str:
     """``migrate report RUN --format md|html``."""
     template = "run.html.j2" if fmt == "html" else "run.md.j2"
-    return _ENV.get_template(template).render(run=data)
+    extra: dict[str, Any] = {"summary": run_summary(data)}
+    if fmt == "html":
+        extra["timeline"] = Markup(render_run_svg(data))
+    return _ENV.get_template(template).render(run=data, **extra)
 
 
 def render_run_markdown(data: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ actions with estimated downtime are drawn as downtime windows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -26,6 +27,8 @@ class Bar:
 
     step: str
     target: str
+    label: str  # the target as shown (an access key with its IAM user)
+    phase: str  # what the action does to it ("final snapshot", "cut over")
     summary: str
     start_s: float
     duration_s: float
@@ -44,10 +47,16 @@ def schedule(body: dict[str, Any]) -> tuple[list[Bar], float]:
         t = start
         for a in step["actions"]:
             duration = float(a["estimate"]["duration_s"])
+            user = (a.get("details") or {}).get("user")
+            label = str(a["target"])
+            if user and label.startswith(("AKIA", "ASIA")):
+                label = f"{label} ({user})"
             bars.append(
                 Bar(
                     step=step["id"],
                     target=a["target"],
+                    label=label,
+                    phase=_phase(str(a.get("kind", ""))),
                     summary=a["summary"],
                     start_s=t,
                     duration_s=duration,
@@ -62,6 +71,11 @@ def schedule(body: dict[str, Any]) -> tuple[list[Bar], float]:
     return bars, max(ends.values(), default=0.0)
 
 
+def _phase(kind: str) -> str:
+    """``rds.final_snapshot`` -> ``final snapshot``: the row label of an action."""
+    return kind.split(".", 1)[-1].replace("_", " ") or kind
+
+
 def _ticks(total: float) -> list[float]:
     steps = [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400, 604800]
     for step in steps:
@@ -70,22 +84,62 @@ def _ticks(total: float) -> list[float]:
     return [0.0, total]
 
 
-def render_svg(body: dict[str, Any]) -> str:
-    """An SVG Gantt chart of the plan (self-contained, no scripts, prints well)."""
+def night_window(bars: list[Bar]) -> tuple[float, float, set[str]] | None:
+    """The span of the downtime windows (the migration night) and the targets in it, or None
+    when nothing stops a workload. Drawn on its own scale: beside week-long watch windows and
+    soaks, a 1-hour night is a few pixels."""
+    down = [b for b in bars if b.downtime]
+    if not down:
+        return None
+    start = min(b.start_s for b in down)
+    end = max(b.start_s + max(b.downtime_s, b.duration_s) for b in down)
+    pad = max((end - start) * 0.05, 60.0)
+    return max(start - pad, 0.0), end + pad, {b.target for b in down}
+
+
+def render_svg(body: dict[str, Any], *, night: bool = False) -> str:
+    """An SVG Gantt chart of the plan (self-contained, no scripts, prints well); ``night``:
+    only the targets with downtime, from the first stop-writes to the last cut-over."""
     bars, total = schedule(body)
+    origin = 0.0
+    if night:
+        window = night_window(bars)
+        if window is None:
+            return ""
+        origin, end, targets = window
+        bars = [
+            b
+            for b in bars
+            if b.target in targets and b.start_s + b.duration_s >= origin and b.start_s <= end
+        ]
+        total = end - origin
     total = max(total, 1.0)
     scale = CHART_W / total
     rows: list[str] = []
     windows: list[str] = []
     y = AXIS_H
     current_step = None
+    current_target = None
+    per_target: dict[tuple[str, str], int] = {}
+    for bar in bars:
+        per_target[(bar.step, bar.target)] = per_target.get((bar.step, bar.target), 0) + 1
     for bar in bars:
         if bar.step != current_step:
-            current_step = bar.step
+            current_step, current_target = bar.step, None
             rows.append(f'<text class="step-label" x="4" y="{y + 15}">{escape(bar.step)}</text>')
             y += HEADER_H
-        x = LABEL_W + bar.start_s * scale
-        width = max(bar.duration_s * scale, 2.0)
+        several = per_target[(bar.step, bar.target)] > 1
+        if several and bar.target != current_target:
+            # A resource with several phases: its name once, then one row per phase.
+            rows.append(
+                f'<text class="resource-label" x="14" y="{y + 13}">'
+                f"{escape(_short(bar.label))}</text>"
+            )
+            y += ROW_H
+        current_target = bar.target
+        start = max(bar.start_s - origin, 0.0)
+        x = LABEL_W + start * scale
+        width = max(min(bar.duration_s * scale, CHART_W - start * scale), 2.0)
         if bar.downtime:
             # The window the workload is down for (writes stopped), which may span later actions.
             band = max(bar.downtime_s * scale, 2.0)
@@ -98,9 +152,14 @@ def render_svg(body: dict[str, Any]) -> str:
         if bar.known_after:
             cls += " known-after"
         title = f"{bar.summary} ({format_duration(bar.duration_s)})"
+        label = (
+            f'<text class="phase-label" x="26" y="{y + 13}">{escape(bar.phase)}</text>'
+            if several
+            else f'<text class="target-label" x="14" y="{y + 13}">'
+            f"{escape(_short(bar.label))} \u00b7 {escape(bar.phase)}</text>"
+        )
         rows.append(
-            f'<text class="target-label" x="14" y="{y + 13}">{escape(_short(bar.target))}</text>'
-            f'<rect class="{cls}" x="{x:.1f}" y="{y + 3}" width="{width:.1f}" '
+            label + f'<rect class="{cls}" x="{x:.1f}" y="{y + 3}" width="{width:.1f}" '
             f'height="{ROW_H - 6}" rx="2"><title>{escape(title)}</title></rect>'
         )
         if bar.gate:
@@ -118,7 +177,7 @@ def render_svg(body: dict[str, Any]) -> str:
         axis.append(
             f'<line class="tick" x1="{x:.1f}" y1="{AXIS_H - 6}" x2="{x:.1f}" y2="{y}"/>'
             f'<text class="tick-label" x="{x + 2:.1f}" y="{AXIS_H - 10}">'
-            f"{escape(format_duration(tick))}</text>"
+            f"{'+' if night else ''}{escape(format_duration(tick))}</text>"
         )
     height = y + 8
     width = LABEL_W + CHART_W + 20
@@ -128,7 +187,8 @@ def render_svg(body: dict[str, Any]) -> str:
         f'aria-label="timeline of {len(bars)} planned actions">'
         "<style>"
         ".step-label{font:bold 12px sans-serif;fill:#1d2330}"
-        ".target-label,.tick-label{font:11px sans-serif;fill:#444}"
+        ".target-label,.tick-label,.phase-label{font:11px sans-serif;fill:#444}"
+        ".resource-label{font:italic 11px sans-serif;fill:#1d2330}"
         ".action-bar{fill:#3b6fb6}.action-bar.downtime{fill:#c0392b}"
         ".action-bar.known-after{fill-opacity:.55}"
         ".gate{fill:#e6a100;stroke:#7a4b00;stroke-width:1}"
@@ -150,6 +210,7 @@ def text_timeline(body: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "step": b.step,
             "target": b.target,
+            "phase": b.phase,
             "start": format_duration(b.start_s),
             "end": format_duration(b.start_s + b.duration_s),
             "downtime": b.downtime,
@@ -157,3 +218,71 @@ def text_timeline(body: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for b in bars
     ]
+
+
+def render_run_svg(data: dict[str, Any]) -> str:
+    """Actual against planned, per action of a run: the dark bar is when the action really ran
+    (start to end, on the wall clock from the run's first action), the outline behind it how
+    long the plan said it would take. Actions that never started have no row."""
+    rows_in: list[tuple[str, str, str, datetime, float, float]] = []
+    for step in data.get("steps", []):
+        for a in step.get("actions", []):
+            if not a.get("started_at"):
+                continue
+            start = datetime.fromisoformat(a["started_at"])
+            end = datetime.fromisoformat(a["finished_at"]) if a.get("finished_at") else start
+            rows_in.append(
+                (
+                    step["id"],
+                    str(a["target"]),
+                    _phase(str(a.get("kind", ""))),
+                    start,
+                    max((end - start).total_seconds(), 0.0),
+                    float(a.get("planned_s") or a["estimate"].get("duration_s", 0.0)),
+                )
+            )
+    if not rows_in:
+        return ""
+    origin = min(r[3] for r in rows_in)
+    total = max(max((r[3] - origin).total_seconds() + max(r[4], r[5]) for r in rows_in), 1.0)
+    scale = CHART_W / total
+    out: list[str] = []
+    y = AXIS_H
+    current = None
+    for step_id, target, phase, start, actual, planned in rows_in:
+        if step_id != current:
+            current = step_id
+            out.append(f'<text class="step-label" x="4" y="{y + 15}">{escape(step_id)}</text>')
+            y += HEADER_H
+        x = LABEL_W + (start - origin).total_seconds() * scale
+        out.append(
+            f'<text class="target-label" x="14" y="{y + 13}">'
+            f"{escape(_short(target, 30))} \u00b7 {escape(phase)}</text>"
+            f'<rect class="planned-bar" x="{x:.1f}" y="{y + 2}" '
+            f'width="{max(planned * scale, 1.0):.1f}" height="{ROW_H - 4}" rx="2">'
+            f"<title>planned {escape(format_duration(planned))}</title></rect>"
+            f'<rect class="actual-bar" x="{x:.1f}" y="{y + 5}" '
+            f'width="{max(actual * scale, 2.0):.1f}" height="{ROW_H - 10}" rx="2">'
+            f"<title>took {escape(format_duration(actual))}</title></rect>"
+        )
+        y += ROW_H
+    axis = []
+    for tick in _ticks(total):
+        x = LABEL_W + tick * scale
+        axis.append(
+            f'<line class="tick" x1="{x:.1f}" y1="{AXIS_H - 6}" x2="{x:.1f}" y2="{y}"/>'
+            f'<text class="tick-label" x="{x + 2:.1f}" y="{AXIS_H - 10}">'
+            f"+{escape(format_duration(tick))}</text>"
+        )
+    height, width = y + 8, LABEL_W + CHART_W + 20
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="actual against planned, {len(rows_in)} actions">'
+        "<style>"
+        ".step-label{font:bold 12px sans-serif;fill:#1d2330}"
+        ".target-label,.tick-label{font:11px sans-serif;fill:#444}"
+        ".planned-bar{fill:none;stroke:#3b6fb6;stroke-dasharray:3 2}"
+        ".actual-bar{fill:#1d2330}.tick{stroke:#dde;stroke-width:1}"
+        "</style>" + "".join(axis) + "".join(out) + "</svg>"
+    )

@@ -140,3 +140,77 @@ def test_status_names_each_waiting_gate_with_its_exact_command(
                 command = f"migrate approve {result.run_id} {step['id']} --target {a['target']}"
                 assert " ".join(joined.split()).count(command) >= 1, table
     assert max(len(line) for line in table.splitlines()) <= 80
+
+
+RDS_BOOK = """\
+name: night
+approvers:
+  cut-over: "DBA on call (#db-oncall)"
+steps:
+  - id: kms
+    uses: kms.ensure_key
+  - id: rds
+    uses: rds.encrypt
+    with:
+      kms_key: "{{ steps.kms.key_arn }}"
+      cleanup_soak: 7d
+  - id: soak
+    uses: core.wait
+    depends_on: []
+    with: {days: 14}
+"""
+
+
+def _mysql(aws: Any) -> None:
+    aws("rds").create_db_instance(
+        DBInstanceIdentifier="night-db",
+        DBInstanceClass="db.t3.micro",
+        Engine="mysql",
+        MasterUsername="admin",
+        MasterUserPassword="Not-A-Real-Secret-1",
+        AllocatedStorage=20,
+    )
+
+
+def test_a_page_a_planning_meeting_can_read(settings: Settings, aws: Any, tmp_path: Path) -> None:
+    """What the change board reads: a Terraform-like change line, one-off and monthly cost,
+    timeline rows named by phase under their resource (not the database seven times), the
+    migration night on its own scale beside a two-week wait, and per gate who approves (the
+    playbook's approvers over the defaults) with the exact --gate command."""
+    _mysql(aws)
+    body = _plan_body(settings, str(write_playbook(tmp_path / "n.yaml", RDS_BOOK)))
+    html = render_plan_report(body, "html")
+    md = render_plan_report(body, "md")
+    for text in (html, md):
+        line = re.search(r"Plan: [^<*]*", text)
+        assert line and line[0].startswith(
+            "Plan: 4 to create, 0 to change, 2 to delete/replace (4 checks"
+        ), line
+        assert "DBA on call (#db-oncall)" in text  # the playbook's approver for cut-over
+        assert "application owner" in text  # the default one for stop-writes
+        assert "migrate approve RUN rds --target night-db --gate cut-over" in text
+    assert "$1.00</b>a month" in html  # the key; the snapshots and copies are one-off
+    main, night = html.split("The whole plan")[1], html.split("The whole plan")[0]
+    assert "on its own scale" in night and "final snapshot" in night
+    # The resource named once, each phase on its own row, in execution order.
+    assert main.count(">night-db</text>") == 1
+    phases = re.findall(r'class="phase-label"[^>]*>([^<]+)<', main)
+    assert phases[:4] == ["warm up", "stop writes", "final snapshot", "restore"], phases
+    assert phases.index("soak") < phases.index("cleanup")
+    # On the night's own scale the downtime band is wide; beside 14 days it would be a sliver.
+    bands = [float(w) for w in re.findall(r'class="downtime-window"[^>]*width="([\d.]+)"', night)]
+    assert bands and max(bands) > 100, bands
+
+
+def test_run_report_puts_what_waits_for_a_person_first(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    aws("s3").create_bucket(Bucket="run-cards")
+    book = write_playbook(tmp_path / "g.yaml", GATED.replace("{minutes: 5}", "{seconds: 0}"))
+    result = commands.run(settings, str(book), options=RunOptions(quiet=True))
+    html = render_run_report(commands.report(settings, result.run_id), "html")
+    assert "waiting for an approval" in html and "actions done" in html
+    first = html.index("Waiting for a person")
+    assert first < html.index("What remains for the FTR") < html.index("<h2>s3 (")
+    assert f"migrate approve {result.run_id} s3 --target run-cards" in html
+    assert 'aria-label="actual against planned' in html

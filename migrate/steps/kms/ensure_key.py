@@ -223,7 +223,7 @@ class EnsureKmsKey(Step):
                     target=alias,
                     summary=f"create customer-managed key {alias} (rotation on, "
                     f"{self.params.key_policy} key policy)",
-                    estimate=Estimate(duration_s=3, api_requests=4, cost_usd=1.0),
+                    estimate=Estimate(duration_s=3, api_requests=4, monthly_usd=1.0),
                     risks=tuple(risks),
                     region=facts["region"],
                 )

@@ -485,7 +485,7 @@ class ConfigSecrets(Step):
                     estimate=Estimate(
                         duration_s=1.0 * len(names),
                         api_requests=3 * len(names),
-                        cost_usd=0.40 * len(names),
+                        monthly_usd=0.40 * len(names),
                     ),
                     risks=(
                         *risks,
