@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from migrate.steps.s3 import objects as so
 from migrate.steps.s3.worker import head_state
 
@@ -130,4 +132,11 @@ def scan_listing(
         states = pool.map(lambda o: head_state(s3, bucket, o, target_arn), reservoir)
         for obj, state in zip(reservoir, states, strict=True):
             counts.classified(int(obj.get("Size", 0)), state)
+    if counts.scanned and counts.by_state[so.DENIED] == counts.scanned:
+        # Every object refused: the bucket (a policy allowing only a VPC endpoint, an SCP),
+        # not a few odd objects; the plan leaves it out with a warning, as a refused read.
+        raise ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "every sampled HEAD was refused"}},
+            "HeadObject",
+        )
     return counts.to_facts()
