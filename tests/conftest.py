@@ -49,6 +49,30 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# The longest test files (minutes each on the 2-core CI machine). They are collected first so
+# that the xdist workers start them at once, instead of one of them starting last and the
+# whole suite waiting for it (longest-first scheduling).
+SLOW_FIRST = (
+    "tests/functional/test_faults.py",
+    "tests/e2e/test_crash_sweep.py",
+    "tests/e2e/test_s3_reencrypt_crash.py",
+    "tests/functional/test_plan_contract.py",
+    "tests/e2e/test_crash_and_lock.py",
+    "tests/e2e/test_cli_flows.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.path)).resolve()
+        for i, slow in enumerate(SLOW_FIRST):
+            if path == ROOT / slow:
+                return i
+        return len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file and among the rest is kept
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("both_stores")
     if "store_engine" in metafunc.fixturenames and marker is not None:

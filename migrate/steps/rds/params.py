@@ -18,6 +18,10 @@ class RdsEncryptParams(Selection):
     # the way back while the encrypted database proves itself under real traffic.
     cleanup_soak: str = "24h"
     disable_deletion_protection_on_cleanup: bool = False
+    # Before the cleanup deletes the renamed original: CloudWatch DatabaseConnections since the
+    # cut-over must stay at or below this (a cron job or a second service still writing there
+    # would lose those writes). -1 skips the check.
+    original_connections_allowed: int = Field(default=0, ge=-1)
     keep_encrypted_snapshots: bool = True
     wait_timeout_hours: float = Field(default=12.0, gt=0)
     poll_seconds: float = Field(default=60.0, ge=0)

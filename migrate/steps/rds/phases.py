@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -247,6 +247,34 @@ def refuse_unequal(problems: list[str], what: str, advice: str) -> None:
     """Raise ``"<what>: <problems>. <advice>"`` if the copy check found problems."""
     if problems:
         raise StepFailed(f"{what}: " + "; ".join(problems) + f". {advice}")
+
+
+# --- is anyone still using the original? -----------------------------------------------------------
+
+
+def connections_seen(
+    cw: Any, db_id: str, since: datetime, until: datetime, allowed: int
+) -> list[str]:
+    """The CloudWatch ``DatabaseConnections`` maxima above ``allowed`` for ``db_id`` between
+    ``since`` and ``until`` (``"12:04 UTC: 3"``). AWS keeps 1-minute points for 15 days; the
+    period grows so that the query stays within CloudWatch's 1,440 points."""
+    span = max((until - since).total_seconds(), 60.0)
+    period = max(60, -(-int(span / 1440) // 60) * 60)
+    answer = cw.get_metric_statistics(
+        Namespace="AWS/RDS",
+        MetricName="DatabaseConnections",
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": db_id}],
+        StartTime=since,
+        EndTime=until,
+        Period=period,
+        Statistics=["Maximum"],
+    )
+    points = sorted(answer.get("Datapoints", []), key=lambda p: p["Timestamp"])
+    return [
+        f"{p['Timestamp']:%Y-%m-%d %H:%M} UTC: {int(p['Maximum'])}"
+        for p in points
+        if float(p.get("Maximum", 0)) > allowed
+    ]
 
 
 # --- phases ---------------------------------------------------------------------------------------
