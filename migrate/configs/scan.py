@@ -85,6 +85,8 @@ class FileScan:
     near_misses: list[NearMiss] = field(default_factory=list)
     groups: list[SecretGroup] = field(default_factory=list)
     error: str | None = None
+    # What the application needs for the rewrite to work (named in the plan's risks).
+    app_needs: list[str] = field(default_factory=list)
     original: bytes = field(default=b"", repr=False)
     rewritten: bytes | None = field(default=None, repr=False)
 
@@ -131,6 +133,7 @@ class FileScan:
                 for g in self.groups
             ],
             "error": self.error,
+            "app_needs": list(self.app_needs),
         }
 
 
@@ -381,6 +384,8 @@ def scan_bytes(
             return scan
         group.moves = [Move(m.entry, group.name, m.json_key, m.env) for m in group.moves]
     moves = [m for g in scan.groups for m in g.moves]
+    if fmt == "xml" and style == "jdbc-wrapper":
+        scan.app_needs = tomcat.wrapper_needs(decoded.text, moves)
     try:
         text = module.rewrite(decoded.text, moves, style, placeholder)
         rewritten = encode(text, decoded.encoding)

@@ -332,6 +332,49 @@ def _attr_text(name: str, value: str, quote: str) -> str:
     return f"{name}={quote}{escape_attr(value, quote)}{quote}"
 
 
+# The wrapper's property sub-prefix per engine: it loads the real driver named by
+# ``drivers.<sub>.realDriverClass`` (a system property or secretsmanager.properties).
+WRAPPER_SUBPREFIX = {
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+    "postgres": "postgresql",
+    "oracle": "oracle",
+    "sqlserver": "sqlserver",
+    "db2": "db2",
+    "redshift": "redshift",
+}
+
+
+def wrapper_needs(text: str, moves: list[Move]) -> list[str]:
+    """What the application needs for each resource the wrapper takes over: the wrapper loads
+    the real driver itself, so the one this file named must be on the classpath and named to
+    the wrapper (an old ``com.mysql.jdbc.Driver`` is not what the wrapper loads by default)."""
+    entries = parse(text)
+    notes: list[str] = []
+    for group in sorted({m.entry.group for m in moves}):
+        jdbc = jdbc_resource(entries, group)
+        if jdbc is None:
+            continue
+        engine = jdbc[0]
+        members = {e.name: e for e in entries if e.group == group and is_attribute(e)}
+        driver = members.get("driverClassName")
+        sub = WRAPPER_SUBPREFIX[engine]
+        if driver is not None and driver.value.strip():
+            notes.append(
+                f"{group}: the wrapper replaces driverClassName {driver.value.strip()}; keep "
+                f"that driver's jar in $CATALINA_BASE/lib and name it to the wrapper: "
+                f"-Ddrivers.{sub}.realDriverClass={driver.value.strip()} in CATALINA_OPTS "
+                "(bin/setenv.sh) or in secretsmanager.properties on the classpath, with "
+                "AWS_REGION (or drivers.region) set for the AWS SDK"
+            )
+        else:
+            notes.append(
+                f"{group}: the wrapper loads its default {engine} driver; put that jar in "
+                f"$CATALINA_BASE/lib, or name another with -Ddrivers.{sub}.realDriverClass=..."
+            )
+    return notes
+
+
 def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
     """Switch JDBC resources to the wrapper (or placeholders); every other byte is kept."""
     if not moves:

@@ -240,3 +240,21 @@ def test_two_copies_under_one_path_in_one_run_are_told_apart_with_hosts(
     _run(settings, _book(tmp_path, roots, hosts, "hosts.yaml"))
     assert _value(aws, "web-1/conf/context.xml/jdbc-app")["password"] == HOST_A_PW
     assert _value(aws, "web-2/conf/context.xml/jdbc-app")["password"] == HOST_B_PW
+
+
+def test_the_plan_names_the_real_driver_the_wrapper_must_load(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """An old Connector/J (com.mysql.jdbc.Driver) in a legacy Tomcat: the wrapper replaces
+    driverClassName and loads its own choice of real driver unless told, so the plan says how
+    to name the one the application has, and where."""
+    root = tmp_path / "legacy"
+    (root / "conf").mkdir(parents=True)
+    (root / "conf" / "context.xml").write_bytes(
+        _context_xml(HOST_A_PW).replace(b"com.mysql.cj.jdbc.Driver", b"com.mysql.jdbc.Driver")
+    )
+    _, plan = commands.plan(settings, str(_book(tmp_path, [root], "      host: web-a\n")))
+    (rewrite,) = [a for a in plan.steps[1].actions if a.kind == "config.rewrite"]
+    (need,) = [r for r in rewrite.risks if "realDriverClass" in r]
+    assert "-Ddrivers.mysql.realDriverClass=com.mysql.jdbc.Driver" in need
+    assert "setenv.sh" in need and "AWS_REGION" in need

@@ -507,6 +507,7 @@ class ConfigSecrets(Step):
                     estimate=Estimate(duration_s=0.1),
                     risks=(
                         NEEDS.get(style, NEEDS["placeholder"]),
+                        *info.get("app_needs", []),
                         *_loader_lines(style, names),
                         *_file_risks(path),
                         # Feeds iam.keys_to_roles: the app's role, not migrate's, reads these.
