@@ -246,6 +246,11 @@ def build_groups(
             env = env_name(entry.name if keyed else f"{group.resource}.{entry.name}")
         elif fmt in ("properties", "yaml", "env"):
             json_key, env = entry.key, env_name(entry.key)
+            label = re.search(r"\[([^\]]+)\]$", entry.group or "")
+            if label and fmt != "env":
+                # A later document (a profile) has its own secret: its placeholder gets its
+                # own variable too, or one environment would give every profile one password.
+                env = env_name(f"{entry.key}_{label.group(1)}")
         elif fmt == "ini":
             json_key, env = entry.name, env_name(f"{entry.group}.{entry.name}")
         else:

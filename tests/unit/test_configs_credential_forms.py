@@ -186,6 +186,22 @@ def test_properties_profile_documents_get_their_own_secret_and_import() -> None:
     assert PROFILE_PROD_PW not in scan.rewritten.decode()
 
 
+def test_profile_documents_get_their_own_placeholder_variable() -> None:
+    path = Path("/srv/configs/app/profiles.properties")
+    scan = scan_bytes(
+        path,
+        CORPUS["app/profiles.properties"],
+        "properties",
+        "placeholder",
+        "l/<resource>",
+        "${<env>}",
+    )
+    assert scan.error is None and scan.rewritten is not None
+    first, second = scan.rewritten.decode().split("#---\n")
+    assert "db.password=${DB_PASSWORD}\n" in first
+    assert "db.password=${DB_PASSWORD_PROD}\n" in second
+
+
 def test_an_existing_import_is_extended_in_the_document_that_holds_the_credential() -> None:
     scan = _scan("app/multidoc.properties")
     assert scan.error is None and scan.rewritten is not None
@@ -207,8 +223,11 @@ def test_yaml_documents_get_their_own_secret_and_valid_environment_names() -> No
         "legacy/app": {"app.password": YAML_DEV_PW},
         "legacy/app-prod": {"app.password": YAML_PROD_PW},
     }
-    # As Spring binds the key in every document: APP_PASSWORD, never 1_APP_PASSWORD.
-    assert scan.rewritten.decode().count("password: ${APP_PASSWORD}\n") == 2
+    # Valid environment names (never 1_APP_PASSWORD), one per document: a single
+    # APP_PASSWORD in the environment would give every profile the same password.
+    text = scan.rewritten.decode()
+    assert text.count("password: ${APP_PASSWORD}\n") == 1
+    assert text.count("password: ${APP_PASSWORD_PROD}\n") == 1
     # spring-import across documents stays refused (which document's import: see the docs).
     assert _scan("app/profiles.yml").error
 
