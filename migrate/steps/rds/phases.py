@@ -258,7 +258,10 @@ def connections_seen(
     """The CloudWatch ``DatabaseConnections`` maxima above ``allowed`` for ``db_id`` between
     ``since`` and ``until`` (``"12:04 UTC: 3"``). AWS keeps 1-minute points for 15 days; the
     period grows so that the query stays within CloudWatch's 1,440 points."""
-    span = max((until - since).total_seconds(), 60.0)
+    # At least one 1-minute period (CloudWatch refuses StartTime >= EndTime, at seconds
+    # precision); an end in the future is allowed.
+    until = max(until, since + timedelta(seconds=60))
+    span = (until - since).total_seconds()
     period = max(60, -(-int(span / 1440) // 60) * 60)
     answer = cw.get_metric_statistics(
         Namespace="AWS/RDS",

@@ -132,7 +132,9 @@ def scan_listing(
         states = pool.map(lambda o: head_state(s3, bucket, o, target_arn), reservoir)
         for obj, state in zip(reservoir, states, strict=True):
             counts.classified(int(obj.get("Size", 0)), state)
-    if counts.scanned and counts.by_state[so.DENIED] == counts.scanned:
+    # Archived objects are known from the listing (no HEAD was tried for them).
+    headed = counts.scanned - counts.by_state[so.ARCHIVED]
+    if counts.by_state[so.DENIED] and counts.by_state[so.DENIED] == headed:
         # Every object refused: the bucket (a policy allowing only a VPC endpoint, an SCP),
         # not a few odd objects; the plan leaves it out with a warning, as a refused read.
         raise ClientError(
