@@ -34,6 +34,7 @@ def _sandbox_params(book: Path, config_dir: Path) -> list[str]:
         "watch_window": "0s",
         "retire_window": "0s",
         "cleanup_soak": "0s",
+        "check_endpoint": "false",  # the sandbox has no DNS (the demo passes it too)
         "unused_days": "0",
         "config_paths": str(config_dir),
     }
