@@ -308,3 +308,39 @@ def test_objects_that_refuse_the_plans_head_keep_their_bucket_in_the_plan(
     got = commands.status(denying, result.run_id)["steps"][1]["actions"][0]["result"]
     (residual,) = [r for r in got["residuals"] if r["label"] == "skipped_access_denied"]
     assert residual["first"] == ["theirs/b.txt"], residual
+
+
+def test_public_grants_in_force_under_block_public_acls_leave_the_object_listed(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """BlockPublicAcls on, IgnorePublicAcls off: the AllUsers grant still works (the site reads
+    it), and AWS refuses a copy that re-sends it. Dropping it would break what the grant serves,
+    so the object is left as it was and listed with the fix; the rest of the bucket is done."""
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="bpa-in-force")
+    s3.put_object(Bucket="bpa-in-force", Key="public.html", Body=b"<p>public</p>")
+    s3.put_object(Bucket="bpa-in-force", Key="private.txt", Body=b"private")
+    owner = s3.get_object_acl(Bucket="bpa-in-force", Key="public.html")["Owner"]["ID"]
+    s3.put_object_acl(
+        Bucket="bpa-in-force",
+        Key="public.html",
+        GrantFullControl=f'id="{owner}"',
+        GrantRead=f'uri="{ALL_USERS}"',
+    )
+    s3.put_public_access_block(
+        Bucket="bpa-in-force",
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": False,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    result = commands.run(settings, _book(tmp_path), options=QUIET)
+    assert result.status == "done", commands.status(settings, result.run_id)
+    assert _sse(s3, "bpa-in-force", "public.html") is None  # left as it was
+    assert (ALL_USERS, "READ") in _grants(s3, "bpa-in-force", "public.html")
+    assert _sse(s3, "bpa-in-force", "private.txt") == "aws:kms"
+    got = commands.status(settings, result.run_id)["steps"][1]["actions"][0]["result"]
+    (residual,) = [r for r in got["residuals"] if r["label"] == "skipped_public_acl"]
+    assert residual["first"] == ["public.html"], residual
