@@ -530,6 +530,9 @@ class ClusterFlow:
                     f"{name} belongs to cluster {desc.get('DBClusterIdentifier')}, not to the "
                     f"renamed original {old_id}; not deleting. Check it, then resume."
                 )
+        ph.check_nobody_uses(
+            run, [m for m, d in victims.items() if d.get("DBInstanceStatus") != "deleting"]
+        )
         if old is not None and old.get("DeletionProtection"):
             if not self.params.disable_deletion_protection_on_cleanup:
                 # Checked before deleting anything, so a refusal leaves everything in place.

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
 from migrate.aws.arns import arn_region, is_kms_key_arn
-from migrate.aws.errors import access_denied, already_exists, error_code
+from migrate.aws.errors import already_exists
 from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import check_usable_key
 from migrate.aws.rds import describe_instance, tag_value
@@ -881,43 +881,6 @@ class RdsEncrypt(Step):
         )
         return None
 
-    def _check_nobody_uses(
-        self, run: PhaseRun, ctx: StepContext, victims: dict[str, dict[str, Any]]
-    ) -> None:
-        """Refuse (nothing deleted) while CloudWatch shows connections to the renamed original
-        since the cut-over: whoever holds them (a cron job, a second service, DMS) writes to a
-        database the application no longer reads, and the delete would lose those writes."""
-        allowed = self.params.original_connections_allowed
-        cut = (run.timing().get("cut_over") or {}).get("finished_at")
-        if allowed < 0 or not cut:
-            return
-        cw = ctx.client("cloudwatch", run.action.region)
-        seen: list[str] = []
-        for victim, desc in victims.items():
-            if desc.get("DBInstanceStatus") == "deleting":
-                continue
-            try:
-                points = ph.connections_seen(cw, victim, parse(cut), self.clock(), allowed)
-            except ClientError as exc:
-                if not access_denied(exc):
-                    raise
-                raise StepFailed(
-                    f"cannot read CloudWatch DatabaseConnections of {victim} "
-                    f"({error_code(exc)}), so nothing shows that nobody uses it since the "
-                    "cut-over; nothing was deleted. Grant cloudwatch:GetMetricStatistics and "
-                    "resume, or set original_connections_allowed: -1 to skip the check."
-                ) from exc
-            seen += [f"{victim} at {p}" for p in points[:5]]
-        if seen:
-            raise StepFailed(
-                "the renamed original still had connections after the cut-over ("
-                + "; ".join(seen)
-                + "): something still uses it, and its writes would be lost with it. Nothing "
-                "was deleted. Find the client (`SHOW PROCESSLIST` / pg_stat_activity on the "
-                "original), point it at the encrypted database, then resume; or raise "
-                "original_connections_allowed for monitoring agents that always connect."
-            )
-
     def _cleanup(self, run: PhaseRun, rds: Any) -> Wait | None:
         ctx, action = run.ctx, run.action
         db_id = action.target
@@ -952,7 +915,9 @@ class RdsEncrypt(Step):
                 "--no-deletion-protection --apply-immediately) or set "
                 "disable_deletion_protection_on_cleanup: true, then resume."
             )
-        self._check_nobody_uses(run, ctx, victims)
+        ph.check_nobody_uses(
+            run, [v for v, d in victims.items() if d.get("DBInstanceStatus") != "deleting"]
+        )
         for victim, desc in victims.items():
             if desc.get("DBInstanceStatus") == "deleting":
                 pending.append(victim)

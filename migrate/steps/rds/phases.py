@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
-from migrate.aws.errors import already_exists, has_code, not_found
+from migrate.aws.errors import access_denied, already_exists, error_code, has_code, not_found
 from migrate.aws.rds import tag_value
 from migrate.engine.base import Action, Estimate, Wait
 from migrate.engine.context import RecordedResource, StepContext
@@ -278,6 +278,41 @@ def connections_seen(
         for p in points
         if float(p.get("Maximum", 0)) > allowed
     ]
+
+
+def check_nobody_uses(run: PhaseRun, names: list[str]) -> None:
+    """Refuse (nothing deleted) while CloudWatch shows connections to the renamed original's
+    instances (``names``: the original and its old replicas, or an Aurora cluster's old members)
+    since the cut-over: whoever holds them (a cron job, a second service, DMS) writes to a
+    database the application no longer reads, and the delete would lose those writes."""
+    allowed = run.params.original_connections_allowed
+    cut = (run.timing().get("cut_over") or {}).get("finished_at")
+    if allowed < 0 or not cut or not names:
+        return
+    cw = run.ctx.client("cloudwatch", run.action.region)
+    seen: list[str] = []
+    for name in names:
+        try:
+            points = connections_seen(cw, name, parse(cut), run.clock(), allowed)
+        except ClientError as exc:
+            if not access_denied(exc):
+                raise
+            raise StepFailed(
+                f"cannot read CloudWatch DatabaseConnections of {name} ({error_code(exc)}), so "
+                "nothing shows that nobody uses it since the cut-over; nothing was deleted. "
+                "Grant cloudwatch:GetMetricStatistics and resume, or set "
+                "original_connections_allowed: -1 to skip the check."
+            ) from exc
+        seen += [f"{name} at {p}" for p in points[:5]]
+    if seen:
+        raise StepFailed(
+            "the renamed original still had connections after the cut-over ("
+            + "; ".join(seen)
+            + "): something still uses it, and its writes would be lost with it. Nothing was "
+            "deleted. Find the client (`SHOW PROCESSLIST` / pg_stat_activity on the original), "
+            "point it at the encrypted database, then resume; or raise "
+            "original_connections_allowed for monitoring agents that always connect."
+        )
 
 
 # --- phases ---------------------------------------------------------------------------------------
