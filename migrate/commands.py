@@ -33,6 +33,7 @@ from migrate.engine.lock import (
     live_locks,
     playbook_holder,
 )
+from migrate.engine.outputs import is_known
 from migrate.engine.planner import PlanResult, diff_facts, make_plan
 from migrate.engine.playbook import (
     Playbook,
@@ -1152,9 +1153,11 @@ def _permission_scopes(
     are known without AWS; a parameter that waits for an earlier step's output narrows nothing."""
     rendered = render_step(pstep.definition(), playbook.params, {}, earlier, playbook.path)
     try:
-        return pstep.step_type(validate_with(pstep, rendered, playbook.path)).permission_scopes()
+        scopes = pstep.step_type(validate_with(pstep, rendered, playbook.path)).permission_scopes()
     except MigrateError:
         return ()
+    # A name that is an earlier step's output ("(known after archive)") narrows nothing.
+    return [s for s in scopes if is_known(dict(s.names))]
 
 
 def permissions(

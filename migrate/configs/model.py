@@ -50,6 +50,8 @@ class Entry:
     aliases: tuple[str, ...] = ()
     movable: bool = True
     why_not_movable: str = ""
+    # The label of the later document of a multi-document file it is in (``prod``), or None.
+    document: str | None = None
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def parse(text: str) -> list[Entry]:
         doc = document_of(starts, e.value_span[0])
         if doc:
             label = labels.get(doc) or f"document-{doc + 1}"
-            e = replace(e, group=f"{e.group}[{label}]")
+            e = replace(e, group=f"{e.group}[{label}]", document=label)
         out.append(e)
     return out
 

@@ -246,11 +246,10 @@ def build_groups(
             env = env_name(entry.name if keyed else f"{group.resource}.{entry.name}")
         elif fmt in ("properties", "yaml", "env"):
             json_key, env = entry.key, env_name(entry.key)
-            label = re.search(r"\[([^\]]+)\]$", entry.group or "")
-            if label and fmt != "env":
+            if entry.document and fmt != "env":
                 # A later document (a profile) has its own secret: its placeholder gets its
                 # own variable too, or one environment would give every profile one password.
-                env = env_name(f"{entry.key}_{label.group(1)}")
+                env = env_name(f"{entry.key}_{entry.document}")
         elif fmt == "ini":
             json_key, env = entry.name, env_name(f"{entry.group}.{entry.name}")
         else:
@@ -311,20 +310,22 @@ _NOTHING_EXPANDS = {
 
 def resolve_style(fmt: str, style: str, path: Path, entries: list[Entry]) -> tuple[str, str | None]:
     """(style, why it is refused or None). ``auto`` for ``.properties`` and YAML is
-    ``spring-import`` for a file Spring Boot reads (``application*``/``bootstrap*``, or one with
-    ``spring.*`` keys) and refused for any other: ``java.util.Properties`` or a YAML loader
+    ``spring-import`` for a file Spring Boot loads itself (``application*``/``bootstrap*``) and
+    refused for any other (``@PropertySource`` files included): ``java.util.Properties`` or a YAML loader
     ignore ``spring.config.import`` and the application would lose its password. ``refuse``
     says why nothing would expand a reference in the file."""
     if style == "auto":
-        spring = SPRING_FILE.match(path.name) or any(e.key.startswith("spring.") for e in entries)
-        if spring:
+        # Only the name says Spring Boot loads the file itself: spring.* keys are also in files
+        # read through @PropertySource, where spring.config.import is ignored.
+        if SPRING_FILE.match(path.name):
             return "spring-import", None
         return "refuse", (
-            f"nothing shows that Spring Boot reads this {fmt} file (its name is not "
-            "application*/bootstrap* and it has no spring.* key): a spring.config.import "
-            "written into it would be ignored and the application would lose its password. "
-            f"Set rewrite.{fmt}: spring-import if Spring Boot reads it (spring.config.location), "
-            f"or rewrite.{fmt}: placeholder if something expands ${{...}} in it"
+            f"nothing shows that Spring Boot loads this {fmt} file itself (its name is not "
+            "application*/bootstrap*; a file read through @PropertySource or by plain code "
+            "ignores spring.config.import, even with spring.* keys): the application would "
+            f"lose its password. Set rewrite.{fmt}: spring-import if Spring Boot loads it "
+            f"(spring.config.location), or rewrite.{fmt}: placeholder if something expands "
+            "${...} in it"
         )
     if style == "refuse" and fmt in _NOTHING_EXPANDS:
         return style, _NOTHING_EXPANDS[fmt]

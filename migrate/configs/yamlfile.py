@@ -184,7 +184,7 @@ def _per_document(entries: list[Entry]) -> list[Entry]:
         key = e.key[match.end() :]
         base = key.rsplit(".", 1)[0] if "." in key else key
         label = labels.get(doc) or f"document-{int(doc) + 1}"
-        out.append(replace(e, key=key, group=f"{base}[{label}]"))
+        out.append(replace(e, key=key, group=f"{base}[{label}]", document=label))
     return out
 
 

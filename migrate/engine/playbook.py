@@ -675,6 +675,16 @@ def load_playbook(
             path,
             _line(doc, "approvers"),
         )
+    from migrate.reports.render import APPROVERS  # the gate kinds steps have
+
+    unknown = sorted(set(approvers) - set(APPROVERS))
+    if unknown:
+        raise PlaybookError(
+            f"`approvers:` names gate(s) no step has: {', '.join(unknown)}. The gates are "
+            f"{', '.join(sorted(APPROVERS))}.",
+            path,
+            _line(doc, "approvers"),
+        )
     return Playbook(
         path=str(path),
         name=name.strip(),

@@ -56,7 +56,6 @@ APPROVERS = {
     "config-cutover": "application owner",
     "deactivate": "IAM owner / security",
     "delete": "IAM owner / security",
-    "switch": "application owner",
     "revoke-open-admin-ports": "network / security engineer",
     "trust": "owner of the assumed role",
     "human-review": "security engineer",
@@ -88,7 +87,6 @@ CREATES = frozenset(
 )
 DELETES = frozenset(
     {
-        "iam.deactivate_key",
         "iam.delete_key",
         "rds.cut_over",
         "rds.cluster_cut_over",

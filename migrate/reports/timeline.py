@@ -7,6 +7,7 @@ actions with estimated downtime are drawn as downtime windows.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -84,17 +85,31 @@ def _ticks(total: float) -> list[float]:
     return [0.0, total]
 
 
-def night_window(bars: list[Bar]) -> tuple[float, float, set[str]] | None:
-    """The span of the downtime windows (the migration night) and the targets in it, or None
-    when nothing stops a workload. Drawn on its own scale: beside week-long watch windows and
-    soaks, a 1-hour night is a few pixels."""
-    down = [b for b in bars if b.downtime]
+def night_bars(bars: list[Bar]) -> tuple[list[Bar], float, float]:
+    """The migration night of each resource whose workload stops, lined up at its own
+    stop-writes (``+0``): its bars from just before to just after its downtime window, and the
+    span they need. Drawn on its own scale: beside week-long watch windows and soaks (and the
+    other databases' nights, which come after a day's soak each), a 1-hour night is a few
+    pixels. Empty when nothing stops a workload."""
+    down: dict[str, tuple[float, float]] = {}
+    for b in bars:
+        if b.downtime:
+            start, length = down.get(b.target, (b.start_s, 0.0))
+            down[b.target] = (min(start, b.start_s), max(length, b.downtime_s, b.duration_s))
     if not down:
-        return None
-    start = min(b.start_s for b in down)
-    end = max(b.start_s + max(b.downtime_s, b.duration_s) for b in down)
-    pad = max((end - start) * 0.05, 60.0)
-    return max(start - pad, 0.0), end + pad, {b.target for b in down}
+        return [], 0.0, 0.0
+    longest = max(length for _, length in down.values())
+    pad = max(longest * 0.05, 60.0)
+    out: list[Bar] = []
+    for b in bars:
+        if b.target not in down:
+            continue
+        start, length = down[b.target]
+        rel = b.start_s - start + pad
+        if rel + b.duration_s < 0 or rel > length + 2 * pad:
+            continue  # the warm-up long before, the soak and cleanup after
+        out.append(dataclasses.replace(b, start_s=max(rel, 0.0)))
+    return out, longest + 2 * pad, pad
 
 
 def render_svg(body: dict[str, Any], *, night: bool = False) -> str:
@@ -102,18 +117,11 @@ def render_svg(body: dict[str, Any], *, night: bool = False) -> str:
     only the targets with downtime, from the first stop-writes to the last cut-over."""
     bars, total = schedule(body)
     origin = 0.0
+    pad = 0.0  # night: the time drawn before each stop-writes (the axis' +0)
     if night:
-        window = night_window(bars)
-        if window is None:
+        bars, total, pad = night_bars(bars)
+        if not bars:
             return ""
-        origin, end, targets = window
-        bars = [
-            b
-            for b in bars
-            if b.target in targets and b.start_s + b.duration_s >= origin and b.start_s <= end
-        ]
-        total = end - origin
-    total = max(total, 1.0)
     scale = CHART_W / total
     rows: list[str] = []
     windows: list[str] = []
@@ -172,8 +180,8 @@ def render_svg(body: dict[str, Any], *, night: bool = False) -> str:
             )
         y += ROW_H
     axis = []
-    for tick in _ticks(total):
-        x = LABEL_W + tick * scale
+    for tick in _ticks(total - pad):
+        x = LABEL_W + (tick + pad) * scale
         axis.append(
             f'<line class="tick" x1="{x:.1f}" y1="{AXIS_H - 6}" x2="{x:.1f}" y2="{y}"/>'
             f'<text class="tick-label" x="{x + 2:.1f}" y="{AXIS_H - 10}">'

@@ -518,6 +518,8 @@ def test_files_no_framework_reads_are_refused_by_default(
         "app/application.properties": b"spring.datasource.url=jdbc:mysql://db.internal/app\n"
         b"spring.datasource.username=app\nspring.datasource.password=Spring-Pw-Four-44\n",
         "app/.env": b"DB_USER=app\nDB_PASSWORD=Env-Pw-Three-33\n",
+        # spring.* keys, but read through @PropertySource: spring.config.import is ignored there.
+        "app/jdbc.properties": b"spring.datasource.password=Source-Pw-Two-22\n",
     }
     for rel, data in files.items():
         (configs / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -544,14 +546,15 @@ steps:
     (env,) = [a for a in step.actions if a.kind == "config.rewrite" and a.target.endswith(".env")]
     assert any('eval "$(aws secretsmanager get-secret-value --secret-id' in r for r in env.risks)
     warnings = " ".join(step.facts["warnings"])
-    assert "db.properties" in warnings and "nothing shows that Spring Boot reads" in warnings
+    assert "db.properties" in warnings and "nothing shows that Spring Boot loads" in warnings
+    assert "jdbc.properties" in warnings
     assert "app.ini" in warnings and "rewrite.ini: placeholder" in warnings
     assert "settings.json" in warnings and "rewrite.json: placeholder" in warnings
     facts = step.facts["files"]
     refused = [f for f in facts if not f.endswith(("application.properties", ".env"))]
     assert refused and all(not facts[f]["compliant"] for f in refused), facts
     run_id = _run_and_approve(settings, book)
-    for rel in ("app/db.properties", "etc/app.ini", "conf/settings.json"):
+    for rel in ("app/db.properties", "app/jdbc.properties", "etc/app.ini", "conf/settings.json"):
         assert (configs / rel).read_bytes() == files[rel]  # left exactly as they were
     assert b"spring.config.import" in (configs / "app/application.properties").read_bytes()
     assert commands.status(settings, run_id)["status"] == "done"

@@ -59,3 +59,19 @@ def test_unreadable_trails_send_a_data_event_key_to_review() -> None:
     assert step._coverage_gap(None, {**_key("Active"), "last_used_service": "ec2"}) is None
     accepting = KeysToRoles(KeysToRolesParams(accept_unlogged=["s3"]))
     assert accepting._coverage_gap(None, s3_key) is None
+
+
+def test_the_role_prefix_migrate_permissions_grants_matches_the_names_made() -> None:
+    """`migrate permissions` lets the migrator create roles only under the fixed start of
+    role_name: that start must be the one of the names really made (spaces and doubled dashes
+    cleaned up), or AWS would refuse every CreateRole."""
+    import fnmatch
+
+    from migrate.steps.iam.keys_to_roles import _role_name
+
+    for template in ("migrate-{user}-{key_suffix}", "app roles/{user}", "team--{user}"):
+        (scope,) = KeysToRoles(KeysToRolesParams(role_name=template)).permission_scopes()
+        (pattern,) = scope.names["RoleNameWithPath"]
+        made = _role_name(template, "old-deployer", "AKIAEXAMPLE000123456")
+        assert fnmatch.fnmatchcase(made, pattern), (template, made, pattern)
+    assert KeysToRoles(KeysToRolesParams(role_name="{user}-x")).permission_scopes() == []

@@ -14,9 +14,11 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from migrate.aws import rds_settings as rs
+from migrate.aws.session import AwsSession
 from migrate.engine.base import Action, Wait
 from migrate.errors import StepFailed
 from migrate.steps.rds.encrypt import CLEANUP, RdsEncrypt, RdsEncryptParams
+from migrate.steps.rds.phases import _period_for
 from tests.unit.test_rds_waits import DB, KEY, RUN, MemoryContext, _setup
 
 OLD = f"{DB}-unencrypted-20250101"
@@ -132,3 +134,28 @@ def test_the_check_can_be_turned_off_for_a_known_monitoring_agent(tmp_path: Path
     with rds, cw:
         assert isinstance(_cleanup(step, ctx), Wait)
     assert ("rds:deleted", OLD) in ctx.recorded
+
+
+def test_no_data_at_all_is_no_evidence_on_aws(tmp_path: Path) -> None:
+    """RDS publishes DatabaseConnections every minute, zeros included: an empty answer (a
+    wrong period, the metric not there) proves nothing, so on AWS the cleanup stops."""
+    step, ctx, _, _ = _setup(tmp_path)
+    ctx.aws = AwsSession(region="us-east-1")  # AWS itself, not the sandbox's endpoint
+    rds = Stubber(ctx.client("rds"))
+    _cut_over(ctx)
+    cw = Stubber(ctx.client("cloudwatch", "us-east-1"))
+    _original(rds)
+    _connections(cw, [])
+    with rds, cw, pytest.raises(StepFailed, match="no DatabaseConnections data"):
+        _cleanup(step, ctx)
+    assert ("rds:deleted", OLD) not in ctx.recorded
+
+
+def test_the_period_is_one_cloudwatch_answers_for_the_datas_age() -> None:
+    """1-minute points for 15 days, then 5-minute, then hourly: any other period returns
+    nothing (no error), which would read as "nobody connected"."""
+    day = 86400.0
+    assert _period_for(3600, 3600) == 60
+    assert _period_for(16 * day, 16 * day) % 300 == 0
+    assert _period_for(90 * day, 90 * day) % 3600 == 0
+    assert 16 * day / _period_for(16 * day, 16 * day) <= 1440

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -351,7 +352,11 @@ class KeysToRoles(Step):
         """Roles and instance profiles are created only under the fixed start of ``role_name``
         (``migrate-`` by default); policies are also merged into roles workloads already have,
         so those actions stay on every role."""
-        prefix = self.params.role_name.split("{", 1)[0]
+        # The fixed start of the names `_role_name` really makes (its clean-up included): what
+        # two very different users' names share.
+        one = _role_name(self.params.role_name, "a", "AKIA0000000000AAAAAA")
+        two = _role_name(self.params.role_name, "zz", "AKIA0000000000ZZZZZZ")
+        prefix = os.path.commonprefix([one, two])  # noqa: RUF071 (names, not paths)
         if not prefix:
             return []
         made = (prefix + "*",)

@@ -252,27 +252,41 @@ def refuse_unequal(problems: list[str], what: str, advice: str) -> None:
 # --- is anyone still using the original? -----------------------------------------------------------
 
 
+def _period_for(age_s: float, span_s: float) -> int:
+    """The smallest period CloudWatch answers for data ``age_s`` old over ``span_s``: 1-minute
+    points are kept 15 days, 5-minute points 63 days, hourly after that; a period that is not a
+    multiple of those returns no data at all (no error), and one answer holds 1,440 points."""
+    unit = 60 if age_s < 15 * 86400 else 300 if age_s < 63 * 86400 else 3600
+    return max(unit, -(-int(span_s / 1440) // unit) * unit)
+
+
 def connections_seen(
     cw: Any, db_id: str, since: datetime, until: datetime, allowed: int
-) -> list[str]:
-    """The CloudWatch ``DatabaseConnections`` maxima above ``allowed`` for ``db_id`` between
-    ``since`` and ``until`` (``"12:04 UTC: 3"``). AWS keeps 1-minute points for 15 days; the
-    period grows so that the query stays within CloudWatch's 1,440 points."""
-    # At least one 1-minute period (CloudWatch refuses StartTime >= EndTime, at seconds
-    # precision); an end in the future is allowed.
-    until = max(until, since + timedelta(seconds=60))
-    span = (until - since).total_seconds()
-    period = max(60, -(-int(span / 1440) // 60) * 60)
+) -> list[str] | None:
+    """The CloudWatch ``DatabaseConnections`` maxima above ``allowed`` for ``db_id`` after
+    ``since`` (``"12:04 UTC: 3"``), or None when CloudWatch holds no point at all for it (RDS
+    publishes the metric every minute, zeros included: no point is no evidence)."""
+    span = max((until - since).total_seconds(), 60.0)
+    period = _period_for(span, span)
+    # From the first whole period after `since` (CloudWatch rounds the start down, which would
+    # count connections of before the cut-over), for at least one period; an end in the future
+    # is allowed.
+    epoch = datetime(1970, 1, 1)
+    first = -(-int((since - epoch).total_seconds()) // period) * period
+    start = epoch + timedelta(seconds=first)
+    until = max(until, start + timedelta(seconds=period))
     answer = cw.get_metric_statistics(
         Namespace="AWS/RDS",
         MetricName="DatabaseConnections",
         Dimensions=[{"Name": "DBInstanceIdentifier", "Value": db_id}],
-        StartTime=since,
+        StartTime=start,
         EndTime=until,
         Period=period,
         Statistics=["Maximum"],
     )
     points = sorted(answer.get("Datapoints", []), key=lambda p: p["Timestamp"])
+    if not points:
+        return None
     return [
         f"{p['Timestamp']:%Y-%m-%d %H:%M} UTC: {int(p['Maximum'])}"
         for p in points
@@ -303,6 +317,17 @@ def check_nobody_uses(run: PhaseRun, names: list[str]) -> None:
                 "Grant cloudwatch:GetMetricStatistics and resume, or set "
                 "original_connections_allowed: -1 to skip the check."
             ) from exc
+        if points is None:
+            if run.ctx.aws.endpoint_url:
+                # A custom endpoint (the sandbox: moto publishes no RDS metrics) cannot show
+                # connections either way; on AWS, no point at all is no evidence.
+                continue
+            raise StepFailed(
+                f"CloudWatch holds no DatabaseConnections data for {name} since the cut-over "
+                f"({cut}): nothing shows that nobody uses it, so nothing was deleted. RDS "
+                "publishes the metric every minute; check the instance in CloudWatch, then "
+                "resume, or set original_connections_allowed: -1 to skip the check."
+            )
         seen += [f"{name} at {p}" for p in points[:5]]
     if seen:
         raise StepFailed(
