@@ -53,7 +53,7 @@ def test_managed_master_password_is_turned_on_for_the_copy_and_named_in_the_plan
     actions = step.decide(ctx, step.observe(ctx))
     restore = next(a for a in actions if a.kind == RESTORE)
     assert any(old_arn in risk and "ARN changes" in risk for risk in restore.risks)
-    # ... and says how writes are stopped (today: the operator's word, named as such).
+    # ... and says how writes are stopped (the operator's word, checked with CloudWatch).
     stop = next(a for a in actions if a.gate == "stop-writes")
     assert any(r.startswith("stop-writes mode: the operator's word") for r in stop.risks)
 

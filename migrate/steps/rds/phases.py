@@ -50,9 +50,12 @@ RENAME_BUSY = (
 SOAK = "rds.soak"
 # The plan names how writes are stopped (issue 14 asks for enforced modes; none is built yet).
 STOP_WRITES_MODE = (
-    "stop-writes mode: the operator's word. Nothing checks or enforces that writes stopped "
-    "(no CloudWatch WriteIOPS/DatabaseConnections check, no read-only parameter group, no "
-    "security-group lockdown yet): a job still writing loses its writes to the new database"
+    "stop-writes mode: the operator's word, checked: the final snapshot waits until CloudWatch "
+    "DatabaseConnections shows no client in the latest minute after the approval, and the "
+    "cleanup refuses while the renamed original had clients since the cut-over "
+    "(original_connections_allowed). Nothing enforces it (no read-only parameter group or "
+    "security-group lockdown yet): a writer that connects after the snapshot still loses its "
+    "writes to the new database"
 )
 
 Describe = Callable[[Any, str], "dict[str, Any] | None"]
@@ -260,17 +263,16 @@ def _period_for(age_s: float, span_s: float) -> int:
     return max(unit, -(-int(span_s / 1440) // unit) * unit)
 
 
-def connections_seen(
-    cw: Any, db_id: str, since: datetime, until: datetime, allowed: int
-) -> list[str] | None:
-    """The CloudWatch ``DatabaseConnections`` maxima above ``allowed`` for ``db_id`` after
-    ``since`` (``"12:04 UTC: 3"``), or None when CloudWatch holds no point at all for it (RDS
-    publishes the metric every minute, zeros included: no point is no evidence)."""
+def connection_points(
+    cw: Any, db_id: str, since: datetime, until: datetime, dimension: str = "DBInstanceIdentifier"
+) -> list[tuple[datetime, float]] | None:
+    """CloudWatch ``DatabaseConnections`` maxima per period after ``since``, oldest first, or
+    None when CloudWatch holds no point at all (RDS publishes the metric every minute, zeros
+    included: no point is no evidence)."""
     span = max((until - since).total_seconds(), 60.0)
     period = _period_for(span, span)
     # From the first whole period after `since` (CloudWatch rounds the start down, which would
-    # count connections of before the cut-over), for at least one period; an end in the future
-    # is allowed.
+    # count connections of before it), for at least one period; an end in the future is allowed.
     epoch = datetime(1970, 1, 1)
     first = -(-int((since - epoch).total_seconds()) // period) * period
     start = epoch + timedelta(seconds=first)
@@ -278,7 +280,7 @@ def connections_seen(
     answer = cw.get_metric_statistics(
         Namespace="AWS/RDS",
         MetricName="DatabaseConnections",
-        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": db_id}],
+        Dimensions=[{"Name": dimension, "Value": db_id}],
         StartTime=start,
         EndTime=until,
         Period=period,
@@ -287,11 +289,67 @@ def connections_seen(
     points = sorted(answer.get("Datapoints", []), key=lambda p: p["Timestamp"])
     if not points:
         return None
-    return [
-        f"{p['Timestamp']:%Y-%m-%d %H:%M} UTC: {int(p['Maximum'])}"
-        for p in points
-        if float(p.get("Maximum", 0)) > allowed
-    ]
+    return [(p["Timestamp"], float(p.get("Maximum", 0))) for p in points]
+
+
+def connections_seen(
+    cw: Any, db_id: str, since: datetime, until: datetime, allowed: int
+) -> list[str] | None:
+    """The maxima above ``allowed`` after ``since`` (``"2025-01-01 12:04 UTC: 3"``), or None
+    when CloudWatch has no data (see :func:`connection_points`)."""
+    points = connection_points(cw, db_id, since, until)
+    if points is None:
+        return None
+    return [f"{t:%Y-%m-%d %H:%M} UTC: {int(m)}" for t, m in points if m > allowed]
+
+
+# CloudWatch publishes a minute's point a minute or two later: waiting this long after the
+# stop-writes approval for a first point is normal; longer without one is no evidence.
+METRIC_LAG = timedelta(minutes=5)
+
+
+def still_connected(run: PhaseRun, kind: Kind, db_id: str) -> str | None:
+    """Why the final snapshot must wait: the database still had clients in the latest minute
+    CloudWatch published after the stop-writes approval (the application has not stopped, or
+    something else writes). None when it is quiet, or when the check is off."""
+    allowed = run.params.original_connections_allowed
+    stop = (run.timing().get("stop_writes") or {}).get("at")
+    if allowed < 0 or not stop:
+        return None
+    since, now = parse(stop), run.clock()
+    dimension = "DBClusterIdentifier" if kind.label else "DBInstanceIdentifier"
+    try:
+        points = connection_points(
+            run.ctx.client("cloudwatch", run.action.region), db_id, since, now, dimension
+        )
+    except ClientError as exc:
+        if not access_denied(exc):
+            raise
+        raise StepFailed(
+            f"cannot read CloudWatch DatabaseConnections of {kind.label}{db_id} "
+            f"({error_code(exc)}), so nothing shows that writes stopped; no snapshot was taken. "
+            "Grant cloudwatch:GetMetricStatistics and resume, or set "
+            "original_connections_allowed: -1 to rely on the stop-writes approval alone."
+        ) from exc
+    if points is None:
+        if run.ctx.aws.endpoint_url:
+            return None  # the sandbox (moto) publishes no RDS metrics
+        if now - since < METRIC_LAG:
+            return f"{kind.label}{db_id}: waiting for CloudWatch's first DatabaseConnections point"
+        raise StepFailed(
+            f"CloudWatch holds no DatabaseConnections data for {kind.label}{db_id} since the "
+            f"stop-writes approval ({stop}): nothing shows that writes stopped, so no snapshot "
+            "was taken. Check the metric in CloudWatch and resume, or set "
+            "original_connections_allowed: -1 to rely on the approval alone."
+        )
+    at, latest = points[-1]
+    if latest > allowed:
+        return (
+            f"{kind.label}{db_id} still had {int(latest)} connection(s) at {at:%H:%M} UTC, after "
+            "the stop-writes approval: the final snapshot waits until the application (or "
+            "whatever else connects) has stopped"
+        )
+    return None
 
 
 def check_nobody_uses(run: PhaseRun, names: list[str]) -> None:
@@ -381,6 +439,11 @@ def _take_snapshot(run: PhaseRun, rds: Any, kind: Kind, phase: str, raw_id: str)
         why = busy(kind, [(db_id, original)])
         if why:
             return run.wait(why)
+        if phase == "final":
+            # The approval is the operator's word; CloudWatch says whether clients are gone.
+            why = still_connected(run, kind, db_id)
+            if why:
+                return run.wait(why)
         # Intent first: a crash between the call and a later record would leave an
         # unencrypted full-database snapshot that no cleanup or rollback knows about.
         state["snapshot_started_at"] = run.now_iso()
