@@ -520,3 +520,71 @@ def test_secrets_moved_from_a_hosts_config_files_are_granted_in_its_role(
     assert granted["secretsmanager:GetSecretValue"] == [
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:legacy/app/db-password-??????"
     ]
+
+
+def test_a_key_that_assumes_a_role_whose_trust_cannot_be_read_goes_to_review(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    """The key assumes a role in another account: migrate can neither read nor extend that
+    role's trust, so the new instance role might never be able to take over the assumption.
+    The key goes to a human with the role named, and is never planned for deactivation."""
+    foreign = "arn:aws:iam::999999999999:role/partner-reports"
+    app = sandbox.access_key_id("app-server")
+    ip = sandbox.instance_private_ip
+    calls = [CallStat("sts.amazonaws.com", "AssumeRole", "sts:AssumeRole", 4, {}, [foreign])]
+    report = UsageReport(
+        dataset="foreign-chain",
+        source="dir",
+        since="2026-11-23",
+        until="2026-11-29",
+        generated_at="2026-11-30T00:00:00",
+        keys=[_usage(app, "app-server", {ip: 4}, calls)],
+        sessions=[],
+        ips=_at_instance(sandbox),
+    )
+    save_report(settings.store(), report)
+    _, plan = commands.plan(settings, str(_book(tmp_path, "app-server")))
+    mine = [a for a in _step_actions(plan) if a.target == app]
+    assert [a.kind for a in mine] == ["iam.review"], [a.kind for a in mine]
+    assert foreign in mine[0].summary + " ".join(mine[0].risks)
+
+
+def test_sessions_of_a_user_with_two_minting_keys_send_both_keys_to_review(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    """Both keys of a user called GetSessionToken: the session's calls belong to one of them,
+    and which one is not in the evidence kept. Neither key is switched or retired on a guess."""
+    iam = aws("iam")
+    user_arn = iam.get_user(UserName="app-server")["User"]["Arn"]
+    first = sandbox.access_key_id("app-server")
+    second = iam.create_access_key(UserName="app-server")["AccessKey"]["AccessKeyId"]
+    ip = sandbox.instance_private_ip
+    minting = [CallStat("sts.amazonaws.com", "GetSessionToken", "sts:GetSessionToken", 2)]
+    session = PrincipalUsage(
+        principal=user_arn,
+        kind="temporary",
+        owner="app-server",
+        owner_arn=user_arn,
+        identity_type="IAMUser",
+        calls=7,
+        actions=[CallStat("s3.amazonaws.com", "GetObject", "s3:GetObject", 7)],
+    )
+    report = UsageReport(
+        dataset="two-minting-keys",
+        source="dir",
+        since="2026-11-23",
+        until="2026-11-29",
+        generated_at="2026-11-30T00:00:00",
+        keys=[
+            _usage(first, "app-server", {ip: 2}, minting),
+            _usage(second, "app-server", {ip: 2}, minting),
+        ],
+        sessions=[session],
+        ips=_at_instance(sandbox),
+    )
+    save_report(settings.store(), report)
+    _, plan = commands.plan(settings, str(_book(tmp_path, "app-server")))
+    for key_id in (first, second):
+        mine = [a for a in _step_actions(plan) if a.target == key_id]
+        assert [a.kind for a in mine] == ["iam.review"], (key_id, [a.kind for a in mine])
+        assert "which is unknown" in mine[0].summary + " ".join(mine[0].risks)
