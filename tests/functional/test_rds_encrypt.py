@@ -608,3 +608,19 @@ def test_downtime_is_measured_from_the_stop_writes_approval(settings: Settings, 
     timing = _timing(settings, first.run_id)
     assert timing["stop_writes"]["at"] == earlier.isoformat()
     assert timing["downtime_s"] >= 20 * 60
+
+
+def test_iam_database_authentication_is_named_in_the_plan_with_the_resource_id(
+    settings: Settings, aws: Any
+) -> None:
+    """rds-db:connect policies name the DbiResourceId, which the encrypted copy does not keep
+    (moto derives the id from the name, so the run's half is tested in
+    tests/unit/test_rds_cleanup_quiet.py)."""
+    _mysql(aws, replica=False)
+    aws("rds").modify_db_instance(
+        DBInstanceIdentifier=DB, EnableIAMDatabaseAuthentication=True, ApplyImmediately=True
+    )
+    was = _describe(aws, DB)["DbiResourceId"]
+    _, plan = commands.plan(settings, PLAYBOOK, ["cleanup_soak=0s"])
+    cut = next(a for a in plan.steps[1].actions if a.kind == "rds.cut_over")
+    assert any("rds-db:connect" in r and was in r for r in cut.risks), cut.risks

@@ -159,3 +159,22 @@ def test_the_period_is_one_cloudwatch_answers_for_the_datas_age() -> None:
     assert _period_for(16 * day, 16 * day) % 300 == 0
     assert _period_for(90 * day, 90 * day) % 3600 == 0
     assert 16 * day / _period_for(16 * day, 16 * day) <= 1440
+
+
+def test_the_cut_over_lists_the_new_resource_id_for_iam_auth_policies(tmp_path: Path) -> None:
+    """On AWS the encrypted copy keeps its own DbiResourceId after the rename (moto derives it
+    from the name, so this is the step's own record): what remains names both ids."""
+    step, ctx, _, _ = _setup(tmp_path)
+    residuals: list[tuple[str, str, str | None]] = []
+    ctx.record_residual = lambda what, why, fix=None: residuals.append((what, why, fix))  # type: ignore[method-assign]
+    action = Action(
+        kind="rds.cut_over",
+        target=DB,
+        summary="cut over",
+        region="us-east-1",
+        details={"settings": {"iam_auth": True}, "resource_id": "db-OLDRESOURCEID"},
+    )
+    step._cut_over_done(step._run(ctx, action), OLD, {"DbiResourceId": "db-NEWRESOURCEID"})
+    ((what, why, fix),) = residuals
+    assert "IAM database authentication" in what and "db-OLDRESOURCEID" in why
+    assert fix and "db-NEWRESOURCEID" in fix and "rds-db:connect" in fix

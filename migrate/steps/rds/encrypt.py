@@ -291,6 +291,7 @@ class RdsEncrypt(Step):
                 instances[db_id] = {
                     "region": region,
                     "status": db.get("DBInstanceStatus"),
+                    "resource_id": db.get("DbiResourceId"),
                     "pending_modifications": _pending(db),
                     "encrypted": bool(db.get("StorageEncrypted")),
                     "kms_key_id": db.get("KmsKeyId"),
@@ -483,7 +484,15 @@ class RdsEncrypt(Step):
             "allocated_gib": gib,
             "estimates": est,
             "temp_id": temp,
+            "resource_id": db.get("resource_id"),
         }
+        if settings.get("iam_auth"):
+            risks_common.append(
+                f"IAM database authentication is on: rds-db:connect policies name {db_id}'s "
+                f"resource id {db.get('resource_id') or '(unknown)'}, which the encrypted copy "
+                "does not keep; from the cut-over those policies let nobody in until they name "
+                "the new id (the run lists it among what remains)"
+            )
         downtime = est["downtime"]
         window = (
             f"downtime window ~{rs.minutes(downtime)}: final snapshot "
@@ -748,7 +757,7 @@ class RdsEncrypt(Step):
                     "Check what happened to the instances, then resume or roll back."
                 )
             self._move_bookkeeping_tags(run, rds, live, old_id)
-            self._cut_over_done(run, old_id)
+            self._cut_over_done(run, old_id, live)
             return None
         if live is not None:
             # The original is still live under its name: first step of the swap.
@@ -795,7 +804,7 @@ class RdsEncrypt(Step):
         if live is None or live.get("DBInstanceStatus") != "available":
             return run.wait(f"renaming {temp} to {db_id}")
         self._move_bookkeeping_tags(run, rds, live, old_id)
-        self._cut_over_done(run, old_id)
+        self._cut_over_done(run, old_id, live)
         return None
 
     def _move_bookkeeping_tags(
@@ -817,9 +826,19 @@ class RdsEncrypt(Step):
         if live.get("DBInstanceArn"):
             api.remove_tags_from_resource(rds, str(live["DBInstanceArn"]), keys)
 
-    def _cut_over_done(self, run: PhaseRun, old_id: str) -> None:
+    def _cut_over_done(self, run: PhaseRun, old_id: str, live: dict[str, Any]) -> None:
         started = run.state.get("cut_over_started_at") or run.state["started_at"]
         run.record_phase("cut_over", started, original_renamed_to=old_id)
+        was, now = run.action.details.get("resource_id"), live.get("DbiResourceId")
+        if run.action.details.get("settings", {}).get("iam_auth") and was and now and was != now:
+            # rds-db:connect policies name the resource id, which the copy does not share.
+            run.ctx.record_residual(
+                f"{run.target}: IAM database authentication policies",
+                f"rds-db:connect policies name the resource id {was}; the database under this "
+                f"name is now {now}, so those policies no longer let their users in",
+                f"replace {was} with {now} in every policy granting rds-db:connect "
+                f"(arn:aws:rds-db:{run.action.region}:ACCOUNT:dbuser:{now}/USER)",
+            )
 
     def _replicas(self, run: PhaseRun, rds: Any) -> Wait | None:
         action = run.action
