@@ -1090,6 +1090,25 @@ def trail_usage(
         store.close()
 
 
+def _wrapper_keys_missing(value: Mapping[str, Any]) -> str | None:
+    """Why the Secrets Manager JDBC wrapper could not log in with this secret: it reads the
+    JSON keys ``username`` and ``password`` (only the key names are looked at, never a value)."""
+    try:
+        parsed = json.loads(str(value.get("SecretString") or ""))
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):  # never list a value: only an object's key names
+        return "not a JSON object: the JDBC wrapper reads the keys username and password"
+    keys = set(parsed)
+    missing = sorted({"username", "password"} - keys)
+    if missing:
+        return (
+            f"no {' and no '.join(missing)} key: the JDBC wrapper reads username and password "
+            f"(the secret has {', '.join(sorted(keys)) or 'no keys'})"
+        )
+    return None
+
+
 def secrets_check(settings: Settings, paths: list[str]) -> dict[str, Any]:
     """Resolve every secret the config files under ``paths`` refer to, as their apps will.
 
@@ -1107,14 +1126,16 @@ def secrets_check(settings: Settings, paths: list[str]) -> dict[str, Any]:
     refs = [r for f in files for r in references(f, f.read_bytes())]
     sm = settings.aws().client("secretsmanager")
     verdicts: dict[str, str | None] = {}
+    wrapped = {r.target for r in refs if r.kind == "secret" and r.via == "JDBC wrapper username"}
     for name in sorted({r.target for r in refs if r.kind == "secret"}):
         try:
             desc = sm.describe_secret(SecretId=name)
             if desc.get("DeletedDate"):
                 verdicts[name] = "scheduled for deletion"
                 continue
-            sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
-            verdicts[name] = None
+            value = sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+            verdicts[name] = _wrapper_keys_missing(value) if name in wrapped else None
+            del value  # only key names were looked at
         except Exception as exc:
             if not_found(exc):
                 verdicts[name] = "no such secret"

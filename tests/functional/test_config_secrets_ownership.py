@@ -258,3 +258,25 @@ def test_the_plan_names_the_real_driver_the_wrapper_must_load(
     (need,) = [r for r in rewrite.risks if "realDriverClass" in r]
     assert "-Ddrivers.mysql.realDriverClass=com.mysql.jdbc.Driver" in need
     assert "setenv.sh" in need and "AWS_REGION" in need
+
+
+def test_secrets_check_says_when_the_wrapper_would_find_no_username_or_password(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """The JDBC wrapper logs in with the secret's username and password keys: a secret made by
+    hand with other key names resolves, but the application could not log in. Only key names
+    are reported, never a value."""
+    sm = aws("secretsmanager")
+    sm.create_secret(Name="hand/made", SecretString='{"user": "app", "pass": "Hand-Made-Pw-9"}')
+    conf = tmp_path / "t" / "conf"
+    conf.mkdir(parents=True)
+    (conf / "context.xml").write_text(
+        '<?xml version="1.0"?>\n<Context>\n  <Resource name="jdbc/app" type="javax.sql.DataSource" '
+        'driverClassName="com.amazonaws.secretsmanager.sql.AWSSecretsManagerMySQLDriver" '
+        'url="jdbc-secretsmanager:mysql://db.internal:3306/app" username="hand/made"/>\n'
+        "</Context>\n"
+    )
+    result = commands.secrets_check(settings, [str(tmp_path / "t")])
+    (ref,) = [r for r in result["references"] if r["target"] == "hand/made"]
+    assert ref["ok"] is False and "no password and no username key" in ref["problem"]
+    assert "pass, user" in ref["problem"] and "Hand-Made-Pw-9" not in json.dumps(result)
