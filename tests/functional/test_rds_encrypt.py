@@ -624,3 +624,22 @@ def test_iam_database_authentication_is_named_in_the_plan_with_the_resource_id(
     _, plan = commands.plan(settings, PLAYBOOK, ["cleanup_soak=0s"])
     cut = next(a for a in plan.steps[1].actions if a.kind == "rds.cut_over")
     assert any("rds-db:connect" in r and was in r for r in cut.risks), cut.risks
+
+
+def test_a_plan_whose_snapshots_would_not_fit_the_quota_is_refused(
+    settings: Settings, aws: Any
+) -> None:
+    """Each instance takes up to five manual snapshots at once; past the account's quota the
+    final snapshot would fail after writes stopped. moto has no RDS quota in Service Quotas, so
+    the default (100) applies, as the message says."""
+    _mysql(aws, replica=False)
+    rds = aws("rds")
+    for i in range(96):
+        rds.create_db_snapshot(DBSnapshotIdentifier=f"keep-{i}", DBInstanceIdentifier=DB)
+    with pytest.raises(BadInputError) as err:
+        commands.plan(settings, PLAYBOOK)
+    text = str(err.value)
+    assert "needs up to 5 manual DB snapshots" in text and "96 exist" in text
+    assert "quota is 100 (the default" in text and "L-272F1212" in text
+    rds.delete_db_snapshot(DBSnapshotIdentifier="keep-0")
+    commands.plan(settings, PLAYBOOK)  # 95 + 5 fit

@@ -34,6 +34,8 @@ from migrate.util import utcnow
 __all__ = ["RdsEncrypt", "RdsEncryptParams"]
 
 KEPT_ORIGINAL = re.compile(r"-unencrypted-\d{8}$")
+# Service Quotas: "Manual DB instance snapshots" (100 per Region unless raised).
+SNAPSHOT_QUOTA_CODE = "L-272F1212"
 
 # Action kinds, in the order they run for one database.
 WARM_UP = "rds.warm_up"
@@ -179,6 +181,7 @@ class RdsEncrypt(Step):
         "rds:CreateDBInstanceReadReplica",
         "rds:DeleteDBInstance",
         "cloudwatch:GetMetricStatistics",
+        "servicequotas:GetServiceQuota",
         "rds:DeleteDBSnapshot",
         "rds:DescribeDBClusterSnapshots",
         "rds:CreateDBClusterSnapshot",
@@ -319,6 +322,8 @@ class RdsEncrypt(Step):
             }
         )
         other_key = sorted({i for i, d in databases if d["encrypted"] and i not in compliant})
+        if ctx.planning:
+            self._check_snapshot_quota(ctx, instances)
         members = [m for c in clusters.values() for m in c["members"]]
         prefixes = tuple(f"{i}-" for i in [*instances, *members])
         cluster_prefixes = tuple(f"{c}-" for c in clusters)
@@ -401,6 +406,44 @@ class RdsEncrypt(Step):
             "settings": settings,
             "members": rc.cluster_members(cluster, by_id),
         }
+
+    def _check_snapshot_quota(self, ctx: StepContext, instances: dict[str, Any]) -> None:
+        """While planning: refuse a plan whose manual snapshots would not fit the account's
+        quota (Service Quotas ``L-272F1212``, 100 unless raised). Each instance takes up to five
+        at once (warm-up and final, each with its encrypted copy, and the original's final
+        snapshot at cleanup); hitting the quota mid-night fails the final snapshot after writes
+        stopped. Only while planning: a run's own snapshots would be counted twice."""
+        per_region: dict[str, int] = {}
+        for db in instances.values():
+            if not db["encrypted"]:
+                per_region[db["region"]] = per_region.get(db["region"], 0) + (
+                    5 if self.params.warm_up else 3
+                )
+        for region, needed in sorted(per_region.items()):
+            rds = ctx.client("rds", region)
+            existing = sum(
+                len(page.get("DBSnapshots", []))
+                for page in rds.get_paginator("describe_db_snapshots").paginate(
+                    SnapshotType="manual"
+                )
+            )
+            quota, source = 100, "the default; Service Quotas did not answer"
+            try:
+                answer = ctx.client("service-quotas", region).get_service_quota(
+                    ServiceCode="rds", QuotaCode=SNAPSHOT_QUOTA_CODE
+                )
+                quota, source = int(answer["Quota"]["Value"]), "Service Quotas"
+            except ClientError:  # not granted, or not known to this endpoint: the default
+                pass
+            if existing + needed > quota:
+                raise BadInputError(
+                    f"rds.encrypt in {region} needs up to {needed} manual DB snapshots at once "
+                    f"and {existing} exist; the quota is {quota} ({source}). The final snapshot "
+                    "would fail after writes stopped. Delete manual snapshots you no longer "
+                    "need, request a higher quota (Service Quotas, RDS, 'Manual DB instance "
+                    f"snapshots', {SNAPSHOT_QUOTA_CODE}), or encrypt fewer databases per run "
+                    "(with.names), then plan again."
+                )
 
     def _observe_key(self, ctx: StepContext) -> dict[str, Any]:
         """The target key; refused (ParamError) when RDS could not encrypt with it in one of the
