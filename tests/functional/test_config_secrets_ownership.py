@@ -280,3 +280,23 @@ def test_secrets_check_says_when_the_wrapper_would_find_no_username_or_password(
     (ref,) = [r for r in result["references"] if r["target"] == "hand/made"]
     assert ref["ok"] is False and "no password and no username key" in ref["problem"]
     assert "pass, user" in ref["problem"] and "Hand-Made-Pw-9" not in json.dumps(result)
+
+
+def test_secrets_by_host_says_what_each_hosts_application_now_reads(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """The output iam.keys_to_roles' host_secrets takes ({host: [secret]}): known while
+    planning and published after the run, so a playbook can hand it to the step that builds
+    the host's role instead of an operator typing it again."""
+    roots = [_tomcat(tmp_path / "web-1", HOST_A_PW), _tomcat(tmp_path / "web-2", HOST_B_PW)]
+    hosts = f'      hosts: {{"{roots[0]}": web-1, "{roots[1]}": web-2}}\n'
+    book = _book(tmp_path, roots, hosts)
+    _, plan = commands.plan(settings, str(book))
+    wanted = {
+        "web-1": ["web-1/conf/context.xml/jdbc-app"],
+        "web-2": ["web-2/conf/context.xml/jdbc-app"],
+    }
+    assert plan.steps[1].planned_outputs["secrets_by_host"] == wanted
+    run_id = _run(settings, book)
+    step = commands.status(settings, run_id)["steps"][1]
+    assert step["outputs"]["secrets_by_host"] == wanted

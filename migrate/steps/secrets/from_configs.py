@@ -198,7 +198,7 @@ class ConfigSecrets(Step):
         "kms:GenerateDataKey",
         "kms:Decrypt",
     )
-    outputs = ("secret_names", "secret_arns", "files")
+    outputs = ("secret_names", "secret_arns", "files", "secrets_by_host")
     example = """\
 - id: config-secrets
   uses: secrets.from_configs
@@ -638,7 +638,13 @@ class ConfigSecrets(Step):
                 arn,
                 change="created",
                 region=self._region(ctx),
-                details={"name": name, "kms_key": key, "fp": value_fp, "new_version": True},
+                details={
+                    "name": name,
+                    "kms_key": key,
+                    "fp": value_fp,
+                    "new_version": True,
+                    "host": owner.host,
+                },
             )
             return
         arn = desc["ARN"]
@@ -672,6 +678,7 @@ class ConfigSecrets(Step):
             "kms_key": key,
             "fp": value_fp,
             "new_version": new_version,
+            "host": owner.host,
         }
         stages = desc.get("VersionIdsToStages") or {}
         if new_version and not created_here:
@@ -792,16 +799,34 @@ class ConfigSecrets(Step):
             )
 
     def published(self, ctx: StepContext) -> dict[str, Any]:
-        """``secret_names``, ``secret_arns`` and the rewritten ``files``."""
+        """``secret_names``, ``secret_arns``, the rewritten ``files`` and ``secrets_by_host``
+        (``{host: [secret name]}``: what each host's application now reads, the shape
+        ``iam.keys_to_roles``' ``host_secrets`` takes)."""
         secrets = sorted(
             ((r.details or {}).get("name", ""), r.identifier)
             for r in ctx.resources("secretsmanager:secret")
         )
+        by_host: dict[str, set[str]] = {}
+        for r in ctx.resources("secretsmanager:secret"):
+            d = r.details or {}
+            if d.get("host") and d.get("name"):
+                by_host.setdefault(str(d["host"]), set()).add(str(d["name"]))
         return {
             "secret_names": [n for n, _ in secrets],
             "secret_arns": [a for _, a in secrets],
             "files": sorted(r.identifier for r in ctx.resources("config:file")),
+            "secrets_by_host": {h: sorted(n) for h, n in sorted(by_host.items())},
         }
+
+    def planned_outputs(self, ctx: StepContext, facts: Facts) -> dict[str, Any]:
+        """``secrets_by_host`` is known from the files while planning."""
+        by_host: dict[str, set[str]] = {}
+        for info in facts.get("files", {}).values():
+            host = (info.get("source") or {}).get("host")
+            for secret in info.get("secrets", []):
+                if host:
+                    by_host.setdefault(str(host), set()).add(str(secret["name"]))
+        return {"secrets_by_host": {h: sorted(n) for h, n in sorted(by_host.items())}}
 
     def rollback(self, ctx: StepContext) -> None:
         """Restore every rewritten file from its backup (checked by fingerprint); optionally
