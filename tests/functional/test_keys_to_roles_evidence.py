@@ -588,3 +588,52 @@ def test_sessions_of_a_user_with_two_minting_keys_send_both_keys_to_review(
         mine = [a for a in _step_actions(plan) if a.target == key_id]
         assert [a.kind for a in mine] == ["iam.review"], (key_id, [a.kind for a in mine])
         assert "which is unknown" in mine[0].summary + " ".join(mine[0].risks)
+
+
+def test_the_secrets_step_feeds_the_hosts_role_its_secrets(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    """secrets.from_configs before keys-to-roles: its secrets_by_host output is the role's
+    host_secrets, so the role the host gets can read the secrets its rewritten config now
+    names (no mapping typed twice)."""
+    app = sandbox.access_key_id("app-server")
+    ip = sandbox.instance_private_ip
+    call = CallStat("s3.amazonaws.com", "ListBuckets", "s3:ListAllMyBuckets", 3)
+    _save(settings, [_usage(app, "app-server", {ip: 3}, [call])], _at_instance(sandbox))
+    conf = tmp_path / "tomcat" / "conf"
+    conf.mkdir(parents=True)
+    (conf / "context.xml").write_text(
+        '<?xml version="1.0"?>\n<Context>\n  <Resource name="jdbc/app" type="javax.sql.DataSource" '
+        'driverClassName="com.mysql.cj.jdbc.Driver" url="jdbc:mysql://db.internal:3306/app" '
+        'username="app" password="Fed-To-The-Role-7"/>\n</Context>\n'
+    )
+    book = write_playbook(
+        tmp_path / "feed.yaml",
+        f"""\
+name: feed
+steps:
+  - id: kms
+    uses: kms.ensure_key
+  - id: config-secrets
+    uses: secrets.from_configs
+    with:
+      paths: ["{tmp_path / "tomcat"}"]
+      kms_key: "{{{{ steps.kms.key_arn }}}}"
+      host: legacy-app-1
+  - id: keys
+    uses: iam.keys_to_roles
+    depends_on: [config-secrets]
+    with:
+      names: ["app-server"]
+      watch_window: 0s
+      retire_window: 0s
+      host_regions: [us-east-1]
+      unused_days: 0
+      kms_key: "{{{{ steps.kms.key_arn }}}}"
+      host_secrets: "{{{{ steps['config-secrets'].secrets_by_host }}}}"
+""",
+    )
+    _, plan = commands.plan(settings, str(book))
+    create = next(a for a in _step_actions(plan) if a.kind == "iam.create_role")
+    policy = json.dumps(create.details["policy"])
+    assert "secret:legacy-app-1/conf/context.xml/jdbc-app-??????" in policy, policy

@@ -97,7 +97,8 @@ class KeysToRolesParams(Selection):
     last_used_grace: str = "4h"  # added to a non-zero watch window: IAM's last-used lag
     # Host (instance id or Name tag) -> secrets (ARNs or names) its application reads after
     # secrets.from_configs: granted GetSecretValue (+ kms:Decrypt on kms_key) in its role.
-    host_secrets: dict[str, list[str]] = Field(default_factory=dict)
+    # Or an earlier step's output not known yet: "(known after config-secrets)".
+    host_secrets: dict[str, list[str]] | str = Field(default_factory=dict)
     # Data-event services (s3, lambda, dynamodb, sqs, sns) the operator accepts as unlogged:
     # their calls are missing from the evidence, and the role may lack them.
     accept_unlogged: list[str] = Field(default_factory=list)
@@ -114,6 +115,17 @@ class KeysToRolesParams(Selection):
         bad = [v for v in value if v not in LOCATIONS]
         if bad:
             raise ValueError(f"unknown location(s) {bad}; choose from {list(LOCATIONS)}")
+        return value
+
+    @field_validator("host_secrets")
+    @classmethod
+    def _check_host_secrets(cls, value: dict[str, list[str]] | str) -> dict[str, list[str]] | str:
+        if isinstance(value, str) and "(known after" not in value:
+            raise ValueError(
+                "host_secrets maps a host (instance id or Name tag) to the secrets its "
+                "application reads, e.g. {web-1: [legacy/prod/db]}, or is an earlier "
+                "secrets.from_configs step's secrets_by_host output"
+            )
         return value
 
 
@@ -973,6 +985,12 @@ class KeysToRoles(Step):
     ) -> None:
         """Secrets the host reads once secrets.from_configs moved its credentials: past usage
         never shows them, so the operator names them per host (``host_secrets``)."""
+        if isinstance(self.params.host_secrets, str):
+            # An earlier step's output (secrets_by_host) this plan could not know yet.
+            policy.extra_notes.append(
+                "the secrets named in host_secrets are granted once the step creating them ran"
+            )
+            return
         wanted: list[str] = []
         for w in key["workloads"]:
             for host in (w["instance_id"], w.get("name")):
