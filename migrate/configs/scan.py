@@ -308,7 +308,7 @@ _NOTHING_EXPANDS = {
 }
 
 
-def resolve_style(fmt: str, style: str, path: Path, entries: list[Entry]) -> tuple[str, str | None]:
+def resolve_style(fmt: str, style: str, path: Path) -> tuple[str, str | None]:
     """(style, why it is refused or None). ``auto`` for ``.properties`` and YAML is
     ``spring-import`` for a file Spring Boot loads itself (``application*``/``bootstrap*``) and
     refused for any other (``@PropertySource`` files included): ``java.util.Properties`` or a YAML loader
@@ -359,7 +359,7 @@ def scan_bytes(
         scan.error = f"cannot be parsed as {fmt}: {exc}"
         return scan
     scan.findings, scan.near_misses = classify(entries)
-    style, refused = resolve_style(fmt, style, path, entries)
+    style, refused = resolve_style(fmt, style, path)
     scan.style = style
     if refused:
         if scan.findings:  # a file without credentials needs no rewrite: it stays compliant

@@ -9,7 +9,7 @@ import jinja2
 from markupsafe import Markup
 
 from migrate.errors import BadInputError
-from migrate.reports.timeline import render_run_svg, render_svg, text_timeline
+from migrate.reports.timeline import render_run_svg, render_svg, target_label, text_timeline
 from migrate.util import format_duration
 
 _ENV = jinja2.Environment(
@@ -142,15 +142,6 @@ def change_line(counts: dict[str, int]) -> str:
     )
 
 
-def _target_label(action: dict[str, Any]) -> str:
-    """The target, with the IAM user for an access key (``AKIA... (app-server)``)."""
-    user = (action.get("details") or {}).get("user")
-    target = str(action["target"])
-    if user and target.startswith(("AKIA", "ASIA")) and str(user) not in target:
-        return f"{target} ({user})"
-    return target
-
-
 def plan_summary(body: dict[str, Any]) -> dict[str, Any]:
     """Everything the planning meeting looks at, computed from a plan body."""
     actions = [a for s in body["steps"] for a in s["actions"]]
@@ -159,7 +150,7 @@ def plan_summary(body: dict[str, Any]) -> dict[str, Any]:
         {
             "step": s["id"],
             "target": a["target"],
-            "label": _target_label(a),
+            "label": target_label(a),
             "gate": a["gate"] or "approve",
             "destructive": a["destructive"],
             "summary": a["summary"],

@@ -48,15 +48,11 @@ def schedule(body: dict[str, Any]) -> tuple[list[Bar], float]:
         t = start
         for a in step["actions"]:
             duration = float(a["estimate"]["duration_s"])
-            user = (a.get("details") or {}).get("user")
-            label = str(a["target"])
-            if user and label.startswith(("AKIA", "ASIA")):
-                label = f"{label} ({user})"
             bars.append(
                 Bar(
                     step=step["id"],
                     target=a["target"],
-                    label=label,
+                    label=target_label(a),
                     phase=_phase(str(a.get("kind", ""))),
                     summary=a["summary"],
                     start_s=t,
@@ -70,6 +66,15 @@ def schedule(body: dict[str, Any]) -> tuple[list[Bar], float]:
             t += duration
         ends[step["id"]] = t
     return bars, max(ends.values(), default=0.0)
+
+
+def target_label(action: dict[str, Any]) -> str:
+    """The target, with the IAM user for an access key (``AKIA... (app-server)``)."""
+    user = (action.get("details") or {}).get("user")
+    target = str(action["target"])
+    if user and target.startswith(("AKIA", "ASIA")) and str(user) not in target:
+        return f"{target} ({user})"
+    return target
 
 
 def _phase(kind: str) -> str:
@@ -116,7 +121,6 @@ def render_svg(body: dict[str, Any], *, night: bool = False) -> str:
     """An SVG Gantt chart of the plan (self-contained, no scripts, prints well); ``night``:
     only the targets with downtime, from the first stop-writes to the last cut-over."""
     bars, total = schedule(body)
-    origin = 0.0
     pad = 0.0  # night: the time drawn before each stop-writes (the axis' +0)
     if night:
         bars, total, pad = night_bars(bars)
@@ -145,7 +149,7 @@ def render_svg(body: dict[str, Any], *, night: bool = False) -> str:
             )
             y += ROW_H
         current_target = bar.target
-        start = max(bar.start_s - origin, 0.0)
+        start = bar.start_s
         x = LABEL_W + start * scale
         width = max(min(bar.duration_s * scale, CHART_W - start * scale), 2.0)
         if bar.downtime:

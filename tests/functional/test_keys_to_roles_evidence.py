@@ -59,7 +59,12 @@ def _usage(
     )
 
 
-def _save(settings: Settings, keys: list[PrincipalUsage], ips: dict[str, IpAttribution]) -> str:
+def _save(
+    settings: Settings,
+    keys: list[PrincipalUsage],
+    ips: dict[str, IpAttribution],
+    sessions: list[PrincipalUsage] | None = None,
+) -> str:
     report = UsageReport(
         dataset="evidence",
         source="dir",
@@ -67,6 +72,7 @@ def _save(settings: Settings, keys: list[PrincipalUsage], ips: dict[str, IpAttri
         until="2026-11-29",
         generated_at="2026-11-30T00:00:00",
         keys=keys,
+        sessions=sessions or [],
         ips=ips,
     )
     return save_report(settings.store(), report)
@@ -532,17 +538,7 @@ def test_a_key_that_assumes_a_role_whose_trust_cannot_be_read_goes_to_review(
     app = sandbox.access_key_id("app-server")
     ip = sandbox.instance_private_ip
     calls = [CallStat("sts.amazonaws.com", "AssumeRole", "sts:AssumeRole", 4, {}, [foreign])]
-    report = UsageReport(
-        dataset="foreign-chain",
-        source="dir",
-        since="2026-11-23",
-        until="2026-11-29",
-        generated_at="2026-11-30T00:00:00",
-        keys=[_usage(app, "app-server", {ip: 4}, calls)],
-        sessions=[],
-        ips=_at_instance(sandbox),
-    )
-    save_report(settings.store(), report)
+    _save(settings, [_usage(app, "app-server", {ip: 4}, calls)], _at_instance(sandbox))
     _, plan = commands.plan(settings, str(_book(tmp_path, "app-server")))
     mine = [a for a in _step_actions(plan) if a.target == app]
     assert [a.kind for a in mine] == ["iam.review"], [a.kind for a in mine]
@@ -569,20 +565,11 @@ def test_sessions_of_a_user_with_two_minting_keys_send_both_keys_to_review(
         calls=7,
         actions=[CallStat("s3.amazonaws.com", "GetObject", "s3:GetObject", 7)],
     )
-    report = UsageReport(
-        dataset="two-minting-keys",
-        source="dir",
-        since="2026-11-23",
-        until="2026-11-29",
-        generated_at="2026-11-30T00:00:00",
-        keys=[
-            _usage(first, "app-server", {ip: 2}, minting),
-            _usage(second, "app-server", {ip: 2}, minting),
-        ],
-        sessions=[session],
-        ips=_at_instance(sandbox),
-    )
-    save_report(settings.store(), report)
+    keys = [
+        _usage(first, "app-server", {ip: 2}, minting),
+        _usage(second, "app-server", {ip: 2}, minting),
+    ]
+    _save(settings, keys, _at_instance(sandbox), [session])
     _, plan = commands.plan(settings, str(_book(tmp_path, "app-server")))
     for key_id in (first, second):
         mine = [a for a in _step_actions(plan) if a.target == key_id]

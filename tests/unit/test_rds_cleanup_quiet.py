@@ -7,6 +7,7 @@ the test on any call it did not expect (a delete after a refusal, for one).
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,8 @@ def _original(stub: Stubber) -> None:
     )
 
 
-def _connections(cw: Stubber, points: list[tuple[str, float]]) -> None:
-    from datetime import datetime
-
+def _connections(cw: Stubber, points: list[tuple[str, float]], db_id: str = OLD) -> None:
+    """The DatabaseConnections answer CloudWatch gives for ``db_id`` (1-minute periods)."""
     cw.add_response(
         "get_metric_statistics",
         {
@@ -67,7 +67,7 @@ def _connections(cw: Stubber, points: list[tuple[str, float]]) -> None:
         {
             "Namespace": "AWS/RDS",
             "MetricName": "DatabaseConnections",
-            "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": OLD}],
+            "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": db_id}],
             "StartTime": ANY,
             "EndTime": ANY,
             "Period": 60,

@@ -7,7 +7,7 @@ Stubber here (as RDS is): the stub fails the test on a CreateDBSnapshot it was n
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from botocore.stub import ANY, Stubber
 from migrate.aws.session import AwsSession
 from migrate.engine.base import Wait
 from migrate.errors import StepFailed
+from tests.unit.test_rds_cleanup_quiet import _connections
 from tests.unit.test_rds_waits import ACTION, DB, ENC, RAW, MemoryContext, _missing, _setup
 
 STOPPED_AT = "2025-01-01T12:00:00"  # the harness' clock starts here
@@ -44,22 +45,6 @@ def _available(stub: Stubber) -> None:
     )
 
 
-def _connections(cw: Stubber, points: list[tuple[str, float]]) -> None:
-    cw.add_response(
-        "get_metric_statistics",
-        {"Datapoints": [{"Timestamp": datetime.fromisoformat(t), "Maximum": m} for t, m in points]},
-        {
-            "Namespace": "AWS/RDS",
-            "MetricName": "DatabaseConnections",
-            "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": DB}],
-            "StartTime": ANY,
-            "EndTime": ANY,
-            "Period": 60,
-            "Statistics": ["Maximum"],
-        },
-    )
-
-
 def _on_aws(tmp_path: Path) -> tuple[Any, MemoryContext, Stubber, Any, Stubber]:
     step, ctx, _, clock = _setup(tmp_path)
     ctx.aws = AwsSession(region="us-east-1")  # AWS itself: no sandbox endpoint
@@ -73,7 +58,7 @@ def test_the_final_snapshot_waits_while_the_application_still_connects(tmp_path:
     _missing(rds, ENC)
     _missing(rds, RAW)
     _available(rds)
-    _connections(cw, [("2025-01-01T12:01:00+00:00", 4.0), ("2025-01-01T12:02:00+00:00", 3.0)])
+    _connections(cw, [("2025-01-01T12:01:00+00:00", 4.0), ("2025-01-01T12:02:00+00:00", 3.0)], DB)
     with rds, cw:
         wait = step.act(ctx, ACTION)  # no create_db_snapshot stubbed: taking one fails the test
     assert isinstance(wait, Wait) and "still had 3 connection(s) at 12:02 UTC" in wait.reason
@@ -87,7 +72,7 @@ def test_once_the_latest_minute_is_quiet_the_snapshot_is_taken(tmp_path: Path) -
     _missing(rds, ENC)
     _missing(rds, RAW)
     _available(rds)
-    _connections(cw, [("2025-01-01T12:01:00+00:00", 2.0), ("2025-01-01T12:03:00+00:00", 0.0)])
+    _connections(cw, [("2025-01-01T12:01:00+00:00", 2.0), ("2025-01-01T12:03:00+00:00", 0.0)], DB)
     rds.add_response(
         "create_db_snapshot",
         {"DBSnapshot": {"DBSnapshotIdentifier": RAW, "Status": "creating"}},
@@ -115,7 +100,7 @@ def test_no_metric_long_after_the_approval_is_no_evidence(tmp_path: Path) -> Non
     _missing(rds, ENC)
     _missing(rds, RAW)
     _available(rds)
-    _connections(cw, [])
+    _connections(cw, [], DB)
     with rds, cw, pytest.raises(StepFailed, match="nothing shows that writes stopped"):
         step.act(ctx, ACTION)
     assert ("rds:snapshot", RAW) not in ctx.recorded
