@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import select
+
 from migrate import commands
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
@@ -18,6 +20,7 @@ from migrate.reports.render import render_plan, render_run_markdown, write_plan_
 from migrate.reports.views import status_table
 from migrate.sandbox.seed import seed
 from migrate.sandbox.server import SandboxServer, sandbox_env
+from migrate.store.models import Resource
 from migrate.store.status import ActionStatus, StepStatus
 
 Echo = Callable[[str], None]
@@ -71,6 +74,37 @@ def _dr_drill(settings: Settings, demo_dir: Path, echo: Echo) -> Path:
     return demo_dir / "dr-evidence.html"
 
 
+def _show_lockdowns(settings: Settings, run_id: str, shown: set[str], echo: Echo) -> None:
+    """After the stop-writes approvals: each database's groups as AWS now has them, beside the
+    ones the run recorded, so the demo shows that writes are stopped by the network."""
+    with settings.store().read() as session:
+        locks = session.scalars(
+            select(Resource).where(Resource.run_id == run_id, Resource.kind == "rds:lockdown")
+        ).all()
+        found = [(r.identifier, r.region, dict(r.details or {})) for r in locks]
+    for db_id, region, details in found:
+        if db_id in shown:
+            continue
+        shown.add(db_id)
+        rds = settings.aws().client("rds", region)
+        live = rds.describe_db_instances()["DBInstances"]
+        now = next(
+            (
+                [g["VpcSecurityGroupId"] for g in d.get("VpcSecurityGroups") or ()]
+                for d in live
+                if d["DBInstanceIdentifier"] == db_id and not d.get("StorageEncrypted")
+            ),
+            None,
+        )
+        echo(
+            f"demo: stop-writes enforced on {db_id}: security groups "
+            f"{', '.join(details.get('groups') or ()) or '(none)'} replaced by "
+            f"{details.get('name')} ({details.get('lock_group')}, no inbound rule); "
+            f"AWS shows {', '.join(now) if now is not None else '(renamed already)'}; the "
+            "encrypted copy keeps the original groups"
+        )
+
+
 def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
     """Seed a fresh sandbox, plan and run the baseline with --yes, approve what a human would,
     and print where everything is. Returns the run's exit code."""
@@ -121,6 +155,7 @@ def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
         result = commands.run(settings, None, plan_id=plan_id, options=options)
         # What an operator does on migration night: approve the remaining (destructive) gates.
         rounds = 0
+        locked: set[str] = set()
         while result.exit_code == EXIT_AWAITING_APPROVAL and rounds < 10:
             rounds += 1
             status = commands.status(settings, result.run_id)
@@ -140,6 +175,7 @@ def run_demo(settings: Settings, keep: bool = False, echo: Echo = print) -> int:
                 result.run_id,
                 RunOptions(yes=True, quiet=settings.quiet, max_wait_s=120, echo=echo),
             )
+            _show_lockdowns(settings, result.run_id, locked, echo)
         report_path = demo_dir / "report.md"
         report_path.write_text(
             render_run_markdown(commands.report(settings, result.run_id)), encoding="utf-8"

@@ -31,6 +31,13 @@ def test_demo_runs_the_baseline_on_the_sandbox(tmp_path: Path) -> None:
     assert "<html" in html and "alias/migrate-ftr" in html
     assert ": done in" in proc.stdout
     assert "Traceback" not in proc.stderr
+    # Stop-writes is enforced, and the demo shows it: each database was in its lockdown group
+    # alone (as AWS answered) once its stop-writes gate was approved.
+    locked = [line for line in proc.stdout.splitlines() if "stop-writes enforced on" in line]
+    assert len(locked) == 2, proc.stdout[-3000:]
+    for line in locked:
+        group = line.split("(")[1].split(",")[0]
+        assert group.startswith("sg-") and f"AWS shows {group};" in line, line
 
 
 def test_plan_run_status_report_through_the_cli(endpoint: str, aws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

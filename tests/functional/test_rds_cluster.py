@@ -275,8 +275,14 @@ def test_cluster_is_restored_encrypted_with_every_setting_and_its_members(
     assert copied[names[WRITER]]["writer"] is True
     assert copied[names[READER]]["instance_class"] == "db.r6g.xlarge"
 
-    # The original is live and untouched until the cut-over.
-    assert rc.cluster_settings(_cluster(aws, CLUSTER)) == before
+    # The original is live and untouched until the cut-over, but for its security groups: from
+    # the stop-writes approval on it is in the run's lockdown group alone, which admits nobody.
+    live = rc.cluster_settings(_cluster(aws, CLUSTER))
+    (lock_id,) = live.pop("vpc_security_group_ids")
+    assert live == {k: v for k, v in before.items() if k != "vpc_security_group_ids"}
+    (lock,) = aws("ec2").describe_security_groups(GroupIds=[lock_id])["SecurityGroups"]
+    assert lock["GroupName"] == f"migrate-lockdown-{run_id}-{CLUSTER}"
+    assert lock["IpPermissions"] == []
     assert rc.cluster_members(_cluster(aws, CLUSTER), now) == before_members
 
     # Measured phases, and no secret in what the run recorded.

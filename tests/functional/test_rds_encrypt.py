@@ -155,6 +155,15 @@ def _snapshots(aws: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+def _lockdown_groups(aws: Any, run_id: str) -> list[dict[str, Any]]:
+    """The run's lockdown groups that exist."""
+    return [
+        g
+        for g in aws("ec2").describe_security_groups()["SecurityGroups"]
+        if g["GroupName"].startswith(f"migrate-lockdown-{run_id}-")
+    ]
+
+
 def _to_cut_over(settings: Settings, *extra: str) -> str:
     """Run until the cut-over gate: warm-up, approve stop-writes, snapshot, restore, verify."""
     # No soak between cut-over and cleanup (test_cleanup_waits_out_the_soak has one).
@@ -212,7 +221,13 @@ def test_full_flow_encrypts_under_the_same_identifier_with_every_setting(
     renamed = rs.renamed_id(DB, f"{datetime.now(UTC):%Y%m%d}")
     old = _describe(aws, renamed)
     assert old["StorageEncrypted"] is False
-    assert rs.instance_settings(old) == before  # untouched until cleanup
+    # Untouched until cleanup, but for its security groups: since the stop-writes approval it
+    # is in the run's lockdown group alone, which admits nobody (the copy got the originals).
+    kept = rs.instance_settings(old)
+    (lock_id,) = kept.pop("vpc_security_group_ids")
+    assert kept == {k: v for k, v in before.items() if k != "vpc_security_group_ids"}
+    (lock,) = aws("ec2").describe_security_groups(GroupIds=[lock_id])["SecurityGroups"]
+    assert lock["GroupName"] == f"migrate-lockdown-{run_id}-{DB}" and lock["IpPermissions"] == []
     assert not _exists(aws, temp)
     _, replan = commands.plan(settings, PLAYBOOK)
     assert replan.steps[1].actions == []  # the kept original is not selected again
@@ -312,6 +327,8 @@ def test_cleanup_respects_deletion_protection_and_keeps_a_final_snapshot(
         ).all()
     assert {d.target for d in deletes} == {renamed}
     assert _describe(aws, DB)["StorageEncrypted"] is True
+    # The lockdown group went with the original it locked.
+    assert not _lockdown_groups(aws, run_id)
 
 
 def test_rollback_after_cut_over_puts_the_original_back(settings: Settings, aws: Any) -> None:
@@ -335,10 +352,47 @@ def test_rollback_before_cut_over_deletes_the_copy_and_snapshots(
 ) -> None:
     before = rs.instance_settings(_mysql(aws, replica=False))
     run_id = _to_cut_over(settings)
+    assert _lockdown_groups(aws, run_id)  # locked since the stop-writes approval
     commands.rollback(settings, run_id, STEP)
+    # The original has its own security groups again, and the lockdown group is gone.
     assert rs.instance_settings(_describe(aws, DB)) == before
+    assert not _lockdown_groups(aws, run_id)
     assert not _exists(aws, rs.temp_id(DB, run_id))
     assert not [s for s in _snapshots(aws) if s.startswith(f"migrate-{run_id}")]
+
+
+def test_the_lockdown_admits_only_the_allowed_paths_and_operator_mode_changes_nothing(
+    settings: Settings, aws: Any
+) -> None:
+    before = rs.instance_settings(_mysql(aws, replica=False))
+    # Enforced (the default), with the migrator's host allowed on the database's port.
+    _, plan = commands.plan(settings, PLAYBOOK, ["lockdown_allow=[10.0.5.12/32]"])
+    stop = next(a for a in plan.steps[1].actions if a.kind == "rds.stop_writes")
+    assert all(g in stop.summary for g in before["vpc_security_group_ids"]), stop.summary
+    assert "lockdown group" in stop.summary
+    assert any("only 10.0.5.12/32 may still connect" in r for r in stop.risks)
+    run_id = _to_cut_over(settings, "warm_up=false", "lockdown_allow=[10.0.5.12/32]")
+    (lock,) = _lockdown_groups(aws, run_id)
+    assert [g["VpcSecurityGroupId"] for g in _describe(aws, DB)["VpcSecurityGroups"]] == [
+        lock["GroupId"]
+    ]
+    (rule,) = lock["IpPermissions"]
+    assert (rule["FromPort"], rule["ToPort"]) == (3307, 3307)
+    assert [r["CidrIp"] for r in rule["IpRanges"]] == ["10.0.5.12/32"]
+    commands.rollback(settings, run_id, STEP)
+
+    # Operator mode: the plan says it is the approver's word; the groups are never touched.
+    _, plan = commands.plan(settings, PLAYBOOK, ["stop_writes=operator"])
+    stop = next(a for a in plan.steps[1].actions if a.kind == "rds.stop_writes")
+    assert stop.summary.startswith("confirm the application has stopped writing")
+    assert any("operator (trusted, not enforced)" in r for r in stop.risks)
+    second = _to_cut_over(settings, "warm_up=false", "stop_writes=operator")
+    assert not _lockdown_groups(aws, second)
+    assert rs.instance_settings(_describe(aws, DB)) == before
+    commands.rollback(settings, second, STEP)
+
+    with pytest.raises(BadInputError, match="neither a CIDR"):
+        commands.plan(settings, PLAYBOOK, ["lockdown_allow=[office]"])
 
 
 def test_cut_over_never_renames_onto_an_existing_name(settings: Settings, aws: Any) -> None:

@@ -53,9 +53,9 @@ def test_managed_master_password_is_turned_on_for_the_copy_and_named_in_the_plan
     actions = step.decide(ctx, step.observe(ctx))
     restore = next(a for a in actions if a.kind == RESTORE)
     assert any(old_arn in risk and "ARN changes" in risk for risk in restore.risks)
-    # ... and says how writes are stopped (the operator's word, checked with CloudWatch).
+    # ... and says how writes are stopped (enforced by the lockdown group, by default).
     stop = next(a for a in actions if a.gate == "stop-writes")
-    assert any(r.startswith("stop-writes mode: the operator's word") for r in stop.risks)
+    assert any(r.startswith("stop-writes mode: security-groups (enforced)") for r in stop.risks)
 
     details = {"settings": rs.instance_settings(original), "allocated_gib": 20}
     for kind in (FINAL_SNAPSHOT, RESTORE, VERIFY):

@@ -22,10 +22,10 @@ from migrate.aws import rds_settings as rs
 from migrate.engine.base import Action
 from migrate.engine.context import StepContext
 from migrate.errors import BadInputError
+from migrate.steps.rds import lockdown as lk
 from migrate.steps.rds.params import RdsEncryptParams
 from migrate.steps.rds.phases import (
     CLUSTER,
-    STOP_WRITES_MODE,
     action_adder,
     add_soak,
     cleanup_risks,
@@ -488,18 +488,21 @@ def cluster_actions(
         )
     add(
         CLUSTER_STOP_WRITES,
-        f"confirm the application has stopped writing to cluster {cid} ({window})",
+        lk.plan_summary(
+            params.stop_writes, CLUSTER, cid, settings.get("vpc_security_group_ids") or [], window
+        ),
         0.0,
         downtime=est["downtime"],
         gate="stop-writes",
         destructive=True,
         risks=(
             "writes after this point and before the cut-over are lost: stop the application "
-            "(or make the cluster read-only) before approving",
-            STOP_WRITES_MODE,
+            "before approving",
+            lk.plan_risk(params.stop_writes, params.lockdown_allow),
             size_note,
             *risks_common,
         ),
+        requests=6 if params.stop_writes == lk.MODE_GROUPS else 1,
     )
     add(
         CLUSTER_FINAL_SNAPSHOT,

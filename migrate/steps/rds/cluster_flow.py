@@ -23,9 +23,10 @@ from migrate.aws.rds import (
     describe_instance,
     tag_value,
 )
-from migrate.engine.base import Action, Wait
+from migrate.engine.base import Wait
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
+from migrate.steps.rds import lockdown as lk
 from migrate.steps.rds import phases as ph
 from migrate.steps.rds.cluster import (
     CLUSTER_CLEANUP,
@@ -78,7 +79,7 @@ class ClusterFlow:
         """Run one phase of one cluster."""
         handlers = {
             CLUSTER_WARM_UP: lambda: self.snapshot_and_copy(run, rds, "warmup"),
-            CLUSTER_STOP_WRITES: lambda: ph.stop_writes(run),
+            CLUSTER_STOP_WRITES: lambda: self.stop_writes(run, rds),
             CLUSTER_FINAL_SNAPSHOT: lambda: self.snapshot_and_copy(run, rds, "final"),
             CLUSTER_RESTORE: lambda: self.restore(run, rds),
             CLUSTER_MEMBERS: lambda: self.members(run, rds),
@@ -88,11 +89,21 @@ class ClusterFlow:
         }
         return handlers[run.action.kind]()
 
+    def stop_writes(self, run: PhaseRun, rds: Any) -> Wait | None:
+        """Lock the cluster down (``stop_writes: security-groups``), then start the downtime."""
+        if self.params.stop_writes == lk.MODE_GROUPS:
+            locking = lk.lock(run, rds, CLUSTER, self.params.lockdown_allow)
+            if locking:
+                return locking
+        return ph.stop_writes(run)
+
     # helpers ----------------------------------------------------------------------------------
 
-    def original(self, rds: Any, action: Action) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(cluster settings, members) of the live original (untouched until the cut-over),
-        or the observed ones once it is renamed or gone."""
+    def original(self, run: PhaseRun, rds: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(cluster settings, members) of the live original (untouched until the cut-over, but
+        for the lockdown of its security groups, undone here), or the observed ones once it is
+        renamed or gone."""
+        action = run.action
         live = describe_cluster(rds, action.target)
         if live is not None and not live.get("StorageEncrypted"):
             instances = {
@@ -100,7 +111,8 @@ class ClusterFlow:
                 for m in live.get("DBClusterMembers") or ()
             }
             found = {k: v for k, v in instances.items() if v is not None}
-            return cluster_settings(live), cluster_members(live, found)
+            settings = lk.unlocked(run.ctx, action.target, cluster_settings(live))
+            return settings, cluster_members(live, found)
         return dict(action.details["settings"]), dict(action.details["members"])
 
     # warm-up / final snapshot ------------------------------------------------------------------
@@ -118,7 +130,7 @@ class ClusterFlow:
         cid = action.target
         temp = rs.temp_id(cid, ctx.run_id)
         state = run.state
-        want, _ = self.original(rds, action)
+        want, _ = self.original(run, rds)
         copy = ph.start_restore(
             run,
             rds,
@@ -177,7 +189,7 @@ class ClusterFlow:
         cid = action.target
         temp = rs.temp_id(cid, ctx.run_id)
         state = run.state
-        want_cluster, want = self.original(rds, action)
+        want_cluster, want = self.original(run, rds)
         cluster = describe_cluster(rds, temp)
         if cluster is None:
             raise StepFailed(f"the temporary cluster {temp} is missing; resume the restore first.")
@@ -318,7 +330,7 @@ class ClusterFlow:
         started = run.now_iso()
         cid = action.target
         temp = rs.temp_id(cid, ctx.run_id)
-        want, want_members = self.original(rds, action)
+        want, want_members = self.original(run, rds)
         copy = describe_cluster(rds, temp)
         names = member_names(want_members, ctx.run_id)
         instances = {n: d for n in names.values() if (d := describe_instance(rds, n)) is not None}
@@ -394,6 +406,7 @@ class ClusterFlow:
             # Round 1 (old members aside) or 2 (old cluster aside).
             if not state.get("checked"):
                 self._precheck(run, live, old, new, instances, members, aside, names)
+                ph.check_quiet_after_snapshot(run, CLUSTER, cid)
                 state["checked"] = True
                 state["cut_over_started_at"] = run.now_iso()
                 run.save()
@@ -572,6 +585,9 @@ class ClusterFlow:
                 api.delete_db_cluster(rds, old_id, final_snapshot_id=final_id)
             if describe_cluster(rds, old_id) is not None:
                 return run.wait(f"deleting cluster {old_id}")
+        freeing = lk.drop_group(run)
+        if freeing:
+            return freeing
         ph.finish_cleanup(run, rds, CLUSTER, final_id)
         return None
 
@@ -591,6 +607,7 @@ class ClusterFlow:
                 self.swap_back(ctx, rds, cid, swapped)
             else:
                 self.delete_copy(ctx, rds, cid, res.identifier)
+        lk.unlock(ctx, CLUSTER, self.params)
         ph.rollback_snapshots(ctx, CLUSTER, cut_over)
 
     def delete_copy(self, ctx: StepContext, rds: Any, cid: str, temp: str) -> None:

@@ -24,6 +24,7 @@ from migrate.engine.context import StepContext
 from migrate.engine.registry import step
 from migrate.errors import BadInputError, ParamError, StepFailed
 from migrate.steps.rds import cluster as rc
+from migrate.steps.rds import lockdown as lk
 from migrate.steps.rds import phases as ph
 from migrate.steps.rds.cluster_flow import ClusterFlow
 from migrate.steps.rds.params import RdsEncryptParams
@@ -196,6 +197,7 @@ class RdsEncrypt(Step):
         "kms:GetKeyPolicy",
         "kms:CreateGrant",
         "iam:PassRole",
+        *lk.PERMISSIONS,
     )
     # Enhanced monitoring's role, the directory (Kerberos) role, Aurora's associated roles.
     passes_roles_to = (
@@ -552,19 +554,21 @@ class RdsEncrypt(Step):
                 est["warm_up"],
                 data=True,
             )
+        mode = self.params.stop_writes
         add(
             STOP_WRITES,
-            f"confirm the application has stopped writing to {db_id} ({window})",
+            lk.plan_summary(mode, INSTANCE, db_id, settings["vpc_security_group_ids"], window),
             0.0,
             downtime=downtime,
             gate="stop-writes",
             destructive=True,
             risks=(
                 "writes after this point and before the cut-over are lost: stop the application "
-                "(or make the database read-only) before approving",
-                ph.STOP_WRITES_MODE,
+                "before approving",
+                lk.plan_risk(mode, self.params.lockdown_allow),
                 *risks_common,
             ),
+            requests=6 if mode == lk.MODE_GROUPS else 1,
         )
         add(
             FINAL_SNAPSHOT,
@@ -656,7 +660,12 @@ class RdsEncrypt(Step):
 
     @handles(STOP_WRITES)
     def _stop_writes(self, ctx: StepContext, action: Action) -> Wait | None:
-        return ph.stop_writes(self._run(ctx, action))
+        run = self._run(ctx, action)
+        if self.params.stop_writes == lk.MODE_GROUPS:
+            locking = lk.lock(run, run.rds(), INSTANCE, self.params.lockdown_allow)
+            if locking:
+                return locking
+        return ph.stop_writes(run)
 
     @handles(FINAL_SNAPSHOT)
     def _final_snapshot(self, ctx: StepContext, action: Action) -> Wait | None:
@@ -691,11 +700,13 @@ class RdsEncrypt(Step):
         gib = float(run.action.details.get("allocated_gib") or 0)
         return ph.snapshot_and_copy(run, run.rds(), phase, INSTANCE, allocated_gib=gib)
 
-    def _original_settings(self, rds: Any, action: Action) -> dict[str, Any]:
-        """The live original's settings (it stays untouched until cut-over), or the observed."""
+    def _original_settings(self, run: PhaseRun, rds: Any) -> dict[str, Any]:
+        """The live original's settings (it stays untouched until cut-over, but for the lockdown
+        of its security groups, undone here), or the observed."""
+        action = run.action
         original = describe_instance(rds, action.target)
         if original is not None and not original.get("StorageEncrypted"):
-            return rs.instance_settings(original)
+            return lk.unlocked(run.ctx, action.target, rs.instance_settings(original))
         return dict(action.details["settings"])
 
     def _restore(self, run: PhaseRun, rds: Any) -> Wait | None:
@@ -703,7 +714,7 @@ class RdsEncrypt(Step):
         db_id = action.target
         temp = rs.temp_id(db_id, ctx.run_id)
         state = run.state
-        want = self._original_settings(rds, action)
+        want = self._original_settings(run, rds)
         copy = ph.start_restore(
             run,
             rds,
@@ -757,7 +768,7 @@ class RdsEncrypt(Step):
         if copy is None:
             raise StepFailed(f"the encrypted copy {copy_id} of {action.target} does not exist.")
         problems = ph.key_problems(INSTANCE, copy, run.key_arn())
-        want = self._original_settings(rds, action)
+        want = self._original_settings(run, rds)
         problems += ph.diff_lines(rs.diff_settings(want, rs.instance_settings(copy)))
         ph.refuse_unequal(
             problems,
@@ -817,6 +828,7 @@ class RdsEncrypt(Step):
             # Issued or not before a crash, the original still answers under its name with no
             # rename pending: (re-)issue it.
             self._check_copy(run, rds, temp)  # last look before the point of no return
+            ph.check_quiet_after_snapshot(run, INSTANCE, db_id)
             state["cut_over_started_at"] = iso(self.clock())
             state["rename_original_issued"] = True
             run.save()
@@ -1009,6 +1021,9 @@ class RdsEncrypt(Step):
                 pending.append(victim)
         if pending:
             return run.wait(f"deleting {', '.join(pending)}")
+        freeing = lk.drop_group(run)
+        if freeing:
+            return freeing
         ph.finish_cleanup(run, rds, INSTANCE, final_id)
         return None
 
@@ -1057,6 +1072,7 @@ class RdsEncrypt(Step):
                         ph.unprotect(rds, INSTANCE, res.identifier)
                     # Never cut over, so no write ever reached it: the original holds all data.
                     api.delete_db_instance(rds, res.identifier)
+        lk.unlock(ctx, INSTANCE, self.params)
         ph.rollback_snapshots(ctx, INSTANCE, cut_over)
 
     def _poll(self, what: str, done: Callable[[], bool]) -> None:

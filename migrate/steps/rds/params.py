@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from migrate.engine.selection import Selection
 from migrate.util import parse_duration
+
+_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+
+
+def check_allow(entry: str) -> str:
+    """A ``lockdown_allow`` entry: a CIDR (``10.0.5.12/32``, IPv6 too) or a security group id."""
+    if _GROUP_ID.match(entry):
+        return entry
+    try:
+        return str(ipaddress.ip_network(entry, strict=False))
+    except ValueError:
+        raise ValueError(
+            f"{entry!r} is neither a CIDR (10.0.5.12/32) nor a security group id (sg-...)"
+        ) from None
 
 
 class RdsEncryptParams(Selection):
@@ -22,6 +40,13 @@ class RdsEncryptParams(Selection):
     # cut-over must stay at or below this (a cron job or a second service still writing there
     # would lose those writes). -1 skips the check.
     original_connections_allowed: int = Field(default=0, ge=-1)
+    # How writes are stopped at the stop-writes gate: "security-groups" swaps the database's
+    # groups for a lockdown group without inbound rules (enforced); "operator" trusts the
+    # operator who approves (checked with CloudWatch, not enforced). See lockdown.py.
+    stop_writes: Literal["security-groups", "operator"] = "security-groups"
+    # CIDRs or security group ids that may still reach the database's port while it is locked
+    # down (a migrator's host that checks the data, say); nothing else can connect.
+    lockdown_allow: list[str] = Field(default_factory=list)
     keep_encrypted_snapshots: bool = True
     wait_timeout_hours: float = Field(default=12.0, gt=0)
     poll_seconds: float = Field(default=60.0, ge=0)
@@ -33,6 +58,11 @@ class RdsEncryptParams(Selection):
     def _check_duration(cls, value: str) -> str:
         parse_duration(value)
         return value
+
+    @field_validator("lockdown_allow")
+    @classmethod
+    def _check_allow(cls, value: list[str]) -> list[str]:
+        return [check_allow(v) for v in value]
 
     @property
     def soak_s(self) -> float:

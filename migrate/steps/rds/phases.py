@@ -49,15 +49,6 @@ RENAME_BUSY = (
 # Between the cut-over and the cleanup of a database (instance or cluster): the original is kept.
 SOAK = "rds.soak"
 # The plan names how writes are stopped (issue 14 asks for enforced modes; none is built yet).
-STOP_WRITES_MODE = (
-    "stop-writes mode: the operator's word, checked: the final snapshot waits until CloudWatch "
-    "DatabaseConnections shows no client in the latest minute after the approval, and the "
-    "cleanup refuses while the renamed original had clients since the cut-over "
-    "(original_connections_allowed). Nothing enforces it (no read-only parameter group or "
-    "security-group lockdown yet): a writer that connects after the snapshot still loses its "
-    "writes to the new database"
-)
-
 Describe = Callable[[Any, str], "dict[str, Any] | None"]
 CreateSnapshot = Callable[[Any, str, str, Mapping[str, str]], bool]
 CopySnapshot = Callable[[Any, str, str, str], bool]
@@ -355,10 +346,14 @@ def still_connected(run: PhaseRun, kind: Kind, db_id: str) -> str | None:
 def check_nobody_uses(run: PhaseRun, names: list[str]) -> None:
     """Refuse (nothing deleted) while CloudWatch shows connections to the renamed original's
     instances (``names``: the original and its old replicas, or an Aurora cluster's old members)
-    since the cut-over: whoever holds them (a cron job, a second service, DMS) writes to a
+    since its final snapshot: whoever holds them (a cron job, a second service, DMS) writes to a
     database the application no longer reads, and the delete would lose those writes."""
     allowed = run.params.original_connections_allowed
-    cut = (run.timing().get("cut_over") or {}).get("finished_at")
+    timing = run.timing()
+    # From the final snapshot on: whatever reached the original after it is in no copy.
+    cut = (timing.get("final") or {}).get("started_at") or (timing.get("cut_over") or {}).get(
+        "finished_at"
+    )
     if allowed < 0 or not cut or not names:
         return
     cw = run.ctx.client("cloudwatch", run.action.region)
@@ -371,7 +366,7 @@ def check_nobody_uses(run: PhaseRun, names: list[str]) -> None:
                 raise
             raise StepFailed(
                 f"cannot read CloudWatch DatabaseConnections of {name} ({error_code(exc)}), so "
-                "nothing shows that nobody uses it since the cut-over; nothing was deleted. "
+                "nothing shows that nobody used it since its final snapshot; nothing was deleted. "
                 "Grant cloudwatch:GetMetricStatistics and resume, or set "
                 "original_connections_allowed: -1 to skip the check."
             ) from exc
@@ -381,20 +376,52 @@ def check_nobody_uses(run: PhaseRun, names: list[str]) -> None:
                 # connections either way; on AWS, no point at all is no evidence.
                 continue
             raise StepFailed(
-                f"CloudWatch holds no DatabaseConnections data for {name} since the cut-over "
-                f"({cut}): nothing shows that nobody uses it, so nothing was deleted. RDS "
+                f"CloudWatch holds no DatabaseConnections data for {name} since the final "
+                f"snapshot ({cut}): nothing shows that nobody uses it, so nothing was deleted. RDS "
                 "publishes the metric every minute; check the instance in CloudWatch, then "
                 "resume, or set original_connections_allowed: -1 to skip the check."
             )
         seen += [f"{name} at {p}" for p in points[:5]]
     if seen:
         raise StepFailed(
-            "the renamed original still had connections after the cut-over ("
+            "the renamed original had connections after its final snapshot ("
             + "; ".join(seen)
             + "): something still uses it, and its writes would be lost with it. Nothing was "
             "deleted. Find the client (`SHOW PROCESSLIST` / pg_stat_activity on the original), "
             "point it at the encrypted database, then resume; or raise "
             "original_connections_allowed for monitoring agents that always connect."
+        )
+
+
+def check_quiet_after_snapshot(run: PhaseRun, kind: Kind, db_id: str) -> None:
+    """Before the cut-over renames the original: refuse (nothing renamed) when CloudWatch shows
+    clients on it after the final snapshot started. What they wrote is not in the snapshot, so
+    the encrypted copy lacks it and the cut-over would lose it without a word."""
+    allowed = run.params.original_connections_allowed
+    since = (run.timing().get("final") or {}).get("started_at")
+    if allowed < 0 or not since:
+        return
+    dimension = "DBClusterIdentifier" if kind.label else "DBInstanceIdentifier"
+    cw = run.ctx.client("cloudwatch", run.action.region)
+    try:
+        points = connection_points(cw, db_id, parse(since), run.clock(), dimension)
+    except ClientError as exc:
+        if not access_denied(exc):
+            raise
+        raise StepFailed(
+            f"cannot read CloudWatch DatabaseConnections of {kind.label}{db_id} "
+            f"({error_code(exc)}), so nothing shows that nobody wrote after the final snapshot; "
+            "nothing was renamed. Grant cloudwatch:GetMetricStatistics and resume, or set "
+            "original_connections_allowed: -1 to rely on the stop-writes approval alone."
+        ) from exc
+    seen = [f"{t:%Y-%m-%d %H:%M} UTC: {int(m)}" for t, m in points or () if m > allowed]
+    if seen:
+        raise StepFailed(
+            f"{kind.label}{db_id} had connections after its final snapshot started ("
+            + "; ".join(seen[:5])
+            + "): what they wrote is not in the encrypted copy, and the cut-over would lose it. "
+            "Nothing was renamed. Stop the client, then roll back and run again (a new final "
+            "snapshot), or, if it wrote nothing, raise original_connections_allowed and resume."
         )
 
 
