@@ -13,16 +13,19 @@ Two hooks hang on its botocore event system:
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import NoCredentialsError, ProfileNotFound
+from botocore.utils import parse_timestamp as botocore_timestamp
 
 from migrate.errors import AwsConfigError, DryRunViolation
 
@@ -126,6 +129,33 @@ class CallRecord:
 Recorder = Callable[[CallRecord], None]
 
 
+def parse_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parsing, without dateutil for the two shapes AWS sends.
+
+    botocore parses every timestamp of every answer (``LastModified`` of each listed object,
+    ``Last-Modified`` of each HEAD) with ``dateutil.parser``: about a tenth of the client's CPU
+    in an S3 re-encryption, measured. ISO 8601 (XML and JSON bodies) and RFC 1123 (HTTP
+    headers) are parsed by the standard library here, to the same instant and the same
+    awareness (naive stays naive, like dateutil); anything else (epoch numbers, odd shapes)
+    goes to botocore's own parser.
+    """
+    if isinstance(value, str) and value[:1].isdigit() and "-" in value[:5]:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    elif isinstance(value, str) and value[:3].isalpha():
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            pass
+        else:
+            # RFC 2822's "-0000" (no zone given) comes back naive; botocore calls it UTC.
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    result: datetime = botocore_timestamp(value)
+    return result
+
+
 @dataclass
 class AwsSession:
     """Client factory for one operator's AWS identity.
@@ -158,6 +188,10 @@ class AwsSession:
         try:
             self._session = boto3.session.Session(
                 profile_name=self.profile, region_name=self.region
+            )
+            # Every client of the session parses timestamps without dateutil (see above).
+            self._session._session.get_component("response_parser_factory").set_parser_defaults(
+                timestamp_parser=parse_timestamp
             )
         except ProfileNotFound as exc:
             raise AwsConfigError(

@@ -19,6 +19,7 @@ from migrate.aws.session import AwsSession
 from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.sandbox.server import SandboxServer, is_mutating_request
+from migrate.steps.s3 import objects as so
 from tests.conftest import PLAYBOOKS, run_cli, write_playbook
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
@@ -365,6 +366,45 @@ def test_requests_per_object_stay_low(
     assert not any("acl" in r["query"] for r in recorded if "/enforced-bucket/" in r["path"])
     grants = s3.get_object_acl(Bucket="acl-bucket", Key="o1")["Grants"]
     assert any(g["Grantee"].get("URI") == ALL_USERS for g in grants)
+
+
+def test_with_the_shipped_defaults_the_run_does_not_head_what_its_action_heads(
+    moto_server: SandboxServer, endpoint: str, aws: Any, tmp_path: Path
+) -> None:
+    """`migrate run playbooks/s3-reencrypt.yaml --yes`, no tuning, its key made in the same run
+    (so the step is observed again once the key is known): the plan HEADs its sample, the run's
+    observe HEADs nothing, the action HEADs and copies each object once, and verification HEADs
+    its 5% sample. Before, the run's observe HEADed the plan's 200 again."""
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="defaults-bucket")
+    s3.put_bucket_ownership_controls(
+        Bucket="defaults-bucket",
+        OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+    )
+    keys = [f"k{i:03d}" for i in range(300)]
+    for key in keys:
+        s3.put_object(Bucket="defaults-bucket", Key=key, Body=b"x")
+    moto_server.start_recording()
+    proc = run_cli(
+        "-q",
+        "run",
+        str(PLAYBOOKS / "s3-reencrypt.yaml"),
+        "-p",
+        "buckets=[defaults-bucket]",
+        "--yes",
+        state=tmp_path / "state.db",
+        endpoint=endpoint,
+    )
+    moto_server.stop_recording()
+    assert proc.returncode == 0, proc.stderr
+    per_key = _object_requests(moto_server.recorded_requests(), "defaults-bucket")
+    plan_sample = 200  # plan_head_limit's default
+    verified = sum(so.in_sample(k, 0.05) for k in keys)  # verify_sample's default
+    assert 0 < verified < 40
+    assert sum(per_key.values()) == 2 * len(keys) + plan_sample + verified
+    assert {
+        s3.head_object(Bucket="defaults-bucket", Key=k)["ServerSideEncryption"] for k in keys
+    } == {"aws:kms"}
 
 
 def test_plan_is_read_only_and_warns_about_readers_and_events(

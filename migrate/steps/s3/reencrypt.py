@@ -233,8 +233,11 @@ class S3Reencrypt(Step):
             s3,
             bucket,
             target_arn,
-            head_limit=self.params.plan_head_limit,
-            threads=min(self.params.concurrency, 16),
+            # Only the plan samples (for its estimate). When a run observes (the key was not
+            # known at planning, or a failed verification asked for it), its action HEADs every
+            # object anyway and skips those already done: a sample would be requests for nothing.
+            head_limit=self.params.plan_head_limit if ctx.planning else 0,
+            threads=self.params.concurrency,
             multipart_threshold=self.params.multipart_threshold,
             part_size=self.params.part_size,
         )
@@ -454,7 +457,7 @@ class S3Reencrypt(Step):
         exempt = residual_keys(report_path(ctx, name))
         if versioning_status(client, name) == "Suspended":
             exempt |= noncurrent_versions(client, name)[1]
-        with ThreadPoolExecutor(max_workers=min(self.params.concurrency, 32)) as pool:
+        with ThreadPoolExecutor(max_workers=self.params.concurrency) as pool:
             for page in list_pages(client, name, "", self.params.batch_size):
                 sample = [
                     o
