@@ -23,6 +23,7 @@ from migrate.engine.runner import RunOptions
 from migrate.errors import EXIT_WAITING, BadInputError
 from migrate.steps.rds.run import parse
 from migrate.store.models import ActionRow, JournalEntry, Resource
+from migrate.util import format_duration
 from tests.conftest import PLAYBOOKS, write_playbook
 
 PLAYBOOK = str(PLAYBOOKS / "rds-encrypt.yaml")
@@ -452,6 +453,10 @@ def test_plan_shows_phases_and_downtime_window(settings: Settings, aws: Any) -> 
     assert stop.estimate.downtime_s == est["downtime"] > 0
     assert "downtime window" in stop.summary
     assert actions[2].estimate.duration_s == est["final_snapshot"] + est["final_copy"]
+    # Each waiting phase names its deadline: three times its estimate, at least 2 h.
+    deadline = max(2 * 3600, 3 * actions[2].estimate.duration_s)
+    assert f"gives up after {format_duration(deadline)} of waiting" in actions[2].summary
+    assert "gives up after 2h 00m of waiting" in actions[1].summary  # the lockdown is quick
     assert any("lazily" in r for r in actions[3].risks)
     assert any(REPLICA in r for r in actions[5].risks)
     # The replica is handled with its primary, never selected on its own.

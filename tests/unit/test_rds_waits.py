@@ -19,7 +19,7 @@ from botocore.stub import ANY, Stubber
 
 from migrate.aws import rds_settings as rs
 from migrate.aws.session import AwsSession
-from migrate.engine.base import Action, Wait
+from migrate.engine.base import Action, Estimate, Wait
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
 from migrate.steps.rds.encrypt import FINAL_SNAPSHOT, RdsEncrypt, RdsEncryptParams
@@ -237,3 +237,44 @@ def test_deadline_exceeded_fails_clearly_and_a_resume_waits_again(tmp_path: Path
             minutes=1
         ) + timedelta(hours=12)
         stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(("estimate_h", "deadline_h"), [(10.0, 30.0), (0.1, 2.0)])
+def test_by_default_the_deadline_follows_the_phases_estimate(
+    tmp_path: Path, estimate_h: float, deadline_h: float
+) -> None:
+    """A copy estimated at 10 h may take 30 h before the phase gives up (a fixed 12 h would
+    fail it mid-window); a short phase still gets 2 h."""
+    _, ctx, stub, clock = _setup(tmp_path)
+    step = RdsEncrypt(RdsEncryptParams(kms_key=KEY, poll_seconds=30))  # no wait_timeout_hours
+    step.clock = clock
+    action = Action(
+        kind=FINAL_SNAPSHOT,
+        target=DB,
+        summary="final",
+        region="us-east-1",
+        details={"allocated_gib": 100},
+        estimate=Estimate(duration_s=estimate_h * 3600),
+    )
+    _missing(stub, ENC)
+    _missing(stub, RAW)
+    stub.add_response(
+        "describe_db_instances",
+        {
+            "DBInstances": [
+                {
+                    "DBInstanceIdentifier": DB,
+                    "DBInstanceStatus": "available",
+                    "StorageEncrypted": False,
+                }
+            ]
+        },
+        {"DBInstanceIdentifier": DB},
+    )
+    stub.add_response("create_db_snapshot", {"DBSnapshot": {"DBSnapshotIdentifier": RAW}}, None)
+    stub.add_response(
+        "describe_db_snapshots", _snap(RAW, "creating", 5), {"DBSnapshotIdentifier": RAW}
+    )
+    with stub:
+        wait = step.act(ctx, action)
+    assert isinstance(wait, Wait) and wait.until == clock.now + timedelta(hours=deadline_h)

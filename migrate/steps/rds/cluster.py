@@ -471,7 +471,9 @@ def cluster_actions(
     )
     writer = next((m for m in members if members[m]["writer"]), None)
     out: list[Action] = []
-    add = action_adder(out, cid, region, details, params.cluster_volume_gib)
+    add = action_adder(
+        out, cid, region, details, params.cluster_volume_gib, params.wait_timeout_hours
+    )
 
     size_note = (
         f"Aurora does not report its volume size: estimates assume {params.cluster_volume_gib:g} "

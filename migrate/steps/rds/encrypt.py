@@ -545,7 +545,7 @@ class RdsEncrypt(Step):
             f"restore ~{rs.minutes(est['restore'])}, cut-over ~{rs.minutes(est['cut_over'])}"
         )
         out: list[Action] = []
-        add = ph.action_adder(out, db_id, region, details, gib)
+        add = ph.action_adder(out, db_id, region, details, gib, self.params.wait_timeout_hours)
         if self.params.warm_up:
             add(
                 WARM_UP,

@@ -11,6 +11,18 @@ from pydantic import Field, field_validator
 from migrate.engine.selection import Selection
 from migrate.util import parse_duration
 
+WAIT_MARGIN = 3.0
+MIN_WAIT_HOURS = 2.0
+ROLLBACK_WAIT_HOURS = 12.0  # rollback polls renames and deletes in place, bounded by this
+
+
+def wait_hours(explicit: float | None, estimate_s: float) -> float:
+    """The deadline of a waiting phase: ``explicit`` if set, else derived from its estimate."""
+    if explicit is not None:
+        return explicit
+    return max(MIN_WAIT_HOURS, WAIT_MARGIN * estimate_s / 3600)
+
+
 _GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
 
@@ -48,7 +60,10 @@ class RdsEncryptParams(Selection):
     # down (a migrator's host that checks the data, say); nothing else can connect.
     lockdown_allow: list[str] = Field(default_factory=list)
     keep_encrypted_snapshots: bool = True
-    wait_timeout_hours: float = Field(default=12.0, gt=0)
+    # Deadline of each waiting phase. None (the default): derived from the phase's estimate,
+    # WAIT_MARGIN times it and at least MIN_WAIT_HOURS (a 5 TiB copy is not given up after a
+    # fixed 12 h mid-window; a rename is not waited on for 12 h). A number applies to all.
+    wait_timeout_hours: float | None = Field(default=None, gt=0)
     poll_seconds: float = Field(default=60.0, ge=0)
     regions: list[str] = Field(default_factory=list)
     cluster_volume_gib: float = Field(default=100.0, ge=0)

@@ -27,6 +27,7 @@ from migrate.aws.rds import tag_value
 from migrate.engine.base import Action, Estimate, Wait
 from migrate.engine.context import RecordedResource, StepContext
 from migrate.errors import StepFailed
+from migrate.steps.rds.params import wait_hours
 from migrate.steps.rds.run import PhaseRun, iso, parse, seconds
 from migrate.util import format_duration
 
@@ -644,12 +645,22 @@ def finish_cleanup(run: PhaseRun, rds: Any, kind: Kind, final_snapshot: str) -> 
 
 
 def action_adder(
-    out: list[Action], target: str, region: str, details: dict[str, Any], gib: float
+    out: list[Action],
+    target: str,
+    region: str,
+    details: dict[str, Any],
+    gib: float,
+    wait_timeout_hours: float | None = None,
 ) -> Callable[..., None]:
     """``add(kind, summary, seconds, downtime=, requests=, data=, **Action fields)``: appends one
-    action of ``target`` with its estimate (``data`` counts the database's bytes)."""
+    action of ``target`` with its estimate (``data`` counts the database's bytes); the summary
+    of a phase that waits ends with its deadline (``wait_timeout_hours``, else derived from the
+    estimate)."""
 
     def add(kind: str, summary: str, seconds: float, **kw: Any) -> None:
+        if kind != SOAK:
+            hours = wait_hours(wait_timeout_hours, seconds)
+            summary = f"{summary}; gives up after {format_duration(hours * 3600)} of waiting"
         out.append(
             Action(
                 kind=kind,

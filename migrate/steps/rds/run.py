@@ -17,7 +17,7 @@ from migrate.aws import rds_settings as rs
 from migrate.engine.base import Action, Wait
 from migrate.engine.context import StepContext
 from migrate.errors import StepFailed
-from migrate.steps.rds.params import RdsEncryptParams
+from migrate.steps.rds.params import ROLLBACK_WAIT_HOURS, RdsEncryptParams, wait_hours
 
 Clock = Callable[[], datetime]
 TIMING = "rds:timing"
@@ -97,13 +97,13 @@ class PhaseRun:
     def wait(self, reason: str) -> Wait:
         """A Wait with the phase's deadline; past it, fail clearly (a resume starts a new one)."""
         state = self.state
-        hours = self.params.wait_timeout_hours
+        hours = wait_hours(self.params.wait_timeout_hours, self.action.estimate.duration_s)
         deadline = parse(state["started_at"]) + timedelta(hours=hours)
         if self.now() >= deadline:
             state["started_at"] = self.now_iso()  # a resume waits another full window
             self.save()
             raise StepFailed(
-                f"{self.target}: gave up after {hours:g} h waiting: {reason}. Check the "
+                f"{self.target}: gave up after {hours:.3g} h waiting: {reason}. Check the "
                 "instance/snapshot in the RDS console; `migrate resume` continues waiting "
                 "(nothing is created twice), `migrate rollback` undoes."
             )
@@ -170,8 +170,9 @@ class PhaseRun:
 
 def poll_until(params: RdsEncryptParams, what: str, done: Callable[[], bool]) -> None:
     """Rollback is one operator command, not a resumable action: it polls in place, bounded by
-    ``wait_timeout_hours``."""
-    deadline = time.monotonic() + params.wait_timeout_hours * 3600
+    ``wait_timeout_hours`` (12 h when it is derived per phase)."""
+    hours = params.wait_timeout_hours or ROLLBACK_WAIT_HOURS
+    deadline = time.monotonic() + hours * 3600
     while not done():
         if time.monotonic() > deadline:
             raise StepFailed(f"rollback gave up waiting for {what}; run rollback again.")
