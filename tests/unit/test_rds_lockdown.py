@@ -22,7 +22,7 @@ from migrate.steps.rds import lockdown as lk
 from migrate.steps.rds import phases as ph
 from migrate.steps.rds.encrypt import CUT_OVER, STOP_WRITES
 from tests.unit.test_rds_cleanup_quiet import _connections
-from tests.unit.test_rds_waits import DB, RUN, MemoryContext, _setup
+from tests.unit.test_rds_waits import DB, RUN, _setup
 
 APP_GROUP = "sg-0a1b2c3d4e5f60718"
 LOCK = "sg-0f0e0d0c0b0a09080"

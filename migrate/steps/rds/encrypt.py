@@ -10,7 +10,8 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
@@ -183,6 +184,7 @@ class RdsEncrypt(Step):
         "rds:DeleteDBInstance",
         "cloudwatch:GetMetricStatistics",
         "servicequotas:GetServiceQuota",
+        "rds:DescribeAccountAttributes",
         "rds:DeleteDBSnapshot",
         "rds:DescribeDBClusterSnapshots",
         "rds:CreateDBClusterSnapshot",
@@ -326,6 +328,7 @@ class RdsEncrypt(Step):
         other_key = sorted({i for i, d in databases if d["encrypted"] and i not in compliant})
         if ctx.planning:
             self._check_snapshot_quota(ctx, instances)
+            self._check_cluster_snapshot_quota(ctx, clusters)
         members = [m for c in clusters.values() for m in c["members"]]
         prefixes = tuple(f"{i}-" for i in [*instances, *members])
         cluster_prefixes = tuple(f"{c}-" for c in clusters)
@@ -445,6 +448,46 @@ class RdsEncrypt(Step):
                     "need, request a higher quota (Service Quotas, RDS, 'Manual DB instance "
                     f"snapshots', {SNAPSHOT_QUOTA_CODE}), or encrypt fewer databases per run "
                     "(with.names), then plan again."
+                )
+
+    def _check_cluster_snapshot_quota(self, ctx: StepContext, clusters: dict[str, Any]) -> None:
+        """While planning, as for instances: each unencrypted cluster takes up to four manual
+        cluster snapshots at once (the warm-up and its encrypted copy, the final one, and the
+        original's final one at cleanup). RDS itself says the quota and how many exist
+        (DescribeAccountAttributes ``ManualClusterSnapshots``); where it does not answer, the
+        documented default (100) and a count of the manual cluster snapshots."""
+        per_region: dict[str, int] = {}
+        for cluster in clusters.values():
+            if not cluster["encrypted"]:
+                per_region[cluster["region"]] = per_region.get(cluster["region"], 0) + (
+                    4 if self.params.warm_up else 2
+                )
+        for region, needed in sorted(per_region.items()):
+            rds = ctx.client("rds", region)
+            quota = used = None
+            try:
+                for q in rds.describe_account_attributes().get("AccountQuotas", []):
+                    if q.get("AccountQuotaName") == "ManualClusterSnapshots":
+                        quota, used = int(q["Max"]), int(q["Used"])
+            except (ClientError, BotoCoreError, ResponseParserError):
+                pass  # not granted, or not known to this endpoint (moto answers an HTML 500)
+            source = "RDS DescribeAccountAttributes"
+            if quota is None or used is None:
+                quota, source = 100, "the default; RDS did not say"
+                used = sum(
+                    len(page.get("DBClusterSnapshots", []))
+                    for page in rds.get_paginator("describe_db_cluster_snapshots").paginate(
+                        SnapshotType="manual"
+                    )
+                )
+            if used + needed > quota:
+                raise BadInputError(
+                    f"rds.encrypt in {region} needs up to {needed} manual DB cluster snapshots at "
+                    f"once and {used} exist; the quota is {quota} ({source}). The final cluster "
+                    "snapshot would fail after writes stopped. Delete manual cluster snapshots you "
+                    "no longer need, request a higher quota (Service Quotas, RDS, 'Manual DB "
+                    "cluster snapshots'), or encrypt fewer clusters per run (with.names), then "
+                    "plan again."
                 )
 
     def _observe_key(self, ctx: StepContext) -> dict[str, Any]:
