@@ -87,6 +87,14 @@ def test_the_lockdown_waits_until_aws_has_the_group_in_force(tmp_path: Path) -> 
     assert ctx.recorded[(lk.LOCK_GROUP, name)].details["group_id"] == LOCK
     assert ("rds:timing", DB) not in ctx.recorded
 
+    # Still moving at the next poll: no second modify (AWS would refuse it), still waiting.
+    rds.add_response(
+        "describe_db_instances",
+        _instance([(LOCK, "adding"), (APP_GROUP, "removing")]),
+        {"DBInstanceIdentifier": DB},
+    )
+    with rds, ec2:
+        assert isinstance(step.act(ctx, STOP), Wait)
     # The resume finds the group in force: no second group, no second modify; downtime starts.
     rds.add_response(
         "describe_db_instances", _instance([(LOCK, "active")]), {"DBInstanceIdentifier": DB}

@@ -37,6 +37,8 @@ MODE_OPERATOR = "operator"
 MODES = (MODE_GROUPS, MODE_OPERATOR)
 LOCKDOWN = "rds:lockdown"  # the database whose groups were swapped: details groups, lock_group
 LOCK_GROUP = "ec2:security-group"  # the lockdown group itself
+# A VPC security group membership on its way in or out after a modify.
+TRANSITIONAL = ("adding", "removing", "modifying")
 PERMISSIONS = (
     "ec2:DescribeSecurityGroups",
     "ec2:CreateSecurityGroup",
@@ -221,7 +223,10 @@ def lock(run: PhaseRun, rds: Any, kind: Kind, allow: list[str]) -> Wait | None:
     port = endpoint.get("Port") if isinstance(endpoint, Mapping) else desc.get("Port")
     _allow(ec2, lock_id, port or desc.get("DbInstancePort"), allow)
     current = _ids(desc)
-    if current != [lock_id]:
+    moving = any(g.get("Status") in TRANSITIONAL for g in desc.get("VpcSecurityGroups") or ())
+    # Modified once: while AWS moves the groups (adding/removing), a second modify would be
+    # refused (the database is being modified), so the phase only waits.
+    if lock_id not in current or (current != [lock_id] and not moving):
         run.record(
             LOCKDOWN,
             db_id,
@@ -293,7 +298,7 @@ def unlock(ctx: StepContext, kind: Kind, params: Any) -> None:
         lock_id = str(details.get("lock_group") or "")
         groups = sorted(details.get("groups") or ())
         desc = kind.describe(rds, db_id)
-        if desc is None or desc.get("StorageEncrypted") or _ids(desc) != [lock_id]:
+        if desc is None or desc.get("StorageEncrypted") or lock_id not in _ids(desc):
             continue
         if not groups:
             raise StepFailed(
