@@ -85,6 +85,7 @@ def _instance(
         "DBParameterGroups": [{"DBParameterGroupName": "orders-params"}],
         "AutoMinorVersionUpgrade": False,
         "PubliclyAccessible": False,
+        "DBInstanceArn": f"arn:aws:rds:us-east-1:123456789012:db:{name}",
         "TagList": RUN_TAGS if encrypted else [{"Key": "team", "Value": "orders"}],
     }
 
@@ -233,6 +234,43 @@ def test_cut_over_renames_members_and_clusters_in_order_with_a_wait_between_roun
             {**new_members_live[1], "DBInstanceIdentifier": R},
         ],
     )
+    # Done: the bookkeeping moves to the retired original and its members; the cluster and the
+    # members under the original names end with exactly the original's tags.
+    retired = [
+        {"Key": "migrate:run", "Value": RUN},
+        {"Key": "migrate:source", "Value": CID},
+        {"Key": "migrate:role", "Value": "retired-original"},
+    ]
+    old_cluster = _cluster(OLD, list(ASIDE.values()), encrypted=False)
+    stub.add_response(
+        "describe_db_clusters", {"DBClusters": [old_cluster]}, {"DBClusterIdentifier": OLD}
+    )
+    stub.add_response(
+        "add_tags_to_resource", {}, {"ResourceName": old_cluster["DBClusterArn"], "Tags": retired}
+    )
+    for member in aside_members_old:
+        stub.add_response(
+            "describe_db_instances",
+            {"DBInstances": [member]},
+            {"DBInstanceIdentifier": member["DBInstanceIdentifier"]},
+        )
+        stub.add_response(
+            "add_tags_to_resource", {}, {"ResourceName": member["DBInstanceArn"], "Tags": retired}
+        )
+    live = _cluster(CID, [W, R], encrypted=True)
+    stub.add_response("describe_db_clusters", {"DBClusters": [live]}, {"DBClusterIdentifier": CID})
+    ours = ["migrate:run", "migrate:source"]
+    stub.add_response(
+        "remove_tags_from_resource", {}, {"ResourceName": live["DBClusterArn"], "TagKeys": ours}
+    )
+    for name, new_member in ((W, new_members_live[0]), (R, new_members_live[1])):
+        member = {**new_member, "DBInstanceIdentifier": name, "DBInstanceArn": f"arn:{name}"}
+        stub.add_response(
+            "describe_db_instances", {"DBInstances": [member]}, {"DBInstanceIdentifier": name}
+        )
+        stub.add_response(
+            "remove_tags_from_resource", {}, {"ResourceName": f"arn:{name}", "TagKeys": ours}
+        )
 
     reasons = []
     with stub:
@@ -480,6 +518,18 @@ def test_rollback_after_cut_over_swaps_clusters_and_members_back(tmp_path: Path)
         instance(m, None)
         _rename_instance(stub, ASIDE[m], m)
         instance(m, {**old[m], "DBInstanceIdentifier": m})
+    # 5. Back under their names, the original and its members shed the cut-over's bookkeeping.
+    retired = [{"Key": "migrate:role", "Value": "retired-original"}, *RUN_TAGS]
+    back = {**_cluster(CID, [W, R], encrypted=False), "TagList": retired}
+    cluster(CID, back)
+    keys = ["migrate:role", "migrate:run", "migrate:source"]
+    stub.add_response(
+        "remove_tags_from_resource", {}, {"ResourceName": back["DBClusterArn"], "TagKeys": keys}
+    )
+    for m in (W, R):
+        arn = f"arn:aws:rds:us-east-1:123456789012:db:{m}"
+        instance(m, {**old[m], "DBInstanceIdentifier": m, "DBInstanceArn": arn, "TagList": retired})
+        stub.add_response("remove_tags_from_resource", {}, {"ResourceName": arn, "TagKeys": keys})
     with stub:
         step.rollback(ctx)
         stub.assert_no_pending_responses()

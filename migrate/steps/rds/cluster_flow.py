@@ -68,6 +68,15 @@ def _never_renamed(rds: Any, cid: str, details: Mapping[str, Any]) -> bool:
     return all(describe_instance(rds, str(name)) is None for name in aside.values())
 
 
+def _ours(desc: Mapping[str, Any]) -> list[str]:
+    """The ``migrate:*`` tag keys of a described cluster or instance."""
+    return [
+        str(t["Key"])
+        for t in desc.get("TagList") or ()
+        if str(t.get("Key", "")).startswith("migrate:")
+    ]
+
+
 class ClusterFlow:
     """The per-cluster phases of ``rds.encrypt``. Each phase runs with a :class:`PhaseRun`
     (clock, checkpointed state, waits, timings, key); rollback polls with the step's params."""
@@ -441,7 +450,8 @@ class ClusterFlow:
                 )
             rename("cluster", temp, cid)
             return run.wait(f"renaming cluster {temp} to {cid}")
-        if tag_value(live, rs.TAG_RUN) != ctx.run_id:
+        moved = bool(state.get("tags_moved"))  # the bookkeeping already left the copy
+        if tag_value(live, rs.TAG_RUN) != ctx.run_id and not moved:
             raise StepFailed(
                 f"cluster {cid} is encrypted but is not this run's copy; stopping the cut-over. "
                 "Check what happened to the clusters, then resume or roll back."
@@ -451,8 +461,8 @@ class ClusterFlow:
         for m, new_name in names.items():
             at_name = instances.get(m)
             if at_name is not None:
-                if not at_name.get("StorageEncrypted") or tag_value(at_name, rs.TAG_RUN) != (
-                    ctx.run_id
+                if not at_name.get("StorageEncrypted") or (
+                    tag_value(at_name, rs.TAG_RUN) != ctx.run_id and not moved
                 ):
                     raise StepFailed(
                         f"cannot rename {new_name} to {m}: an instance with that name exists "
@@ -470,6 +480,7 @@ class ClusterFlow:
             waiting = True
         if waiting:
             return run.wait(f"renaming the members of {cid} into place")
+        self.move_bookkeeping_tags(run, rds, old_id, list(aside.values()), list(names))
         run.record_phase(
             "cut_over",
             state.get("cut_over_started_at") or state["started_at"],
@@ -477,6 +488,31 @@ class ClusterFlow:
             members_renamed_to=aside,
         )
         return None
+
+    def move_bookkeeping_tags(
+        self, run: PhaseRun, rds: Any, old_id: str, old_members: list[str], members: list[str]
+    ) -> None:
+        """The cluster and members under the original names end with exactly the original's
+        tags; the ``migrate:*`` bookkeeping moves to the retired original and its members (and
+        stays on the snapshots and in the state store). Flagged first: a resume must still know
+        the copy as this run's once its tags are gone."""
+        run.state["tags_moved"] = True
+        run.save()
+        retired = run.tags("retired-original")
+        old = describe_cluster(rds, old_id)
+        if old is not None and old.get("DBClusterArn"):
+            api.add_tags_to_resource(rds, str(old["DBClusterArn"]), retired)
+        for name in old_members:
+            desc = describe_instance(rds, name)
+            if desc is not None and desc.get("DBInstanceArn"):
+                api.add_tags_to_resource(rds, str(desc["DBInstanceArn"]), retired)
+        live = describe_cluster(rds, run.target)
+        if live is not None and live.get("DBClusterArn"):
+            api.remove_tags_from_resource(rds, str(live["DBClusterArn"]), _ours(live))
+        for name in members:
+            desc = describe_instance(rds, name)
+            if desc is not None and desc.get("DBInstanceArn"):
+                api.remove_tags_from_resource(rds, str(desc["DBInstanceArn"]), _ours(desc))
 
     def _precheck(
         self,
@@ -685,3 +721,12 @@ class ClusterFlow:
         for m, old_name in aside.items():
             if describe_instance(rds, m) is None and describe_instance(rds, old_name) is not None:
                 rename_instance(old_name, m)
+        # 5. Back under their names, the original and its members shed the bookkeeping the
+        # cut-over put on them.
+        back = describe_cluster(rds, cid)
+        if back is not None and not back.get("StorageEncrypted") and back.get("DBClusterArn"):
+            api.remove_tags_from_resource(rds, str(back["DBClusterArn"]), _ours(back))
+        for m in aside:
+            desc = describe_instance(rds, m)
+            if desc is not None and not desc.get("StorageEncrypted") and desc.get("DBInstanceArn"):
+                api.remove_tags_from_resource(rds, str(desc["DBInstanceArn"]), _ours(desc))
