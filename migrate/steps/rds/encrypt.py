@@ -939,63 +939,77 @@ class RdsEncrypt(Step):
             )
 
     def _replicas(self, run: PhaseRun, rds: Any) -> Wait | None:
+        """Every replica advances at each poll (renamed aside, re-created on the encrypted
+        primary, modified), all in parallel: AWS builds replicas side by side, so the phase
+        takes as long as the slowest one, not the sum of them."""
         action = run.action
         db_id = action.target
         state = run.state
         date = state.setdefault("date", f"{self.clock():%Y%m%d}")
         run.save()
+        pending: list[str] = []
         for rid, settings in sorted(action.details.get("replicas", {}).items()):
-            aside = rs.renamed_id(rid, date)
-            cur = describe_instance(rds, rid)
-            why = ph.busy(INSTANCE, [(rid, cur)])
+            why = self._one_replica(run, rds, db_id, rid, settings, rs.renamed_id(rid, date))
             if why:
-                return run.wait(why)
-            if cur is not None and not cur.get("StorageEncrypted"):
-                if describe_instance(rds, aside) is not None:
-                    raise StepFailed(
-                        f"cannot rename replica {rid} to {aside}: that name is taken. Rename or "
-                        "delete it, then resume."
-                    )
-                # Intent first: rollback puts it back from this record.
-                run.record(
-                    "rds:renamed-replica",
-                    rid,
-                    "modified",
-                    renamed_to=aside,
-                    primary=db_id,
-                )
-                ph.rename(rds, INSTANCE, rid, aside)
-                cur = describe_instance(rds, rid)
-                if cur is not None:
-                    return run.wait(f"renaming replica {rid} to {aside}")
-            if cur is None:
-                run.record("rds:db-instance", rid, "created", source=db_id, role="replica")
-                try:
-                    rds.create_db_instance_read_replica(
-                        **rs.replica_kwargs(settings, rid, db_id, run.tags("replica"))
-                    )
-                except ClientError as exc:
-                    if not already_exists(exc):  # else: created, only the answer was lost
-                        raise
-                cur = describe_instance(rds, rid)
-                if cur is None or cur.get("DBInstanceStatus") != "available":
-                    return run.wait(f"creating replica {rid}")
-            diffs = rs.diff_settings(settings, rs.instance_settings(cur), replica=True)
-            if diffs:
-                ph.modify_again(
-                    run,
-                    f"modified:{rid}",
-                    f"replica {rid} still differs from the original replica: "
-                    + ", ".join(sorted(diffs))
-                    + ". Fix it by hand and resume.",
-                    partial(rds.modify_db_instance, **rs.modify_kwargs(settings, rid)),
-                )
-                return run.wait(f"modifying replica {rid}")
+                pending.append(why)
+        if pending:
+            return run.wait("; ".join(pending))
         run.record_phase(
             "replicas",
             state["started_at"],
             replicas=sorted(action.details.get("replicas", {})),
         )
+        return None
+
+    def _one_replica(
+        self,
+        run: PhaseRun,
+        rds: Any,
+        db_id: str,
+        rid: str,
+        settings: dict[str, Any],
+        aside: str,
+    ) -> str | None:
+        """One step of one replica; what it waits for, or None once it equals the original."""
+        cur = describe_instance(rds, rid)
+        why = ph.busy(INSTANCE, [(rid, cur)])
+        if why:
+            return why
+        if cur is not None and not cur.get("StorageEncrypted"):
+            if describe_instance(rds, aside) is not None:
+                raise StepFailed(
+                    f"cannot rename replica {rid} to {aside}: that name is taken. Rename or "
+                    "delete it, then resume."
+                )
+            # Intent first: rollback puts it back from this record.
+            run.record("rds:renamed-replica", rid, "modified", renamed_to=aside, primary=db_id)
+            ph.rename(rds, INSTANCE, rid, aside)
+            cur = describe_instance(rds, rid)
+            if cur is not None:
+                return f"renaming replica {rid} to {aside}"
+        if cur is None:
+            run.record("rds:db-instance", rid, "created", source=db_id, role="replica")
+            try:
+                rds.create_db_instance_read_replica(
+                    **rs.replica_kwargs(settings, rid, db_id, run.tags("replica"))
+                )
+            except ClientError as exc:
+                if not already_exists(exc):  # else: created, only the answer was lost
+                    raise
+            cur = describe_instance(rds, rid)
+            if cur is None or cur.get("DBInstanceStatus") != "available":
+                return f"creating replica {rid}"
+        diffs = rs.diff_settings(settings, rs.instance_settings(cur), replica=True)
+        if diffs:
+            ph.modify_again(
+                run,
+                f"modified:{rid}",
+                f"replica {rid} still differs from the original replica: "
+                + ", ".join(sorted(diffs))
+                + ". Fix it by hand and resume.",
+                partial(rds.modify_db_instance, **rs.modify_kwargs(settings, rid)),
+            )
+            return f"modifying replica {rid}"
         return None
 
     def _cleanup(self, run: PhaseRun, rds: Any) -> Wait | None:
