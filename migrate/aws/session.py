@@ -150,8 +150,11 @@ def parse_timestamp(value: Any) -> datetime:
         except (TypeError, ValueError):
             pass
         else:
-            # RFC 2822's "-0000" (no zone given) comes back naive; botocore calls it UTC.
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            # RFC 2822's "-0000" comes back naive; botocore (dateutil) calls it UTC. A string
+            # without any zone stays naive, as with dateutil.
+            if parsed.tzinfo is None and value.rstrip().endswith("-0000"):
+                return parsed.replace(tzinfo=UTC)
+            return parsed
     result: datetime = botocore_timestamp(value)
     return result
 

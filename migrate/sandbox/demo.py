@@ -87,7 +87,13 @@ def _show_lockdowns(settings: Settings, run_id: str, shown: set[str], echo: Echo
             continue
         shown.add(db_id)
         rds = settings.aws().client("rds", region)
-        live = rds.describe_db_instances()["DBInstances"]
+        if details.get("cluster"):
+            live = [
+                {**c, "DBInstanceIdentifier": c["DBClusterIdentifier"]}
+                for c in rds.describe_db_clusters()["DBClusters"]
+            ]
+        else:
+            live = rds.describe_db_instances()["DBInstances"]
         now = next(
             (
                 [g["VpcSecurityGroupId"] for g in d.get("VpcSecurityGroups") or ()]

@@ -380,6 +380,10 @@ def test_the_lockdown_admits_only_the_allowed_paths_and_operator_mode_changes_no
     (rule,) = lock["IpPermissions"]
     assert (rule["FromPort"], rule["ToPort"]) == (3307, 3307)
     assert [r["CidrIp"] for r in rule["IpRanges"]] == ["10.0.5.12/32"]
+    # A new plan while the database is still locked down by this run is refused: the lockdown
+    # would be taken for its own groups and given to the copy.
+    with pytest.raises(BadInputError, match="still locked down by an earlier run"):
+        commands.plan(settings, PLAYBOOK)
     commands.rollback(settings, run_id, STEP)
 
     # Operator mode: the plan says it is the approver's word; the groups are never touched.
@@ -394,6 +398,8 @@ def test_the_lockdown_admits_only_the_allowed_paths_and_operator_mode_changes_no
 
     with pytest.raises(BadInputError, match="neither a CIDR"):
         commands.plan(settings, PLAYBOOK, ["lockdown_allow=[office]"])
+    with pytest.raises(BadInputError, match="lets everyone in"):
+        commands.plan(settings, PLAYBOOK, ["lockdown_allow=[0.0.0.0/0]"])
 
 
 def test_cut_over_never_renames_onto_an_existing_name(settings: Settings, aws: Any) -> None:

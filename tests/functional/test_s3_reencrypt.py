@@ -20,6 +20,7 @@ from migrate.commands import Settings
 from migrate.engine.runner import RunOptions
 from migrate.sandbox.server import SandboxServer, is_mutating_request
 from migrate.steps.s3 import objects as so
+from migrate.steps.s3.reencrypt import RUN_HEAD_SAMPLE
 from tests.conftest import PLAYBOOKS, run_cli, write_playbook
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
@@ -374,7 +375,7 @@ def test_with_the_shipped_defaults_the_run_does_not_head_what_its_action_heads(
     """`migrate run playbooks/s3-reencrypt.yaml --yes`, no tuning, its key made in the same run
     (so the step is observed again once the key is known): the plan HEADs its sample, the run's
     observe HEADs nothing, the action HEADs and copies each object once, and verification HEADs
-    its 5% sample. Before, the run's observe HEADed the plan's 200 again."""
+    its 5% sample. Before, the run's observe HEADed the plan's 200 again; now it HEADs 5."""
     s3 = aws("s3")
     s3.create_bucket(Bucket="defaults-bucket")
     s3.put_bucket_ownership_controls(
@@ -399,9 +400,10 @@ def test_with_the_shipped_defaults_the_run_does_not_head_what_its_action_heads(
     assert proc.returncode == 0, proc.stderr
     per_key = _object_requests(moto_server.recorded_requests(), "defaults-bucket")
     plan_sample = 200  # plan_head_limit's default
+    run_sample = RUN_HEAD_SAMPLE  # the run's observe: a handful, to tell a bucket refusing all
     verified = sum(so.in_sample(k, 0.05) for k in keys)  # verify_sample's default
     assert 0 < verified < 40
-    assert sum(per_key.values()) == 2 * len(keys) + plan_sample + verified
+    assert sum(per_key.values()) == 2 * len(keys) + plan_sample + run_sample + verified
     assert {
         s3.head_object(Bucket="defaults-bucket", Key=k)["ServerSideEncryption"] for k in keys
     } == {"aws:kms"}

@@ -9,7 +9,7 @@ tests/functional/test_rds_encrypt.py); a stub fails the test on any call it was 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +125,9 @@ def test_the_cleanup_waits_while_aws_still_uses_the_group(tmp_path: Path) -> Non
     )
     ec2.add_response("delete_security_group", {}, {"GroupId": LOCK})
     with ec2:
-        waiting = lk.drop_group(run)
+        waiting = lk.drop_group(run, ph.INSTANCE)
         assert isinstance(waiting, Wait) and "still in use" in waiting.reason
-        assert lk.drop_group(run) is None
+        assert lk.drop_group(run, ph.INSTANCE) is None
     assert ctx.recorded[(lk.LOCK_GROUP, "n")].change == "deleted"
 
 
@@ -152,3 +152,42 @@ def test_the_cut_over_refuses_when_the_original_had_clients_after_the_final_snap
     with cw, pytest.raises(StepFailed) as err:
         ph.check_quiet_after_snapshot(run, ph.INSTANCE, DB)
     assert "2025-01-01 12:40 UTC: 1" in str(err.value) and "Nothing was renamed" in str(err.value)
+
+
+def test_clients_draining_before_the_snapshot_are_not_counted_at_the_cut_over(
+    tmp_path: Path,
+) -> None:
+    """The final snapshot waited for open connections to close (12:10 to 12:25): those are
+    expected, and in the snapshot. Only what came after the snapshot was asked for counts."""
+    step, ctx, _, clock = _setup(tmp_path)
+    clock.now = datetime(2025, 1, 1, 13, 0, 0)
+    ctx.record_resource(
+        "rds:timing",
+        DB,
+        change="measured",
+        details={
+            "final": {
+                "started_at": "2025-01-01T12:10:00",
+                "snapshot_started_at": "2025-01-01T12:25:30",
+            }
+        },
+    )
+    cw = Stubber(ctx.client("cloudwatch", "us-east-1"))
+    cw.add_response(
+        "get_metric_statistics",
+        {"Datapoints": [{"Timestamp": datetime(2025, 1, 1, 12, 30, tzinfo=UTC), "Maximum": 0.0}]},
+        {
+            "Namespace": "AWS/RDS",
+            "MetricName": "DatabaseConnections",
+            "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": DB}],
+            "StartTime": datetime(2025, 1, 1, 12, 26, 0),  # the first whole minute after it
+            "EndTime": ANY,
+            "Period": 60,
+            "Statistics": ["Maximum"],
+        },
+    )
+    run = step._run(
+        ctx, Action(kind=CUT_OVER, target=DB, summary="cut", region="us-east-1", details={})
+    )
+    with cw:
+        ph.check_quiet_after_snapshot(run, ph.INSTANCE, DB)  # passes: quiet since the snapshot

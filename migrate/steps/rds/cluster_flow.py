@@ -120,7 +120,7 @@ class ClusterFlow:
                 for m in live.get("DBClusterMembers") or ()
             }
             found = {k: v for k, v in instances.items() if v is not None}
-            settings = lk.unlocked(run.ctx, action.target, cluster_settings(live))
+            settings = lk.unlocked(run.ctx, action.target, cluster_settings(live), cluster=True)
             return settings, cluster_members(live, found)
         return dict(action.details["settings"]), dict(action.details["members"])
 
@@ -621,7 +621,7 @@ class ClusterFlow:
                 api.delete_db_cluster(rds, old_id, final_snapshot_id=final_id)
             if describe_cluster(rds, old_id) is not None:
                 return run.wait(f"deleting cluster {old_id}")
-        freeing = lk.drop_group(run)
+        freeing = lk.drop_group(run, CLUSTER)
         if freeing:
             return freeing
         ph.finish_cleanup(run, rds, CLUSTER, final_id)

@@ -329,6 +329,7 @@ class RdsEncrypt(Step):
         if ctx.planning:
             self._check_snapshot_quota(ctx, instances)
             self._check_cluster_snapshot_quota(ctx, clusters)
+            lk.refuse_leftover_locks(ctx, {**instances, **clusters})
         members = [m for c in clusters.values() for m in c["members"]]
         prefixes = tuple(f"{i}-" for i in [*instances, *members])
         cluster_prefixes = tuple(f"{c}-" for c in clusters)
@@ -1078,7 +1079,7 @@ class RdsEncrypt(Step):
                 pending.append(victim)
         if pending:
             return run.wait(f"deleting {', '.join(pending)}")
-        freeing = lk.drop_group(run)
+        freeing = lk.drop_group(run, INSTANCE)
         if freeing:
             return freeing
         ph.finish_cleanup(run, rds, INSTANCE, final_id)

@@ -25,11 +25,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from migrate.aws.errors import error_code, has_code
+from migrate.aws.errors import access_denied, error_code, has_code
 from migrate.engine.base import Wait
 from migrate.engine.context import StepContext
-from migrate.errors import StepFailed
-from migrate.steps.rds.phases import Kind
+from migrate.errors import BadInputError, StepFailed
+from migrate.steps.rds.phases import Kind, busy
 from migrate.steps.rds.run import PhaseRun, poll_until
 
 MODE_GROUPS = "security-groups"
@@ -90,26 +90,64 @@ def plan_risk(mode: str, allow: list[str]) -> str:
     )
 
 
-def recorded(ctx: StepContext, db_id: str) -> dict[str, Any] | None:
+def recorded(ctx: StepContext, db_id: str, cluster: bool | None = None) -> dict[str, Any] | None:
     """The lockdown of ``db_id`` recorded in this run: ``groups`` (the original ones) and
-    ``lock_group``, or None."""
+    ``lock_group``, or None. ``cluster`` tells an instance from a cluster of the same name."""
     found = None
     for res in ctx.resources(LOCKDOWN):
-        if res.identifier == db_id:
-            found = dict(res.details or {})
+        details = dict(res.details or {})
+        if res.identifier == db_id and cluster in (None, bool(details.get("cluster"))):
+            found = details
     return found
 
 
-def unlocked(ctx: StepContext, db_id: str, settings: dict[str, Any]) -> dict[str, Any]:
+def unlocked(
+    ctx: StepContext, db_id: str, settings: dict[str, Any], cluster: bool = False
+) -> dict[str, Any]:
     """``settings`` of the live original with its security groups as they were before the
     lockdown (what the encrypted copy must get, and what verify compares)."""
-    lock = recorded(ctx, db_id)
+    lock = recorded(ctx, db_id, cluster)
     if lock is None:
         return settings
     live = sorted(settings.get("vpc_security_group_ids") or ())
     if lock.get("lock_group") and live == [lock["lock_group"]]:
         settings = {**settings, "vpc_security_group_ids": sorted(lock["groups"])}
     return settings
+
+
+def refuse_leftover_locks(ctx: StepContext, databases: Mapping[str, Any]) -> None:
+    """While planning: refuse a database that is still in a lockdown group of an earlier run
+    (abandoned, or its rollback failed). Its groups would be taken for its own: the copy would
+    get the lockdown, and after the cut-over nobody could connect to it."""
+    by_region: dict[str, dict[str, list[str]]] = {}
+    for db_id, db in databases.items():
+        if db.get("encrypted"):
+            continue
+        groups = (db.get("settings") or {}).get("vpc_security_group_ids") or []
+        if groups:
+            by_region.setdefault(db["region"], {})[db_id] = list(groups)
+    for region, dbs in sorted(by_region.items()):
+        ids = sorted({g for groups in dbs.values() for g in groups})
+        try:
+            found = ctx.client("ec2", region).describe_security_groups(GroupIds=ids)
+        except ClientError as exc:
+            if has_code(exc, "InvalidGroup.NotFound") or access_denied(exc):
+                continue  # no evidence either way; the stop-writes phase looks again
+            raise
+        locks = {
+            str(g["GroupId"]): str(g.get("GroupName"))
+            for g in found.get("SecurityGroups", [])
+            if str(g.get("GroupName", "")).startswith("migrate-lockdown-")
+        }
+        for db_id, groups in sorted(dbs.items()):
+            left = [f"{locks[g]} ({g})" for g in groups if g in locks]
+            if left:
+                raise BadInputError(
+                    f"{db_id} is still locked down by an earlier run: its security groups are "
+                    f"{', '.join(left)}. Its own groups would be lost on the encrypted copy. Roll "
+                    "that run back (`migrate rollback RUN rds-encrypt`, RUN is in the group's "
+                    "name) or give the database its groups back by hand, then plan again."
+                )
 
 
 def _vpc_of(run: PhaseRun, rds: Any, kind: Kind, desc: Mapping[str, Any], ec2: Any) -> str:
@@ -197,8 +235,8 @@ def lock(run: PhaseRun, rds: Any, kind: Kind, allow: list[str]) -> Wait | None:
         if lock_id is None:
             # Intent first: a crash after the create still leaves a group rollback deletes.
             run.record(LOCK_GROUP, name, "created", vpc=vpc, database=db_id, cluster=cluster)
-            lock_id = str(
-                ec2.create_security_group(
+            try:
+                answer = ec2.create_security_group(
                     GroupName=name,
                     Description=f"migrate: no inbound rule; {db_id} takes no writes (run "
                     f"{run.run_id})"[:255],
@@ -211,8 +249,14 @@ def lock(run: PhaseRun, rds: Any, kind: Kind, allow: list[str]) -> Wait | None:
                             ],
                         }
                     ],
-                )["GroupId"]
-            )
+                )
+            except ClientError as exc:
+                if not has_code(exc, "InvalidGroup.Duplicate"):
+                    raise
+                # Made by an earlier attempt whose answer was lost, and not yet visible to
+                # DescribeSecurityGroups (EC2 is eventually consistent): found at the next poll.
+                return run.wait(f"the lockdown group {name} exists; waiting until EC2 lists it")
+            lock_id = str(answer["GroupId"])
         run.record(
             LOCK_GROUP, name, "created", vpc=vpc, database=db_id, cluster=cluster, group_id=lock_id
         )
@@ -221,12 +265,18 @@ def lock(run: PhaseRun, rds: Any, kind: Kind, allow: list[str]) -> Wait | None:
     # An instance's port is in its Endpoint; a cluster's Endpoint is a host name, its port apart.
     endpoint = desc.get("Endpoint")
     port = endpoint.get("Port") if isinstance(endpoint, Mapping) else desc.get("Port")
-    _allow(ec2, lock_id, port or desc.get("DbInstancePort"), allow)
+    if allow and not state.get("allowed"):
+        _allow(ec2, lock_id, port or desc.get("DbInstancePort"), allow)
+        state["allowed"] = True
+        run.save()
     current = _ids(desc)
     moving = any(g.get("Status") in TRANSITIONAL for g in desc.get("VpcSecurityGroups") or ())
     # Modified once: while AWS moves the groups (adding/removing), a second modify would be
     # refused (the database is being modified), so the phase only waits.
     if lock_id not in current or (current != [lock_id] and not moving):
+        why = busy(kind, [(db_id, desc)])
+        if why:
+            return run.wait(why)  # AWS refuses a modify while the database is being modified
         run.record(
             LOCKDOWN,
             db_id,
@@ -262,10 +312,10 @@ def _delete_group(ec2: Any, group: str) -> bool:
     return True
 
 
-def drop_group(run: PhaseRun) -> Wait | None:
+def drop_group(run: PhaseRun, kind: Kind) -> Wait | None:
     """Cleanup, once the original is deleted: delete its lockdown group (waits while AWS still
     holds the deleted database's network interfaces in it)."""
-    lock = recorded(run.ctx, run.target)
+    lock = recorded(run.ctx, run.target, bool(kind.label))
     if lock is None or not lock.get("lock_group"):
         return None
     ec2 = run.ctx.client("ec2", run.action.region)
@@ -276,6 +326,14 @@ def drop_group(run: PhaseRun) -> Wait | None:
         )
     run.record(LOCK_GROUP, str(lock.get("name") or lock["lock_group"]), "deleted")
     return None
+
+
+def _settled(rds: Any, kind: Kind, db_id: str) -> bool:
+    """The database is available and no security group membership is moving: a modify now
+    is accepted."""
+    desc = kind.describe(rds, db_id) or {}
+    moving = any(g.get("Status") in TRANSITIONAL for g in desc.get("VpcSecurityGroups") or ())
+    return not moving and busy(kind, [(db_id, desc)]) is None
 
 
 def _has_groups(rds: Any, kind: Kind, db_id: str, groups: list[str]) -> bool:
@@ -300,6 +358,11 @@ def unlock(ctx: StepContext, kind: Kind, params: Any) -> None:
         desc = kind.describe(rds, db_id)
         if desc is None or desc.get("StorageEncrypted") or lock_id not in _ids(desc):
             continue
+        poll_until(
+            params,
+            f"{kind.label}{db_id} to finish its current modification",
+            partial(_settled, rds, kind, db_id),
+        )
         if not groups:
             raise StepFailed(
                 f"the lockdown of {kind.label}{db_id} recorded no original security group; "

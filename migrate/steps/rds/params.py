@@ -16,11 +16,15 @@ MIN_WAIT_HOURS = 2.0
 ROLLBACK_WAIT_HOURS = 12.0  # rollback polls renames and deletes in place, bounded by this
 
 
-def wait_hours(explicit: float | None, estimate_s: float) -> float:
-    """The deadline of a waiting phase: ``explicit`` if set, else derived from its estimate."""
+def wait_hours(explicit: float | None, estimate_s: float, *, size_assumed: bool = False) -> float:
+    """The deadline of a waiting phase: ``explicit`` if set, else derived from its estimate.
+
+    ``size_assumed``: the estimate rests on an assumed size (an Aurora volume, which AWS does not
+    report: ``cluster_volume_gib``), so the deadline never drops below the former fixed 12 h."""
     if explicit is not None:
         return explicit
-    return max(MIN_WAIT_HOURS, WAIT_MARGIN * estimate_s / 3600)
+    floor = ROLLBACK_WAIT_HOURS if size_assumed else MIN_WAIT_HOURS
+    return max(floor, WAIT_MARGIN * estimate_s / 3600)
 
 
 _GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
@@ -31,11 +35,17 @@ def check_allow(entry: str) -> str:
     if _GROUP_ID.match(entry):
         return entry
     try:
-        return str(ipaddress.ip_network(entry, strict=False))
+        network = ipaddress.ip_network(entry, strict=False)
     except ValueError:
         raise ValueError(
             f"{entry!r} is neither a CIDR (10.0.5.12/32) nor a security group id (sg-...)"
         ) from None
+    if network.prefixlen == 0:
+        raise ValueError(
+            f"{entry!r} lets everyone in: a lockdown open to the whole internet stops no writer. "
+            "Name the hosts that must still connect (a /32), or leave lockdown_allow empty"
+        )
+    return str(network)
 
 
 class RdsEncryptParams(Selection):

@@ -352,9 +352,7 @@ def check_nobody_uses(run: PhaseRun, names: list[str]) -> None:
     allowed = run.params.original_connections_allowed
     timing = run.timing()
     # From the final snapshot on: whatever reached the original after it is in no copy.
-    cut = (timing.get("final") or {}).get("started_at") or (timing.get("cut_over") or {}).get(
-        "finished_at"
-    )
+    cut = snapshot_taken_at(timing) or (timing.get("cut_over") or {}).get("finished_at")
     if allowed < 0 or not cut or not names:
         return
     cw = run.ctx.client("cloudwatch", run.action.region)
@@ -394,12 +392,20 @@ def check_nobody_uses(run: PhaseRun, names: list[str]) -> None:
         )
 
 
+def snapshot_taken_at(timing: Mapping[str, Any]) -> str | None:
+    """When the final snapshot was asked for: not when its phase began, which is before the
+    wait for the clients to drain (connections then are expected, and not lost)."""
+    final = timing.get("final") or {}
+    found = final.get("snapshot_started_at") or final.get("started_at")
+    return str(found) if found else None
+
+
 def check_quiet_after_snapshot(run: PhaseRun, kind: Kind, db_id: str) -> None:
     """Before the cut-over renames the original: refuse (nothing renamed) when CloudWatch shows
     clients on it after the final snapshot started. What they wrote is not in the snapshot, so
     the encrypted copy lacks it and the cut-over would lose it without a word."""
     allowed = run.params.original_connections_allowed
-    since = (run.timing().get("final") or {}).get("started_at")
+    since = snapshot_taken_at(run.timing())
     if allowed < 0 or not since:
         return
     dimension = "DBClusterIdentifier" if kind.label else "DBInstanceIdentifier"
@@ -415,6 +421,15 @@ def check_quiet_after_snapshot(run: PhaseRun, kind: Kind, db_id: str) -> None:
             "nothing was renamed. Grant cloudwatch:GetMetricStatistics and resume, or set "
             "original_connections_allowed: -1 to rely on the stop-writes approval alone."
         ) from exc
+    if points is None and not run.ctx.aws.endpoint_url:
+        # RDS publishes the metric every minute, zeros included; the final snapshot, the copy
+        # and the restore take longer than that: no point at all is no evidence.
+        raise StepFailed(
+            f"CloudWatch holds no DatabaseConnections data for {kind.label}{db_id} since its "
+            f"final snapshot ({since}): nothing shows that nobody wrote to it, so nothing was "
+            "renamed. Check the metric in CloudWatch and resume, or set "
+            "original_connections_allowed: -1 to rely on the stop-writes approval alone."
+        )
     seen = [f"{t:%Y-%m-%d %H:%M} UTC: {int(m)}" for t, m in points or () if m > allowed]
     if seen:
         raise StepFailed(
@@ -519,6 +534,9 @@ def snapshot_and_copy(
             duration_s=seconds(started, now),
             **timing,
             snapshot_id=raw_id,
+            # When the snapshot itself was asked for (after the clients drained): what reached
+            # the database after this is in no copy.
+            snapshot_started_at=state.get("snapshot_started_at") or iso(started),
         )
         run.save(done=1)
         return None
@@ -554,6 +572,7 @@ def snapshot_and_copy(
         duration_s=seconds(started, now),
         **timing,
         snapshot_id=raw_id,
+        snapshot_started_at=state.get("snapshot_started_at") or iso(started),
         encrypted_snapshot_id=enc_id,
     )
     run.save(done=1)
@@ -659,7 +678,9 @@ def action_adder(
 
     def add(kind: str, summary: str, seconds: float, **kw: Any) -> None:
         if kind != SOAK:
-            hours = wait_hours(wait_timeout_hours, seconds)
+            hours = wait_hours(
+                wait_timeout_hours, seconds, size_assumed=bool(details.get("cluster"))
+            )
             summary = f"{summary}; gives up after {format_duration(hours * 3600)} of waiting"
         out.append(
             Action(

@@ -97,7 +97,11 @@ class PhaseRun:
     def wait(self, reason: str) -> Wait:
         """A Wait with the phase's deadline; past it, fail clearly (a resume starts a new one)."""
         state = self.state
-        hours = wait_hours(self.params.wait_timeout_hours, self.action.estimate.duration_s)
+        hours = wait_hours(
+            self.params.wait_timeout_hours,
+            self.action.estimate.duration_s,
+            size_assumed=bool(self.action.details.get("cluster")),
+        )
         deadline = parse(state["started_at"]) + timedelta(hours=hours)
         if self.now() >= deadline:
             state["started_at"] = self.now_iso()  # a resume waits another full window

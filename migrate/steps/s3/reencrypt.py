@@ -44,6 +44,10 @@ from migrate.steps.s3.worker import RESIDUAL_FIXES, head_state, update_lane_usab
 __all__ = ["ReencryptParams", "S3Reencrypt"]
 
 
+# HEADs of the run's own observe (see _objects): a bucket refusing them all is left out.
+RUN_HEAD_SAMPLE = 5
+
+
 @step("s3.reencrypt")
 class S3Reencrypt(Step):
     """Re-encrypt existing S3 objects in place with the target KMS key, losing nothing.
@@ -233,10 +237,15 @@ class S3Reencrypt(Step):
             s3,
             bucket,
             target_arn,
-            # Only the plan samples (for its estimate). When a run observes (the key was not
-            # known at planning, or a failed verification asked for it), its action HEADs every
-            # object anyway and skips those already done: a sample would be requests for nothing.
-            head_limit=self.params.plan_head_limit if ctx.planning else 0,
+            # The plan samples for its estimate. When a run observes (the key was not known at
+            # planning, or a failed verification asked for it), its action HEADs every object
+            # anyway and skips those already done, so a few HEADs suffice: enough to tell a
+            # bucket that refuses every read (left out, as the plan did) from one to work on.
+            head_limit=(
+                self.params.plan_head_limit
+                if ctx.planning
+                else min(self.params.plan_head_limit, RUN_HEAD_SAMPLE)
+            ),
             threads=self.params.concurrency,
             multipart_threshold=self.params.multipart_threshold,
             part_size=self.params.part_size,
@@ -340,7 +349,9 @@ class S3Reencrypt(Step):
         estimated = (
             f" (estimated from a uniform sample of {objects['scanned']}; the run checks every "
             "object)"
-            if objects["scanned"] < objects["count"]
+            if 0 < objects["scanned"] < objects["count"]
+            else " (none sampled: every object is checked)"
+            if not objects["scanned"] and objects["count"]
             else ""
         )
         inventory = objects.get("inventory") or {}
