@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 from migrate.aws.errors import or_default
 
@@ -96,3 +97,48 @@ def remove_key_statements(kms: Any, key: str, sids: set[str]) -> None:
         return
     kept = without_statements(current, sids) or empty_policy()
     kms.put_key_policy(KeyId=key, PolicyName="default", Policy=dump_policy(kept))
+
+
+def _text(document: Any) -> str:
+    """A policy document as searchable text (botocore decodes most to dicts; some stay strings,
+    URL-encoded as IAM sends them)."""
+    if isinstance(document, str):
+        return unquote(document)
+    return json.dumps(document)
+
+
+def identity_policies_naming(iam: Any, needles: list[str]) -> dict[str, list[str]]:
+    """Per needle (a resource id, an ARN fragment), the IAM identity policies whose document
+    names it: ``policy NAME`` (customer-managed, default version) and ``role/R inline P``
+    (inline policies of users, groups and roles). One paginated GetAccountAuthorizationDetails
+    reads them all."""
+    found: dict[str, list[str]] = {n: [] for n in needles}
+    if not needles:
+        return found
+
+    def look(label: str, document: Any) -> None:
+        text = _text(document)
+        for needle in needles:
+            if needle in text and label not in found[needle]:
+                found[needle].append(label)
+
+    pages = iam.get_paginator("get_account_authorization_details").paginate(
+        Filter=["User", "Role", "Group", "LocalManagedPolicy"]
+    )
+    for page in pages:
+        for kind, details, name_key, inline_key in (
+            ("user", "UserDetailList", "UserName", "UserPolicyList"),
+            ("group", "GroupDetailList", "GroupName", "GroupPolicyList"),
+            ("role", "RoleDetailList", "RoleName", "RolePolicyList"),
+        ):
+            for entity in page.get(details, []):
+                for inline in entity.get(inline_key) or ():
+                    look(
+                        f"{kind}/{entity.get(name_key)} inline {inline.get('PolicyName')}",
+                        inline.get("PolicyDocument"),
+                    )
+        for policy in page.get("Policies", []):
+            for version in policy.get("PolicyVersionList") or ():
+                if version.get("IsDefaultVersion"):
+                    look(f"policy {policy.get('PolicyName')}", version.get("Document"))
+    return found

@@ -8,6 +8,7 @@ silently (AWS refuses); the collision test checks that the step refuses before r
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -675,6 +676,22 @@ def test_downtime_is_measured_from_the_stop_writes_approval(settings: Settings, 
     assert timing["downtime_s"] >= 20 * 60
 
 
+TRUST_EC2 = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+READ_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+}
+
+
 def test_iam_database_authentication_is_named_in_the_plan_with_the_resource_id(
     settings: Settings, aws: Any
 ) -> None:
@@ -686,9 +703,31 @@ def test_iam_database_authentication_is_named_in_the_plan_with_the_resource_id(
         DBInstanceIdentifier=DB, EnableIAMDatabaseAuthentication=True, ApplyImmediately=True
     )
     was = _describe(aws, DB)["DbiResourceId"]
+    # The application's role may connect as `app`: its inline policy names the resource id.
+    iam = aws("iam")
+    iam.create_role(RoleName="orders-app", AssumeRolePolicyDocument=json.dumps(TRUST_EC2))
+    iam.put_role_policy(
+        RoleName="orders-app",
+        PolicyName="db-connect",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "rds-db:connect",
+                        "Resource": f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{was}/app",
+                    }
+                ],
+            }
+        ),
+    )
+    iam.create_policy(PolicyName="unrelated", PolicyDocument=json.dumps(READ_ONLY))
     _, plan = commands.plan(settings, PLAYBOOK, ["cleanup_soak=0s"])
     cut = next(a for a in plan.steps[1].actions if a.kind == "rds.cut_over")
     assert any("rds-db:connect" in r and was in r for r in cut.risks), cut.risks
+    named = next(r for r in cut.risks if "the policies naming it" in r)
+    assert "role/orders-app inline db-connect" in named and "unrelated" not in named
 
 
 def test_a_plan_whose_snapshots_would_not_fit_the_quota_is_refused(

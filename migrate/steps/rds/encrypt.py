@@ -16,9 +16,10 @@ from botocore.parsers import ResponseParserError
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
 from migrate.aws.arns import arn_region, is_kms_key_arn
-from migrate.aws.errors import already_exists
+from migrate.aws.errors import access_denied, already_exists
 from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import check_usable_key
+from migrate.aws.policies import identity_policies_naming
 from migrate.aws.rds import describe_instance, tag_value
 from migrate.engine.base import Action, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
@@ -185,6 +186,7 @@ class RdsEncrypt(Step):
         "cloudwatch:GetMetricStatistics",
         "servicequotas:GetServiceQuota",
         "rds:DescribeAccountAttributes",
+        "iam:GetAccountAuthorizationDetails",
         "rds:DeleteDBSnapshot",
         "rds:DescribeDBClusterSnapshots",
         "rds:CreateDBClusterSnapshot",
@@ -330,6 +332,7 @@ class RdsEncrypt(Step):
             self._check_snapshot_quota(ctx, instances)
             self._check_cluster_snapshot_quota(ctx, clusters)
             lk.refuse_leftover_locks(ctx, {**instances, **clusters})
+        self._policies_naming_resource_ids(ctx, instances)
         members = [m for c in clusters.values() for m in c["members"]]
         prefixes = tuple(f"{i}-" for i in [*instances, *members])
         cluster_prefixes = tuple(f"{c}-" for c in clusters)
@@ -450,6 +453,27 @@ class RdsEncrypt(Step):
                     f"snapshots', {SNAPSHOT_QUOTA_CODE}), or encrypt fewer databases per run "
                     "(with.names), then plan again."
                 )
+
+    def _policies_naming_resource_ids(self, ctx: StepContext, instances: dict[str, Any]) -> None:
+        """For each unencrypted instance with IAM database authentication: the identity
+        policies that name its DbiResourceId (``rds-db:connect`` on ``dbuser:<id>/<user>``),
+        into its facts as ``iam_policies`` (None when IAM would not say). The encrypted copy
+        gets a new id, so exactly those policies let nobody in after the cut-over."""
+        wanted = {
+            db_id: str(db["resource_id"])
+            for db_id, db in instances.items()
+            if not db["encrypted"] and db["settings"].get("iam_auth") and db.get("resource_id")
+        }
+        if not wanted:
+            return
+        try:
+            found = identity_policies_naming(ctx.client("iam"), sorted(set(wanted.values())))
+        except ClientError as exc:
+            if not access_denied(exc):
+                raise
+            found = None  # not granted iam:GetAccountAuthorizationDetails: the plan says so
+        for db_id, rid in wanted.items():
+            instances[db_id]["iam_policies"] = None if found is None else found.get(rid, [])
 
     def _check_cluster_snapshot_quota(self, ctx: StepContext, clusters: dict[str, Any]) -> None:
         """While planning, as for instances: each unencrypted cluster takes up to four manual
@@ -574,13 +598,23 @@ class RdsEncrypt(Step):
             "estimates": est,
             "temp_id": temp,
             "resource_id": db.get("resource_id"),
+            "iam_policies": db.get("iam_policies"),
         }
         if settings.get("iam_auth"):
+            policies = db.get("iam_policies")
+            named = (
+                "IAM would not list the policies that name it (grant "
+                "iam:GetAccountAuthorizationDetails to see them here)"
+                if policies is None
+                else f"the policies naming it: {', '.join(policies)}"
+                if policies
+                else "no identity policy of this account names it"
+            )
             risks_common.append(
                 f"IAM database authentication is on: rds-db:connect policies name {db_id}'s "
                 f"resource id {db.get('resource_id') or '(unknown)'}, which the encrypted copy "
                 "does not keep; from the cut-over those policies let nobody in until they name "
-                "the new id (the run lists it among what remains)"
+                f"the new id (the run lists it among what remains); {named}"
             )
         downtime = est["downtime"]
         window = (
@@ -931,10 +965,13 @@ class RdsEncrypt(Step):
         was, now = run.action.details.get("resource_id"), live.get("DbiResourceId")
         if run.action.details.get("settings", {}).get("iam_auth") and was and now and was != now:
             # rds-db:connect policies name the resource id, which the copy does not share.
+            policies = run.action.details.get("iam_policies") or []
             run.ctx.record_residual(
                 f"{run.target}: IAM database authentication policies",
-                f"rds-db:connect policies name the resource id {was}; the database under this "
-                f"name is now {now}, so those policies no longer let their users in",
+                f"rds-db:connect policies name the resource id {was}"
+                + (f" ({', '.join(policies)})" if policies else "")
+                + f"; the database under this name is now {now}, so those policies no longer "
+                "let their users in",
                 f"replace {was} with {now} in every policy granting rds-db:connect "
                 f"(arn:aws:rds-db:{run.action.region}:ACCOUNT:dbuser:{now}/USER)",
             )
