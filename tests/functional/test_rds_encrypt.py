@@ -637,13 +637,24 @@ class _PendingSettings(Settings):
         return _PendingSession(region=self.region, endpoint_url=self.endpoint_url)
 
 
-def test_pending_modifications_are_named_in_the_plan(settings: Settings, aws: Any) -> None:
+def test_pending_modifications_are_refused_unless_accepted_then_named(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
     """Settings RDS will change at the next maintenance window are not carried by a restore
-    (it takes the current ones): the plan names them and what to do."""
+    (it takes the current ones): the plan refuses, saying what to do; accepted, it names them."""
     _mysql(aws, replica=False)
     pending = _PendingSettings(state=settings.state, endpoint_url=settings.endpoint_url)
     pending.quiet = True
-    _, plan = commands.plan(pending, PLAYBOOK)
+    with pytest.raises(BadInputError) as err:
+        commands.plan(pending, PLAYBOOK)
+    assert "DBInstanceClass" in str(err.value) and "accept_pending_modifications" in str(err.value)
+    accepting = write_playbook(
+        tmp_path / "accept.yaml",
+        "name: accept\nsteps:\n  - id: kms\n    uses: kms.ensure_key\n"
+        "  - id: rds-encrypt\n    uses: rds.encrypt\n    with:\n"
+        '      kms_key: "{{ steps.kms.key_arn }}"\n      accept_pending_modifications: true\n',
+    )
+    _, plan = commands.plan(pending, str(accepting))
     stop = next(a for a in plan.steps[1].actions if a.target == DB and a.gate == "stop-writes")
     (risk,) = [r for r in stop.risks if "pending" in r]
     assert "DBInstanceClass" in risk and "--apply-immediately" in risk

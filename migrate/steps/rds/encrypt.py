@@ -579,6 +579,16 @@ class RdsEncrypt(Step):
             )
         today = rs.renamed_id(db_id, f"{self.clock():%Y%m%d}")
         risks_common: list[str] = []
+        if db.get("pending_modifications") and not self.params.accept_pending_modifications:
+            raise BadInputError(
+                f"{db_id} has modifications pending for its next maintenance window "
+                f"({', '.join(db['pending_modifications'])}). The encrypted copy would be "
+                "restored with the current settings, so they would be lost at the cut-over. "
+                f"Apply them first (aws rds modify-db-instance --db-instance-identifier {db_id} "
+                "--apply-immediately with the same changes), or set "
+                "accept_pending_modifications: true in the step's `with:` to migrate without "
+                "them (the plan then names them), and plan again."
+            )
         if db.get("pending_modifications"):
             risks_common.append(
                 f"{db_id} has modifications pending for its next maintenance window "

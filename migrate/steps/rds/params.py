@@ -69,6 +69,9 @@ class RdsEncryptParams(Selection):
     # CIDRs or security group ids that may still reach the database's port while it is locked
     # down (a migrator's host that checks the data, say); nothing else can connect.
     lockdown_allow: list[str] = Field(default_factory=list)
+    # A database with modifications pending for its maintenance window is refused unless this
+    # is true: the copy is restored with the current settings, so the pending ones are lost.
+    accept_pending_modifications: bool = False
     keep_encrypted_snapshots: bool = True
     # Deadline of each waiting phase. None (the default): derived from the phase's estimate,
     # WAIT_MARGIN times it and at least MIN_WAIT_HOURS (a 5 TiB copy is not given up after a
