@@ -316,3 +316,34 @@ def test_a_store_lost_mid_command_is_one_paragraph(monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 1
     _one_paragraph(result.output)
     assert "server closed the connection" in result.output and "migrate resume" in result.output
+
+
+def test_the_fast_schema_check_names_alembics_head(tmp_path: Path) -> None:
+    """SCHEMA_HEAD is what an up-to-date store is compared with before Alembic is imported: it
+    must be the newest migration (a new migration that forgets it would skip its upgrade)."""
+    from alembic.script import ScriptDirectory
+
+    from migrate.store.db import SCHEMA_HEAD
+
+    store = open_store(str(tmp_path / "head.db"))
+    try:
+        head = ScriptDirectory.from_config(_alembic_config(store.engine)).get_current_head()
+        assert SCHEMA_HEAD == head == store.schema_version
+    finally:
+        store.close()
+
+
+def test_opening_an_up_to_date_store_does_not_import_alembic(tmp_path: Path) -> None:
+    import subprocess
+
+    db = tmp_path / "fast.db"
+    open_store(str(db)).close()  # created and upgraded (Alembic runs here)
+    probe = (
+        "import sys; from migrate.store import open_store; "
+        f"open_store({str(db)!r}).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]", out
