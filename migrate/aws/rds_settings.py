@@ -463,7 +463,8 @@ def phase_estimates(allocated_gib: float, *, warm_up: bool, replicas: int = 0) -
     est["restore"] = _rate("restore", gib) + _rate("modify", gib)
     est["verify"] = _rate("verify", gib)
     est["cut_over"] = 2 * _rate("rename", gib)
-    est["replicas"] = replicas * (_rate("rename", gib) + _rate("replica", gib))
+    # Re-created side by side (each poll advances every replica): as long as one of them.
+    est["replicas"] = (_rate("rename", gib) + _rate("replica", gib)) if replicas else 0.0
     est["cleanup"] = _rate("delete", gib)
     est["downtime"] = (
         est["final_snapshot"] + est["final_copy"] + est["restore"] + est["verify"] + est["cut_over"]

@@ -155,6 +155,14 @@ def _alembic_config(engine: Engine) -> Any:
     return cfg
 
 
+def _no_such_table(exc: DBAPIError) -> bool:
+    """The error of a query on a table that does not exist (SQLite, PostgreSQL 42P01)."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "42P01" or getattr(orig, "pgcode", None) == "42P01":
+        return True
+    return "no such table" in str(orig)
+
+
 # The newest migration's revision (migrations/versions/). A new migration changes it; a unit
 # test compares it with Alembic's head, so the fast path of Store._upgrade cannot go stale.
 SCHEMA_HEAD = "0004"
@@ -209,8 +217,10 @@ class Store:
         try:
             with self.engine.execution_options(immediate=False).connect() as conn:
                 rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-        except DBAPIError:
-            return None  # no such table (a new store), or not readable yet: the slow path looks
+        except DBAPIError as exc:
+            if _no_such_table(exc):
+                return None  # a new store: the slow path creates the schema
+            raise StoreError(self._cannot_open(exc)) from None
         return str(rows[0][0]) if len(rows) == 1 else None
 
     def _upgrade(self) -> None:

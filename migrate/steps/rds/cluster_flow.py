@@ -637,7 +637,13 @@ class ClusterFlow:
         cut_over: set[str] = set()
         for res, cid, rds, swapped in ph.copies_to_roll_back(ctx, CLUSTER):
             if swapped is not None and _never_renamed(rds, cid, swapped):
-                swapped = None  # the cut-over recorded its intent, but no rename happened
+                # The original is under its name and the copy aside: either the cut-over
+                # recorded its intent and renamed nothing, or an earlier rollback swapped the
+                # names back. The two look the same, and in the second the copy may hold writes
+                # made while it had the name: it is kept, never deleted. Its bookkeeping tags
+                # are stripped from the original (again).
+                self.strip_original_tags(rds, cid, swapped)
+                continue
             if swapped is not None:
                 cut_over.add(cid)
                 self.swap_back(ctx, rds, cid, swapped)
@@ -723,6 +729,11 @@ class ClusterFlow:
                 rename_instance(old_name, m)
         # 5. Back under their names, the original and its members shed the bookkeeping the
         # cut-over put on them.
+        self.strip_original_tags(rds, cid, details)
+
+    def strip_original_tags(self, rds: Any, cid: str, details: Mapping[str, Any]) -> None:
+        """The original cluster and members, back under their names, without ``migrate:*``."""
+        aside = dict(details.get("members_renamed_to") or {})
         back = describe_cluster(rds, cid)
         if back is not None and not back.get("StorageEncrypted") and back.get("DBClusterArn"):
             api.remove_tags_from_resource(rds, str(back["DBClusterArn"]), _ours(back))

@@ -16,7 +16,7 @@ from botocore.parsers import ResponseParserError
 from migrate.aws import rds as api
 from migrate.aws import rds_settings as rs
 from migrate.aws.arns import arn_region, is_kms_key_arn
-from migrate.aws.errors import access_denied, already_exists
+from migrate.aws.errors import already_exists
 from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import check_usable_key
 from migrate.aws.policies import identity_policies_naming
@@ -181,6 +181,7 @@ class RdsEncrypt(Step):
         "rds:RestoreDBInstanceFromDBSnapshot",
         "rds:ModifyDBInstance",
         "rds:AddTagsToResource",
+        "rds:RemoveTagsFromResource",
         "rds:CreateDBInstanceReadReplica",
         "rds:DeleteDBInstance",
         "cloudwatch:GetMetricStatistics",
@@ -468,10 +469,10 @@ class RdsEncrypt(Step):
             return
         try:
             found = identity_policies_naming(ctx.client("iam"), sorted(set(wanted.values())))
-        except ClientError as exc:
-            if not access_denied(exc):
-                raise
-            found = None  # not granted iam:GetAccountAuthorizationDetails: the plan says so
+        except (ClientError, BotoCoreError):
+            # Not granted iam:GetAccountAuthorizationDetails, or throttled past the retries: the
+            # look-up only feeds a message, which then says IAM would not list them.
+            found = None
         for db_id, rid in wanted.items():
             instances[db_id]["iam_policies"] = None if found is None else found.get(rid, [])
 
@@ -1165,7 +1166,11 @@ class RdsEncrypt(Step):
         cut_over: set[str] = set()
         for res, db_id, rds, swapped in ph.copies_to_roll_back(ctx, INSTANCE):
             if swapped is not None and _never_renamed(rds, db_id, str(swapped["renamed_to"])):
-                swapped = None  # the cut-over recorded its intent, but no rename happened
+                # The original is under its name and the copy aside: either the cut-over
+                # recorded its intent and renamed nothing, or an earlier rollback swapped the
+                # names back. The two look the same, and in the second the copy may hold writes
+                # made while it had the name: it is kept, never deleted.
+                continue
             if swapped is not None:
                 cut_over.add(db_id)
                 self._rollback_replicas(ctx, rds, db_id)

@@ -103,6 +103,7 @@ def scan_listing(
     target_arn: str | None,
     *,
     head_limit: int,
+    head_first: int | None = None,
     threads: int,
     multipart_threshold: int,
     part_size: int,
@@ -128,10 +129,20 @@ def scan_listing(
                 slot = draw.randrange(counts.count)
                 if slot < head_limit:
                     reservoir[slot] = obj
+    first = reservoir if head_first is None else reservoir[:head_first]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        states = pool.map(lambda o: head_state(s3, bucket, o, target_arn), reservoir)
-        for obj, state in zip(reservoir, states, strict=True):
-            counts.classified(int(obj.get("Size", 0)), state)
+
+        def classify(objs: list[dict[str, Any]]) -> None:
+            states = pool.map(lambda o: head_state(s3, bucket, o, target_arn), objs)
+            for obj, state in zip(objs, states, strict=True):
+                counts.classified(int(obj.get("Size", 0)), state)
+
+        classify(first)
+        headed = counts.scanned - counts.by_state[so.ARCHIVED]
+        if len(first) < len(reservoir) and headed == counts.by_state[so.DENIED]:
+            # The first few all refused (or none was HEADed): the whole sample decides, as the
+            # plan's did, whether the bucket refuses every read or only some of its objects.
+            classify(reservoir[len(first) :])
     # Archived objects are known from the listing (no HEAD was tried for them).
     headed = counts.scanned - counts.by_state[so.ARCHIVED]
     if counts.by_state[so.DENIED] and counts.by_state[so.DENIED] == headed:

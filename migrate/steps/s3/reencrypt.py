@@ -239,13 +239,11 @@ class S3Reencrypt(Step):
             target_arn,
             # The plan samples for its estimate. When a run observes (the key was not known at
             # planning, or a failed verification asked for it), its action HEADs every object
-            # anyway and skips those already done, so a few HEADs suffice: enough to tell a
-            # bucket that refuses every read (left out, as the plan did) from one to work on.
-            head_limit=(
-                self.params.plan_head_limit
-                if ctx.planning
-                else min(self.params.plan_head_limit, RUN_HEAD_SAMPLE)
-            ),
+            # anyway and skips those already done, so a few HEADs suffice; only when those few
+            # are all refused is the whole sample HEADed, so a bucket is left out exactly when
+            # the plan would leave it out (every read refused), never on 5 unlucky keys.
+            head_limit=self.params.plan_head_limit,
+            head_first=None if ctx.planning else RUN_HEAD_SAMPLE,
             threads=self.params.concurrency,
             multipart_threshold=self.params.multipart_threshold,
             part_size=self.params.part_size,
