@@ -88,6 +88,15 @@ def tag_value(desc: Mapping[str, Any] | None, key: str) -> str | None:
     return None
 
 
+def migrate_tag_keys(desc: Mapping[str, Any] | None) -> list[str]:
+    """The ``migrate:*`` (bookkeeping) tag keys of a described instance, cluster or snapshot."""
+    return [
+        str(t["Key"])
+        for t in (desc or {}).get("TagList") or ()
+        if str(t.get("Key", "")).startswith("migrate:")
+    ]
+
+
 # --- snapshots ------------------------------------------------------------------------------------
 
 

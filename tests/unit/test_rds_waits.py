@@ -116,6 +116,23 @@ def _missing(stub: Stubber, sid: str) -> None:
     )
 
 
+def _available(stub: Stubber) -> None:
+    """The unencrypted original, available (what a snapshot phase looks at first)."""
+    stub.add_response(
+        "describe_db_instances",
+        {
+            "DBInstances": [
+                {
+                    "DBInstanceIdentifier": DB,
+                    "DBInstanceStatus": "available",
+                    "StorageEncrypted": False,
+                }
+            ]
+        },
+        {"DBInstanceIdentifier": DB},
+    )
+
+
 ACTION = Action(
     kind=FINAL_SNAPSHOT,
     target=DB,
@@ -130,19 +147,7 @@ def test_snapshot_and_copy_poll_from_creating_to_available(tmp_path: Path) -> No
     # Poll 1: nothing yet -> create the snapshot; it is `creating`.
     _missing(stub, ENC)
     _missing(stub, RAW)
-    stub.add_response(
-        "describe_db_instances",
-        {
-            "DBInstances": [
-                {
-                    "DBInstanceIdentifier": DB,
-                    "DBInstanceStatus": "available",
-                    "StorageEncrypted": False,
-                }
-            ]
-        },
-        {"DBInstanceIdentifier": DB},
-    )
+    _available(stub)
     stub.add_response(
         "create_db_snapshot",
         {"DBSnapshot": {"DBSnapshotIdentifier": RAW, "Status": "creating"}},
@@ -195,19 +200,7 @@ def test_deadline_exceeded_fails_clearly_and_a_resume_waits_again(tmp_path: Path
     step, ctx, stub, clock = _setup(tmp_path)
     _missing(stub, ENC)
     _missing(stub, RAW)
-    stub.add_response(
-        "describe_db_instances",
-        {
-            "DBInstances": [
-                {
-                    "DBInstanceIdentifier": DB,
-                    "DBInstanceStatus": "available",
-                    "StorageEncrypted": False,
-                }
-            ]
-        },
-        {"DBInstanceIdentifier": DB},
-    )
+    _available(stub)
     stub.add_response("create_db_snapshot", {"DBSnapshot": {"DBSnapshotIdentifier": RAW}}, None)
     stub.add_response(
         "describe_db_snapshots", _snap(RAW, "creating", 5), {"DBSnapshotIdentifier": RAW}
@@ -258,19 +251,7 @@ def test_by_default_the_deadline_follows_the_phases_estimate(
     )
     _missing(stub, ENC)
     _missing(stub, RAW)
-    stub.add_response(
-        "describe_db_instances",
-        {
-            "DBInstances": [
-                {
-                    "DBInstanceIdentifier": DB,
-                    "DBInstanceStatus": "available",
-                    "StorageEncrypted": False,
-                }
-            ]
-        },
-        {"DBInstanceIdentifier": DB},
-    )
+    _available(stub)
     stub.add_response("create_db_snapshot", {"DBSnapshot": {"DBSnapshotIdentifier": RAW}}, None)
     stub.add_response(
         "describe_db_snapshots", _snap(RAW, "creating", 5), {"DBSnapshotIdentifier": RAW}

@@ -18,7 +18,16 @@ from migrate.aws.session import AwsSession
 from migrate.engine.base import Wait
 from migrate.errors import StepFailed
 from tests.unit.test_rds_cleanup_quiet import _connections
-from tests.unit.test_rds_waits import ACTION, DB, ENC, RAW, MemoryContext, _missing, _setup
+from tests.unit.test_rds_waits import (
+    ACTION,
+    DB,
+    ENC,
+    RAW,
+    MemoryContext,
+    _available,
+    _missing,
+    _setup,
+)
 
 STOPPED_AT = "2025-01-01T12:00:00"  # the harness' clock starts here
 
@@ -26,22 +35,6 @@ STOPPED_AT = "2025-01-01T12:00:00"  # the harness' clock starts here
 def _stopped(ctx: MemoryContext) -> None:
     ctx.record_resource(
         "rds:timing", DB, change="measured", details={"stop_writes": {"at": STOPPED_AT}}
-    )
-
-
-def _available(stub: Stubber) -> None:
-    stub.add_response(
-        "describe_db_instances",
-        {
-            "DBInstances": [
-                {
-                    "DBInstanceIdentifier": DB,
-                    "DBInstanceStatus": "available",
-                    "StorageEncrypted": False,
-                }
-            ]
-        },
-        {"DBInstanceIdentifier": DB},
     )
 
 

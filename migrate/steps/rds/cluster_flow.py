@@ -21,6 +21,7 @@ from migrate.aws.rds import (
     all_instances,
     describe_cluster,
     describe_instance,
+    migrate_tag_keys,
     tag_value,
 )
 from migrate.engine.base import Wait
@@ -66,15 +67,6 @@ def _never_renamed(rds: Any, cid: str, details: Mapping[str, Any]) -> bool:
         return False
     aside = dict(details.get("members_renamed_to") or {})
     return all(describe_instance(rds, str(name)) is None for name in aside.values())
-
-
-def _ours(desc: Mapping[str, Any]) -> list[str]:
-    """The ``migrate:*`` tag keys of a described cluster or instance."""
-    return [
-        str(t["Key"])
-        for t in desc.get("TagList") or ()
-        if str(t.get("Key", "")).startswith("migrate:")
-    ]
 
 
 class ClusterFlow:
@@ -508,11 +500,13 @@ class ClusterFlow:
                 api.add_tags_to_resource(rds, str(desc["DBInstanceArn"]), retired)
         live = describe_cluster(rds, run.target)
         if live is not None and live.get("DBClusterArn"):
-            api.remove_tags_from_resource(rds, str(live["DBClusterArn"]), _ours(live))
+            api.remove_tags_from_resource(rds, str(live["DBClusterArn"]), migrate_tag_keys(live))
         for name in members:
             desc = describe_instance(rds, name)
             if desc is not None and desc.get("DBInstanceArn"):
-                api.remove_tags_from_resource(rds, str(desc["DBInstanceArn"]), _ours(desc))
+                api.remove_tags_from_resource(
+                    rds, str(desc["DBInstanceArn"]), migrate_tag_keys(desc)
+                )
 
     def _precheck(
         self,
@@ -736,8 +730,10 @@ class ClusterFlow:
         aside = dict(details.get("members_renamed_to") or {})
         back = describe_cluster(rds, cid)
         if back is not None and not back.get("StorageEncrypted") and back.get("DBClusterArn"):
-            api.remove_tags_from_resource(rds, str(back["DBClusterArn"]), _ours(back))
+            api.remove_tags_from_resource(rds, str(back["DBClusterArn"]), migrate_tag_keys(back))
         for m in aside:
             desc = describe_instance(rds, m)
             if desc is not None and not desc.get("StorageEncrypted") and desc.get("DBInstanceArn"):
-                api.remove_tags_from_resource(rds, str(desc["DBInstanceArn"]), _ours(desc))
+                api.remove_tags_from_resource(
+                    rds, str(desc["DBInstanceArn"]), migrate_tag_keys(desc)
+                )

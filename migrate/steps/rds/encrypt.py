@@ -20,7 +20,7 @@ from migrate.aws.errors import already_exists
 from migrate.aws.iam_scope import Scope
 from migrate.aws.kms import check_usable_key
 from migrate.aws.policies import identity_policies_naming
-from migrate.aws.rds import describe_instance, tag_value
+from migrate.aws.rds import describe_instance, migrate_tag_keys, tag_value
 from migrate.engine.base import Action, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
@@ -962,13 +962,8 @@ class RdsEncrypt(Step):
         old = describe_instance(rds, old_id)
         if old is not None and old.get("DBInstanceArn"):
             api.add_tags_to_resource(rds, str(old["DBInstanceArn"]), run.tags("retired-original"))
-        keys = [
-            str(t["Key"])
-            for t in live.get("TagList") or ()
-            if str(t.get("Key", "")).startswith("migrate:")
-        ]
         if live.get("DBInstanceArn"):
-            api.remove_tags_from_resource(rds, str(live["DBInstanceArn"]), keys)
+            api.remove_tags_from_resource(rds, str(live["DBInstanceArn"]), migrate_tag_keys(live))
 
     def _cut_over_done(self, run: PhaseRun, old_id: str, live: dict[str, Any]) -> None:
         started = run.state.get("cut_over_started_at") or run.state["started_at"]
@@ -1208,12 +1203,7 @@ class RdsEncrypt(Step):
             live = describe_instance(rds, db_id)
         if live is not None and not live.get("StorageEncrypted") and live.get("DBInstanceArn"):
             # Back under its name, the original sheds the bookkeeping the cut-over put on it.
-            keys = [
-                str(t["Key"])
-                for t in live.get("TagList") or ()
-                if str(t.get("Key", "")).startswith("migrate:")
-            ]
-            api.remove_tags_from_resource(rds, str(live["DBInstanceArn"]), keys)
+            api.remove_tags_from_resource(rds, str(live["DBInstanceArn"]), migrate_tag_keys(live))
 
     def _rollback_replicas(self, ctx: StepContext, rds: Any, db_id: str) -> None:
         for res in ctx.resources("rds:renamed-replica"):

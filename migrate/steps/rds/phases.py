@@ -284,15 +284,35 @@ def connection_points(
     return [(p["Timestamp"], float(p.get("Maximum", 0))) for p in points]
 
 
-def connections_seen(
-    cw: Any, db_id: str, since: datetime, until: datetime, allowed: int
-) -> list[str] | None:
-    """The maxima above ``allowed`` after ``since`` (``"2025-01-01 12:04 UTC: 3"``), or None
-    when CloudWatch has no data (see :func:`connection_points`)."""
-    points = connection_points(cw, db_id, since, until)
-    if points is None:
-        return None
-    return [f"{t:%Y-%m-%d %H:%M} UTC: {int(m)}" for t, m in points if m > allowed]
+def _dimension(kind: Kind) -> str:
+    """The CloudWatch dimension naming a database of ``kind``."""
+    return "DBClusterIdentifier" if kind.label else "DBInstanceIdentifier"
+
+
+def _points_or_refuse(
+    run: PhaseRun,
+    label: str,
+    name: str,
+    since: datetime,
+    dimension: str,
+    shows: str,
+    unchanged: str,
+    off: str,
+) -> list[tuple[datetime, float]] | None:
+    """:func:`connection_points` of ``name`` from ``since`` to now; refused by IAM, the phase
+    fails saying what nothing then ``shows``, that it left things ``unchanged``, and how to
+    turn the check ``off``."""
+    cw = run.ctx.client("cloudwatch", run.action.region)
+    try:
+        return connection_points(cw, name, since, run.clock(), dimension)
+    except ClientError as exc:
+        if not access_denied(exc):
+            raise
+        raise StepFailed(
+            f"cannot read CloudWatch DatabaseConnections of {label}{name} ({error_code(exc)}), "
+            f"so nothing shows {shows}; {unchanged}. Grant cloudwatch:GetMetricStatistics and "
+            f"resume, or set original_connections_allowed: -1 to {off}."
+        ) from exc
 
 
 # CloudWatch publishes a minute's point a minute or two later: waiting this long after the
@@ -309,20 +329,16 @@ def still_connected(run: PhaseRun, kind: Kind, db_id: str) -> str | None:
     if allowed < 0 or not stop:
         return None
     since, now = parse(stop), run.clock()
-    dimension = "DBClusterIdentifier" if kind.label else "DBInstanceIdentifier"
-    try:
-        points = connection_points(
-            run.ctx.client("cloudwatch", run.action.region), db_id, since, now, dimension
-        )
-    except ClientError as exc:
-        if not access_denied(exc):
-            raise
-        raise StepFailed(
-            f"cannot read CloudWatch DatabaseConnections of {kind.label}{db_id} "
-            f"({error_code(exc)}), so nothing shows that writes stopped; no snapshot was taken. "
-            "Grant cloudwatch:GetMetricStatistics and resume, or set "
-            "original_connections_allowed: -1 to rely on the stop-writes approval alone."
-        ) from exc
+    points = _points_or_refuse(
+        run,
+        kind.label,
+        db_id,
+        since,
+        _dimension(kind),
+        "that writes stopped",
+        "no snapshot was taken",
+        "rely on the stop-writes approval alone",
+    )
     if points is None:
         if run.ctx.aws.endpoint_url:
             return None  # the sandbox (moto) publishes no RDS metrics
@@ -355,20 +371,23 @@ def check_nobody_uses(run: PhaseRun, names: list[str]) -> None:
     cut = snapshot_taken_at(timing) or (timing.get("cut_over") or {}).get("finished_at")
     if allowed < 0 or not cut or not names:
         return
-    cw = run.ctx.client("cloudwatch", run.action.region)
     seen: list[str] = []
     for name in names:
-        try:
-            points = connections_seen(cw, name, parse(cut), run.clock(), allowed)
-        except ClientError as exc:
-            if not access_denied(exc):
-                raise
-            raise StepFailed(
-                f"cannot read CloudWatch DatabaseConnections of {name} ({error_code(exc)}), so "
-                "nothing shows that nobody used it since its final snapshot; nothing was deleted. "
-                "Grant cloudwatch:GetMetricStatistics and resume, or set "
-                "original_connections_allowed: -1 to skip the check."
-            ) from exc
+        found = _points_or_refuse(
+            run,
+            "",
+            name,
+            parse(cut),
+            "DBInstanceIdentifier",
+            "that nobody used it since its final snapshot",
+            "nothing was deleted",
+            "skip the check",
+        )
+        points = (
+            None
+            if found is None
+            else [f"{t:%Y-%m-%d %H:%M} UTC: {int(m)}" for t, m in found if m > allowed]
+        )
         if points is None:
             if run.ctx.aws.endpoint_url:
                 # A custom endpoint (the sandbox: moto publishes no RDS metrics) cannot show
@@ -408,19 +427,16 @@ def check_quiet_after_snapshot(run: PhaseRun, kind: Kind, db_id: str) -> None:
     since = snapshot_taken_at(run.timing())
     if allowed < 0 or not since:
         return
-    dimension = "DBClusterIdentifier" if kind.label else "DBInstanceIdentifier"
-    cw = run.ctx.client("cloudwatch", run.action.region)
-    try:
-        points = connection_points(cw, db_id, parse(since), run.clock(), dimension)
-    except ClientError as exc:
-        if not access_denied(exc):
-            raise
-        raise StepFailed(
-            f"cannot read CloudWatch DatabaseConnections of {kind.label}{db_id} "
-            f"({error_code(exc)}), so nothing shows that nobody wrote after the final snapshot; "
-            "nothing was renamed. Grant cloudwatch:GetMetricStatistics and resume, or set "
-            "original_connections_allowed: -1 to rely on the stop-writes approval alone."
-        ) from exc
+    points = _points_or_refuse(
+        run,
+        kind.label,
+        db_id,
+        parse(since),
+        _dimension(kind),
+        "that nobody wrote after the final snapshot",
+        "nothing was renamed",
+        "rely on the stop-writes approval alone",
+    )
     if points is None and not run.ctx.aws.endpoint_url:
         # RDS publishes the metric every minute, zeros included; the final snapshot, the copy
         # and the restore take longer than that: no point at all is no evidence.
