@@ -21,6 +21,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -92,6 +93,28 @@ def describe_store_failure(exc: DBAPIError) -> str:
     )
 
 
+def _enable_wal(cur: Any) -> None:
+    """Turn on the WAL journal, waiting for other processes that do it at the same moment.
+
+    The mode is kept in the file, so an existing store only reads it. On a new file, SQLite
+    refuses the switch at once, without its busy timeout, while another connection holds the
+    file's write lock: processes opening a new store together were told "database is locked"
+    (CI, 2026-12-03). They retry here until the lock is gone or the busy timeout has passed."""
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(
         url,
@@ -103,7 +126,7 @@ def _sqlite_engine(url: str) -> Engine:
         # Let SQLAlchemy's begin event own transaction starts (pysqlite otherwise defers them).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cur)
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")

@@ -20,7 +20,7 @@ from sqlalchemy import inspect, text
 from migrate.cli import cli
 from migrate.errors import StoreError
 from migrate.store import Store, open_store, redact_url, resolve_url
-from migrate.store.db import PG_WRITER_LOCK, _alembic_config
+from migrate.store.db import PG_WRITER_LOCK, SCHEMA_HEAD, _alembic_config
 from migrate.store.models import Base
 from tests.pgserver import PASSWORD, PostgresServer
 
@@ -84,6 +84,27 @@ def test_processes_opening_a_new_store_together_all_get_it(state_url: str) -> No
         thread.join(timeout=120)
     head = open_store(state_url).schema_version
     assert outcomes == [str(head)] * 6, outcomes
+
+
+def test_a_new_store_another_process_holds_is_waited_for(tmp_path: Path) -> None:
+    """SQLite does not apply its busy timeout to switching a new file to WAL: a process that
+    opened a new store while another was writing it was told "database is locked" at once (CI
+    failed on this). It now waits, as for any other lock, and opens the store."""
+    import threading
+
+    path = tmp_path / "state" / "migrate.db"
+    path.parent.mkdir()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # a writer mid-transaction on the new file
+    threading.Timer(0.5, holder.rollback).start()
+    store = Store(f"sqlite:///{path}")
+    try:
+        assert store.schema_version == SCHEMA_HEAD
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        store.close()
+        holder.close()
 
 
 def test_another_programs_database_is_refused_and_left_untouched(state_url: str) -> None:
@@ -322,8 +343,6 @@ def test_the_fast_schema_check_names_alembics_head(tmp_path: Path) -> None:
     """SCHEMA_HEAD is what an up-to-date store is compared with before Alembic is imported: it
     must be the newest migration (a new migration that forgets it would skip its upgrade)."""
     from alembic.script import ScriptDirectory
-
-    from migrate.store.db import SCHEMA_HEAD
 
     store = open_store(str(tmp_path / "head.db"))
     try:
