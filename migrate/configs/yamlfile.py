@@ -3,13 +3,14 @@
 Parsing uses PyYAML's composer (safe, no object construction) for node positions; rewriting edits
 only the spans of the moved entries. Rewrite styles:
 
-- ``spring-import``: each credential line is removed and a top-level
-  ``spring.config.import: "aws-secretsmanager:<secret>"`` line (with a comment) is added before the
-  first key. A file that already sets ``spring.config.import`` keeps it: a scalar gets
-  ``,aws-secretsmanager:<secret>`` appended, a list gets one more item. Refused (file reported,
-  untouched) when a value is anchored or aliased, when removing it would leave a mapping empty,
-  for multi-document files, or when the existing import cannot be extended exactly (a block
-  scalar, a list of mappings, set twice);
+- ``spring-import``: each credential line is removed (with the key line of a mapping left
+  empty) and a top-level ``spring.config.import: "aws-secretsmanager:<secret>"`` line (with a
+  comment) is added before the first key of the document that held it: Spring Boot reads each
+  ``---`` document on its own. A document that already sets ``spring.config.import`` keeps it: a
+  scalar gets ``,aws-secretsmanager:<secret>`` appended, a list gets one more item. Refused (file
+  reported, untouched) when a value is anchored or aliased, when removing it would leave a
+  mapping empty whose key line cannot go (an anchor or tag on it), or when the existing import
+  cannot be extended exactly (a block scalar, a list of mappings, set twice);
 - ``placeholder``: the scalar becomes a placeholder, keeping its anchor, so aliases still work.
 """
 
@@ -70,6 +71,11 @@ class _Walk:
     children: dict[str, int] = field(default_factory=dict)
     sequences: dict[str, list[yaml.SequenceNode]] = field(default_factory=dict)
     documents: int = 0
+    # The lines of keys whose value is a block mapping below them (``app:``), by path: what
+    # goes too when every entry of that mapping is moved out.
+    key_lines: dict[str, tuple[int, int]] = field(default_factory=dict)
+    parents: dict[str, str] = field(default_factory=dict)  # path -> its mapping's path
+    roots: list[yaml.Node | None] = field(default_factory=list)
 
 
 def _value_start(text: str, start: int, end: int) -> int:
@@ -90,10 +96,16 @@ def _walk(
         count = 0
         for k, v in node.value:
             if isinstance(k, yaml.ScalarNode) and k.value == "<<":
-                continue  # merged values are found where their anchor is defined
+                # Merged values are found where their anchor is defined; the merge counts as
+                # an entry, so a mapping left with only its "<<" is not taken for empty.
+                count += 1
+                continue
             key = k.value if isinstance(k, yaml.ScalarNode) else "?"
             count += 1
             child = f"{path}.{key}" if path else key
+            walk.parents[child] = path
+            if isinstance(v, yaml.MappingNode) and not (flow or node.flow_style or v.flow_style):
+                _key_line(walk, child, k, v)
             _walk(walk, v, child, key, k, flow or bool(node.flow_style))
         walk.children[path] = count
         return
@@ -145,6 +157,22 @@ def _walk(
     )
 
 
+def _key_line(walk: _Walk, path: str, key: yaml.Node, value: yaml.MappingNode) -> None:
+    """Record ``path``'s key line when it holds only the key (``app:``, maybe a comment): no
+    anchor or tag that something else could refer to, and the mapping starts below it."""
+    text = walk.text
+    start = line_start(text, key.start_mark.index)
+    end = line_end(text, key.end_mark.index)
+    after = text[key.end_mark.index : end].strip()
+    if (
+        text[start : key.start_mark.index].strip() == ""
+        and key.start_mark.line == key.end_mark.line
+        and value.start_mark.line > key.start_mark.line
+        and (after == ":" or (after.startswith(":") and after[1:].lstrip().startswith("#")))
+    ):
+        walk.key_lines[path] = (start, end)
+
+
 def _parse(text: str) -> _Walk:
     walk = _Walk(text)
     try:
@@ -154,6 +182,7 @@ def _parse(text: str) -> _Walk:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigParseError(f"not valid YAML ({problem})", mark.line + 1 if mark else None)
     walk.documents = len(docs)
+    walk.roots = list(docs)
     for index, doc in enumerate(docs):
         if doc is not None:
             _walk(walk, doc, f"[{index}]" if index else "", "", None, False)
@@ -228,8 +257,8 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
     for m in moves:
         if m.entry.why_not_movable.startswith(TYPED):
             raise ConfigParseError(f"{m.entry.key}: {m.entry.why_not_movable}", m.entry.line)
+    edits: list[Edit] = []
     if style == "placeholder":
-        edits = []
         for m in moves:
             new = render_placeholder(placeholder, m)
             if m.entry.quote in ("|", ">"):
@@ -240,48 +269,84 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
         return apply_edits(text, edits)
     if style != "spring-import":
         raise ConfigParseError(f"YAML files have no rewrite style {style!r}")
-    walk = _parse(text)
     hint = "; use the placeholder style for this file (rewrite.yaml: placeholder)"
-    if walk.documents > 1:
-        raise ConfigParseError("the file holds several YAML documents" + hint)
     for m in moves:
         if not m.entry.movable or m.entry.entry_span is None:
             raise ConfigParseError(f"{m.entry.key}: {m.entry.why_not_movable}" + hint, m.entry.line)
+    docs = _parse(text).roots
+    by_doc: dict[int, list[Move]] = {}
+    for m in moves:
+        by_doc.setdefault(_document_of(docs, m.entry.value_span[0]), []).append(m)
+    for index, doc_moves in sorted(by_doc.items()):
+        # Spring Boot reads each document on its own (a profile's document imports its own
+        # secret), so each gets its own import, in itself, exactly as a one-document file.
+        root = docs[index]
+        assert root is not None  # a document with a moved entry has content
+        walk = _Walk(text)
+        _walk(walk, root, "", "", None, False)
+        edits += _import_edits(walk, root, doc_moves, hint)
+    return apply_edits(text, edits)
+
+
+def _document_of(roots: list[yaml.Node | None], offset: int) -> int:
+    """Index of the document whose root holds ``offset``."""
+    found = 0
+    for index, root in enumerate(roots):
+        if root is not None and root.start_mark.index <= offset:
+            found = index
+    return found
+
+
+def _import_edits(walk: _Walk, root: yaml.Node, moves: list[Move], hint: str) -> list[Edit]:
+    """One document's edits: its credential lines out (with the key lines of mappings that
+    become empty), and its ``spring.config.import`` written or extended."""
+    text = walk.text
+    if not isinstance(root, yaml.MappingNode) or root.flow_style:
+        raise ConfigParseError(
+            "the document is not a block mapping" + hint, root.start_mark.line + 1
+        )
+    spans: list[tuple[int, int]] = []
     removed: dict[str, int] = {}
     for m in moves:
-        removed[m.entry.group] = removed.get(m.entry.group, 0) + 1
-    for group, count in removed.items():
-        if group != "" and walk.children.get(group, 0) <= count and group in walk.children:
-            raise ConfigParseError(f"removing the credentials would leave {group} empty" + hint)
+        assert m.entry.entry_span is not None
+        spans.append(m.entry.entry_span)
+        parent = walk.parents.get(m.entry.key, "")
+        removed[parent] = removed.get(parent, 0) + 1
+    # A mapping whose entries all move goes too (its key line): "app:" left alone would give
+    # Spring an empty "app" value. Deepest first, so a parent sees its emptied children.
+    gone: set[str] = set()
+    for group in sorted(removed, key=lambda g: g.count("."), reverse=True):
+        while group and group not in gone and removed.get(group, 0) >= walk.children.get(group, 0):
+            if group not in walk.key_lines:
+                raise ConfigParseError(f"removing the credentials would leave {group} empty" + hint)
+            gone.add(group)
+            spans.append(walk.key_lines[group])
+            parent = walk.parents.get(group, "")
+            removed[parent] = removed.get(parent, 0) + 1
+            group = parent
     nl = newline_of(text)
     keys = ", ".join(m.entry.key for m in moves)
     names = ";".join(sorted({m.secret for m in moves}))
     merge = _merge_import(walk, f"aws-secretsmanager:{names}", nl, hint)
-    first_key = min((e for e in walk.entries.values()), key=lambda e: e.value_span[0], default=None)
-    # Insert before the first top-level line that is not a comment, directive or marker.
-    insert_at = 0
-    for match in re.finditer(r"^(.*)$", text, re.M):
-        line = match.group(1).rstrip("\r")
-        if line.strip() == "" or line.lstrip().startswith(("#", "%", "---")):
-            continue
-        insert_at = match.start()
-        break
-    else:
-        insert_at = len(text) if first_key is None else 0
+    # Before the document's first key (after its comments, directives and "---").
+    insert_at = line_start(text, root.start_mark.index)
+    if text[insert_at : root.start_mark.index].strip():
+        raise ConfigParseError(
+            "the document's first key is on its '---' line" + hint, root.start_mark.line + 1
+        )
+    lead = " " * root.start_mark.column
     if merge is not None:
-        block = f"# {keys}: moved to AWS Secrets Manager by migrate ({IMPORT_KEY}){nl}"
+        block = f"{lead}# {keys}: moved to AWS Secrets Manager by migrate ({IMPORT_KEY}){nl}"
         edits = [merge]
     else:
         block = (
-            f"# {keys}: moved to AWS Secrets Manager by migrate{nl}"
-            f'{IMPORT_KEY}: "aws-secretsmanager:{names}"{nl}'
+            f"{lead}# {keys}: moved to AWS Secrets Manager by migrate{nl}"
+            f'{lead}{IMPORT_KEY}: "aws-secretsmanager:{names}"{nl}'
         )
         edits = []
     edits.append(Edit(insert_at, insert_at, block))
-    for m in moves:
-        assert m.entry.entry_span is not None
-        edits.append(Edit(*m.entry.entry_span, ""))
-    return apply_edits(text, edits)
+    edits += [Edit(start, end, "") for start, end in spans]
+    return edits
 
 
 def _merge_import(walk: _Walk, location: str, nl: str, hint: str) -> Edit | None:

@@ -545,6 +545,7 @@ MOVED: dict[str, set[str]] = {
     "wildfly/standalone.xml": {"security[1]/password"},
     "app/utf8.properties": {"db.password"},
     "app/profiles.properties": {"db.password"},
+    "app/profiles.yml": {"app.password"},
     "app/multidoc.properties": {"db.password"},
     "tomcat/conf/context.xml": {"Resource[jdbc/legacy]@password"},
     "tomcat/conf/Catalina/localhost/shop.xml": {
@@ -588,7 +589,6 @@ REFUSED: dict[str, set[str]] = {
 }
 ERRORS = {
     "app/typed.yml",
-    "app/profiles.yml",
     "tomcat/conf/Catalina/localhost/enc.xml",
     "home/.pgpass",
     "home/.netrc",

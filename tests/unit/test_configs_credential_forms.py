@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from migrate.configs import detect_format
 from migrate.configs.classify import parse_db_url, strip_url_credentials
@@ -228,8 +229,49 @@ def test_yaml_documents_get_their_own_secret_and_valid_environment_names() -> No
     text = scan.rewritten.decode()
     assert text.count("password: ${APP_PASSWORD}\n") == 1
     assert text.count("password: ${APP_PASSWORD_PROD}\n") == 1
-    # spring-import across documents stays refused (which document's import: see the docs).
-    assert _scan("app/profiles.yml").error
+
+
+def test_yaml_documents_each_import_their_own_secret() -> None:
+    """spring-import in a multi-document application.yml: Spring Boot reads each document on
+    its own, so each imports its own secret in itself; the prod profile never gets the dev
+    password (nor an import it would not see), and a mapping left empty goes with its key."""
+    scan = _scan("app/profiles.yml")
+    assert scan.error is None and scan.rewritten is not None
+    text = scan.rewritten.decode()
+    first, second = (yaml.safe_load(d) for d in text.split("---\n"))
+    assert first == {"spring.config.import": "aws-secretsmanager:legacy/profiles.yml/app"}
+    assert second == {
+        "spring.config.import": "aws-secretsmanager:legacy/profiles.yml/app-prod",
+        "spring": {"config": {"activate": {"on-profile": "prod"}}},
+    }
+    assert YAML_DEV_PW not in text and YAML_PROD_PW not in text
+
+
+def test_a_yaml_document_extends_its_own_import_and_keeps_what_is_not_moved() -> None:
+    text = (
+        "spring:\n  application:\n    name: shop\n"
+        "---\n# prod\nspring:\n  config:\n    activate:\n      on-profile: prod\n"
+        "    import: optional:file:./extra.yml\n"
+        "  datasource:\n    username: app\n    password: Pr0d-Datasource-9\n"
+        "cache:\n  redis:\n    password: Pr0d-Redis-9\n"
+        "defaults: &defaults\n  timeout: 5\n"
+        "mail:\n  <<: *defaults\n  password: Pr0d-Mail-9\n"
+    )
+    path = Path("/srv/configs/app/application.yml")
+    scan = scan_bytes(path, text.encode(), "yaml", "spring-import", "legacy/<resource>", "")
+    assert scan.error is None and scan.rewritten is not None
+    out = scan.rewritten.decode()
+    first, second = out.split("---\n")
+    assert first == "spring:\n  application:\n    name: shop\n"  # nothing moved: untouched
+    loaded = yaml.safe_load(second)
+    assert loaded["spring"]["config"]["import"] == (
+        "optional:file:./extra.yml,aws-secretsmanager:legacy/cache-redis-prod;"
+        "legacy/mail-prod;legacy/spring-datasource-prod"
+    )
+    assert loaded["spring"]["datasource"] == {"username": "app"}
+    assert "cache" not in loaded  # cache.redis held only the password: both keys went
+    assert loaded["mail"] == {"timeout": 5}  # the merge keeps "mail" (it is not empty)
+    assert "Pr0d" not in out
 
 
 def test_yaml_typed_scalar_the_app_reads_differently_is_refused() -> None:
@@ -241,3 +283,15 @@ def test_yaml_typed_scalar_the_app_reads_differently_is_refused() -> None:
         assert scan.rewritten is None and scan.groups == []
     ok = scan_bytes(path, b"queue:\n  password: 424242\n", "yaml", "placeholder", "r", "${<env>}")
     assert ok.error is None and ok.findings[0].entry.value == "424242"
+
+
+def test_a_yaml_mapping_that_would_be_left_empty_with_an_anchor_is_refused() -> None:
+    # "app: &base" names the mapping for aliases elsewhere: removing the key line could break
+    # them, keeping it leaves an empty value; the file is reported, not guessed at.
+    text = b"app: &base\n  password: An4chored-Pw\nname: shop\n"
+    path = Path("/srv/configs/app/application.yml")
+    scan = scan_bytes(path, text, "yaml", "spring-import", "legacy/<resource>", "")
+    assert scan.error and "would leave app empty" in scan.error and scan.rewritten is None
+    placeholder = scan_bytes(path, text, "yaml", "placeholder", "legacy/<resource>", "${<env>}")
+    assert placeholder.error is None and placeholder.rewritten is not None
+    assert b"password: ${APP_PASSWORD}" in placeholder.rewritten

@@ -79,6 +79,12 @@ def _allowed_lines(scan: FileScan, text: str) -> set[int]:
     if scan.style == "spring-import":
         keys.add("spring.config.import")
     lines: set[int] = set()
+    if scan.format == "yaml" and scan.style == "spring-import":
+        # The key line of a mapping whose entries all moved ("app:") goes with them.
+        parents = {part for k in keys for part in k.split(".")[:-1]}
+        for number, line in enumerate(text.splitlines()):
+            if line.strip().endswith(":") and line.strip()[:-1] in parents:
+                lines.add(number)
     for e in entries:
         if e.key in keys or (scan.format == "xml" and e.group in groups):
             spans = [e.value_span] + ([e.entry_span] if e.entry_span else [])
