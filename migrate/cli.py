@@ -676,10 +676,19 @@ def secrets() -> None:
 
 @secrets.command("check")
 @click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--classpath",
+    "classpath",
+    multiple=True,
+    metavar="PATH",
+    help="The application's lib directory, jar, Spring Boot jar or WAR (repeatable): checked "
+    "for the classes the rewritten files make it load. A Tomcat's lib is found by itself.",
+)
 @pass_settings
-def secrets_check(settings: Settings, paths: tuple[str, ...]) -> None:
-    """Resolve every secret the rewritten files under PATHS refer to (exit 1 if one would fail)."""
-    result = commands.secrets_check(settings, list(paths))
+def secrets_check(settings: Settings, paths: tuple[str, ...], classpath: tuple[str, ...]) -> None:
+    """Resolve every secret the rewritten files under PATHS refer to, and check the classpath
+    for what the application then loads (exit 1 if either would fail)."""
+    result = commands.secrets_check(settings, list(paths), classpath)
     for ref in result["references"]:
         where = f"{ref['file']}:{ref['line']}"
         if ref["kind"] == "variable":
@@ -688,7 +697,27 @@ def secrets_check(settings: Settings, paths: tuple[str, ...]) -> None:
             click.echo(f"{where}: {ref['target']} ({ref['via']}): ok")
         else:
             click.echo(f"{where}: {ref['target']} ({ref['via']}): FAILS: {ref['problem']}")
-    click.echo(f"{len(result['references'])} reference(s), {result['failures']} would fail")
+    for check in result["classpath"]:
+        where = f"{check['file']}:{check['line']}"
+        if check["ok"] is None:
+            click.echo(
+                f"{where}: classpath for {check['needs']} not checked: pass --classpath with "
+                "the application's lib directory, jar or WAR"
+            )
+            continue
+        searched = ", ".join(check["searched"])
+        if check["ok"]:
+            found = "; ".join(check["found"])
+            click.echo(f"{where}: classpath for {check['needs']} ({searched}): ok ({found})")
+        else:
+            problems = "; ".join(check["problems"])
+            click.echo(f"{where}: classpath for {check['needs']} ({searched}): FAILS: {problems}")
+        for path in check["unreadable"]:
+            click.echo(f"{where}: {path} is not a readable jar (skipped)")
+    click.echo(
+        f"{len(result['references'])} reference(s), {len(result['classpath'])} classpath "
+        f"check(s), {result['failures']} would fail"
+    )
     if result["failures"]:
         sys.exit(1)
 

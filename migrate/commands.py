@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from migrate.aws.iam_scope import PolicyBuilder, Scope
 from migrate.aws.session import AwsSession
 from migrate.cloudtrail import api as cloudtrail_api
 from migrate.cloudtrail.model import UsageReport
-from migrate.configs.references import files_under, references
+from migrate.configs import classpath as jvm
+from migrate.configs.references import Reference, files_under, references
 from migrate.engine.context import StepContext, operator_name
 from migrate.engine.lock import (
     already_running,
@@ -1109,14 +1111,79 @@ def _wrapper_keys_missing(value: Mapping[str, Any]) -> str | None:
     return None
 
 
-def secrets_check(settings: Settings, paths: list[str]) -> dict[str, Any]:
+def _classpath_checks(refs: list[Reference], extra: list[Path]) -> list[dict[str, Any]]:
+    """Per file and need (the JDBC wrapper of a Tomcat resource, Spring Cloud AWS for an
+    import): whether the application's classpath holds what it will load. The classpath is
+    ``extra`` (``--classpath``) plus what the file's place shows (a Tomcat's ``lib``, a webapp's
+    ``WEB-INF/lib``); without either, the check says it was not made, and does not fail."""
+    out: list[dict[str, Any]] = []
+    cache: dict[tuple[str, ...], jvm.Classpath] = {}
+
+    def read(entries: list[Path]) -> jvm.Classpath:
+        key = tuple(str(e) for e in entries)
+        if key not in cache:
+            cache[key] = jvm.read_classpath(entries)
+        return cache[key]
+
+    seen: set[tuple[str, str]] = set()
+    for ref in refs:
+        path = Path(ref.file)
+        if ref.via == "JDBC wrapper username":
+            need, entries = ref.driver, jvm.tomcat_classpath(path) + extra
+        elif ref.via == "spring.config.import":
+            need, entries = "spring", jvm.spring_classpath(path) + extra
+        else:
+            continue
+        if (ref.file, need) in seen:
+            continue
+        seen.add((ref.file, need))
+        entries = list(dict.fromkeys(entries))
+        if not entries:
+            what = "the JDBC wrapper" if need != "spring" else "spring.config.import"
+            out.append(
+                {"file": ref.file, "line": ref.line, "needs": what, "ok": None, "searched": []}
+            )
+            continue
+        cp = read(entries)
+        if need == "spring":
+            verdict = jvm.check_spring(cp)
+        else:
+            verdict = jvm.check_wrapper(cp, need, jvm.system_properties(path))
+        out.append(
+            {
+                "file": ref.file,
+                "line": ref.line,
+                "needs": verdict.needs,
+                "ok": not verdict.problems,
+                "problems": list(verdict.problems),
+                "found": list(verdict.found),
+                "searched": cp.searched,
+                "unreadable": cp.unreadable,
+            }
+        )
+    return out
+
+
+def secrets_check(
+    settings: Settings, paths: list[str], classpath: Sequence[str] = ()
+) -> dict[str, Any]:
     """Resolve every secret the config files under ``paths`` refer to, as their apps will.
 
     Read-only: ``DescribeSecret`` and ``GetSecretValue`` (``AWSCURRENT``) with the caller's
     credentials; the value is dropped unread. Each reference comes back with ``ok`` and, when it
     would fail, why (missing, scheduled for deletion, access denied, the key refuses to decrypt).
-    Placeholders are listed as variables something must supply at start-up.
+    Placeholders are listed as variables something must supply at start-up. Then the
+    application's classpath (``classpath`` and the Tomcat or webapp the file is in) is read for
+    what the rewrite makes it load: the JDBC wrapper with its SDK and real driver, or Spring
+    Cloud AWS (:mod:`migrate.configs.classpath`).
     """
+    extra = [Path(os.path.expanduser(c)).absolute() for c in classpath]
+    missing = [str(p) for p in extra if not p.exists()]
+    if missing:
+        raise BadInputError(
+            f"secrets check --classpath {', '.join(missing)}: no such file or directory. Pass "
+            "the application's lib directory, jar or WAR (repeat --classpath for several)."
+        )
     files = files_under(paths)
     if not files:
         raise BadInputError(
@@ -1159,11 +1226,14 @@ def secrets_check(settings: Settings, paths: list[str]) -> dict[str, Any]:
         }
         for r in refs
     ]
+    checks = _classpath_checks(refs, extra)
     return {
         "schema": "migrate.secrets-check/1",
         "files": [str(f) for f in files],
         "references": out,
-        "failures": sum(1 for r in out if r["ok"] is False),
+        "classpath": checks,
+        "failures": sum(1 for r in out if r["ok"] is False)
+        + sum(1 for c in checks if c["ok"] is False),
     }
 
 

@@ -40,6 +40,8 @@ class Reference:
     kind: str
     target: str
     via: str
+    # The JDBC wrapper's driver class a Tomcat resource names ("" for other references).
+    driver: str = ""
 
 
 def files_under(paths: list[str]) -> list[Path]:
@@ -77,7 +79,10 @@ def references(path: Path, data: bytes) -> list[Reference]:
             url = attrs.get("url", ("", 0))[0].strip()
             user = attrs.get("username") or attrs.get("user")
             if url.startswith("jdbc-secretsmanager:") and user:
-                out.append(Reference(where, user[1], "secret", user[0], "JDBC wrapper username"))
+                driver = attrs.get("driverClassName", ("", 0))[0].strip()
+                out.append(
+                    Reference(where, user[1], "secret", user[0], "JDBC wrapper username", driver)
+                )
     for e in entries:
         if e.key.rsplit("]", 1)[-1].lstrip(".") == _IMPORT_KEY or e.key == _IMPORT_KEY:
             for item in re.split(r",", e.value):

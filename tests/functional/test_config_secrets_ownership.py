@@ -196,6 +196,44 @@ def test_secrets_check_resolves_every_reference_of_rewritten_files(
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
+def test_secrets_check_reads_the_tomcat_lib_for_what_the_wrapper_loads(
+    settings: Settings, aws: Any, tmp_path: Path, endpoint: str
+) -> None:
+    """After the rewrite, the Tomcat loads the JDBC wrapper from its lib at the next restart:
+    a lib without the wrapper's jar would only fail then. secrets check says so now (exit 1),
+    and passes once the jars are in; --classpath names a Spring Boot application's jar."""
+    from tests.unit.test_configs_classpath import _jar, _tomcat_lib
+
+    base = _tomcat(tmp_path / "tomcat", HOST_A_PW)
+    _run(settings, _book(tmp_path, [base], "      host: web-a\n"))
+    _tomcat_lib(base / "lib", wrapper=False)
+    proc = run_cli("secrets", "check", str(base / "conf"), endpoint=endpoint)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = [ln for ln in proc.stdout.splitlines() if "classpath for" in ln]
+    assert line.startswith(f"{base / 'conf' / 'context.xml'}:")
+    assert f"({base / 'lib'}): FAILS: no jar has " in line and "aws-secretsmanager-jdbc" in line
+    _tomcat_lib(base / "lib")
+    proc = run_cli("secrets", "check", str(base / "conf"), endpoint=endpoint)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok (aws-secretsmanager-jdbc 2.0.2; SDK v2 with ApacheHttpClient" in proc.stdout
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "application.properties").write_text(
+        "spring.config.import=aws-secretsmanager:web-a/conf/context.xml/jdbc-app\n"
+    )
+    proc = run_cli("secrets", "check", str(app), endpoint=endpoint)
+    assert proc.returncode == 0 and "not checked: pass --classpath" in proc.stdout
+    jar = _jar(tmp_path / "shop.jar", ["com.acme.App"])  # built without Spring Cloud AWS
+    proc = run_cli("secrets", "check", str(app), "--classpath", str(jar), endpoint=endpoint)
+    assert proc.returncode == 1 and "spring-cloud-aws-starter-secrets-manager" in proc.stdout
+    bad = run_cli(
+        "secrets", "check", str(app), "--classpath", str(tmp_path / "no"), endpoint=endpoint
+    )
+    assert bad.returncode == 2 and "no such file or directory" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 @pytest.mark.parametrize("book", ["config-secrets.yaml", "ftr-baseline.yaml"])
 def test_the_shipped_playbooks_give_two_hosts_tomcats_their_own_secrets(
     book: str, settings: Settings, aws: Any, tmp_path: Path
