@@ -624,3 +624,80 @@ steps:
     create = next(a for a in _step_actions(plan) if a.kind == "iam.create_role")
     policy = json.dumps(create.details["policy"])
     assert "secret:legacy-app-1/conf/context.xml/jdbc-app-??????" in policy, policy
+
+
+def test_a_host_pattern_grants_the_secrets_the_config_step_stores_for_that_host(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    """The baseline's wiring: keys-to-roles plans before any secret exists, so it grants the
+    host's role the pattern legacy/prod/<host>/* for its Name tag; the secret the config step
+    then stores for that host's file falls under it (and another host's does not)."""
+    import fnmatch
+
+    app = sandbox.access_key_id("app-server")
+    ip = sandbox.instance_private_ip
+    call = CallStat("s3.amazonaws.com", "ListBuckets", "s3:ListAllMyBuckets", 3)
+    _save(settings, [_usage(app, "app-server", {ip: 3}, [call])], _at_instance(sandbox))
+    book = write_playbook(
+        tmp_path / "pattern.yaml",
+        """\
+name: pattern
+steps:
+  - id: kms
+    uses: kms.ensure_key
+  - id: keys
+    uses: iam.keys_to_roles
+    with:
+      names: ["app-server"]
+      host_regions: [us-east-1]
+      unused_days: 0
+      kms_key: "{{ steps.kms.key_arn }}"
+      host_secrets_pattern: "legacy/prod/<host>/*"
+""",
+    )
+    _, plan = commands.plan(settings, str(book))
+    create = next(a for a in _step_actions(plan) if a.kind == "iam.create_role")
+    (grant,) = [
+        st for st in create.details["policy"]["Statement"] if st["Sid"] == "SecretsFromConfigs"
+    ]
+    assert grant["Action"] == ["secretsmanager:GetSecretValue"]
+    # kms:Decrypt on the key comes with it once the key step ran (unknown while planning).
+    assert "legacy/prod/legacy-app-1/*" in json.dumps(create.details)
+    stored: dict[str, str] = {}
+    for host in ("legacy-app-1", "legacy-app-2"):
+        conf = tmp_path / host / "conf"
+        conf.mkdir(parents=True)
+        (conf / "context.xml").write_text(
+            '<?xml version="1.0"?>\n<Context>\n  <Resource name="jdbc/app" '
+            'type="javax.sql.DataSource" driverClassName="com.mysql.cj.jdbc.Driver" '
+            'url="jdbc:mysql://db.internal:3306/app" username="app" '
+            f'password="Pattern-Granted-{host}"/>\n</Context>\n'
+        )
+        secrets_book = write_playbook(
+            tmp_path / f"secrets-{host}.yaml",
+            f"""\
+name: secrets
+steps:
+  - id: kms
+    uses: kms.ensure_key
+  - id: config-secrets
+    uses: secrets.from_configs
+    yes_approves: all
+    with:
+      paths: ["{tmp_path / host}"]
+      kms_key: "{{{{ steps.kms.key_arn }}}}"
+      name_template: "legacy/prod/<host>/<path>/<resource>"
+      host: {host}
+""",
+        )
+        result = commands.run(settings, str(secrets_book), options=RunOptions(quiet=True, yes=True))
+        assert result.status == "done"
+        (arn,) = [
+            s["ARN"]
+            for s in aws("secretsmanager").list_secrets()["SecretList"]
+            if s["Name"].startswith(f"legacy/prod/{host}/")
+        ]
+        stored[host] = arn
+    # The sandbox instance is legacy-app-1: its role reads its own secret, not the other's.
+    assert any(fnmatch.fnmatchcase(stored["legacy-app-1"], r) for r in grant["Resource"])
+    assert not any(fnmatch.fnmatchcase(stored["legacy-app-2"], r) for r in grant["Resource"])

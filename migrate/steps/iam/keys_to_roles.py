@@ -32,6 +32,7 @@ from migrate.cloudtrail.attribution import (
     classify_ip,
 )
 from migrate.cloudtrail.model import ATTR_ENI, ATTR_SERVICE
+from migrate.configs.scan import slug
 from migrate.engine.base import Action, Estimate, Facts, Step, Wait, handles
 from migrate.engine.context import StepContext
 from migrate.engine.registry import step
@@ -99,6 +100,10 @@ class KeysToRolesParams(Selection):
     # secrets.from_configs: granted GetSecretValue (+ kms:Decrypt on kms_key) in its role.
     # Or an earlier step's output not known yet: "(known after config-secrets)".
     host_secrets: dict[str, list[str]] | str = Field(default_factory=dict)
+    # Or a secret name pattern per host, "<host>" standing for each workload's Name tag and
+    # instance id as secrets.from_configs writes it: "legacy/prod/<host>/*" grants the role
+    # every secret that step stores for that host's files, whenever they are created.
+    host_secrets_pattern: str | None = None
     # Data-event services (s3, lambda, dynamodb, sqs, sns) the operator accepts as unlogged:
     # their calls are missing from the evidence, and the role may lack them.
     accept_unlogged: list[str] = Field(default_factory=list)
@@ -125,6 +130,22 @@ class KeysToRolesParams(Selection):
                 "host_secrets maps a host (instance id or Name tag) to the secrets its "
                 "application reads, e.g. {web-1: [legacy/prod/db]}, or is an earlier "
                 "secrets.from_configs step's secrets_by_host output"
+            )
+        return value
+
+    @field_validator("host_secrets_pattern")
+    @classmethod
+    def _check_pattern(cls, value: str | None) -> str | None:
+        if value is not None and "<host>" not in value:
+            raise ValueError(
+                "host_secrets_pattern names each host's secrets with <host> in it, e.g. "
+                "legacy/prod/<host>/* (the name_template of secrets.from_configs up to <host>)"
+            )
+        if value is not None and value.replace("<host>", "").strip("/*") == "":
+            raise ValueError(
+                "host_secrets_pattern must name more than the host (every secret of the "
+                "account would match): put the prefix of secrets.from_configs' name_template "
+                "before it, e.g. legacy/prod/<host>/*"
             )
         return value
 
@@ -985,16 +1006,33 @@ class KeysToRoles(Step):
     ) -> None:
         """Secrets the host reads once secrets.from_configs moved its credentials: past usage
         never shows them, so the operator names them per host (``host_secrets``)."""
-        if isinstance(self.params.host_secrets, str):
+        mapping = self.params.host_secrets
+        if isinstance(mapping, str):
             # An earlier step's output (secrets_by_host) this plan could not know yet.
             policy.extra_notes.append(
                 "the secrets named in host_secrets are granted once the step creating them ran"
             )
-            return
+            if self.params.host_secrets_pattern is None:
+                return
+            mapping = {}
         wanted: list[str] = []
         for w in key["workloads"]:
             for host in (w["instance_id"], w.get("name")):
-                wanted += self.params.host_secrets.get(host or "", [])
+                wanted += mapping.get(host or "", [])
+        pattern = self.params.host_secrets_pattern
+        if pattern is not None:
+            hosts = sorted(
+                {slug(h) for w in key["workloads"] for h in (w["instance_id"], w.get("name")) if h}
+            )
+            # A pattern that ends in "*" matches the name's random suffix as well.
+            named = [pattern.replace("<host>", h) for h in hosts]
+            wanted += [n + ("" if n.endswith("*") else "-??????") for n in named]
+            if named:
+                policy.extra_notes.append(
+                    "secretsmanager:GetSecretValue on the secrets secrets.from_configs stores "
+                    f"for this host ({', '.join(named)}), before they exist: the application "
+                    "reads them once its config files are rewritten"
+                )
         if not wanted:
             if key["workloads"]:
                 policy.extra_notes.append(
@@ -1016,7 +1054,8 @@ class KeysToRoles(Step):
             {
                 s
                 if s.startswith("arn:")
-                else f"arn:aws:secretsmanager:{region}:{ctx.account_id}:secret:{s}-??????"
+                else f"arn:aws:secretsmanager:{region}:{ctx.account_id}:secret:{s}"
+                + ("" if s.endswith(("*", "-??????")) else "-??????")
                 for s in wanted
             }
         )
