@@ -300,3 +300,58 @@ def iam_actions(event_source: str, event_name: str, params: Any = None) -> tuple
         actions.append("iam:PassRole")
     actions += ALSO_NEEDED.get((prefix, event), ())
     return tuple(dict.fromkeys(actions))
+
+
+# The request parameters that can add an action to a call (:func:`iam_actions`), as CloudTrail
+# logs them: ingestion keeps these of the calls :func:`params_matter` names, nothing else.
+PARAM_FIELDS: tuple[str, ...] = (
+    "versionId",
+    "x-amz-copy-source",
+    *_S3_ACL_PARAMS,
+    "x-amz-tagging",
+    "iamInstanceProfile",
+    "overrides",
+    "taskRoleArn",
+    "executionRoleArn",
+    "role",
+)
+
+
+@functools.cache
+def _by_name(event_source: str, event_name: str) -> frozenset[str]:
+    return frozenset(iam_actions(event_source, event_name))
+
+
+_CALL_PARAMS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ec2", "RunInstances"): ("iamInstanceProfile",),
+    ("ecs", "RunTask"): ("overrides",),
+    ("ecs", "StartTask"): ("overrides",),
+    ("ecs", "RegisterTaskDefinition"): ("taskRoleArn", "executionRoleArn"),
+    ("lambda", "UpdateFunctionConfiguration"): ("role",),
+}
+
+
+@functools.cache
+def param_names(event_source: str, event_name: str) -> tuple[str, ...]:
+    """The request parameters that can add an IAM action to what this call's name needs (an
+    ACL header on a PutObject, a version id on a GetObject, a role passed to RunInstances);
+    empty for most calls. Ingestion looks at exactly these, once per record of such a call."""
+    prefix = service_prefix(event_source)
+    if prefix == "s3":
+        names: list[str] = []
+        if event_name in S3_VERSIONED:
+            names.append("versionId")
+        if event_name in ("CopyObject", "UploadPartCopy"):
+            names.append("x-amz-copy-source")
+        if event_name in _S3_WRITES:
+            names += [*_S3_ACL_PARAMS, "x-amz-tagging"]
+        return tuple(names)
+    event = _VERSION_SUFFIX.sub("", event_name) if prefix == "lambda" else event_name
+    return _CALL_PARAMS.get((prefix or "", event), ())
+
+
+def param_actions(event_source: str, event_name: str, params: Any) -> tuple[str, ...]:
+    """The IAM actions this call's ``params`` (a dict of :data:`PARAM_FIELDS`) show it needs
+    beyond those its name alone does: what a role built from the name would lack."""
+    by_name = _by_name(event_source, event_name)
+    return tuple(a for a in iam_actions(event_source, event_name, params) if a not in by_name)

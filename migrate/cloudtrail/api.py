@@ -334,11 +334,10 @@ def build_report(
             yield combo, value
 
     since_day = f"{since:%Y-%m-%d}" if since else None
-    resources = {
-        call: arn_set.window(since_day)
-        for call, arn_set in persist.load_resources(store, dataset).items()
-    }
-    keys, sessions = fold(rows(), resources=resources)
+    stored = persist.load_resources(store, dataset)
+    resources = {call: arn_set.window(since_day) for call, arn_set in stored.items()}
+    also = {call: arn_set.also_window(since_day) for call, arn_set in stored.items()}
+    keys, sessions = fold(rows(), resources=resources, also=also)
     skipped: str | None = None
     if with_iam or attribute:
         skipped = enrichment_obstacle(aws, keys)

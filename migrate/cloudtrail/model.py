@@ -45,6 +45,9 @@ class CallStat:
     count: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     resources: list[str] = field(default_factory=list)
+    # IAM actions its request parameters showed it needs too (an ACL header on PutObject:
+    # s3:PutObjectAcl; a profile on RunInstances: iam:PassRole); access keys only.
+    also: list[str] = field(default_factory=list)
 
     @property
     def error_count(self) -> int:
@@ -222,12 +225,13 @@ def fold(
     rows: Iterable[tuple[Combo, ComboValue]],
     since_day: str | None = None,
     resources: Mapping[tuple[str, str, str], list[str]] | None = None,
+    also: Mapping[tuple[str, str, str], list[str]] | None = None,
 ) -> tuple[dict[str, PrincipalUsage], dict[str, PrincipalUsage]]:
     """Fold combos into ``(keys by key id, sessions by issuer ARN)``.
 
     ``since_day`` (``YYYY-MM-DD``) drops combos of earlier days, so one ingested dataset serves
     any shorter window. ``resources`` (``(key id, eventSource, eventName)`` -> ARNs, already
-    cut to the window) fills each access key call's ``resources``.
+    cut to the window) fills each access key call's ``resources``, ``also`` its ``also``.
     """
     keys: dict[str, PrincipalUsage] = {}
     sessions: dict[str, PrincipalUsage] = {}
@@ -294,11 +298,16 @@ def fold(
             )
     for issuer, arns in session_arns.items():
         sessions[issuer].sessions = len(arns)
-    if resources:
+    if resources or also:
         for (principal, source, name), stat in calls.items():
-            found = resources.get((principal, source, name)) if principal in keys else None
+            if principal not in keys:
+                continue
+            found = (resources or {}).get((principal, source, name))
             if found:
                 stat.resources = sorted(found)
+            added = (also or {}).get((principal, source, name))
+            if added:
+                stat.also = sorted(added)
     for usage in (*keys.values(), *sessions.values()):
         usage.actions.sort(key=lambda c: (-c.count, c.event_source, c.event_name))
     return keys, sessions

@@ -12,6 +12,7 @@ This module imports nothing heavy (no boto3): worker processes start fast.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from migrate.cloudtrail.actions import PARAM_FIELDS, param_actions, param_names
 from migrate.cloudtrail.resources import (
     ANY,
     DENIED_CODES,
@@ -159,6 +161,22 @@ if msgspec is not None:
         topicArn: Any = None
         keyId: Any = None
         dBInstanceIdentifier: Any = None
+        # The parameters that add an action to a call (actions.PARAM_FIELDS): a version id,
+        # ACL and tagging headers, a copy source, a role or instance profile passed.
+        versionId: Any = None
+        x_amz_copy_source: Any = msgspec.field(default=None, name="x-amz-copy-source")
+        x_amz_acl: Any = msgspec.field(default=None, name="x-amz-acl")
+        x_amz_grant_read: Any = msgspec.field(default=None, name="x-amz-grant-read")
+        x_amz_grant_read_acp: Any = msgspec.field(default=None, name="x-amz-grant-read-acp")
+        x_amz_grant_write_acp: Any = msgspec.field(default=None, name="x-amz-grant-write-acp")
+        x_amz_grant_full_control: Any = msgspec.field(default=None, name="x-amz-grant-full-control")
+        accessControlList: Any = None
+        x_amz_tagging: Any = msgspec.field(default=None, name="x-amz-tagging")
+        iamInstanceProfile: Any = None
+        overrides: Any = None
+        taskRoleArn: Any = None
+        executionRoleArn: Any = None
+        role: Any = None
 
     class _Resource(msgspec.Struct, gc=False):
         ARN: Any = None
@@ -195,6 +213,38 @@ else:  # pragma: no cover
 
 def _attr(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
+
+
+_PARAM_NAME = {n.replace("-", "_"): n for n in PARAM_FIELDS}  # attribute -> CloudTrail name
+
+
+@functools.cache
+def _param_attrs(source: str, name: str) -> tuple[str, ...]:
+    """:func:`param_names` of a call as a typed record's attributes (``x-amz-acl``:
+    ``x_amz_acl``), worked out once per call, not per record."""
+    return tuple(n.replace("-", "_") for n in param_names(source, name))
+
+
+def _add_param_actions(
+    seen: ArnSet, source: str, name: str, rp: Any, names: tuple[str, ...]
+) -> None:
+    """Record the actions this record's parameters add to its call: ``names`` are
+    :func:`param_names` for a plain record (a dict), :func:`_param_attrs` for a typed one."""
+    params: dict[str, Any] = {}
+    if rp.__class__ is dict:
+        for n in names:
+            value = rp.get(n)
+            if value is not None:
+                params[n] = value
+    else:
+        for n in names:
+            value = getattr(rp, n, None)
+            if value is not None:
+                params[_PARAM_NAME[n]] = value
+    if params:
+        for action in param_actions(source, name, params):
+            if action not in seen.also:
+                seen.also[action] = ""
 
 
 def _other_arns(r: Any, rp: Any, source: str, name: str) -> list[str]:
@@ -289,13 +339,15 @@ def _aggregate_typed(
         )
         v = combos.get(k)
         if v is None:
-            # [count, first, last, the call's resource set (long-lived keys only), call mode]
+            # [count, first, last, the call's resource set (long-lived keys only), call mode,
+            #  the request parameters that can add an action to it (mostly none)]
             combos[k] = v = [
                 1,
                 t,
                 t,
                 _call_set(sets, k, hints) if long_lived else None,
                 call_mode(k[8], k[9]),
+                _param_attrs(k[8], k[9]),
             ]
         else:
             v[0] += 1
@@ -307,6 +359,13 @@ def _aggregate_typed(
         seen = v[3]
         if seen is None:
             continue
+        attrs = v[5]
+        if attrs and rp is not None and rp.__class__ is not str:
+            # Mostly none of them is set: looked at here, the helper only runs when one is.
+            for attr in attrs:
+                if getattr(rp, attr) is not None:
+                    _add_param_actions(seen, k[8], k[9], rp, attrs)
+                    break
         mode = v[4]
         if mode == 0:
             continue  # the action takes no resource: "*" (added once per call at the end)
@@ -372,6 +431,8 @@ def _collect_resources(combos: dict[Combo, ComboValue], into: dict[CallKey, ArnS
             seen.arns = {a if a == ANY else prefix + a: day for a in seen.arns}
         else:
             seen.arns = dict.fromkeys(seen.arns, day)
+        if seen.also:
+            seen.also = dict.fromkeys(seen.also, day)
         mine = into.get(call)
         if mine is None:
             into[call] = seen
@@ -461,6 +522,9 @@ def aggregate_records(records: Iterable[Any], result: FileResult) -> None:
             v[2] = t
         if v[3] is not None:
             _add_record_arns(v[3], record, rp, k[_I_SOURCE], k[_I_NAME])
+            names = param_names(k[_I_SOURCE], k[_I_NAME])
+            if names and isinstance(rp, dict):
+                _add_param_actions(v[3], k[_I_SOURCE], k[_I_NAME], rp, names)
         c["aggregated"] += 1
     _collect_resources(local, result.resources)
     merge_combos(result.combos, local)

@@ -122,6 +122,9 @@ def _upsert_resources(
             kept = {a: d for a, d in (row.arns or {}).items() if d < drop_from_day}
             if kept != row.arns:
                 row.arns = kept
+            also = {a: d for a, d in (row.also or {}).items() if d < drop_from_day}
+            if also != (row.also or {}):
+                row.also = also or None
     for call, arn_set in resources.items():
         row = rows.get(call)
         if row is None:
@@ -135,10 +138,10 @@ def _upsert_resources(
                 )
             )
             continue
-        stored = ArnSet.from_json({"arns": row.arns, "level": row.level})
+        stored = ArnSet.from_json({"arns": row.arns, "level": row.level, "also": row.also})
         merge_sets(stored, arn_set)
         data = stored.to_json()
-        row.arns, row.level = data["arns"], data["level"]
+        row.arns, row.level, row.also = data["arns"], data["level"], data["also"]
 
 
 def _all_key_ids(session: Any, dataset: str) -> list[str]:
@@ -220,13 +223,13 @@ def load_combos(
 def load_resources(store: Store, dataset: str) -> dict[CallKey, ArnSet]:
     """The stored ARN sets of ``dataset``, per (access key id, eventSource, eventName)."""
     r = CloudTrailResources
-    query = select(r.key_id, r.event_source, r.event_name, r.arns, r.level).where(
+    query = select(r.key_id, r.event_source, r.event_name, r.arns, r.level, r.also).where(
         r.dataset == dataset
     )
     with store.read() as session:
         return {
-            (key_id, source, name): ArnSet.from_json({"arns": arns, "level": level})
-            for key_id, source, name, arns, level in session.execute(query)
+            (key_id, source, name): ArnSet.from_json({"arns": arns, "level": level, "also": also})
+            for key_id, source, name, arns, level, also in session.execute(query)
         }
 
 

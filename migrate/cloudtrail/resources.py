@@ -78,6 +78,9 @@ class ArnSet:
 
     arns: dict[str, str] = field(default_factory=dict)
     level: int | None = None
+    # IAM actions the call's request parameters added (``s3:PutObjectAcl`` for an ACL header),
+    # each with the last day seen, like the ARNs; never bounded (a handful per call at most).
+    also: dict[str, str] = field(default_factory=dict)
 
     def add(self, arn: str, day: str = "") -> None:
         """Add one ARN seen on ``day``, generalised to the set's level; never exceeds the bound."""
@@ -107,15 +110,27 @@ class ArnSet:
         """The ARNs seen on or after ``since_day``, sorted."""
         return sorted(a for a, day in self.arns.items() if not since_day or day >= since_day)
 
+    def also_window(self, since_day: str | None = None) -> list[str]:
+        """The added actions seen on or after ``since_day``, sorted."""
+        return sorted(a for a, day in self.also.items() if not since_day or day >= since_day)
+
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
-        return {"arns": dict(sorted(self.arns.items())), "level": self.level}
+        return {
+            "arns": dict(sorted(self.arns.items())),
+            "level": self.level,
+            "also": dict(sorted(self.also.items())) or None,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ArnSet:
         """Inverse of :meth:`to_json`."""
         level = data.get("level")
-        return cls(dict(data.get("arns") or {}), None if level is None else int(level))
+        return cls(
+            dict(data.get("arns") or {}),
+            None if level is None else int(level),
+            dict(data.get("also") or {}),
+        )
 
 
 def truncate(arn: str, level: int) -> str:
@@ -179,6 +194,12 @@ def _min_level(a: int | None, b: int | None) -> int | None:
 
 def merge_sets(into: ArnSet, other: ArnSet, cap: int = MAX_ARNS) -> None:
     """Add ``other`` into ``into`` (both end at the lower level), then :func:`bound`."""
+    if other.also:
+        also = into.also
+        for action, day in other.also.items():
+            old = also.get(action)
+            if old is None or old < day:
+                also[action] = day
     if other.level == into.level:
         # The common case (files of one workload generalise alike): ``other``'s ARNs are at
         # ``into``'s level already, so only days and new entries need looking at. At most
@@ -207,7 +228,7 @@ def merge_resources(
     for call, arn_set in other.items():
         mine = into.get(call)
         if mine is None:
-            into[call] = ArnSet(dict(arn_set.arns), arn_set.level)
+            into[call] = ArnSet(dict(arn_set.arns), arn_set.level, dict(arn_set.also))
         else:
             merge_sets(mine, arn_set, cap)
 

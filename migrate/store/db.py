@@ -188,7 +188,7 @@ def _no_such_table(exc: DBAPIError) -> bool:
 
 # The newest migration's revision (migrations/versions/). A new migration changes it; a unit
 # test compares it with Alembic's head, so the fast path of Store._upgrade cannot go stale.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 
 class Store:

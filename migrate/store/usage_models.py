@@ -88,6 +88,9 @@ class CloudTrailResources(Base):
     arns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The path depth the ARNs were generalised to (None: exact), see migrate.cloudtrail.resources.
     level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # IAM actions the call's request parameters showed it needs beyond its name's (an ACL header
+    # on PutObject: s3:PutObjectAcl), each with the last day seen; None before revision 0005.
+    also: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
 
 class CloudTrailReport(Base):

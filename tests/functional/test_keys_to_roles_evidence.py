@@ -701,3 +701,47 @@ steps:
     # The sandbox instance is legacy-app-1: its role reads its own secret, not the other's.
     assert any(fnmatch.fnmatchcase(stored["legacy-app-1"], r) for r in grant["Resource"])
     assert not any(fnmatch.fnmatchcase(stored["legacy-app-2"], r) for r in grant["Resource"])
+
+
+def test_actions_the_request_parameters_showed_are_in_the_role(
+    settings: Settings, sandbox: SeedSummary, tmp_path: Path, aws: Any
+) -> None:
+    """The app writes into a partner's bucket with x-amz-acl: bucket-owner-full-control and
+    reads object versions: the role needs s3:PutObjectAcl and s3:GetObjectVersion on those
+    objects, or the workload fails the day its key is deactivated. A RunInstances that passed
+    a profile needs iam:PassRole, which the plan names (never granted on "*")."""
+    app = sandbox.access_key_id("app-server")
+    ip = sandbox.instance_private_ip
+    put = CallStat(
+        "s3.amazonaws.com",
+        "PutObject",
+        "s3:PutObject",
+        9,
+        resources=["arn:aws:s3:::partner-drop/exports/*"],
+        also=["s3:PutObjectAcl"],
+    )
+    get = CallStat(
+        "s3.amazonaws.com",
+        "GetObject",
+        "s3:GetObject",
+        4,
+        resources=["arn:aws:s3:::archive/2026/*"],
+        also=["s3:GetObjectVersion"],
+    )
+    launch = CallStat("ec2.amazonaws.com", "RunInstances", "ec2:RunInstances", 1)
+    launch.also = ["iam:PassRole"]
+    _save(
+        settings, [_usage(app, "app-server", {ip: 14}, [put, get, launch])], _at_instance(sandbox)
+    )
+    _, plan = commands.plan(settings, str(_book(tmp_path, "app-server")))
+    create = next(a for a in _step_actions(plan) if a.kind == "iam.create_role")
+    granted: dict[str, set[str]] = {}
+    for st in create.details["policy"]["Statement"]:
+        actions = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
+        resources = [st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"]
+        for action in actions:
+            granted.setdefault(action, set()).update(resources)
+    assert granted["s3:PutObjectAcl"] == {"arn:aws:s3:::partner-drop/exports/*"}
+    assert granted["s3:GetObjectVersion"] == {"arn:aws:s3:::archive/2026/*"}
+    assert "iam:PassRole" not in granted
+    assert any("ec2.amazonaws.com:RunInstances" in r and "PassRole" in r for r in create.risks)

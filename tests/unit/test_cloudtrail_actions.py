@@ -92,3 +92,29 @@ def test_batch_calls_no_longer_map_to_actions_that_do_not_exist() -> None:
         ("sns.amazonaws.com", "PublishBatch", "sns:Publish"),
     ):
         assert iam_action(source, name) == action
+
+
+def test_the_typed_decoder_reads_every_parameter_that_adds_an_action() -> None:
+    """A parameter the typed record has no field for would read as absent, silently: the
+    role would lack the action again. Every name param_names asks for is a field."""
+    import msgspec
+
+    from migrate.cloudtrail.actions import PARAM_FIELDS, param_names
+    from migrate.cloudtrail.parse import _Params
+
+    fields = {f.encode_name: f.name for f in msgspec.structs.fields(_Params)}
+    assert set(PARAM_FIELDS) <= set(fields)
+    assert all(fields[n] == n.replace("-", "_") for n in PARAM_FIELDS)
+    calls = [
+        ("s3.amazonaws.com", "PutObject"),
+        ("s3.amazonaws.com", "CopyObject"),
+        ("s3.amazonaws.com", "GetObject"),
+        ("ec2.amazonaws.com", "RunInstances"),
+        ("ecs.amazonaws.com", "RegisterTaskDefinition"),
+        ("lambda.amazonaws.com", "UpdateFunctionConfiguration20150331v2"),
+    ]
+    for source, name in calls:
+        assert param_names(source, name), name
+        assert set(param_names(source, name)) <= set(PARAM_FIELDS)
+    assert param_names("s3.amazonaws.com", "ListBuckets") == ()
+    assert param_names("sts.amazonaws.com", "GetCallerIdentity") == ()

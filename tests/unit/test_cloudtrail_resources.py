@@ -320,3 +320,54 @@ def test_100k_distinct_objects_per_key_keep_every_structure_and_the_report_bound
     for usage in by_key.values():
         assert sum(c.count for c in usage.actions) == per_key
         assert all(0 < len(c.resources) <= MAX_ARNS for c in usage.actions)
+
+
+def test_request_parameters_add_the_actions_the_role_would_lack(tmp_path: Path) -> None:
+    """Ingestion reads the parameters that add an action: an ACL header on PutObject needs
+    s3:PutObjectAcl, a version id s3:GetObjectVersion, an instance profile on RunInstances
+    iam:PassRole. A role built from the names alone lacks them, and the workload breaks the
+    day its key dies. Both decoders (typed and plain) and a stored, windowed report agree;
+    a call the key was refused adds nothing; a PutObject without the header adds nothing."""
+    acl = _s3("PutObject", "shared", "drop/a.csv")
+    acl["requestParameters"]["x-amz-acl"] = "bucket-owner-full-control"
+    plain_put = _s3("PutObject", "shared", "drop/b.csv", day="2026-11-26")
+    versioned = _s3("GetObject", "data", "exports/a.csv", day="2026-11-25")
+    versioned["requestParameters"]["versionId"] = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
+    launch = _record(
+        "ec2.amazonaws.com",
+        "RunInstances",
+        {"instancesSet": {}, "iamInstanceProfile": {"name": "worker"}},
+    )
+    refused = _s3("PutObjectTagging", "data", "x.csv", error="AccessDenied")
+    refused["requestParameters"]["versionId"] = "v1"
+    records = [acl, versioned, launch, refused]
+    typed = parse_bytes("t", log_file(records))
+    later = parse_bytes("later", log_file([plain_put]))  # a later log file, another day
+    assert not any(s.also for s in later.resources.values())
+    plain = FileResult("p")
+    aggregate_records(copy.deepcopy(records), plain)
+    for result in (typed, plain):
+        got = {call[2]: s.also_window() for call, s in result.resources.items() if s.also}
+        assert got == {
+            "PutObject": ["s3:PutObjectAcl"],
+            "GetObject": ["s3:GetObjectVersion"],
+            "RunInstances": ["iam:PassRole"],
+        }, result.name
+    store = open_store(str(tmp_path / "m.db"))
+    try:
+        persist.commit_batch(store, "d", [(typed, None)], typed.combos, resources=typed.resources)
+        persist.commit_batch(store, "d", [(later, None)], later.combos, resources=later.resources)
+        stored = persist.load_resources(store, "d")
+    finally:
+        store.close()
+    put = stored[(KEY, "s3.amazonaws.com", "PutObject")]
+    assert put.also == {"s3:PutObjectAcl": "2026-11-20"}  # the day of the call with the header
+    assert put.also_window("2026-11-21") == []  # a shorter window no longer shows the header
+    also = {c: s.also_window() for c, s in stored.items()}
+    keys, _ = fold(typed.combos.items(), also=also)
+    calls = {c.event_name: c for c in keys[KEY].actions}
+    assert calls["PutObject"].also == ["s3:PutObjectAcl"]
+    assert calls["RunInstances"].also == ["iam:PassRole"]
+    assert "PutObjectTagging" not in calls or calls["PutObjectTagging"].also == []
+    report = UsageReport("d", "dir", None, None, "2026-11-30T00:00:00Z", keys=list(keys.values()))
+    assert UsageReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report

@@ -606,21 +606,30 @@ class KeysToRoles(Step):
                     "resources": sorted(c.resources),
                 }
             )
-            for extra in needed[1:]:
+            # What its request parameters showed it needs too (an ACL header: PutObjectAcl;
+            # a version id: GetObjectVersion), on the objects it named itself.
+            shown = [a for a in c.also if a not in needed]
+            for extra in (*needed[1:], *shown):
                 if extra == "iam:PassRole":
                     # Never granted on "*" (that lets the host hand any role to anything):
                     # the plan names the call so the operator grants it on the role passed.
                     pass_role.append(event)
                     continue
-                # What the call also needs (the copy source, ReEncryptTo): CloudTrail names no
-                # resource for it, so it is granted on "*" and flagged broad.
+                copy_source = c.event_name in ("CopyObject", "UploadPartCopy") and extra in (
+                    "s3:GetObject",
+                    "s3:GetObjectVersion",
+                )
+                # What the call's name says it also needs (the copy source, ReEncryptTo) has no
+                # resource CloudTrail names: it is granted on "*" and flagged broad.
                 calls.append(
                     {
                         "action": extra,
                         "event": f"{event} (also needs {extra})",
                         "count": c.count,
                         "errors": dict(c.errors),
-                        "resources": [],
+                        "resources": sorted(c.resources)
+                        if extra in shown and not copy_source
+                        else [],
                     }
                 )
         return {
