@@ -372,6 +372,8 @@ def test_the_lockdown_admits_only_the_allowed_paths_and_operator_mode_changes_no
     stop = next(a for a in plan.steps[1].actions if a.kind == "rds.stop_writes")
     assert all(g in stop.summary for g in before["vpc_security_group_ids"]), stop.summary
     assert "lockdown group" in stop.summary
+    assert "admits only 10.0.5.12/32 on its port" in stop.summary
+    assert "nothing can connect" not in stop.summary  # the migrator's host still can
     assert any("only 10.0.5.12/32 may still connect" in r for r in stop.risks)
     run_id = _to_cut_over(settings, "warm_up=false", "lockdown_allow=[10.0.5.12/32]")
     (lock,) = _lockdown_groups(aws, run_id)
@@ -661,6 +663,51 @@ def test_pending_modifications_are_refused_unless_accepted_then_named(
     _, plain = commands.plan(settings, PLAYBOOK)
     stop = next(a for a in plain.steps[1].actions if a.target == DB and a.gate == "stop-writes")
     assert not [r for r in stop.risks if "pending" in r]
+
+
+def _add_modifying(parsed: dict[str, Any], **kwargs: Any) -> None:
+    for db in parsed.get("DBInstances", []):
+        if db["DBInstanceIdentifier"] == DB:
+            db["PendingModifiedValues"] = {"DBInstanceClass": "db.r6g.large"}
+            db["DBInstanceStatus"] = "modifying"
+
+
+class _ModifyingSession(AwsSession):
+    """As _PendingSession, with the change being applied now (status modifying)."""
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        client = super().client(service, region)
+        if service == "rds" and not getattr(client, "_modifying_hooked", False):
+            client.meta.events.register("after-call.rds.DescribeDBInstances", _add_modifying)
+            client._modifying_hooked = True
+        return client
+
+
+class _ModifyingSettings(Settings):
+    def aws(self) -> AwsSession:
+        return _ModifyingSession(region=self.region, endpoint_url=self.endpoint_url)
+
+
+def test_a_modification_being_applied_now_is_waited_for_not_called_pending(
+    settings: Settings, aws: Any, tmp_path: Path
+) -> None:
+    """An --apply-immediately modify in progress (status modifying) is not a change for the
+    next maintenance window: accepting it would not help, and the plan says to wait."""
+    _mysql(aws, replica=False)
+    busy = _ModifyingSettings(state=settings.state, endpoint_url=settings.endpoint_url)
+    busy.quiet = True
+    accepting = write_playbook(
+        tmp_path / "accept.yaml",
+        "name: accept\nsteps:\n  - id: kms\n    uses: kms.ensure_key\n"
+        "  - id: rds-encrypt\n    uses: rds.encrypt\n    with:\n"
+        '      kms_key: "{{ steps.kms.key_arn }}"\n      accept_pending_modifications: true\n',
+    )
+    for book in (PLAYBOOK, str(accepting)):
+        with pytest.raises(BadInputError) as err:
+            commands.plan(busy, book)
+        message = str(err.value)
+        assert "is modifying" in message and "db-instance-available" in message
+        assert "maintenance window" not in message
 
 
 def test_downtime_is_measured_from_the_stop_writes_approval(settings: Settings, aws: Any) -> None:

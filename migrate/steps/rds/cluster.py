@@ -491,7 +491,12 @@ def cluster_actions(
     add(
         CLUSTER_STOP_WRITES,
         lk.plan_summary(
-            params.stop_writes, CLUSTER, cid, settings.get("vpc_security_group_ids") or [], window
+            params.stop_writes,
+            CLUSTER,
+            cid,
+            settings.get("vpc_security_group_ids") or [],
+            window,
+            params.lockdown_allow,
         ),
         0.0,
         downtime=est["downtime"],

@@ -580,6 +580,17 @@ class RdsEncrypt(Step):
             )
         today = rs.renamed_id(db_id, f"{self.clock():%Y%m%d}")
         risks_common: list[str] = []
+        status = db.get("status") or "available"
+        if db.get("pending_modifications") and status != "available":
+            # Not waiting for a maintenance window: RDS is applying them now (an
+            # --apply-immediately modify). Once it is done they are current settings and the
+            # copy gets them; planning now would name settings that are about to change.
+            raise BadInputError(
+                f"{db_id} is {status}: RDS is applying modifications to it now "
+                f"({', '.join(db['pending_modifications'])}). Wait until it is available "
+                f"(aws rds wait db-instance-available --db-instance-identifier {db_id}), then "
+                "plan again: the encrypted copy then gets the new settings."
+            )
         if db.get("pending_modifications") and not self.params.accept_pending_modifications:
             raise BadInputError(
                 f"{db_id} has modifications pending for its next maintenance window "
@@ -646,7 +657,14 @@ class RdsEncrypt(Step):
         mode = self.params.stop_writes
         add(
             STOP_WRITES,
-            lk.plan_summary(mode, INSTANCE, db_id, settings["vpc_security_group_ids"], window),
+            lk.plan_summary(
+                mode,
+                INSTANCE,
+                db_id,
+                settings["vpc_security_group_ids"],
+                window,
+                self.params.lockdown_allow,
+            ),
             0.0,
             downtime=downtime,
             gate="stop-writes",

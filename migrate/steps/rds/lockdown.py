@@ -19,7 +19,7 @@ crash at any point leaves a run that knows what to undo.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -58,10 +58,20 @@ def _ids(desc: Mapping[str, Any]) -> list[str]:
     return sorted(str(g["VpcSecurityGroupId"]) for g in desc.get("VpcSecurityGroups") or ())
 
 
-def plan_summary(mode: str, kind: Kind, db_id: str, groups: list[str], window: str) -> str:
-    """The stop-writes action's line in the plan, naming how writes are stopped."""
+def plan_summary(
+    mode: str, kind: Kind, db_id: str, groups: list[str], window: str, allow: Sequence[str] = ()
+) -> str:
+    """The stop-writes action's line in the plan, naming how writes are stopped and who may
+    still connect (``lockdown_allow``)."""
     if mode == MODE_OPERATOR:
         return f"confirm the application has stopped writing to {kind.label}{db_id} ({window})"
+    if allow:
+        return (
+            f"stop writes to {kind.label}{db_id}: replace its security group(s) "
+            f"{', '.join(groups) or '(none)'} with a lockdown group that admits only "
+            f"{', '.join(allow)} on its port, so nothing else can connect until it is "
+            f"retired ({window})"
+        )
     return (
         f"stop writes to {kind.label}{db_id}: replace its security group(s) "
         f"{', '.join(groups) or '(none)'} with a lockdown group without inbound rules, so "
