@@ -203,3 +203,18 @@ def test_rds_snapshots_are_made_and_deleted_only_under_migrates_names() -> None:
         "arn:aws:rds:*:*:db:*",
         "arn:aws:rds:*:*:snapshot:migrate-*",
     }
+
+
+def test_rds_lockdown_changes_only_its_own_security_groups() -> None:
+    """The stop-writes lockdown creates its group with migrate's tags; the migrator may open
+    (lockdown_allow) or delete only a group carrying them, and tag only on create: not any
+    security group of the account (the shape of AWS's own tag-based example for EC2)."""
+    policy = commands.permissions(str(PLAYBOOKS / "rds-encrypt.yaml"))
+    for action in ("ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteSecurityGroup"):
+        (statement,) = _statements_with(policy, action)
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:ResourceTag/migrate:role": "lockdown"}
+        }
+        assert "arn:aws:ec2:*:*:security-group/*" in _as_list(statement["Resource"])
+    (tags,) = _statements_with(policy, "ec2:CreateTags")
+    assert tags["Condition"] == {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}

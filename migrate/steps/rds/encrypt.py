@@ -234,7 +234,8 @@ class RdsEncrypt(Step):
     params: RdsEncryptParams
 
     def permission_scopes(self) -> list[Scope]:
-        """The snapshots it takes, copies and deletes are all named ``migrate-<run>-...``."""
+        """The snapshots it takes, copies and deletes are all named ``migrate-<run>-...``; the
+        security groups it changes are its own lockdown groups (by their tags)."""
         ours = ("migrate-*",)
         return [
             Scope(
@@ -247,7 +248,17 @@ class RdsEncrypt(Step):
                     "rds:DeleteDBClusterSnapshot",
                 ),
                 {"SnapshotName": ours, "ClusterSnapshotName": ours},
-            )
+            ),
+            # The lockdown group is created with its tags, and only a group carrying them is
+            # opened to lockdown_allow or deleted: never another security group of the account.
+            Scope(
+                ("ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteSecurityGroup"),
+                condition={"StringEquals": {f"aws:ResourceTag/{rs.TAG_ROLE}": "lockdown"}},
+            ),
+            Scope(
+                ("ec2:CreateTags",),
+                condition={"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}},
+            ),
         ]
 
     # The clock of waits and measurements; a test replaces it to step past a deadline.
