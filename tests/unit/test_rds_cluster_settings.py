@@ -102,6 +102,8 @@ def test_restore_passes_every_cluster_setting_and_the_key() -> None:
         "VpcSecurityGroupIds": ["sg-1", "sg-2"],
         "EnableCloudwatchLogsExports": ["postgresql"],
         "ServerlessV2ScalingConfiguration": {"MaxCapacity": 16.0, "MinCapacity": 1.0},
+        # The S3 import role goes with the restore (it used to be a risk to fix by hand).
+        "AssociatedRoles": [{"RoleArn": "arn:aws:iam::1:role/s3-import"}],
     }
     # Backtracking exists on Aurora MySQL only: passed when the original has it.
     mysql = rc.cluster_settings({**CLUSTER, "Engine": "aurora-mysql", "BacktrackWindow": 3600})
@@ -211,3 +213,41 @@ def test_serverless_v2_auto_pause_passes_botocore_validation() -> None:
     modify = rc.modify_cluster_kwargs(want, "orders-enc-1", got)
     assert modify["ServerlessV2ScalingConfiguration"]["SecondsUntilAutoPause"] == 300
     validate_parameters(modify, model.operation_model("ModifyDBCluster").input_shape)
+
+
+def test_aurora_parity_settings_are_restored_or_modified_and_compared() -> None:
+    """Dual-stack, Extended Support enrolment, the Kerberos directory, the associated roles
+    with their features, Database Insights and a managed master password: each is passed to
+    the restore, or set by the modify after it, and a copy without it differs."""
+    original = {
+        **CLUSTER,
+        "NetworkType": "DUAL",
+        "EngineLifecycleSupport": "open-source-rds-extended-support-disabled",
+        "DomainMemberships": [
+            {"Domain": "d-906712345", "IAMRoleName": "rds-directory", "Status": "joined"}
+        ],
+        "AssociatedRoles": [
+            {"RoleArn": "arn:aws:iam::1:role/s3-import", "FeatureName": "s3Import"},
+            {"RoleArn": "arn:aws:iam::1:role/lambda", "Status": "ACTIVE"},
+        ],
+        "DatabaseInsightsMode": "advanced",
+        "MasterUserSecret": {"SecretArn": "arn:aws:secretsmanager:r:1:secret:rds!cluster-x"},
+    }
+    want = rc.cluster_settings(original)
+    kwargs = rc.restore_cluster_kwargs(want, "n", "s", "k", {})
+    assert kwargs["NetworkType"] == "DUAL"
+    assert kwargs["EngineLifecycleSupport"] == "open-source-rds-extended-support-disabled"
+    assert kwargs["Domain"] == "d-906712345" and kwargs["DomainIAMRoleName"] == "rds-directory"
+    assert kwargs["AssociatedRoles"] == [
+        {"RoleArn": "arn:aws:iam::1:role/lambda"},
+        {"RoleArn": "arn:aws:iam::1:role/s3-import", "FeatureName": "s3Import"},
+    ]
+    restored = rc.cluster_settings({**CLUSTER, "NetworkType": "DUAL"})  # what a bare restore has
+    diffs = rc.diff_cluster(want, restored)
+    for key in ("domain", "associated_roles", "database_insights_mode", "managed_master_password"):
+        assert key in diffs, key
+    modify = rc.modify_cluster_kwargs(want, "n", restored)
+    assert modify["DatabaseInsightsMode"] == "advanced"
+    assert modify["ManageMasterUserPassword"] is True
+    assert modify["Domain"] == "d-906712345"
+    assert "NetworkType" not in modify  # the restore took it

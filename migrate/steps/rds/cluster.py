@@ -71,6 +71,12 @@ CLUSTER_COMPARED = (
     "backtrack_window",
     "serverless_v2_scaling",
     "tags",
+    "network_type",
+    "engine_lifecycle_support",
+    "domain",
+    "associated_roles",
+    "database_insights_mode",
+    "managed_master_password",
 )
 # Member instance settings compared (keys of ``member_settings``); ``writer`` is the role.
 MEMBER_COMPARED = (
@@ -147,6 +153,7 @@ def _scaling(cluster: Mapping[str, Any]) -> dict[str, float | int] | None:
 
 def cluster_settings(cluster: Mapping[str, Any]) -> dict[str, Any]:
     """Every setting of an Aurora cluster that a snapshot restore does not carry by itself."""
+    domain = (cluster.get("DomainMemberships") or [{}])[0]
     return {
         "engine": cluster.get("Engine"),
         "engine_version": cluster.get("EngineVersion"),
@@ -170,12 +177,32 @@ def cluster_settings(cluster: Mapping[str, Any]) -> dict[str, Any]:
         "backtrack_window": int(cluster.get("BacktrackWindow") or 0),
         "serverless_v2_scaling": _scaling(cluster),
         "tags": rs.user_tags(cluster.get("TagList")),
-        # Not restorable by the step (reported as risks, not compared): IAM roles associated
-        # with the cluster (S3 import/export, Lambda) and a Secrets Manager-managed password.
+        # Not carried by a restore unless passed: dual-stack, Extended Support enrolment, the
+        # directory (Kerberos) membership, and the IAM roles associated with the cluster (S3
+        # import/export, Lambda, Comprehend...), each with its feature.
+        "network_type": cluster.get("NetworkType"),
+        "engine_lifecycle_support": cluster.get("EngineLifecycleSupport"),
+        "domain": {
+            k: v
+            for k, v in (
+                ("Domain", domain.get("Domain")),
+                ("IAMRoleName", domain.get("IAMRoleName")),
+            )
+            if v
+        }
+        or None,
         "associated_roles": sorted(
-            str(r.get("RoleArn")) for r in cluster.get("AssociatedRoles") or () if r.get("RoleArn")
+            f"{r['RoleArn']}|{r['FeatureName']}" if r.get("FeatureName") else str(r["RoleArn"])
+            for r in cluster.get("AssociatedRoles") or ()
+            if r.get("RoleArn")
         ),
+        # Not a restore parameter: set by a modify after the restore.
+        "database_insights_mode": cluster.get("DatabaseInsightsMode"),
+        # A master password RDS keeps in Secrets Manager: a restore cannot turn it on, so the
+        # copy is modified and gets a *new* secret (the ARN changes; see the restore's risk).
         "managed_master_password": bool(cluster.get("MasterUserSecret")),
+        "master_user_secret_arn": (cluster.get("MasterUserSecret") or {}).get("SecretArn"),
+        "master_user_secret_kms_key": (cluster.get("MasterUserSecret") or {}).get("KmsKeyId"),
     }
 
 
@@ -240,11 +267,26 @@ def restore_cluster_kwargs(
         "DBClusterParameterGroupName": want.get("cluster_parameter_group"),
         "BacktrackWindow": want.get("backtrack_window") or None,
         "StorageType": want.get("storage_type"),
+        "NetworkType": want.get("network_type"),
+        "EngineLifecycleSupport": want.get("engine_lifecycle_support"),
     }
     rs.put_given(kwargs, want, optional)
+    domain = want.get("domain") or {}
+    if domain.get("Domain"):
+        kwargs["Domain"] = domain["Domain"]
+        if domain.get("IAMRoleName"):
+            kwargs["DomainIAMRoleName"] = domain["IAMRoleName"]
+    if want.get("associated_roles"):
+        kwargs["AssociatedRoles"] = [role_item(r) for r in want["associated_roles"]]
     if want.get("serverless_v2_scaling"):
         kwargs["ServerlessV2ScalingConfiguration"] = dict(want["serverless_v2_scaling"])
     return kwargs
+
+
+def role_item(entry: str) -> dict[str, str]:
+    """``ARN|feature`` (an ``associated_roles`` entry) as an AssociatedRoles item."""
+    arn, _, feature = entry.partition("|")
+    return {"RoleArn": arn, **({"FeatureName": feature} if feature else {})}
 
 
 def modify_cluster_kwargs(
@@ -275,6 +317,21 @@ def modify_cluster_kwargs(
         kwargs["VpcSecurityGroupIds"] = list(want["vpc_security_group_ids"])
     if differs("serverless_v2_scaling") and want.get("serverless_v2_scaling"):
         kwargs["ServerlessV2ScalingConfiguration"] = dict(want["serverless_v2_scaling"])
+    for key, param in (
+        ("network_type", "NetworkType"),
+        ("engine_lifecycle_support", "EngineLifecycleSupport"),
+        ("database_insights_mode", "DatabaseInsightsMode"),
+    ):
+        if differs(key) and want.get(key):
+            kwargs[param] = want[key]
+    if differs("domain") and (want.get("domain") or {}).get("Domain"):
+        kwargs["Domain"] = want["domain"]["Domain"]
+        if want["domain"].get("IAMRoleName"):
+            kwargs["DomainIAMRoleName"] = want["domain"]["IAMRoleName"]
+    if want.get("managed_master_password") and not got.get("managed_master_password"):
+        kwargs["ManageMasterUserPassword"] = True
+        if want.get("master_user_secret_kms_key"):
+            kwargs["MasterUserSecretKmsKeyId"] = want["master_user_secret_kms_key"]
     if differs("cloudwatch_logs_exports"):
         wanted = set(want.get("cloudwatch_logs_exports") or ())
         have = set(got.get("cloudwatch_logs_exports") or ())
@@ -519,17 +576,15 @@ def cluster_actions(
         data=True,
     )
     restore_risks = []
-    if settings.get("associated_roles"):
-        restore_risks.append(
-            f"IAM roles associated with {cid} ({', '.join(settings['associated_roles'])}) are "
-            "not carried by a restore and not re-associated by this step: add them to the new "
-            "cluster (aws rds add-role-to-db-cluster) after the cut-over"
-        )
     if settings.get("managed_master_password"):
         restore_risks.append(
-            f"{cid} keeps its master password in Secrets Manager (ManageMasterUserPassword); "
-            "the restored cluster uses the password from the snapshot until you turn managed "
-            "passwords on again (aws rds modify-db-cluster --manage-master-user-password)"
+            f"{cid} keeps its master password in Secrets Manager "
+            f"({settings.get('master_user_secret_arn')}); a restore cannot carry that, so the "
+            "new cluster is modified with ManageMasterUserPassword and gets a NEW secret: the "
+            "secret ARN changes (the new one is in the run's results), and the old secret is "
+            f"deleted with the original at cleanup. Point the applications and the IAM "
+            f"policies that read {settings.get('master_user_secret_arn')} at the new ARN "
+            "before cleanup"
         )
     add(
         CLUSTER_RESTORE,

@@ -194,6 +194,7 @@ class RdsEncrypt(Step):
         "rds:CopyDBClusterSnapshot",
         "rds:RestoreDBClusterFromSnapshot",
         "rds:ModifyDBCluster",
+        "rds:AddRoleToDBCluster",
         "rds:CreateDBInstance",
         "rds:FailoverDBCluster",
         "rds:DeleteDBCluster",
