@@ -118,6 +118,10 @@ ALSO_NEEDED: dict[tuple[str, str], tuple[str, ...]] = {
     ("kms", "ReEncrypt"): ("kms:ReEncryptTo",),
     # The function's execution role is passed: never logged as an event of its own.
     ("lambda", "CreateFunction"): ("iam:PassRole",),
+    # A task runs with its definition's task and execution roles, which the caller passes (the
+    # Service Authorization Reference lists iam:PassRole as RunTask's dependent action).
+    ("ecs", "RunTask"): ("iam:PassRole",),
+    ("ecs", "StartTask"): ("iam:PassRole",),
     # A write transaction may put, update, delete or check items: without the parameters
     # (data events) every item action it may need.
     ("dynamodb", "TransactWriteItems"): (

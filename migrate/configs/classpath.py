@@ -68,6 +68,15 @@ SDK_V2_HTTP = (
     "software.amazon.awssdk.http.crt.AwsCrtHttpClient",
 )
 JACKSON = "com.fasterxml.jackson.databind.ObjectMapper"
+# What the SDK v1 client itself runs on: its core and Apache HttpClient 4.
+SDK_V1_CORE = "com.amazonaws.AmazonWebServiceClient"
+SDK_V1_HTTP = "org.apache.http.client.HttpClient"
+# Spring Cloud AWS's Secrets Manager module (3.x, then 2.x): the resolver in the autoconfigure
+# jar (which every Spring Cloud AWS starter brings) cannot load secrets without it.
+SPRING_SECRETS_MODULE = (
+    "io.awspring.cloud.secretsmanager.SecretsManagerPropertySource",
+    "io.awspring.cloud.secretsmanager.AwsSecretsManagerPropertySource",
+)
 _NESTED_LIBS = ("BOOT-INF/lib/", "WEB-INF/lib/")
 _RESOURCE_ROOTS = ("", "BOOT-INF/classes/", "WEB-INF/classes/")
 _POM = re.compile(r"^META-INF/maven/[^/]+/([^/]+)/pom\.properties$")
@@ -258,7 +267,15 @@ def _sdk_problems(cp: Classpath, major: str | None, what: str) -> tuple[list[str
         else:
             found.append(f"SDK v2 with {http.rsplit('.', 1)[-1]}")
     else:
-        found.append("SDK v1")
+        if not cp.has(SDK_V1_CORE):
+            problems.append(f"no {SDK_V1_CORE} (com.amazonaws:aws-java-sdk-core)")
+        if not cp.has(SDK_V1_HTTP):
+            problems.append(
+                f"no {SDK_V1_HTTP} (org.apache.httpcomponents:httpclient), which the AWS SDK v1 "
+                "sends its requests with"
+            )
+        if not problems:
+            found.append("SDK v1")
     return problems, found
 
 
@@ -355,4 +372,11 @@ def check_spring(cp: Classpath) -> Verdict:
     # Spring Cloud AWS 3 (io.awspring.cloud.autoconfigure.config...) is on the SDK v2.
     major = "2" if ".autoconfigure.config." in resolver else "1"
     problems, found = _sdk_problems(cp, major, "Spring Cloud AWS")
+    if cp.first(*SPRING_SECRETS_MODULE) is None:
+        problems.insert(
+            0,
+            "no Spring Cloud AWS Secrets Manager module (io.awspring.cloud:"
+            "spring-cloud-aws-secrets-manager, which spring-cloud-aws-starter-secrets-manager "
+            "brings): the resolver another starter brought cannot load the secret",
+        )
     return Verdict(needs, tuple(problems), (resolver.rsplit(".", 1)[-1], *found))

@@ -84,7 +84,10 @@ def references(path: Path, data: bytes) -> list[Reference]:
                     Reference(where, user[1], "secret", user[0], "JDBC wrapper username", driver)
                 )
     for e in entries:
-        if e.key.rsplit("]", 1)[-1].lstrip(".") == _IMPORT_KEY or e.key == _IMPORT_KEY:
+        # A list (spring.config.import[0]) as well as a scalar; a later document's key may
+        # carry its index ([1].spring.config.import).
+        key = re.sub(r"\[\d+\]$", "", e.key)
+        if key.rsplit("]", 1)[-1].lstrip(".") == _IMPORT_KEY or key == _IMPORT_KEY:
             for item in re.split(r",", e.value):
                 item = item.strip().removeprefix("optional:")
                 if item.startswith(_PREFIX):

@@ -329,7 +329,13 @@ CASES: list[Case] = [
     ("ec2.amazonaws.com", "StartInstances", {}, ("ec2:StartInstances",)),
     ("ec2.amazonaws.com", "CreateSnapshot", {}, ("ec2:CreateSnapshot",)),
     ("ec2.amazonaws.com", "AssociateIamInstanceProfile", {}, ("ec2:AssociateIamInstanceProfile",)),
-    ("ecs.amazonaws.com", "RunTask", {"taskDefinition": "report-worker:3"}, ("ecs:RunTask",)),
+    # The task definition's roles are passed even without overrides (SAR: dependent action).
+    (
+        "ecs.amazonaws.com",
+        "RunTask",
+        {"taskDefinition": "report-worker:3"},
+        ("ecs:RunTask", "iam:PassRole"),
+    ),
     (
         "ecs.amazonaws.com",
         "RunTask",

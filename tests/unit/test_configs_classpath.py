@@ -132,6 +132,9 @@ def test_a_spring_boot_jar_is_read_with_the_jars_inside_it(tmp_path: Path) -> No
         "BOOT-INF/lib/spring-cloud-aws-autoconfigure-3.1.1.jar": _zip_bytes(
             _entries([RESOLVER_V3], factories)
         ),
+        "BOOT-INF/lib/spring-cloud-aws-secrets-manager-3.1.1.jar": _zip_bytes(
+            _entries([jvm.SPRING_SECRETS_MODULE[0]])
+        ),
         "BOOT-INF/lib/secretsmanager-2.25.0.jar": _zip_bytes(_entries([jvm.SDK_V2_CLIENT])),
         "BOOT-INF/lib/url-connection-client-2.25.0.jar": _zip_bytes(_entries([jvm.SDK_V2_HTTP[1]])),
         "BOOT-INF/classes/com/acme/App.class": b"\xca\xfe",
@@ -141,6 +144,12 @@ def test_a_spring_boot_jar_is_read_with_the_jars_inside_it(tmp_path: Path) -> No
     verdict = jvm.check_spring(jvm.read_classpath([app]))
     assert verdict.problems == ()
     assert verdict.found[0] == "SecretsManagerConfigDataLocationResolver"
+    # Another Spring Cloud AWS starter (S3) brings the resolver, not the Secrets Manager
+    # module: the import would fail at start-up.
+    without = {k: v for k, v in nested.items() if "secrets-manager" not in k}
+    app.write_bytes(_zip_bytes(without))
+    (problem,) = jvm.check_spring(jvm.read_classpath([app])).problems
+    assert "spring-cloud-aws-secrets-manager" in problem
     # The same application built without the starter: Spring Boot would not start.
     del nested["BOOT-INF/lib/spring-cloud-aws-autoconfigure-3.1.1.jar"]
     app.write_bytes(_zip_bytes(nested))

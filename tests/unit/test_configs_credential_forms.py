@@ -295,3 +295,19 @@ def test_a_yaml_mapping_that_would_be_left_empty_with_an_anchor_is_refused() -> 
     placeholder = scan_bytes(path, text, "yaml", "placeholder", "legacy/<resource>", "${<env>}")
     assert placeholder.error is None and placeholder.rewritten is not None
     assert b"password: ${APP_PASSWORD}" in placeholder.rewritten
+
+
+def test_a_list_form_import_is_a_reference_secrets_check_resolves() -> None:
+    """spring.config.import as a YAML list (what extending an existing list writes) names its
+    secrets as a scalar does: secrets check must not pass a file it could not read."""
+    from migrate.configs.references import references
+
+    text = (
+        b"spring:\n  config:\n    import:\n      - optional:file:./x.yml\n"
+        b'      - "aws-secretsmanager:legacy/app;legacy/cache"\n'
+    )
+    refs = references(Path("/srv/app/application.yml"), text)
+    assert [(r.target, r.kind) for r in refs] == [
+        ("legacy/app", "secret"),
+        ("legacy/cache", "secret"),
+    ]

@@ -75,3 +75,17 @@ def test_the_role_prefix_migrate_permissions_grants_matches_the_names_made() -> 
         made = _role_name(template, "old-deployer", "AKIAEXAMPLE000123456")
         assert fnmatch.fnmatchcase(made, pattern), (template, made, pattern)
     assert KeysToRoles(KeysToRolesParams(role_name="{user}-x")).permission_scopes() == []
+
+
+def test_a_host_pattern_must_end_the_host_with_a_slash() -> None:
+    """legacy/prod/<host>* would let the role of host web read web2's secrets."""
+    import pytest
+    from pydantic import ValidationError
+
+    from migrate.steps.iam.keys_to_roles import KeysToRolesParams
+
+    for bad in ("legacy/prod/<host>*", "legacy/prod/*", "<host>/*"):
+        with pytest.raises(ValidationError):
+            KeysToRolesParams(host_secrets_pattern=bad)
+    for good in ("legacy/prod/<host>/*", "legacy/prod/<host>"):
+        assert KeysToRolesParams(host_secrets_pattern=good).host_secrets_pattern == good

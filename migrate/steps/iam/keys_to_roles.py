@@ -141,6 +141,12 @@ class KeysToRolesParams(Selection):
                 "host_secrets_pattern names each host's secrets with <host> in it, e.g. "
                 "legacy/prod/<host>/* (the name_template of secrets.from_configs up to <host>)"
             )
+        if value is not None and not re.search(r"<host>(/|$)", value):
+            raise ValueError(
+                "host_secrets_pattern must end <host> with '/' (or end with it): with "
+                "'legacy/prod/<host>*' the role of host web would read web2's secrets too; "
+                "write legacy/prod/<host>/*"
+            )
         if value is not None and value.replace("<host>", "").strip("/*") == "":
             raise ValueError(
                 "host_secrets_pattern must name more than the host (every secret of the "
