@@ -1128,8 +1128,11 @@ def _classpath_checks(refs: list[Reference], extra: list[Path]) -> list[dict[str
     seen: set[tuple[str, str]] = set()
     for ref in refs:
         path = Path(ref.file)
+        common: list[Path] = []
         if ref.via == "JDBC wrapper username":
-            need, entries = ref.driver, jvm.tomcat_classpath(path) + extra
+            webapp, common = jvm.tomcat_loaders(path)
+            common = list(dict.fromkeys(common + extra))
+            need, entries = ref.driver, webapp + common
         elif ref.via == "spring.config.import":
             need, entries = "spring", jvm.spring_classpath(path) + extra
         else:
@@ -1148,7 +1151,8 @@ def _classpath_checks(refs: list[Reference], extra: list[Path]) -> list[dict[str
         if need == "spring":
             verdict = jvm.check_spring(cp)
         else:
-            verdict = jvm.check_wrapper(cp, need, jvm.system_properties(path))
+            parent = read(common) if common and common != entries else None
+            verdict = jvm.check_wrapper(cp, need, jvm.system_properties(path), parent)
         out.append(
             {
                 "file": ref.file,

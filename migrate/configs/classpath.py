@@ -146,6 +146,12 @@ def _add_file(cp: Classpath, path: Path) -> None:
 
 
 def _add_dir(cp: Classpath, path: Path) -> None:
+    if path.name == "lib" and path.parent.name == "WEB-INF":
+        # A webapp's own classes come before its jars (Tomcat's webapp loader).
+        resource = path.parent / "classes" / CONFIG_FILE
+        if resource.is_file():
+            text = resource.read_bytes().decode("iso-8859-1")
+            cp.resources.setdefault(CONFIG_FILE, []).append((str(resource), text))
     for root in _RESOURCE_ROOTS:
         resource = path / root / CONFIG_FILE
         if resource.is_file():
@@ -170,27 +176,38 @@ def read_classpath(entries: Iterable[Path]) -> Classpath:
     return cp
 
 
-def tomcat_classpath(config: Path, environ: Mapping[str, str] | None = None) -> list[Path]:
-    """The lib directories a Tomcat config file's resources load classes from: the
-    ``<base>/lib`` of the ``conf`` directory it is in (and ``$CATALINA_HOME/lib``), or the
-    webapp's ``WEB-INF/lib`` for a ``META-INF/context.xml``."""
+def tomcat_loaders(
+    config: Path, environ: Mapping[str, str] | None = None
+) -> tuple[list[Path], list[Path]]:
+    """``(webapp, common)``: the directories of the two Tomcat class loaders a config file's
+    resources see. Common: the ``<base>/lib`` of the ``conf`` directory the file is in (and
+    ``$CATALINA_HOME/lib``); webapp: ``WEB-INF/lib`` for a webapp's ``META-INF/context.xml``.
+    The webapp loader sees the common one, never the reverse."""
     env = os.environ if environ is None else environ
-    found: list[Path] = []
-    parents = list(config.parents)
-    for parent in parents:
+    webapp: list[Path] = []
+    common: list[Path] = []
+    for parent in config.parents:
         if parent.name == "conf":
-            found.append(parent.parent / "lib")
+            common.append(parent.parent / "lib")
             break
         if parent.name == "META-INF":
-            found.append(parent.parent / "WEB-INF" / "lib")
+            webapp.append(parent.parent / "WEB-INF" / "lib")
             if parent.parent.parent.name == "webapps":
-                found.append(parent.parent.parent.parent / "lib")
+                common.append(parent.parent.parent.parent / "lib")
             break
     home = env.get("CATALINA_HOME")
-    if found and home:
-        found.append(Path(home) / "lib")
-    unique = list(dict.fromkeys(p for p in found if p.is_dir()))
-    return unique
+    if (webapp or common) and home:
+        common.append(Path(home) / "lib")
+    return (
+        [p for p in webapp if p.is_dir()],
+        list(dict.fromkeys(p for p in common if p.is_dir())),
+    )
+
+
+def tomcat_classpath(config: Path, environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Every directory of :func:`tomcat_loaders`, webapp first."""
+    webapp, common = tomcat_loaders(config, environ)
+    return webapp + common
 
 
 def spring_classpath(config: Path) -> list[Path]:
@@ -279,8 +296,35 @@ def _sdk_problems(cp: Classpath, major: str | None, what: str) -> tuple[list[str
     return problems, found
 
 
-def check_wrapper(cp: Classpath, wrapper_class: str, sysprops: Mapping[str, str]) -> Verdict:
-    """What the JDBC wrapper driver ``wrapper_class`` needs, looked up in ``cp``."""
+def check_wrapper(
+    cp: Classpath,
+    wrapper_class: str,
+    sysprops: Mapping[str, str],
+    common: Classpath | None = None,
+) -> Verdict:
+    """What the JDBC wrapper driver ``wrapper_class`` needs, looked up in ``cp``.
+
+    ``common`` is the part of ``cp`` a parent class loader reads (Tomcat's ``lib``): a wrapper
+    found there loads its dependencies there too, so a jar only in ``WEB-INF/lib`` does not
+    count for it."""
+    if common is None or not common.has(wrapper_class):
+        return _check_wrapper(cp, cp, wrapper_class, sysprops)
+    verdict = _check_wrapper(common, cp, wrapper_class, sysprops)
+    # What the whole classpath has but the wrapper's loader does not: a jar in WEB-INF/lib.
+    everywhere = set(_check_wrapper(cp, cp, wrapper_class, sysprops).problems)
+    problems = tuple(
+        p
+        if p in everywhere
+        else p + " (a jar in WEB-INF/lib has it, but the wrapper in lib/ cannot see that loader: "
+        "put it beside the wrapper)"
+        for p in verdict.problems
+    )
+    return Verdict(verdict.needs, problems, verdict.found)
+
+
+def _check_wrapper(
+    cp: Classpath, resources: Classpath, wrapper_class: str, sysprops: Mapping[str, str]
+) -> Verdict:
     engine = _ENGINE_OF_WRAPPER.get(wrapper_class)
     needs = f"the JDBC wrapper ({wrapper_class.rsplit('.', 1)[-1]})"
     problems: list[str] = []
@@ -312,7 +356,7 @@ def check_wrapper(cp: Classpath, wrapper_class: str, sysprops: Mapping[str, str]
     key = f"drivers.{_SUBPREFIX[engine]}.realDriverClass"
     configured = None
     source = ""
-    for where, text in cp.resources.get(CONFIG_FILE, [])[:1]:
+    for where, text in resources.resources.get(CONFIG_FILE, [])[:1]:
         configured = _property(text, key)
         source = where
     if configured is None and key in sysprops:

@@ -75,6 +75,9 @@ class _Walk:
     # goes too when every entry of that mapping is moved out.
     key_lines: dict[str, tuple[int, int]] = field(default_factory=dict)
     parents: dict[str, str] = field(default_factory=dict)  # path -> its mapping's path
+    # Paths reached twice (``spring: datasource:`` and a ``spring.datasource:`` key): which
+    # mapping a removal empties cannot be told by path, so spring-import refuses them.
+    collisions: set[str] = field(default_factory=set)
     roots: list[yaml.Node | None] = field(default_factory=list)
 
 
@@ -103,6 +106,8 @@ def _walk(
             key = k.value if isinstance(k, yaml.ScalarNode) else "?"
             count += 1
             child = f"{path}.{key}" if path else key
+            if child in walk.parents:
+                walk.collisions.add(child)
             walk.parents[child] = path
             if isinstance(v, yaml.MappingNode) and not (flow or node.flow_style or v.flow_style):
                 _key_line(walk, child, k, v)
@@ -273,7 +278,22 @@ def rewrite(text: str, moves: list[Move], style: str, placeholder: str) -> str:
     for m in moves:
         if not m.entry.movable or m.entry.entry_span is None:
             raise ConfigParseError(f"{m.entry.key}: {m.entry.why_not_movable}" + hint, m.entry.line)
-    docs = _parse(text).roots
+    whole = _parse(text)
+    legacy = [
+        e
+        for e in whole.entries.values()
+        if re.sub(r"^\[\d+\]\.?", "", re.sub(r"\[\d+\]$", "", e.key)) == "spring.profiles"
+        or (e.key.endswith("spring.config.use-legacy-processing") and e.value.lower() == "true")
+    ]
+    if legacy:
+        # Boot 2.4+ refuses spring.profiles in a document unless legacy processing is on, and
+        # legacy processing ignores spring.config.import: the secret would never be loaded.
+        raise ConfigParseError(
+            "the file uses Spring Boot's legacy profile processing (spring.profiles or "
+            "spring.config.use-legacy-processing), which ignores spring.config.import" + hint,
+            legacy[0].line,
+        )
+    docs = whole.roots
     by_doc: dict[int, list[Move]] = {}
     for m in moves:
         by_doc.setdefault(_document_of(docs, m.entry.value_span[0]), []).append(m)
@@ -305,6 +325,21 @@ def _import_edits(walk: _Walk, root: yaml.Node, moves: list[Move], hint: str) ->
         raise ConfigParseError(
             "the document is not a block mapping" + hint, root.start_mark.line + 1
         )
+    for m in moves:
+        clash = next(
+            (
+                c
+                for c in sorted(walk.collisions)
+                if m.entry.key == c or m.entry.key.startswith(c + ".")
+            ),
+            None,
+        )
+        if clash is not None:
+            raise ConfigParseError(
+                f"{clash} is written twice in the document (nested and as a dotted key), so "
+                f"which mapping removing {m.entry.key} would empty is not clear" + hint,
+                m.entry.line,
+            )
     spans: list[tuple[int, int]] = []
     removed: dict[str, int] = {}
     for m in moves:

@@ -701,6 +701,10 @@ steps:
     # The sandbox instance is legacy-app-1: its role reads its own secret, not the other's.
     assert any(fnmatch.fnmatchcase(stored["legacy-app-1"], r) for r in grant["Resource"])
     assert not any(fnmatch.fnmatchcase(stored["legacy-app-2"], r) for r in grant["Resource"])
+    # Run on the instance itself with no host given, the config step names it by its own
+    # host name, EC2's default for its private address: that is granted too.
+    ec2_name = "ip-" + sandbox.instance_private_ip.replace(".", "-")
+    assert any(r.endswith(f":secret:legacy/prod/{ec2_name}/*") for r in grant["Resource"])
 
 
 def test_actions_the_request_parameters_showed_are_in_the_role(

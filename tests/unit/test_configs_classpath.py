@@ -177,3 +177,33 @@ def test_a_file_that_is_not_a_jar_is_reported_not_fatal(tmp_path: Path) -> None:
     cp = jvm.read_classpath([lib])
     assert cp.unreadable == [str(lib / "truncated.jar")]
     assert jvm.check_wrapper(cp, MYSQL_WRAPPER, {}).problems == ()
+
+
+def test_the_wrapper_in_tomcat_lib_cannot_see_a_driver_in_web_inf_lib(tmp_path: Path) -> None:
+    """Tomcat's common loader (lib/) is the webapp loader's parent, never the reverse: the
+    wrapper in lib/ with Connector/J only in WEB-INF/lib fails on its first connection. And
+    the webapp's own WEB-INF/classes/secretsmanager.properties is the one read first."""
+    base = tmp_path / "tomcat"
+    webapp = base / "webapps" / "shop"
+    (webapp / "META-INF").mkdir(parents=True)
+    config = webapp / "META-INF" / "context.xml"
+    config.write_text("<Context/>\n")
+    _tomcat_lib(base / "lib", driver=False)
+    _jar(webapp / "WEB-INF" / "lib" / "mysql-connector-j-8.0.33.jar", ["com.mysql.cj.jdbc.Driver"])
+    webapp_dirs, common_dirs = jvm.tomcat_loaders(config, environ={})
+    everything = jvm.read_classpath(webapp_dirs + common_dirs)
+    common = jvm.read_classpath(common_dirs)
+    (problem,) = jvm.check_wrapper(everything, MYSQL_WRAPPER, {}, common).problems
+    assert "com.mysql.cj.jdbc.Driver" in problem and "cannot see" in problem
+    # Merged into one set, as before, the check would have passed.
+    assert jvm.check_wrapper(everything, MYSQL_WRAPPER, {}).problems == ()
+    (webapp / "WEB-INF" / "classes").mkdir()
+    (webapp / "WEB-INF" / "classes" / "secretsmanager.properties").write_text(
+        "drivers.mysql.realDriverClass=org.mariadb.jdbc.Driver\n"
+    )
+    (base / "lib" / "secretsmanager.properties").write_text(
+        "drivers.mysql.realDriverClass=com.mysql.cj.jdbc.Driver\n"
+    )
+    everything = jvm.read_classpath(webapp_dirs + common_dirs)
+    (problem,) = jvm.check_wrapper(everything, MYSQL_WRAPPER, {}).problems
+    assert "org.mariadb.jdbc.Driver" in problem and "WEB-INF/classes" in problem

@@ -311,3 +311,26 @@ def test_a_list_form_import_is_a_reference_secrets_check_resolves() -> None:
         ("legacy/app", "secret"),
         ("legacy/cache", "secret"),
     ]
+
+
+def test_yaml_spring_import_refuses_a_path_written_nested_and_dotted() -> None:
+    """spring: datasource: and a spring.datasource: key are one path to Spring: removing the
+    emptied mapping by path could delete the other one (losing spring.datasource.url)."""
+    text = (
+        b"spring:\n  datasource:\n    password: Nested-Dotted-9\n"
+        b"spring.datasource:\n  url: jdbc:mysql://db:3306/app\n"
+    )
+    path = Path("/srv/configs/app/application.yml")
+    scan = scan_bytes(path, text, "yaml", "spring-import", "legacy/<resource>", "")
+    assert scan.error and "written twice" in scan.error and scan.rewritten is None
+
+
+def test_yaml_spring_import_refuses_legacy_profile_processing() -> None:
+    """A document with spring.profiles runs on Boot < 2.4 or legacy processing, which ignores
+    spring.config.import: the moved password would never be loaded."""
+    text = b"app:\n  password: Legacy-Dev-9\n---\nspring:\n  profiles: prod\napp:\n  password: Legacy-Prod-9\n"
+    path = Path("/srv/configs/app/application.yml")
+    scan = scan_bytes(path, text, "yaml", "spring-import", "legacy/<resource>", "")
+    assert scan.error and "legacy profile processing" in scan.error and scan.rewritten is None
+    placeholder = scan_bytes(path, text, "yaml", "placeholder", "legacy/<resource>", "${<env>}")
+    assert placeholder.error is None and placeholder.rewritten is not None

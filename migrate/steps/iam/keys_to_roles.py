@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -154,6 +155,17 @@ class KeysToRolesParams(Selection):
                 "before it, e.g. legacy/prod/<host>/*"
             )
         return value
+
+
+def _host_names(workload: Mapping[str, Any]) -> list[str]:
+    """What a workload's host calls itself or is called: its instance id, its Name tag, and
+    EC2's default host name for its private IPv4 address (``ip-10-0-1-23``, what ``hostname``
+    says on the instance, so what secrets.from_configs run there takes for ``<host>``)."""
+    names = [workload.get("instance_id"), workload.get("name")]
+    ip = str(workload.get("ip") or "")
+    if classify_ip(ip) == "private" and ":" not in ip:
+        names.append("ip-" + ip.replace(".", "-"))
+    return [str(n) for n in names if n]
 
 
 def _iso(value: Any) -> str | None:
@@ -1036,9 +1048,7 @@ class KeysToRoles(Step):
                 wanted += mapping.get(host or "", [])
         pattern = self.params.host_secrets_pattern
         if pattern is not None:
-            hosts = sorted(
-                {slug(h) for w in key["workloads"] for h in (w["instance_id"], w.get("name")) if h}
-            )
+            hosts = sorted({slug(h) for w in key["workloads"] for h in _host_names(w) if h})
             # A pattern that ends in "*" matches the name's random suffix as well.
             named = [pattern.replace("<host>", h) for h in hosts]
             wanted += [n + ("" if n.endswith("*") else "-??????") for n in named]
