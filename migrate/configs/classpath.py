@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate.configs.classify import WRAPPER_DRIVERS
+from migrate.configs.tomcat import WRAPPER_SUBPREFIX
 
 WRAPPER_ARTIFACT = "aws-secretsmanager-jdbc"
 CACHING_ARTIFACT = "aws-secretsmanager-caching-java"
@@ -37,17 +38,8 @@ CONFIG_FILE = "secretsmanager.properties"
 FACTORIES = "META-INF/spring.factories"
 RESOLVER_KEY = "org.springframework.boot.context.config.ConfigDataLocationResolver"
 
-# The wrapper's property sub-prefix and default real drivers per wrapper class (in the order
-# the wrapper tries them: the MySQL wrapper takes Connector/J 8's class when it is there).
-_SUBPREFIX = {
-    "mysql": "mysql",
-    "mariadb": "mariadb",
-    "postgres": "postgresql",
-    "oracle": "oracle",
-    "sqlserver": "sqlserver",
-    "db2": "db2",
-    "redshift": "redshift",
-}
+# The wrapper's default real drivers per engine, in the order it tries them (the MySQL wrapper
+# takes Connector/J 8's class when it is there); its property sub-prefixes are tomcat's.
 _DEFAULT_DRIVERS = {
     "mysql": ("com.mysql.cj.jdbc.Driver", "com.mysql.jdbc.Driver"),
     "mariadb": ("org.mariadb.jdbc.Driver",),
@@ -353,7 +345,7 @@ def _check_wrapper(
             f"no {JACKSON} (com.fasterxml.jackson.core:jackson-databind), which the "
             "wrapper parses the secret with"
         )
-    key = f"drivers.{_SUBPREFIX[engine]}.realDriverClass"
+    key = f"drivers.{WRAPPER_SUBPREFIX[engine]}.realDriverClass"
     configured = None
     source = ""
     for where, text in resources.resources.get(CONFIG_FILE, [])[:1]:

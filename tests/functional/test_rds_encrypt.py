@@ -615,28 +615,40 @@ def test_a_stopped_instance_is_reported_with_how_to_start_it_not_waited_on(
     assert not _describe(aws, DB)["StorageEncrypted"]
 
 
-class _PendingSession(AwsSession):
-    """The operator's session; DescribeDBInstances answers carry a pending class change, as
-    RDS's do after a modify without --apply-immediately (moto applies every change at once, so
-    an ``after-call`` handler adds it to moto's real answer)."""
-
-    def client(self, service: str, region: str | None = None) -> Any:
-        client = super().client(service, region)
-        if service == "rds" and not getattr(client, "_pending_hooked", False):
-            client.meta.events.register("after-call.rds.DescribeDBInstances", _add_pending)
-            client._pending_hooked = True
-        return client
-
-
 def _add_pending(parsed: dict[str, Any], **kwargs: Any) -> None:
     for db in parsed.get("DBInstances", []):
         if db["DBInstanceIdentifier"] == DB:
             db["PendingModifiedValues"] = {"DBInstanceClass": "db.r6g.large"}
 
 
-class _PendingSettings(Settings):
-    def aws(self) -> AwsSession:
-        return _PendingSession(region=self.region, endpoint_url=self.endpoint_url)
+def _add_modifying(parsed: dict[str, Any], **kwargs: Any) -> None:
+    _add_pending(parsed)
+    for db in parsed.get("DBInstances", []):
+        if db["DBInstanceIdentifier"] == DB:
+            db["DBInstanceStatus"] = "modifying"
+
+
+def _answering(hook: Any) -> type[Settings]:
+    """Settings whose sessions' DescribeDBInstances answers pass through ``hook``: moto
+    applies every change at once, so an ``after-call`` handler adds to moto's real answer
+    what RDS shows after a modify without --apply-immediately (or while it applies one)."""
+
+    class _Session(AwsSession):
+        def client(self, service: str, region: str | None = None) -> Any:
+            client = super().client(service, region)
+            if service == "rds" and not getattr(client, "_answer_hooked", False):
+                client.meta.events.register("after-call.rds.DescribeDBInstances", hook)
+                client._answer_hooked = True
+            return client
+
+    class _Settings(Settings):
+        def aws(self) -> AwsSession:
+            return _Session(region=self.region, endpoint_url=self.endpoint_url)
+
+    return _Settings
+
+
+_PendingSettings = _answering(_add_pending)
 
 
 def test_pending_modifications_are_refused_unless_accepted_then_named(
@@ -665,36 +677,13 @@ def test_pending_modifications_are_refused_unless_accepted_then_named(
     assert not [r for r in stop.risks if "pending" in r]
 
 
-def _add_modifying(parsed: dict[str, Any], **kwargs: Any) -> None:
-    for db in parsed.get("DBInstances", []):
-        if db["DBInstanceIdentifier"] == DB:
-            db["PendingModifiedValues"] = {"DBInstanceClass": "db.r6g.large"}
-            db["DBInstanceStatus"] = "modifying"
-
-
-class _ModifyingSession(AwsSession):
-    """As _PendingSession, with the change being applied now (status modifying)."""
-
-    def client(self, service: str, region: str | None = None) -> Any:
-        client = super().client(service, region)
-        if service == "rds" and not getattr(client, "_modifying_hooked", False):
-            client.meta.events.register("after-call.rds.DescribeDBInstances", _add_modifying)
-            client._modifying_hooked = True
-        return client
-
-
-class _ModifyingSettings(Settings):
-    def aws(self) -> AwsSession:
-        return _ModifyingSession(region=self.region, endpoint_url=self.endpoint_url)
-
-
 def test_a_modification_being_applied_now_is_waited_for_not_called_pending(
     settings: Settings, aws: Any, tmp_path: Path
 ) -> None:
     """An --apply-immediately modify in progress (status modifying) is not a change for the
     next maintenance window: accepting it would not help, and the plan says to wait."""
     _mysql(aws, replica=False)
-    busy = _ModifyingSettings(state=settings.state, endpoint_url=settings.endpoint_url)
+    busy = _answering(_add_modifying)(state=settings.state, endpoint_url=settings.endpoint_url)
     busy.quiet = True
     accepting = write_playbook(
         tmp_path / "accept.yaml",
