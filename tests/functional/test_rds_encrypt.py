@@ -794,3 +794,57 @@ def test_a_plan_whose_snapshots_would_not_fit_the_quota_is_refused(
     assert "quota is 100 (the default" in text and "L-272F1212" in text
     rds.delete_db_snapshot(DBSnapshotIdentifier="keep-0")
     commands.plan(settings, PLAYBOOK)  # 95 + 5 fit
+
+
+def test_a_proxy_and_a_dms_task_that_do_not_follow_the_swap_are_named(
+    settings: Settings, aws: Any
+) -> None:
+    """An RDS Proxy registers the database itself, not its host name, so after the rename-swap
+    it keeps sending clients to the renamed original; a DMS CDC task's position is the
+    original's. The plan names both on the stop-writes gate, with what to do."""
+    db = _mysql(aws, replica=False)
+    rds, dms = aws("rds"), aws("dms")
+    subnets = [s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]]
+    rds.create_db_proxy(
+        DBProxyName="orders-proxy",
+        EngineFamily="MYSQL",
+        Auth=[
+            {"AuthScheme": "SECRETS", "SecretArn": "arn:aws:secretsmanager:us-east-1:1:secret:p"}
+        ],
+        RoleArn="arn:aws:iam::123456789012:role/proxy",
+        VpcSubnetIds=subnets,
+    )
+    rds.register_db_proxy_targets(DBProxyName="orders-proxy", DBInstanceIdentifiers=[DB])
+    source = dms.create_endpoint(
+        EndpointIdentifier="orders-src",
+        EndpointType="source",
+        EngineName="mysql",
+        ServerName=db["Endpoint"]["Address"],
+        Port=3307,
+        Username="dms",
+        Password="Not-A-Real-Secret-7",
+    )["Endpoint"]["EndpointArn"]
+    target = dms.create_endpoint(
+        EndpointIdentifier="lake",
+        EndpointType="target",
+        EngineName="s3",
+        S3Settings={"BucketName": "lake", "ServiceAccessRoleArn": "arn:aws:iam::1:role/dms"},
+    )["Endpoint"]["EndpointArn"]
+    instance = dms.create_replication_instance(
+        ReplicationInstanceIdentifier="dms-1", ReplicationInstanceClass="dms.t3.medium"
+    )["ReplicationInstance"]["ReplicationInstanceArn"]
+    dms.create_replication_task(
+        ReplicationTaskIdentifier="orders-to-lake",
+        SourceEndpointArn=source,
+        TargetEndpointArn=target,
+        ReplicationInstanceArn=instance,
+        MigrationType="full-load-and-cdc",
+        TableMappings='{"rules": []}',
+    )
+    _, plan = commands.plan(settings, PLAYBOOK)
+    stop = next(a for a in plan.steps[1].actions if a.target == DB and a.gate == "stop-writes")
+    (proxy,) = [r for r in stop.risks if "RDS Proxy" in r]
+    assert "orders-proxy" in proxy and "register-db-proxy-targets" in proxy
+    (task,) = [r for r in stop.risks if "DMS task" in r]
+    assert "orders-to-lake (source, full-load-and-cdc" in task and "start position" in task
+    assert "Not-A-Real-Secret" not in json.dumps(plan.steps[1].facts)

@@ -231,6 +231,7 @@ def test_aurora_parity_settings_are_restored_or_modified_and_compared() -> None:
             {"RoleArn": "arn:aws:iam::1:role/lambda", "Status": "ACTIVE"},
         ],
         "DatabaseInsightsMode": "advanced",
+        "HttpEndpointEnabled": True,
         "MasterUserSecret": {"SecretArn": "arn:aws:secretsmanager:r:1:secret:rds!cluster-x"},
     }
     want = rc.cluster_settings(original)
@@ -244,10 +245,17 @@ def test_aurora_parity_settings_are_restored_or_modified_and_compared() -> None:
     ]
     restored = rc.cluster_settings({**CLUSTER, "NetworkType": "DUAL"})  # what a bare restore has
     diffs = rc.diff_cluster(want, restored)
-    for key in ("domain", "associated_roles", "database_insights_mode", "managed_master_password"):
+    for key in (
+        "domain",
+        "associated_roles",
+        "database_insights_mode",
+        "http_endpoint",
+        "managed_master_password",
+    ):
         assert key in diffs, key
     modify = rc.modify_cluster_kwargs(want, "n", restored)
     assert modify["DatabaseInsightsMode"] == "advanced"
+    assert modify["EnableHttpEndpoint"] is True  # the Data API
     assert modify["ManageMasterUserPassword"] is True
     assert modify["Domain"] == "d-906712345"
     assert "NetworkType" not in modify  # the restore took it

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from migrate.aws import rds_dependents as rdeps
 from migrate.aws import rds_settings as rs
 from migrate.engine.base import Action
 from migrate.engine.context import StepContext
@@ -76,6 +77,7 @@ CLUSTER_COMPARED = (
     "domain",
     "associated_roles",
     "database_insights_mode",
+    "http_endpoint",
     "managed_master_password",
 )
 # Member instance settings compared (keys of ``member_settings``); ``writer`` is the role.
@@ -196,8 +198,10 @@ def cluster_settings(cluster: Mapping[str, Any]) -> dict[str, Any]:
             for r in cluster.get("AssociatedRoles") or ()
             if r.get("RoleArn")
         ),
-        # Not a restore parameter: set by a modify after the restore.
+        # Not restore parameters: set by a modify after the restore (the Data API too, which
+        # applications calling rds-data:ExecuteStatement need).
         "database_insights_mode": cluster.get("DatabaseInsightsMode"),
+        "http_endpoint": bool(cluster.get("HttpEndpointEnabled", False)),
         # A master password RDS keeps in Secrets Manager: a restore cannot turn it on, so the
         # copy is modified and gets a *new* secret (the ARN changes; see the restore's risk).
         "managed_master_password": bool(cluster.get("MasterUserSecret")),
@@ -328,6 +332,8 @@ def modify_cluster_kwargs(
         kwargs["Domain"] = want["domain"]["Domain"]
         if want["domain"].get("IAMRoleName"):
             kwargs["DomainIAMRoleName"] = want["domain"]["IAMRoleName"]
+    if differs("http_endpoint") and want.get("http_endpoint"):
+        kwargs["EnableHttpEndpoint"] = True
     if want.get("managed_master_password") and not got.get("managed_master_password"):
         kwargs["ManageMasterUserPassword"] = True
         if want.get("master_user_secret_kms_key"):
@@ -499,7 +505,9 @@ def cluster_actions(
             f"the temporary member name(s) {', '.join(taken)} for cluster {cid} are already "
             "taken by other instances. Delete or rename them, or start a new run."
         )
-    risks_common: list[str] = []
+    risks_common: list[str] = rdeps.dependents_risk(
+        CLUSTER.label, cid, cluster.get("proxies", []), cluster.get("dms_tasks", [])
+    )
     if rs.renamed_id(cid, date) in related_clusters:
         risks_common.append(
             f"a cluster named {rs.renamed_id(cid, date)} exists: a cut-over today would need "

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from migrate.aws import rds as api
+from migrate.aws import rds_dependents as rdeps
 from migrate.aws import rds_settings as rs
 from migrate.aws.arns import arn_region, is_kms_key_arn
 from migrate.aws.errors import already_exists
@@ -199,6 +200,10 @@ class RdsEncrypt(Step):
         "rds:FailoverDBCluster",
         "rds:DeleteDBCluster",
         "rds:DeleteDBClusterSnapshot",
+        "rds:DescribeDBProxies",
+        "rds:DescribeDBProxyTargets",
+        "dms:DescribeEndpoints",
+        "dms:DescribeReplicationTasks",
         "kms:DescribeKey",
         "kms:GetKeyPolicy",
         "kms:CreateGrant",
@@ -312,6 +317,7 @@ class RdsEncrypt(Step):
                 _only_once(instances, db_id, "instance")
                 instances[db_id] = {
                     "region": region,
+                    "address": (db.get("Endpoint") or {}).get("Address"),
                     "status": db.get("DBInstanceStatus"),
                     "resource_id": db.get("DbiResourceId"),
                     "pending_modifications": _pending(db),
@@ -346,6 +352,7 @@ class RdsEncrypt(Step):
             self._check_cluster_snapshot_quota(ctx, clusters)
             lk.refuse_leftover_locks(ctx, {**instances, **clusters})
         self._policies_naming_resource_ids(ctx, instances)
+        self._dependents(ctx, instances, clusters)
         members = [m for c in clusters.values() for m in c["members"]]
         prefixes = tuple(f"{i}-" for i in [*instances, *members])
         cluster_prefixes = tuple(f"{c}-" for c in clusters)
@@ -422,6 +429,7 @@ class RdsEncrypt(Step):
         _only_once(clusters, cid, "cluster")
         clusters[cid] = {
             "region": region,
+            "address": cluster.get("Endpoint"),
             "status": cluster.get("Status"),
             "encrypted": encrypted,
             "kms_key_id": cluster.get("KmsKeyId") if encrypted else None,
@@ -487,6 +495,23 @@ class RdsEncrypt(Step):
             found = None
         for db_id, rid in wanted.items():
             instances[db_id]["iam_policies"] = None if found is None else found.get(rid, [])
+
+    def _dependents(
+        self, ctx: StepContext, instances: dict[str, Any], clusters: dict[str, Any]
+    ) -> None:
+        """For each unencrypted database: the RDS Proxies that target it and the DMS tasks that
+        use it (``proxies``, ``dms_tasks`` in its facts; None when AWS would not say): neither
+        follows a rename-swap (:mod:`migrate.aws.rds_dependents`)."""
+        todo = {i: d for i, d in [*instances.items(), *clusters.items()] if not d["encrypted"]}
+        for region in sorted({d["region"] for d in todo.values()}):
+            here = {i: d for i, d in todo.items() if d["region"] == region}
+            proxies = rdeps.proxy_targets(ctx.client("rds", region), here)
+            tasks = rdeps.dms_tasks(
+                ctx.client("dms", region), {i: d.get("address") or "" for i, d in here.items()}
+            )
+            for db_id, db in here.items():
+                db["proxies"] = None if proxies is None else proxies.get(db_id, [])
+                db["dms_tasks"] = None if tasks is None else tasks.get(db_id, [])
 
     def _check_cluster_snapshot_quota(self, ctx: StepContext, clusters: dict[str, Any]) -> None:
         """While planning, as for instances: each unencrypted cluster takes up to four manual
@@ -591,7 +616,9 @@ class RdsEncrypt(Step):
                 "instance. Delete or rename it, or start a new run (a new run gets a new name)."
             )
         today = rs.renamed_id(db_id, f"{self.clock():%Y%m%d}")
-        risks_common: list[str] = []
+        risks_common: list[str] = rdeps.dependents_risk(
+            "", db_id, db.get("proxies", []), db.get("dms_tasks", [])
+        )
         status = db.get("status") or "available"
         if db.get("pending_modifications") and status != "available":
             # Not waiting for a maintenance window: RDS is applying them now (an
