@@ -218,3 +218,13 @@ def test_rds_lockdown_changes_only_its_own_security_groups() -> None:
         assert "arn:aws:ec2:*:*:security-group/*" in _as_list(statement["Resource"])
     (tags,) = _statements_with(policy, "ec2:CreateTags")
     assert tags["Condition"] == {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}
+
+
+def test_rds_managed_password_secrets_are_only_rds_own() -> None:
+    """A copy modified with ManageMasterUserPassword gets a secret RDS makes with the caller's
+    permissions; the migrator may touch only those (rds!db-..., rds!cluster-...), never the
+    account's other secrets."""
+    policy = commands.permissions(str(PLAYBOOKS / "rds-encrypt.yaml"))
+    for action in ("CreateSecret", "RotateSecret", "DeleteSecret", "TagResource"):
+        (statement,) = _statements_with(policy, f"secretsmanager:{action}")
+        assert statement["Resource"] == "arn:aws:secretsmanager:*:*:secret:rds!*", statement

@@ -200,6 +200,14 @@ class RdsEncrypt(Step):
         "rds:FailoverDBCluster",
         "rds:DeleteDBCluster",
         "rds:DeleteDBClusterSnapshot",
+        # ManageMasterUserPassword on the copy: RDS makes the new secret (rds!db-..., rds!cluster-...)
+        # with the caller's permissions.
+        "secretsmanager:CreateSecret",
+        "secretsmanager:RotateSecret",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:UpdateSecret",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:TagResource",
         "rds:DescribeDBProxies",
         "rds:DescribeDBProxyTargets",
         "dms:DescribeEndpoints",
@@ -264,6 +272,18 @@ class RdsEncrypt(Step):
             Scope(
                 ("ec2:CreateTags",),
                 condition={"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}},
+            ),
+            # The only secrets it touches are those RDS makes for a managed master password.
+            Scope(
+                (
+                    "secretsmanager:CreateSecret",
+                    "secretsmanager:RotateSecret",
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:UpdateSecret",
+                    "secretsmanager:DeleteSecret",
+                    "secretsmanager:TagResource",
+                ),
+                {"SecretId": ("rds!*",)},
             ),
         ]
 
