@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import shutil
 import socket
 import sqlite3
@@ -198,6 +197,7 @@ class Result:
     requests: int
     encrypted: int
     phase_s: float  # migrate: the re-encryption action alone; awscli: the whole command
+    peak_rss_mib: float = 0.0  # the command's largest process
 
     @property
     def phase_objects_per_s(self) -> float:
@@ -276,17 +276,22 @@ def count_requests(endpoint: str) -> int:
     return count
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run ``cmd``; return (wall seconds, CPU seconds of it and its children)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Run ``cmd``; return (wall seconds, CPU seconds of it and its children, its peak RSS in
+    MiB). ``os.wait4`` gives this one command's usage (RUSAGE_CHILDREN would keep the largest
+    of every command run so far)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace")[-3000:]
+            raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{tail}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
 PLAYBOOK = """\
@@ -368,7 +373,7 @@ def run_one(
             cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], *cmd]
     moto_api(moto_endpoint, "/moto-api/recorder/reset-recording")
     moto_api(moto_endpoint, "/moto-api/recorder/start-recording")
-    wall, cpu = timed(cmd, env)
+    wall, cpu, rss = timed(cmd, env)
     moto_api(moto_endpoint, "/moto-api/recorder/stop-recording")
     requests = count_requests(moto_endpoint)
     phase = wall if tool == "awscli" else action_seconds(Path(env["MIGRATE_STATE"]))
@@ -382,6 +387,7 @@ def run_one(
         requests,
         count_encrypted(moto_endpoint),
         phase,
+        rss,
     )
 
 
@@ -467,14 +473,14 @@ def _table(results: list[Result], args: argparse.Namespace) -> str:
         + (f" (concurrency {args.concurrency})" if args.settings == "tuned" else "")
         + f" awscli max_concurrent_requests={args.awscli_concurrency}",
         "| regime | bucket | tool | objects/s (whole command) | objects/s (copy phase) "
-        "| client CPU ms/object | server requests/object |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+        "| client CPU ms/object | server requests/object | peak RSS MiB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r.regime} | {r.bucket_kind} | {r.tool} | {r.objects_per_s:.1f} | "
             f"{r.phase_objects_per_s:.1f} | {r.cpu_ms_per_object:.2f} | "
-            f"{r.requests_per_object:.2f} |"
+            f"{r.requests_per_object:.2f} | {r.peak_rss_mib:.0f} |"
         )
     lines.append("")
     lines.append(
