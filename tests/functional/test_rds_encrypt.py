@@ -651,6 +651,16 @@ def _answering(hook: Any) -> type[Settings]:
 _PendingSettings = _answering(_add_pending)
 
 
+def _accepting_book(tmp_path: Path) -> Path:
+    """The RDS playbook with accept_pending_modifications: true."""
+    return write_playbook(
+        tmp_path / "accept.yaml",
+        "name: accept\nsteps:\n  - id: kms\n    uses: kms.ensure_key\n"
+        "  - id: rds-encrypt\n    uses: rds.encrypt\n    with:\n"
+        '      kms_key: "{{ steps.kms.key_arn }}"\n      accept_pending_modifications: true\n',
+    )
+
+
 def test_pending_modifications_are_refused_unless_accepted_then_named(
     settings: Settings, aws: Any, tmp_path: Path
 ) -> None:
@@ -662,12 +672,7 @@ def test_pending_modifications_are_refused_unless_accepted_then_named(
     with pytest.raises(BadInputError) as err:
         commands.plan(pending, PLAYBOOK)
     assert "DBInstanceClass" in str(err.value) and "accept_pending_modifications" in str(err.value)
-    accepting = write_playbook(
-        tmp_path / "accept.yaml",
-        "name: accept\nsteps:\n  - id: kms\n    uses: kms.ensure_key\n"
-        "  - id: rds-encrypt\n    uses: rds.encrypt\n    with:\n"
-        '      kms_key: "{{ steps.kms.key_arn }}"\n      accept_pending_modifications: true\n',
-    )
+    accepting = _accepting_book(tmp_path)
     _, plan = commands.plan(pending, str(accepting))
     stop = next(a for a in plan.steps[1].actions if a.target == DB and a.gate == "stop-writes")
     (risk,) = [r for r in stop.risks if "pending" in r]
@@ -685,12 +690,7 @@ def test_a_modification_being_applied_now_is_waited_for_not_called_pending(
     _mysql(aws, replica=False)
     busy = _answering(_add_modifying)(state=settings.state, endpoint_url=settings.endpoint_url)
     busy.quiet = True
-    accepting = write_playbook(
-        tmp_path / "accept.yaml",
-        "name: accept\nsteps:\n  - id: kms\n    uses: kms.ensure_key\n"
-        "  - id: rds-encrypt\n    uses: rds.encrypt\n    with:\n"
-        '      kms_key: "{{ steps.kms.key_arn }}"\n      accept_pending_modifications: true\n',
-    )
+    accepting = _accepting_book(tmp_path)
     for book in (PLAYBOOK, str(accepting)):
         with pytest.raises(BadInputError) as err:
             commands.plan(busy, book)

@@ -149,6 +149,18 @@ def _key_in_region(arn: str | None, region: str, where: str, what: str) -> None:
         )
 
 
+# ManageMasterUserPassword on the copy: RDS makes its new secret (rds!db-..., rds!cluster-...)
+# with the caller's permissions.
+MANAGED_SECRET_ACTIONS = (
+    "secretsmanager:CreateSecret",
+    "secretsmanager:RotateSecret",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:TagResource",
+)
+
+
 @step("rds.encrypt")
 class RdsEncrypt(Step):
     """Encrypt unencrypted RDS instances and Aurora clusters: snapshot, encrypted copy, restore, cut-over.
@@ -200,14 +212,7 @@ class RdsEncrypt(Step):
         "rds:FailoverDBCluster",
         "rds:DeleteDBCluster",
         "rds:DeleteDBClusterSnapshot",
-        # ManageMasterUserPassword on the copy: RDS makes the new secret (rds!db-..., rds!cluster-...)
-        # with the caller's permissions.
-        "secretsmanager:CreateSecret",
-        "secretsmanager:RotateSecret",
-        "secretsmanager:DescribeSecret",
-        "secretsmanager:UpdateSecret",
-        "secretsmanager:DeleteSecret",
-        "secretsmanager:TagResource",
+        *MANAGED_SECRET_ACTIONS,
         "rds:DescribeDBProxies",
         "rds:DescribeDBProxyTargets",
         "dms:DescribeEndpoints",
@@ -274,17 +279,7 @@ class RdsEncrypt(Step):
                 condition={"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}},
             ),
             # The only secrets it touches are those RDS makes for a managed master password.
-            Scope(
-                (
-                    "secretsmanager:CreateSecret",
-                    "secretsmanager:RotateSecret",
-                    "secretsmanager:DescribeSecret",
-                    "secretsmanager:UpdateSecret",
-                    "secretsmanager:DeleteSecret",
-                    "secretsmanager:TagResource",
-                ),
-                {"SecretId": ("rds!*",)},
-            ),
+            Scope(MANAGED_SECRET_ACTIONS, {"SecretId": ("rds!*",)}),
         ]
 
     # The clock of waits and measurements; a test replaces it to step past a deadline.
